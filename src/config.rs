@@ -1,0 +1,716 @@
+//! `config.toml`: every key, its default, and validation with errors a user can act on.
+//!
+//! Lookup order when no `--config` is given: `./config.toml`, then
+//! `$XDG_CONFIG_HOME/gemmaedge/config.toml` (or `~/.config/...`), then built-in defaults.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything the program reads from `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub student: HostConfig,
+    pub teacher: HostConfig,
+    pub source: SourceConfig,
+    pub frame: FrameConfig,
+    pub policy: PolicyConfig,
+    pub paths: PathsConfig,
+    pub upskill: UpskillConfig,
+    pub console: ConsoleConfig,
+    pub privacy: PrivacyConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            student: HostConfig::student_default(),
+            teacher: HostConfig::teacher_default(),
+            source: SourceConfig::default(),
+            frame: FrameConfig::default(),
+            policy: PolicyConfig::default(),
+            paths: PathsConfig::default(),
+            upskill: UpskillConfig::default(),
+            console: ConsoleConfig::default(),
+            privacy: PrivacyConfig::default(),
+        }
+    }
+}
+
+/// One model server: the student on this device or the teacher on the LAN.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Base URL of the Ollama server, e.g. `http://127.0.0.1:11434`.
+    pub host: String,
+    pub model: String,
+    /// Whole-call limit, connect to last byte.
+    pub timeout_secs: u64,
+    /// Gemma 4 "thinks" by default on Ollama; thinking costs seconds per frame on a Pi.
+    pub think: bool,
+    /// Sampling temperature; unset leaves the model's default.
+    pub temperature: Option<f32>,
+    /// Sent as `Authorization: Bearer …` (for a reverse proxy). Never logged or shown.
+    pub api_key: Option<String>,
+    /// Extra HTTP headers for every request to this host. Values are never logged or shown.
+    pub headers: BTreeMap<String, String>,
+    /// Retries after a 500/503 (teacher only; a student frame is skipped instead).
+    pub max_retries: u32,
+}
+
+impl HostConfig {
+    fn student_default() -> Self {
+        HostConfig {
+            host: "http://127.0.0.1:11434".into(),
+            model: "gemma4:e2b".into(),
+            timeout_secs: 60,
+            think: false,
+            temperature: None,
+            api_key: None,
+            headers: BTreeMap::new(),
+            max_retries: 0,
+        }
+    }
+    fn teacher_default() -> Self {
+        HostConfig {
+            host: "http://mac-mini.local:11434".into(),
+            model: "gemma4:26b".into(),
+            timeout_secs: 180,
+            think: false,
+            temperature: None,
+            api_key: None,
+            headers: BTreeMap::new(),
+            max_retries: 2,
+        }
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig::student_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Camera,
+    Folder,
+    File,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub camera_index: u32,
+    /// Folder of images, or one image file.
+    pub path: String,
+    /// Frames offered per second; the student takes the newest when it is free.
+    pub fps: f64,
+    /// When the camera cannot be opened at start, fall back to this folder of sample
+    /// photos (empty: no fallback, keep retrying the camera).
+    pub fallback_path: String,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: SourceKind::Camera,
+            camera_index: 0,
+            path: String::new(),
+            fps: 1.0,
+            fallback_path: "eval/images".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrameConfig {
+    /// Longest side of the JPEG sent to a model.
+    pub max_side: u32,
+    pub jpeg_quality: u8,
+}
+
+impl Default for FrameConfig {
+    fn default() -> Self {
+        FrameConfig {
+            max_side: 768,
+            jpeg_quality: 80,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub confidence_threshold: f32,
+    /// Audit one in N frames that nothing else escalated; 0 = off.
+    pub audit_every: u32,
+    pub safety_keywords: Vec<String>,
+    /// Most frames waiting for the teacher; when full the lowest-priority oldest is dropped.
+    pub teacher_queue: usize,
+}
+
+pub const DEFAULT_SAFETY_KEYWORDS: &[&str] = &[
+    "smoke",
+    "fire",
+    "flame",
+    "hazard",
+    "danger",
+    "injury",
+    "fallen",
+    "weapon",
+    "blood",
+    "emergency",
+    "suspicious",
+    "unusual",
+];
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            confidence_threshold: 0.55,
+            audit_every: 10,
+            safety_keywords: DEFAULT_SAFETY_KEYWORDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            teacher_queue: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    pub skills: PathBuf,
+    pub eval: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig {
+            skills: "skills".into(),
+            eval: "eval".into(),
+            logs: "logs".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpskillConfig {
+    /// How many candidate prompts the teacher writes.
+    pub candidates: usize,
+    /// Student calls at a time while scoring (a Pi runs one inference at a time).
+    pub concurrency: usize,
+    /// A candidate must beat the baseline by this much (train score, 0..1) to replace the skill.
+    pub min_improvement: f64,
+    /// Candidate prompts longer than this are dropped.
+    pub max_prompt_chars: usize,
+    /// Bootstrap resamples for the improvement interval.
+    pub bootstrap_samples: usize,
+}
+
+impl Default for UpskillConfig {
+    fn default() -> Self {
+        UpskillConfig {
+            candidates: 4,
+            concurrency: 1,
+            min_improvement: 0.02,
+            max_prompt_chars: 2000,
+            bootstrap_samples: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Student log entries kept in memory.
+    pub history: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { history: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Save escalated frames under `logs/frames/`.
+    pub save_frames: bool,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { save_frames: true }
+    }
+}
+
+/// A config that cannot be used. Displayed as one or more lines a user can act on.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// TOML syntax error, or a value of the wrong type, or an unknown key.
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value of the right type but outside what is allowed.
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, error } => {
+                write!(f, "cannot read config {}: {error}", path.display())
+            }
+            ConfigError::Parse {
+                path,
+                line,
+                column,
+                message,
+            } => write!(
+                f,
+                "config error in {} at line {line}, column {column}: {message}",
+                path.display()
+            ),
+            ConfigError::Invalid { path, problems } => {
+                write!(f, "config error in {}:", path.display())?;
+                for p in problems {
+                    write!(f, "\n  - {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the config came from, for the status line and `check`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigOrigin {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigOrigin::File(p) => write!(f, "{}", p.display()),
+            ConfigOrigin::BuiltIn => write!(f, "built-in defaults"),
+        }
+    }
+}
+
+impl Config {
+    /// Load the config: an explicit path must exist; otherwise the lookup order applies.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> {
+        if let Some(p) = explicit {
+            return Ok((Self::load_file(p)?, ConfigOrigin::File(p.to_path_buf())));
+        }
+        for candidate in default_locations() {
+            if candidate.is_file() {
+                return Ok((Self::load_file(&candidate)?, ConfigOrigin::File(candidate)));
+            }
+        }
+        let mut cfg = Config::default();
+        cfg.apply_env();
+        Ok((cfg, ConfigOrigin::BuiltIn))
+    }
+
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::parse_str(&text, path)
+    }
+
+    /// Parse and validate TOML text; `path` is only used in messages.
+    pub fn parse_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let host_in_file = student_host_given(text);
+        let mut cfg: Config = toml::from_str(text).map_err(|e| parse_error(text, path, &e))?;
+        if !host_in_file {
+            cfg.apply_env();
+        }
+        cfg.validate()
+            .map_err(|problems| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })?;
+        Ok(cfg)
+    }
+
+    /// `OLLAMA_HOST`, when set, overrides the student's default host.
+    fn apply_env(&mut self) {
+        if let Ok(h) = std::env::var("OLLAMA_HOST") {
+            let h = h.trim();
+            if !h.is_empty() {
+                self.student.host = normalize_ollama_host(h);
+            }
+        }
+    }
+
+    /// Every problem at once, each naming the key, the value and what is allowed.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut p = Vec::new();
+        for (name, h) in [("student", &self.student), ("teacher", &self.teacher)] {
+            if !(h.host.starts_with("http://") || h.host.starts_with("https://")) {
+                p.push(format!(
+                    "{name}.host must start with http:// or https://, got {:?}",
+                    h.host
+                ));
+            }
+            if h.model.trim().is_empty() {
+                p.push(format!("{name}.model must not be empty"));
+            }
+            if h.timeout_secs == 0 || h.timeout_secs > 3600 {
+                p.push(format!(
+                    "{name}.timeout_secs must be between 1 and 3600, got {}",
+                    h.timeout_secs
+                ));
+            }
+            if let Some(t) = h.temperature {
+                if !(0.0..=2.0).contains(&t) {
+                    p.push(format!(
+                        "{name}.temperature must be between 0.0 and 2.0, got {t}"
+                    ));
+                }
+            }
+            if h.max_retries > 10 {
+                p.push(format!(
+                    "{name}.max_retries must be between 0 and 10, got {}",
+                    h.max_retries
+                ));
+            }
+        }
+        if !(self.source.fps > 0.0 && self.source.fps <= 120.0) {
+            p.push(format!(
+                "source.fps must be above 0 and at most 120, got {}",
+                self.source.fps
+            ));
+        }
+        if matches!(self.source.kind, SourceKind::Folder | SourceKind::File)
+            && self.source.path.trim().is_empty()
+        {
+            p.push(format!(
+                "source.path must name {} when source.kind = \"{}\"",
+                if self.source.kind == SourceKind::Folder {
+                    "a folder of images"
+                } else {
+                    "an image file"
+                },
+                if self.source.kind == SourceKind::Folder {
+                    "folder"
+                } else {
+                    "file"
+                }
+            ));
+        }
+        if !(32..=4096).contains(&self.frame.max_side) {
+            p.push(format!(
+                "frame.max_side must be between 32 and 4096, got {}",
+                self.frame.max_side
+            ));
+        }
+        if !(1..=100).contains(&self.frame.jpeg_quality) {
+            p.push(format!(
+                "frame.jpeg_quality must be between 1 and 100, got {}",
+                self.frame.jpeg_quality
+            ));
+        }
+        let t = self.policy.confidence_threshold;
+        if !(0.0..=1.0).contains(&t) {
+            p.push(format!(
+                "policy.confidence_threshold must be between 0.0 and 1.0, got {t}"
+            ));
+        }
+        if self.policy.safety_keywords.iter().any(|k| k.trim().is_empty()) {
+            p.push("policy.safety_keywords must not contain an empty word".into());
+        }
+        if self.policy.teacher_queue == 0 || self.policy.teacher_queue > 1000 {
+            p.push(format!(
+                "policy.teacher_queue must be between 1 and 1000, got {}",
+                self.policy.teacher_queue
+            ));
+        }
+        if self.upskill.candidates == 0 || self.upskill.candidates > 32 {
+            p.push(format!(
+                "upskill.candidates must be between 1 and 32, got {}",
+                self.upskill.candidates
+            ));
+        }
+        if self.upskill.concurrency == 0 || self.upskill.concurrency > 64 {
+            p.push(format!(
+                "upskill.concurrency must be between 1 and 64, got {}",
+                self.upskill.concurrency
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.upskill.min_improvement) {
+            p.push(format!(
+                "upskill.min_improvement must be between 0.0 and 1.0, got {}",
+                self.upskill.min_improvement
+            ));
+        }
+        if self.upskill.max_prompt_chars < 20 {
+            p.push(format!(
+                "upskill.max_prompt_chars must be at least 20, got {}",
+                self.upskill.max_prompt_chars
+            ));
+        }
+        if !(10..=100_000).contains(&self.upskill.bootstrap_samples) {
+            p.push(format!(
+                "upskill.bootstrap_samples must be between 10 and 100000, got {}",
+                self.upskill.bootstrap_samples
+            ));
+        }
+        if !(10..=100_000).contains(&self.console.history) {
+            p.push(format!(
+                "console.history must be between 10 and 100000, got {}",
+                self.console.history
+            ));
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(p)
+        }
+    }
+
+    /// The skill file the student uses.
+    pub fn skill_path(&self) -> PathBuf {
+        self.paths.skills.join("skill.txt")
+    }
+}
+
+fn default_locations() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from("config.toml")];
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|s| !s.is_empty()) {
+        v.push(PathBuf::from(x).join("gemmaedge/config.toml"));
+    } else if let Some(home) = std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+        v.push(PathBuf::from(home).join(".config/gemmaedge/config.toml"));
+    }
+    v
+}
+
+/// `OLLAMA_HOST` may be `0.0.0.0`, `host:port` or a full URL; make it a URL.
+/// Like Ollama's own client: without a scheme the port defaults to 11434; with one,
+/// the scheme's default port applies.
+pub fn normalize_ollama_host(h: &str) -> String {
+    let url = if h.starts_with("http://") || h.starts_with("https://") {
+        h.to_string()
+    } else {
+        let (hp, path) = h.split_once('/').map_or((h, ""), |(a, b)| (a, b));
+        let has_port = hp
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+        let hp = if has_port {
+            hp.to_string()
+        } else {
+            format!("{hp}:11434")
+        };
+        if path.is_empty() {
+            format!("http://{hp}")
+        } else {
+            format!("http://{hp}/{path}")
+        }
+    };
+    // 0.0.0.0 is where a server listens, not where a client connects.
+    url.replace("://0.0.0.0", "://127.0.0.1")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// True when the TOML text sets `[student] host` itself (then OLLAMA_HOST does not override it).
+fn student_host_given(text: &str) -> bool {
+    let Ok(v) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    v.get("student")
+        .and_then(|s| s.as_table())
+        .is_some_and(|t| t.contains_key("host"))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |i| {
+        before[i + 1..].chars().count()
+    }) + 1;
+    (line, col)
+}
+
+fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+    let raw = e.message().trim().to_string();
+    let section = e
+        .span()
+        .map(|s| section_at(text, s.start))
+        .unwrap_or_default();
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: improve_message(&raw, &section),
+    }
+}
+
+/// The `[table]` header in force at `offset`, for naming keys as `table.key`.
+fn section_at(text: &str, offset: usize) -> String {
+    let mut section = String::new();
+    let mut pos = 0;
+    for l in text.split_inclusive('\n') {
+        if pos > offset {
+            break;
+        }
+        let t = l.trim();
+        if t.starts_with('[') && !t.starts_with("[[") {
+            if let Some(end) = t.find(']') {
+                section = t[1..end].trim().to_string();
+            }
+        }
+        pos += l.len();
+    }
+    section
+}
+
+/// Turn serde's `unknown field `x`, expected one of `a`, `b`` into a suggestion.
+fn improve_message(raw: &str, section: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        if let Some((name, tail)) = rest.split_once('`') {
+            let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+            let key = if section.is_empty() {
+                name.to_string()
+            } else {
+                format!("{section}.{name}")
+            };
+            let best = expected
+                .iter()
+                .map(|c| (strsim::jaro_winkler(name, c), *c))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            return match best {
+                Some((score, c)) if score > 0.7 => {
+                    format!("unknown key `{key}`; did you mean `{c}`?")
+                }
+                _ if !expected.is_empty() => format!(
+                    "unknown key `{key}`; valid keys here: {}",
+                    expected.join(", ")
+                ),
+                _ => format!("unknown key `{key}`"),
+            };
+        }
+    }
+    if let Some(rest) = raw.strip_prefix("unknown variant `") {
+        if let Some((name, tail)) = rest.split_once('`') {
+            let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+            return format!(
+                "`{name}` is not allowed here; use one of: {}",
+                expected
+                    .iter()
+                    .map(|e| format!("\"{e}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    raw.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse_str(t, Path::new("config.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("[student]\nhost = \"http://127.0.0.1:11434\"\n").unwrap();
+        assert_eq!(c.teacher.model, "gemma4:26b");
+        assert_eq!(c.policy.confidence_threshold, 0.55);
+        assert_eq!(c.frame.max_side, 768);
+    }
+
+    #[test]
+    fn shipped_config_parses_and_matches_defaults_for_policy() {
+        let text = include_str!("../config.toml");
+        let c = parse(text).expect("shipped config.toml must parse");
+        assert_eq!(c.policy, PolicyConfig::default());
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let e = parse("[policy]\nconfidence_threshold = = 0.5\n").unwrap_err();
+        match e {
+            ConfigError::Parse { line, column, .. } => {
+                assert_eq!(line, 2);
+                assert!(column > 1);
+            }
+            other => panic!("expected parse error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_names_key_value_and_range() {
+        let e = parse("[policy]\nconfidence_threshold = 1.5\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config error in config.toml:\n  - policy.confidence_threshold must be between 0.0 and 1.0, got 1.5"
+        );
+    }
+
+    #[test]
+    fn unknown_key_suggests_nearest() {
+        let e = parse("[policy]\nconfidence_treshold = 0.5\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("unknown key `policy.confidence_treshold`"), "{s}");
+        assert!(s.contains("did you mean `confidence_threshold`"), "{s}");
+        assert!(s.contains("line 2"), "{s}");
+    }
+
+    #[test]
+    fn unknown_source_kind_lists_allowed() {
+        let e = parse("[source]\nkind = \"webcam\"\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("\"camera\""), "{s}");
+        assert!(s.contains("\"folder\""), "{s}");
+    }
+
+    #[test]
+    fn folder_without_path_is_invalid() {
+        let e = parse("[source]\nkind = \"folder\"\n").unwrap_err();
+        assert!(e.to_string().contains("source.path"));
+    }
+
+    #[test]
+    fn ollama_host_forms() {
+        assert_eq!(normalize_ollama_host("0.0.0.0"), "http://127.0.0.1:11434");
+        assert_eq!(normalize_ollama_host("10.0.0.2:8080"), "http://10.0.0.2:8080");
+        assert_eq!(
+            normalize_ollama_host("https://ollama.example/"),
+            "https://ollama.example"
+        );
+        assert_eq!(
+            normalize_ollama_host("http://127.0.0.1:11434"),
+            "http://127.0.0.1:11434"
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! The eval set and how answers are scored against it.
+
+pub mod bootstrap;
+pub mod cases;
+pub mod score;
+
+use serde::{Deserialize, Serialize};
+
+/// What a case expects of an answer. Shared by the eval loader and the scorer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Expectation {
+    /// Each group is a list of synonyms; mentioning any one of them counts for the group.
+    pub expect: Vec<Vec<String>>,
+    /// Words the answer must not mention (negated mentions do not count).
+    pub forbid: Vec<String>,
+    /// Whether the answer should flag safety-relevant activity.
+    pub safety: bool,
+}

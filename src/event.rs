@@ -1,0 +1,162 @@
+//! What the engine tells its faces, and what faces can ask of the engine.
+//!
+//! Every event but `StudentToken` is also one line of the session log (JSON, tagged by
+//! `type`). Image bytes ride along in memory for the console but are never serialized.
+
+use crate::frame::PreparedFrame;
+use crate::policy::Reason;
+use crate::verdict::Verdict;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Which model server an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Student,
+    Teacher,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Student => "student",
+            Role::Teacher => "teacher",
+        })
+    }
+}
+
+/// How a model server is doing, as last seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Health {
+    /// Not contacted yet.
+    Unknown,
+    Ok {
+        latency_ms: u64,
+    },
+    /// Answers, but slower than expected.
+    Slow {
+        latency_ms: u64,
+    },
+    /// Cannot be used: the reason and a hint how to fix it.
+    Offline {
+        reason: String,
+        hint: String,
+    },
+}
+
+/// Engine → face.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The engine started (first line of a session).
+    Started {
+        at: DateTime<Utc>,
+        student: String,
+        teacher: String,
+        source: String,
+        skill: String,
+    },
+    /// The student took this frame (the newest captured). `superseded` counts the frames
+    /// captured since the previous taken frame that nobody looked at.
+    FrameTaken {
+        seq: u64,
+        captured_at: DateTime<Utc>,
+        label: String,
+        width: u32,
+        height: u32,
+        jpeg_bytes: usize,
+        superseded: u64,
+        #[serde(skip)]
+        image: Option<Arc<PreparedFrame>>,
+    },
+    /// A piece of the student's answer as it streams in (not logged).
+    StudentToken {
+        seq: u64,
+        text: String,
+    },
+    /// The student's complete answer and what the policy made of it.
+    StudentAnswer {
+        seq: u64,
+        at: DateTime<Utc>,
+        answer: String,
+        confidence: Option<f32>,
+        latency_ms: u64,
+        reasons: Vec<Reason>,
+        skill: String,
+    },
+    /// The student could not answer this frame.
+    StudentFailed {
+        seq: u64,
+        error: String,
+    },
+    /// The frame was queued for the teacher.
+    Escalated {
+        seq: u64,
+        reasons: Vec<Reason>,
+        queue_len: usize,
+        frame_path: Option<PathBuf>,
+    },
+    /// The teacher queue was full; this (lowest-priority, oldest) entry was dropped.
+    TeacherDropped {
+        seq: u64,
+        reasons: Vec<Reason>,
+    },
+    /// The teacher started reviewing this frame.
+    TeacherStarted {
+        seq: u64,
+        queue_len: usize,
+    },
+    TeacherVerdict {
+        seq: u64,
+        verdict: Verdict,
+        latency_ms: u64,
+    },
+    TeacherFailed {
+        seq: u64,
+        error: String,
+    },
+    Health {
+        role: Role,
+        health: Health,
+    },
+    /// Capture paused or resumed.
+    Paused {
+        paused: bool,
+    },
+    /// The skill file changed and the next frame uses it.
+    SkillLoaded {
+        name: String,
+        chars: usize,
+    },
+    Warning {
+        message: String,
+    },
+    /// The engine has stopped; nothing follows.
+    Stopped {
+        frames_answered: u64,
+    },
+}
+
+impl Event {
+    /// Tokens are too many and too small to log.
+    pub fn is_logged(&self) -> bool {
+        !matches!(self, Event::StudentToken { .. })
+    }
+}
+
+/// Face → engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Escalate the current frame (the one the student is answering, else the last answered).
+    ForceEscalate,
+    /// Pause or resume capture (the `p` key).
+    SetPaused(bool),
+    /// Hold the student while something else (upskill) uses the model; `false` releases it.
+    HoldStudent(bool),
+    /// Stop, flush the log, and send `Stopped`.
+    Shutdown,
+}

@@ -1,0 +1,53 @@
+//! Frames: where they come from, the latest-frame slot, and preparing one for a model.
+
+pub mod prep;
+pub mod slot;
+pub mod source;
+#[cfg(feature = "camera")]
+pub mod camera;
+
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Pixels as a source delivered them, kept undecoded where possible so frames that are
+/// never used cost next to nothing.
+#[derive(Clone)]
+pub enum RawImage {
+    /// Encoded bytes (JPEG/PNG file contents, or a camera's MJPEG frame).
+    Encoded(Arc<[u8]>),
+    /// Packed 8-bit RGB, `width * height * 3` bytes.
+    Rgb {
+        width: u32,
+        height: u32,
+        data: Arc<[u8]>,
+    },
+}
+
+impl std::fmt::Debug for RawImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawImage::Encoded(b) => write!(f, "Encoded({} bytes)", b.len()),
+            RawImage::Rgb { width, height, .. } => write!(f, "Rgb({width}x{height})"),
+        }
+    }
+}
+
+/// One captured frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Sequence number, from 1, in capture order.
+    pub seq: u64,
+    pub captured_at: DateTime<Utc>,
+    /// Where it came from: a file name, or `camera 0`.
+    pub label: String,
+    pub raw: RawImage,
+}
+
+/// A frame as sent to a model: downscaled JPEG, and its base64 text.
+#[derive(Debug, Clone)]
+pub struct PreparedFrame {
+    pub width: u32,
+    pub height: u32,
+    pub jpeg: Arc<[u8]>,
+    pub base64: Arc<str>,
+}

@@ -1,0 +1,18 @@
+//! gemmaedge-tui: a terminal console for local edge vision.
+//!
+//! The engine (frames → student → policy → teacher → events) lives in this library and
+//! knows nothing of the terminal. The console (`tui`), the headless mode and the CLI
+//! subcommands are thin faces over it.
+
+pub mod atomic;
+pub mod confidence;
+pub mod config;
+pub mod eval;
+pub mod event;
+pub mod frame;
+pub mod json_extract;
+pub mod policy;
+pub mod sanitize;
+pub mod text;
+pub mod upskill;
+pub mod verdict;

@@ -1,0 +1,265 @@
+//! The escalation policy: which student answers go to the teacher, and why.
+//!
+//! Confidence alone is not trusted: a missing confidence, a safety word, a periodic
+//! audit and the user's own request all escalate too. Every reason is collected so the
+//! user sees all of them, not just the first.
+
+use crate::config::PolicyConfig;
+use crate::text;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why a frame goes to the teacher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// A face asked for it (the `e` key).
+    Forced,
+    LowConfidence { confidence: f32, threshold: f32 },
+    NoConfidence,
+    Safety { keyword: String },
+    /// Every `audit_every`-th frame that nothing else escalated.
+    Audit,
+}
+
+impl Reason {
+    /// Short badge for the console's log.
+    pub fn badge(&self) -> String {
+        match self {
+            Reason::Forced => "FORCED".into(),
+            Reason::LowConfidence { .. } => "LOW".into(),
+            Reason::NoConfidence => "NOCONF".into(),
+            Reason::Safety { keyword } => format!("SAFETY:{keyword}"),
+            Reason::Audit => "AUDIT".into(),
+        }
+    }
+
+    /// Higher goes to the teacher first.
+    pub fn priority(&self) -> Priority {
+        match self {
+            Reason::Forced => Priority::Forced,
+            Reason::Safety { .. } => Priority::Safety,
+            Reason::LowConfidence { .. } | Reason::NoConfidence => Priority::Confidence,
+            Reason::Audit => Priority::Audit,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Forced => write!(f, "forced"),
+            Reason::LowConfidence {
+                confidence,
+                threshold,
+            } => write!(f, "low confidence ({confidence:.2} < {threshold:.2})"),
+            Reason::NoConfidence => write!(f, "no confidence reported"),
+            Reason::Safety { keyword } => write!(f, "safety keyword: {keyword}"),
+            Reason::Audit => write!(f, "periodic audit"),
+        }
+    }
+}
+
+/// Teacher queue order: forced > safety > low/no confidence > audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Audit,
+    Confidence,
+    Safety,
+    Forced,
+}
+
+/// The highest priority among `reasons` (None when there are none).
+pub fn priority_of(reasons: &[Reason]) -> Option<Priority> {
+    reasons.iter().map(Reason::priority).max()
+}
+
+/// What the policy needs to know about one answered frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// The student's answer text.
+    pub answer: &'a str,
+    pub confidence: Option<f32>,
+    pub forced: bool,
+}
+
+/// The policy with its one piece of state: how many frames passed since the last audit.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: PolicyConfig,
+    /// Frames that nothing escalated since the last audit.
+    quiet_frames: u32,
+}
+
+impl Policy {
+    pub fn new(config: PolicyConfig) -> Self {
+        Policy {
+            config,
+            quiet_frames: 0,
+        }
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Decide for one answered frame; empty means the frame stays on the device.
+    pub fn decide(&mut self, obs: Observation<'_>) -> Vec<Reason> {
+        let mut reasons = evaluate(&self.config, obs);
+        if reasons.is_empty() {
+            self.quiet_frames += 1;
+            if self.config.audit_every > 0 && self.quiet_frames >= self.config.audit_every {
+                self.quiet_frames = 0;
+                reasons.push(Reason::Audit);
+            }
+        }
+        reasons
+    }
+}
+
+/// The stateless part of the policy: every reason but the periodic audit.
+pub fn evaluate(config: &PolicyConfig, obs: Observation<'_>) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    if obs.forced {
+        reasons.push(Reason::Forced);
+    }
+    match obs.confidence {
+        Some(c) if c < config.confidence_threshold => reasons.push(Reason::LowConfidence {
+            confidence: c,
+            threshold: config.confidence_threshold,
+        }),
+        Some(_) => {}
+        None => reasons.push(Reason::NoConfidence),
+    }
+    for kw in &config.safety_keywords {
+        if text::affirmed_mention(obs.answer, kw) {
+            reasons.push(Reason::Safety {
+                keyword: kw.clone(),
+            });
+        }
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(audit_every: u32) -> PolicyConfig {
+        PolicyConfig {
+            audit_every,
+            ..PolicyConfig::default()
+        }
+    }
+
+    fn obs(answer: &str, confidence: Option<f32>) -> Observation<'_> {
+        Observation {
+            answer,
+            confidence,
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn confident_calm_answer_stays_local() {
+        let r = evaluate(&cfg(0), obs("A cat sleeps on a sofa.", Some(0.9)));
+        assert!(r.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn low_confidence_names_value_and_threshold() {
+        let r = evaluate(&cfg(0), obs("A blurry clock.", Some(0.42)));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].to_string(), "low confidence (0.42 < 0.55)");
+        assert_eq!(r[0].badge(), "LOW");
+    }
+
+    #[test]
+    fn threshold_itself_is_not_low() {
+        assert!(evaluate(&cfg(0), obs("x", Some(0.55))).is_empty());
+    }
+
+    #[test]
+    fn missing_confidence_escalates() {
+        let r = evaluate(&cfg(0), obs("A desk.", None));
+        assert_eq!(r, vec![Reason::NoConfidence]);
+        assert_eq!(r[0].to_string(), "no confidence reported");
+    }
+
+    #[test]
+    fn safety_keyword_whole_word_case_insensitive() {
+        let r = evaluate(&cfg(0), obs("Thick SMOKE near the stove.", Some(0.9)));
+        assert_eq!(
+            r,
+            vec![Reason::Safety {
+                keyword: "smoke".into()
+            }]
+        );
+        assert_eq!(r[0].to_string(), "safety keyword: smoke");
+        let r = evaluate(&cfg(0), obs("A man holds a firearm case.", Some(0.9)));
+        assert!(r.is_empty(), "firearm is not fire: {r:?}");
+    }
+
+    #[test]
+    fn negated_safety_mentions_do_not_escalate() {
+        for a in [
+            "An office. No smoke or fire visible.",
+            "There is no sign of fire.",
+            "The stove is not on fire.",
+            "A kitchen without any smoke.",
+        ] {
+            let r = evaluate(&cfg(0), obs(a, Some(0.9)));
+            assert!(r.is_empty(), "{a}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn all_reasons_are_collected_and_forced_first() {
+        let o = Observation {
+            answer: "Flames and smoke in the hall.",
+            confidence: Some(0.2),
+            forced: true,
+        };
+        let r = evaluate(&cfg(0), o);
+        assert_eq!(r[0], Reason::Forced);
+        assert!(r.contains(&Reason::Safety {
+            keyword: "smoke".into()
+        }));
+        assert!(r.contains(&Reason::Safety {
+            keyword: "flame".into()
+        }));
+        assert!(matches!(r[1], Reason::LowConfidence { .. }));
+        assert_eq!(priority_of(&r), Some(Priority::Forced));
+    }
+
+    #[test]
+    fn audit_counts_only_quiet_frames() {
+        let mut p = Policy::new(cfg(3));
+        let quiet = obs("A desk.", Some(0.9));
+        let loud = obs("A desk.", None);
+        assert!(p.decide(quiet).is_empty());
+        assert!(p.decide(quiet).is_empty());
+        // An escalated frame does not count towards the audit.
+        assert_eq!(p.decide(loud), vec![Reason::NoConfidence]);
+        assert_eq!(p.decide(quiet), vec![Reason::Audit]);
+        assert!(p.decide(quiet).is_empty());
+        assert!(p.decide(quiet).is_empty());
+        assert_eq!(p.decide(quiet), vec![Reason::Audit]);
+    }
+
+    #[test]
+    fn audit_off_when_zero() {
+        let mut p = Policy::new(cfg(0));
+        for _ in 0..50 {
+            assert!(p.decide(obs("A desk.", Some(0.9))).is_empty());
+        }
+    }
+
+    #[test]
+    fn priorities_order() {
+        assert!(Priority::Forced > Priority::Safety);
+        assert!(Priority::Safety > Priority::Confidence);
+        assert!(Priority::Confidence > Priority::Audit);
+    }
+}

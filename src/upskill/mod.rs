@@ -1,0 +1,4 @@
+//! Upskill: the teacher writes candidate skills, the student is scored on the eval set,
+//! and the winner (if it really is better) becomes the skill.
+
+pub mod extract;
