@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod confidence;
 pub mod config;
+pub mod engine;
 pub mod eval;
 pub mod event;
 pub mod frame;
