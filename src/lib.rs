@@ -12,6 +12,7 @@ pub mod eval;
 pub mod event;
 pub mod frame;
 pub mod json_extract;
+pub mod ollama;
 pub mod policy;
 pub mod sanitize;
 pub mod text;

@@ -1,0 +1,96 @@
+//! What can go wrong talking to a model server, each with a hint a user can act on.
+
+use crate::event::Role;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelError {
+    /// Nothing listens there (connection refused).
+    Refused { url: String },
+    /// DNS failure, unreachable host, TLS failure and the like.
+    Connect { url: String, message: String },
+    /// The whole call took longer than `timeout_secs`.
+    Timeout { secs: u64 },
+    /// HTTP 404 for the model: not pulled on that server.
+    ModelNotFound { model: String, url: String },
+    /// Any other HTTP error status, with the server's message.
+    Http { status: u16, message: String },
+    /// An `{"error": …}` line inside a 200 stream (model runner failures).
+    Server { message: String },
+    /// The stream ended without `done: true`: the answer is incomplete.
+    Incomplete { received_chars: usize },
+    /// A line that is not the JSON Ollama sends.
+    Malformed { message: String },
+    /// The request could not be built (bad header value and such).
+    Request { message: String },
+}
+
+impl ModelError {
+    /// Worth trying again soon (for the teacher): server overload or a passing failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ModelError::Http { status, .. } => matches!(status, 500 | 502 | 503 | 504 | 429),
+            ModelError::Server { .. } | ModelError::Incomplete { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The server cannot be reached at all (health goes offline).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ModelError::Refused { .. } | ModelError::Connect { .. }
+        )
+    }
+
+    /// What to do about it, for the status bar and `check`.
+    pub fn hint(&self, role: Role, model: &str) -> String {
+        match self {
+            ModelError::Refused { .. } | ModelError::Connect { .. } => match role {
+                Role::Student => "start it: `ollama serve`, then `ollama pull ".to_string()
+                    + model
+                    + "`",
+                Role::Teacher => "on the teacher machine run Ollama with OLLAMA_HOST=0.0.0.0 \
+                     (it listens on 127.0.0.1 only by default) and check the host in config.toml"
+                    .to_string(),
+            },
+            ModelError::ModelNotFound { model, .. } => format!("run: ollama pull {model}"),
+            ModelError::Timeout { .. } => {
+                "the model is slow or stuck; raise timeout_secs or use a smaller model".into()
+            }
+            ModelError::Http { status: 401, .. } | ModelError::Http { status: 403, .. } => {
+                "check api_key / headers for this host in config.toml".into()
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::Refused { url } => write!(f, "connection refused ({url})"),
+            ModelError::Connect { url, message } => write!(f, "cannot connect to {url}: {message}"),
+            ModelError::Timeout { secs } => write!(f, "no complete answer within {secs} s"),
+            ModelError::ModelNotFound { model, url } => {
+                write!(f, "model {model} not found on {url} — run: ollama pull {model}")
+            }
+            ModelError::Http { status, message } => {
+                if message.is_empty() {
+                    write!(f, "HTTP {status}")
+                } else {
+                    write!(f, "HTTP {status}: {message}")
+                }
+            }
+            ModelError::Server { message } => write!(f, "server error: {message}"),
+            ModelError::Incomplete { received_chars } => write!(
+                f,
+                "the stream ended before the answer was complete ({received_chars} chars received)"
+            ),
+            ModelError::Malformed { message } => write!(f, "malformed reply: {message}"),
+            ModelError::Request { message } => write!(f, "bad request: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}

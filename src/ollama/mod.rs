@@ -1,0 +1,7 @@
+//! Talking to Ollama: chat (streamed NDJSON), model list, version.
+
+pub mod client;
+pub mod error;
+
+pub use client::{ChatReply, ChatRequest, ModelClient};
+pub use error::ModelError;
