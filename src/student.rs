@@ -1,0 +1,27 @@
+//! What the student is asked: the skill as system prompt, the task and the frame.
+
+use crate::ollama::ChatRequest;
+use std::sync::Arc;
+
+/// The user message for every frame (an eval case may override it).
+pub const TASK_PROMPT: &str = "Describe the people, objects and any safety-relevant activity in \
+this image. Say plainly if anything is unsafe; if nothing is, say \"No safety concerns.\" \
+End your answer with a line: CONFIDENCE: <0.0-1.0>";
+
+/// The task for an eval case given as text instead of an image.
+pub fn text_scene_prompt(scene: &str) -> String {
+    format!(
+        "The camera frame is described in words instead of an image:\n\"{scene}\"\n\n{TASK_PROMPT}"
+    )
+}
+
+/// The student request for one frame.
+pub fn frame_request(skill: &str, image_base64: Arc<str>) -> ChatRequest {
+    ChatRequest {
+        system: Some(skill.to_string()),
+        user: TASK_PROMPT.to_string(),
+        images: vec![image_base64],
+        format: None,
+        stream: true,
+    }
+}

@@ -1,0 +1,141 @@
+//! What the teacher is asked about an escalated frame, and reading its verdict.
+
+use crate::json_extract::find_json_value;
+use crate::ollama::ChatRequest;
+use crate::policy::Reason;
+use crate::verdict::Verdict;
+use std::sync::Arc;
+
+pub const REVIEW_SYSTEM: &str = "You are a careful senior vision analyst. A small on-device model \
+described a camera frame. Look at the image yourself, then judge the small model's answer: is it \
+correct and complete, what did it miss, what did it get wrong, and is anything in the frame \
+safety-relevant (fire, smoke, falls, injuries, weapons, hazards)? Reply with JSON only.";
+
+/// Ollama `format` schema for the verdict.
+pub fn verdict_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "agrees": {"type": "boolean"},
+            "safety_relevant": {"type": "boolean"},
+            "summary": {"type": "string"},
+            "missed": {"type": "array", "items": {"type": "string"}},
+            "wrong": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["agrees", "safety_relevant", "summary", "missed", "wrong"]
+    })
+}
+
+/// The review request for one escalated frame.
+pub fn review_request(student_answer: &str, reasons: &[Reason], image: Arc<str>) -> ChatRequest {
+    let why = reasons
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let user = format!(
+        "The small model answered:\n<<<\n{student_answer}\n>>>\n\nIt was escalated to you because: {why}.\n\n\
+         Reply as JSON: {{\"agrees\": bool (the answer is correct and complete enough), \
+         \"safety_relevant\": bool (the frame shows safety-relevant activity), \
+         \"summary\": \"one or two sentences of what the frame really shows\", \
+         \"missed\": [\"things the answer missed\"], \"wrong\": [\"things the answer got wrong\"]}}"
+    );
+    ChatRequest {
+        system: Some(REVIEW_SYSTEM.to_string()),
+        user,
+        images: vec![image],
+        format: Some(verdict_schema()),
+        stream: false,
+    }
+}
+
+const MAX_ITEM_CHARS: usize = 300;
+const MAX_ITEMS: usize = 20;
+
+/// Read the teacher's reply; when it is not the JSON asked for, keep the raw text.
+pub fn parse_verdict(reply: &str) -> Verdict {
+    let raw = || Verdict {
+        raw: Some(crate::sanitize::bound(reply.trim(), 4000)),
+        ..Verdict::default()
+    };
+    let Some(v) = find_json_value(reply) else {
+        return raw();
+    };
+    let Some(obj) = v.as_object() else {
+        return raw();
+    };
+    let boolean = |k: &str| match obj.get(k) {
+        Some(serde_json::Value::Bool(b)) => Some(*b),
+        Some(serde_json::Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" => Some(true),
+            "false" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    let list = |k: &str| -> Vec<String> {
+        match obj.get(k) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .map(|s| crate::sanitize::bound(s.trim(), MAX_ITEM_CHARS))
+                .filter(|s| !s.is_empty())
+                .take(MAX_ITEMS)
+                .collect(),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
+                vec![crate::sanitize::bound(s.trim(), MAX_ITEM_CHARS)]
+            }
+            _ => Vec::new(),
+        }
+    };
+    let agrees = boolean("agrees");
+    if agrees.is_none() && !obj.contains_key("summary") {
+        return raw();
+    }
+    Verdict {
+        agrees,
+        safety_relevant: boolean("safety_relevant"),
+        summary: obj
+            .get("summary")
+            .and_then(|s| s.as_str())
+            .map(|s| crate::sanitize::bound(s.trim(), 2000))
+            .unwrap_or_default(),
+        missed: list("missed"),
+        wrong: list("wrong"),
+        raw: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_schema_reply() {
+        let v = parse_verdict(
+            r#"{"agrees": false, "safety_relevant": true, "summary": "Smoke by the stove.", "missed": ["smoke"], "wrong": ["says empty"]}"#,
+        );
+        assert_eq!(v.agrees, Some(false));
+        assert_eq!(v.safety_relevant, Some(true));
+        assert_eq!(v.missed, vec!["smoke"]);
+        assert_eq!(v.wrong, vec!["says empty"]);
+        assert!(v.raw.is_none());
+    }
+
+    #[test]
+    fn ignored_schema_keeps_raw_text() {
+        let v = parse_verdict("I think the small model is mostly right.");
+        assert_eq!(v.agrees, None);
+        assert_eq!(v.raw.as_deref(), Some("I think the small model is mostly right."));
+    }
+
+    #[test]
+    fn request_carries_schema_answer_and_reasons() {
+        let r = review_request("A cat.", &[Reason::NoConfidence], Arc::from("QUJD"));
+        assert_eq!(r.format.as_ref().unwrap()["type"], "object");
+        assert!(r.user.contains("A cat."));
+        assert!(r.user.contains("no confidence reported"));
+        assert_eq!(r.images.len(), 1);
+        assert!(!r.stream);
+    }
+}
