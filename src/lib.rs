@@ -11,6 +11,7 @@ pub mod engine;
 pub mod eval;
 pub mod event;
 pub mod frame;
+pub mod headless;
 pub mod json_extract;
 pub mod ollama;
 pub mod policy;

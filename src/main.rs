@@ -1,1 +1,97 @@
-fn main() {}
+//! `gemmaedge-tui`: the console (default), `--headless`, and CLI subcommands.
+
+use clap::{Parser, Subcommand};
+use gemmaedge_tui::config::{Config, SourceKind};
+use gemmaedge_tui::engine::EngineOptions;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gemmaedge-tui",
+    version,
+    about = "Terminal console for local edge vision: a student model on this device, a teacher on the LAN"
+)]
+struct Cli {
+    /// Config file (default: ./config.toml, then $XDG_CONFIG_HOME/gemmaedge/config.toml, then built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Run the monitoring loop without the console, one line per event.
+    #[arg(long)]
+    headless: bool,
+    /// Stop after this many student answers.
+    #[arg(long)]
+    max_frames: Option<u64>,
+    /// A folder of images or one image file to use instead of the configured source.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Frames offered per second (overrides source.fps).
+    #[arg(long)]
+    fps: Option<f64>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Check the setup: config, servers, models, camera, skills dir, eval set.
+    Check,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let (mut config, _origin) = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gemmaedge-tui: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(src) = &cli.source {
+        config.source.kind = if src.is_dir() {
+            SourceKind::Folder
+        } else {
+            SourceKind::File
+        };
+        config.source.path = src.to_string_lossy().into_owned();
+    }
+    if let Some(fps) = cli.fps {
+        config.source.fps = fps;
+    }
+    if let Err(problems) = config.validate() {
+        eprintln!("gemmaedge-tui: invalid options:");
+        for p in problems {
+            eprintln!("  - {p}");
+        }
+        std::process::exit(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gemmaedge-tui: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let options = EngineOptions {
+        max_frames: cli.max_frames,
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Some(Cmd::Check) => {
+                eprintln!("check: not available yet");
+                Ok(1)
+            }
+            None => gemmaedge_tui::headless::run(config, options).await,
+        }
+    });
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            eprintln!("gemmaedge-tui: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

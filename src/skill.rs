@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Used when `skills/skill.txt` is missing or empty.
-pub const DEFAULT_SKILL: &str = "You watch a room through a camera. Describe the people, the objects and \
+pub const DEFAULT_SKILL: &str =
+    "You watch a room through a camera. Describe the people, the objects and \
 any safety-relevant activity you see, in a few short plain sentences. Mention fire, smoke, \
 falls, injuries, weapons or other hazards plainly when you see them; when nothing is unsafe, \
 say \"No safety concerns.\" Never invent things you cannot see. End with one line \
@@ -187,7 +188,11 @@ mod tests {
             std::fs::read_to_string(d.path().join("skill.txt")).unwrap(),
             "new skill\n"
         );
-        assert!(h.file_name().unwrap().to_string_lossy().ends_with("-0.812.txt"));
+        assert!(h
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("-0.812.txt"));
         let side = h.with_extension("json");
         let m: SkillMeta = serde_json::from_slice(&std::fs::read(side).unwrap()).unwrap();
         assert_eq!(m.eval_hash, "abc");

@@ -126,7 +126,10 @@ mod tests {
     fn ignored_schema_keeps_raw_text() {
         let v = parse_verdict("I think the small model is mostly right.");
         assert_eq!(v.agrees, None);
-        assert_eq!(v.raw.as_deref(), Some("I think the small model is mostly right."));
+        assert_eq!(
+            v.raw.as_deref(),
+            Some("I think the small model is mostly right.")
+        );
     }
 
     #[test]

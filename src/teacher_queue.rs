@@ -54,7 +54,13 @@ impl<T> TeacherQueue<T> {
 
     /// Put an entry back at the front of its priority (a call that could not be made).
     pub fn push_front(&mut self, priority: Priority, item: T) -> Option<T> {
-        let order = self.items.iter().map(|x| x.1).min().unwrap_or(0).saturating_sub(1);
+        let order = self
+            .items
+            .iter()
+            .map(|x| x.1)
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(1);
         if self.items.len() < self.cap {
             self.items.push((priority, order, item));
             None

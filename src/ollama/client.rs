@@ -59,7 +59,11 @@ pub struct ModelClient {
 impl std::fmt::Debug for ModelClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // No headers here: they may hold secrets.
-        write!(f, "ModelClient({} {} @ {})", self.role, self.config.model, self.base)
+        write!(
+            f,
+            "ModelClient({} {} @ {})",
+            self.role, self.config.model, self.base
+        )
     }
 }
 
@@ -99,10 +103,11 @@ impl ModelClient {
             headers.insert(name, value);
         }
         if let Some(key) = config.api_key.as_deref().filter(|k| !k.is_empty()) {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ModelError::Request {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                ModelError::Request {
                     message: format!("{role}.api_key holds characters not allowed in a header"),
-                })?;
+                }
+            })?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -491,10 +496,8 @@ impl ReplyAccumulator {
 
     fn finish(mut self) -> ChatReply {
         if self.reply.truncated {
-            self.content.push_str(&format!(
-                "\n[reply cut at {} KiB]",
-                self.cap.div_ceil(1024)
-            ));
+            self.content
+                .push_str(&format!("\n[reply cut at {} KiB]", self.cap.div_ceil(1024)));
         }
         self.reply.content = self.content;
         self.reply
@@ -583,7 +586,11 @@ mod tests {
         let lines: Vec<&str> = std::iter::repeat_n(chunk.as_str(), 10).collect();
         let r = feed_all(&lines, 1001).unwrap();
         assert!(r.truncated);
-        assert!(r.content.ends_with("[reply cut at 1 KiB]"), "{}", &r.content[r.content.len() - 40..]);
+        assert!(
+            r.content.ends_with("[reply cut at 1 KiB]"),
+            "{}",
+            &r.content[r.content.len() - 40..]
+        );
         assert!(r.content.len() <= 1001 + 40);
     }
 

@@ -47,9 +47,9 @@ impl ModelError {
     pub fn hint(&self, role: Role, model: &str) -> String {
         match self {
             ModelError::Refused { .. } | ModelError::Connect { .. } => match role {
-                Role::Student => "start it: `ollama serve`, then `ollama pull ".to_string()
-                    + model
-                    + "`",
+                Role::Student => {
+                    "start it: `ollama serve`, then `ollama pull ".to_string() + model + "`"
+                }
                 Role::Teacher => "on the teacher machine run Ollama with OLLAMA_HOST=0.0.0.0 \
                      (it listens on 127.0.0.1 only by default) and check the host in config.toml"
                     .to_string(),
@@ -73,7 +73,10 @@ impl fmt::Display for ModelError {
             ModelError::Connect { url, message } => write!(f, "cannot connect to {url}: {message}"),
             ModelError::Timeout { secs } => write!(f, "no complete answer within {secs} s"),
             ModelError::ModelNotFound { model, url } => {
-                write!(f, "model {model} not found on {url} — run: ollama pull {model}")
+                write!(
+                    f,
+                    "model {model} not found on {url} — run: ollama pull {model}"
+                )
             }
             ModelError::Http { status, message } => {
                 if message.is_empty() {

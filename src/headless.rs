@@ -1,0 +1,218 @@
+//! Headless face: the monitoring loop without the console, one readable line per event.
+
+use crate::config::Config;
+use crate::engine::{self, EngineOptions};
+use crate::event::{Command, Event, Health};
+use crate::sanitize::for_screen;
+use std::io::Write;
+
+/// Longest piece of model text printed on one line.
+const MAX_TEXT: usize = 240;
+
+/// Run until SIGINT/SIGTERM/SIGHUP or `max_frames` answers; returns the exit code.
+pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i32> {
+    let mut handle = engine::start(config, options)?;
+    let mut out = std::io::stdout().lock();
+    let mut shutdown_sent = false;
+    #[cfg(unix)]
+    let (mut sigterm, mut sighup) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
+        )
+    };
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = sigterm.recv() => {},
+                _ = sighup.recv() => {},
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            ev = handle.events.recv() => {
+                let Some(ev) = ev else { break };
+                let stopped = matches!(ev, Event::Stopped { .. });
+                if let Some(line) = describe(&ev) {
+                    // A closed stdout (pipe) must not kill the engine mid-write.
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                if stopped {
+                    break;
+                }
+            }
+            _ = signalled, if !shutdown_sent => {
+                shutdown_sent = true;
+                let _ = handle.commands.send(Command::Shutdown);
+            }
+        }
+    }
+    let _ = handle.task.await;
+    Ok(0)
+}
+
+fn first_line(s: &str) -> String {
+    let clean = for_screen(s, MAX_TEXT * 4);
+    let joined = clean
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for_screen(&joined, MAX_TEXT)
+}
+
+/// The line printed for an event (`None` for tokens).
+pub fn describe(ev: &Event) -> Option<String> {
+    let now = chrono::Local::now().format("%H:%M:%S");
+    let body = match ev {
+        Event::Started {
+            student,
+            teacher,
+            source,
+            skill,
+            ..
+        } => {
+            format!("started: student {student}, teacher {teacher}, source {source}, skill {skill}")
+        }
+        Event::FrameTaken {
+            seq,
+            label,
+            width,
+            height,
+            jpeg_bytes,
+            superseded,
+            ..
+        } => format!(
+            "#{seq} frame {} {width}x{height} {:.1} KB{}",
+            for_screen(label, 80),
+            *jpeg_bytes as f64 / 1024.0,
+            if *superseded > 0 {
+                format!(" ({superseded} newer-frame skips)")
+            } else {
+                String::new()
+            }
+        ),
+        Event::StudentToken { .. } => return None,
+        Event::StudentAnswer {
+            seq,
+            answer,
+            confidence,
+            latency_ms,
+            reasons,
+            ..
+        } => {
+            let conf = confidence.map_or("—".to_string(), |c| format!("{c:.2}"));
+            let badges: String = reasons
+                .iter()
+                .map(|r| format!(" [{}]", r.badge()))
+                .collect();
+            format!(
+                "#{seq} student {conf} ({:.1} s){badges}: {}",
+                *latency_ms as f64 / 1000.0,
+                first_line(answer)
+            )
+        }
+        Event::StudentFailed { seq, error } => {
+            format!("#{seq} student failed: {}", first_line(error))
+        }
+        Event::Escalated {
+            seq,
+            reasons,
+            queue_len,
+            ..
+        } => format!(
+            "#{seq} escalated: {} (teacher queue {queue_len})",
+            reasons
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Event::TeacherDropped { seq, .. } => {
+            format!("#{seq} dropped from the full teacher queue")
+        }
+        Event::TeacherStarted { seq, .. } => format!("#{seq} teacher reviewing"),
+        Event::TeacherVerdict {
+            seq,
+            verdict,
+            latency_ms,
+        } => {
+            let secs = *latency_ms as f64 / 1000.0;
+            match (&verdict.raw, verdict.agrees) {
+                (Some(raw), _) => format!(
+                    "#{seq} teacher ({secs:.1} s, not JSON): {}",
+                    first_line(raw)
+                ),
+                (None, agrees) => {
+                    let mut s = format!(
+                        "#{seq} teacher {} ({secs:.1} s){}: {}",
+                        match agrees {
+                            Some(true) => "AGREES",
+                            Some(false) => "DISAGREES",
+                            None => "UNSURE",
+                        },
+                        if verdict.safety_relevant == Some(true) {
+                            " [SAFETY]"
+                        } else {
+                            ""
+                        },
+                        first_line(&verdict.summary)
+                    );
+                    if !verdict.missed.is_empty() {
+                        s.push_str(&format!(
+                            " | missed: {}",
+                            first_line(&verdict.missed.join("; "))
+                        ));
+                    }
+                    if !verdict.wrong.is_empty() {
+                        s.push_str(&format!(
+                            " | wrong: {}",
+                            first_line(&verdict.wrong.join("; "))
+                        ));
+                    }
+                    s
+                }
+            }
+        }
+        Event::TeacherFailed { seq, error } => {
+            format!("#{seq} teacher failed: {}", first_line(error))
+        }
+        Event::Health { role, health } => match health {
+            Health::Unknown => format!("{role}: unknown"),
+            Health::Ok { latency_ms } => format!("{role}: ok ({latency_ms} ms)"),
+            Health::Slow { latency_ms } => format!("{role}: slow ({latency_ms} ms)"),
+            Health::Offline { reason, hint } => {
+                if hint.is_empty() {
+                    format!("{role} offline: {}", first_line(reason))
+                } else {
+                    format!(
+                        "{role} offline: {} — {}",
+                        first_line(reason),
+                        first_line(hint)
+                    )
+                }
+            }
+        },
+        Event::Paused { paused } => {
+            if *paused {
+                "capture paused".into()
+            } else {
+                "capture resumed".into()
+            }
+        }
+        Event::SkillLoaded { name, chars } => format!("skill loaded: {name} ({chars} chars)"),
+        Event::Warning { message } => format!("warning: {}", first_line(message)),
+        Event::Stopped { frames_answered } => {
+            format!("stopped after {frames_answered} answers")
+        }
+    };
+    Some(format!("{now} {body}"))
+}
