@@ -160,6 +160,8 @@ struct Shared {
     student_health: HealthGate,
     teacher_health: HealthGate,
     answered: AtomicU64,
+    /// The teacher worker is reviewing a frame.
+    teacher_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -252,6 +254,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         student_health: HealthGate::new(Role::Student),
         teacher_health: HealthGate::new(Role::Teacher),
         answered: AtomicU64::new(0),
+        teacher_busy: std::sync::atomic::AtomicBool::new(false),
         config,
     });
 
@@ -301,7 +304,26 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             ));
 
             let mut stop = shared.stop.subscribe();
-            let _ = stop.wait_for(|s| *s).await;
+            let mut student_task = student_task;
+            let student_finished = tokio::select! {
+                _ = stop.wait_for(|s| *s) => false,
+                _ = &mut student_task => true,
+            };
+            if student_finished && !shared.stopping() {
+                // `max_frames` reached or the source ended: let the teacher finish what
+                // is queued (bounded), so every escalation gets its verdict.
+                let limit = Duration::from_secs(shared.config.teacher.timeout_secs);
+                let drained = async {
+                    while shared.queue_len() > 0 || shared.teacher_busy.load(Ordering::Acquire) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::timeout(limit, drained) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            }
+            shared.stop.send_replace(true);
             // Let the loops see the stop; in-flight calls are abandoned, not awaited.
             let grace = Duration::from_millis(1500);
             let _ = tokio::time::timeout(grace, student_task).await;
@@ -411,7 +433,6 @@ async fn student_loop(
             shared.emitter.emit(Event::Warning {
                 message: "the frame source ended; stopping".into(),
             });
-            shared.stop.send_replace(true);
             break;
         };
         let frame = taken.frame;
@@ -526,7 +547,6 @@ async fn student_loop(
                 }
                 let n = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
                 if max_frames.is_some_and(|m| n >= m) {
-                    shared.stop.send_replace(true);
                     break;
                 }
             }
@@ -561,7 +581,14 @@ async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
         if !wait_gate(&shared, &mut online, true, &mut stop).await {
             return;
         }
-        let job = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let job = {
+            let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let job = q.pop();
+            // Set while holding the lock, so "queue empty and not busy" is never seen
+            // between the pop and the review.
+            shared.teacher_busy.store(job.is_some(), Ordering::Release);
+            job
+        };
         let Some(job) = job else {
             tokio::select! {
                 _ = shared.queue_notify.notified() => continue,
