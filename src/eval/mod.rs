@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod cases;
+pub mod runner;
 pub mod score;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,124 @@
+//! Running the student on eval cases: one chat call per case, scored.
+
+use super::cases::{Case, CaseInput, EvalSet, Split};
+use super::score::{score_answer, weighted_mean, CaseScore};
+use crate::config::FrameConfig;
+use crate::frame::{prep, PreparedFrame, RawImage};
+use crate::ollama::{ChatRequest, ModelClient};
+use crate::student;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One case's result for one skill.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub case_id: String,
+    pub split: Split,
+    pub weight: f64,
+    pub answer: String,
+    pub score: CaseScore,
+    /// The call failed; the case scores 0.
+    pub error: Option<String>,
+}
+
+impl CaseResult {
+    pub fn total(&self) -> f64 {
+        if self.error.is_some() {
+            0.0
+        } else {
+            self.score.total
+        }
+    }
+}
+
+/// Images of the eval set, prepared once per run (as a frame would be).
+#[derive(Default, Clone)]
+pub struct PreparedImages(HashMap<String, Arc<PreparedFrame>>);
+
+impl PreparedImages {
+    /// Prepare every image case; an image that cannot be prepared is an error naming it.
+    pub fn prepare(set: &EvalSet, cfg: &FrameConfig) -> Result<Self, String> {
+        let mut m = HashMap::new();
+        for c in &set.cases {
+            if let CaseInput::Image(path) = &c.input {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| format!("case {:?}: cannot read {}: {e}", c.id, path.display()))?;
+                let p = prep::prepare(&RawImage::Encoded(bytes.into()), cfg)
+                    .map_err(|e| format!("case {:?}: {}: {e}", c.id, path.display()))?;
+                m.insert(c.id.clone(), Arc::new(p));
+            }
+        }
+        Ok(PreparedImages(m))
+    }
+}
+
+/// The request the student gets for a case under a skill.
+pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRequest {
+    let (user, imgs) = match &case.input {
+        CaseInput::Text(scene) => (
+            case.prompt
+                .as_deref()
+                .map(|p| format!("The camera frame is described in words instead of an image:\n\"{scene}\"\n\n{p}"))
+                .unwrap_or_else(|| student::text_scene_prompt(scene)),
+            vec![],
+        ),
+        CaseInput::Image(_) => (
+            case.prompt
+                .clone()
+                .unwrap_or_else(|| student::TASK_PROMPT.to_string()),
+            images
+                .0
+                .get(&case.id)
+                .map(|p| vec![p.base64.clone()])
+                .unwrap_or_default(),
+        ),
+    };
+    ChatRequest {
+        system: Some(skill.to_string()),
+        user,
+        images: imgs,
+        format: None,
+        stream: true,
+    }
+}
+
+/// Run one case and score it.
+pub async fn run_case(
+    client: &ModelClient,
+    skill: &str,
+    case: &Case,
+    images: &PreparedImages,
+    safety_terms: &[String],
+) -> CaseResult {
+    let req = case_request(skill, case, images);
+    let result = client.chat(&req, &mut |_| {}).await;
+    match result {
+        Ok(reply) => CaseResult {
+            case_id: case.id.clone(),
+            split: case.split,
+            weight: case.weight,
+            score: score_answer(&reply.content, &case.expectation, safety_terms),
+            answer: reply.content,
+            error: None,
+        },
+        Err(e) => CaseResult {
+            case_id: case.id.clone(),
+            split: case.split,
+            weight: case.weight,
+            answer: String::new(),
+            score: score_answer("", &case.expectation, safety_terms),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Weighted mean score of the results in one split (None when the split is empty).
+pub fn split_score(results: &[&CaseResult], split: Split) -> Option<f64> {
+    let items: Vec<(f64, f64)> = results
+        .iter()
+        .filter(|r| r.split == split)
+        .map(|r| (r.total(), r.weight))
+        .collect();
+    (!items.is_empty()).then(|| weighted_mean(&items))
+}

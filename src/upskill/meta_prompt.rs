@@ -1,0 +1,101 @@
+//! What the teacher is asked to write: N candidate skills that target the current
+//! skill's real failures on the train cases.
+
+use crate::eval::cases::{Case, CaseInput};
+use crate::eval::runner::CaseResult;
+use crate::ollama::ChatRequest;
+
+/// The reply format: an object holding the array (`format: "json"` never yields a bare array).
+pub fn candidates_schema(n: usize) -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "prompts": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "maxItems": n
+            }
+        },
+        "required": ["prompts"]
+    })
+}
+
+/// Why a case failed, in words the teacher can act on.
+pub fn failure_note(case: &Case, r: &CaseResult) -> Option<String> {
+    let mut why = Vec::new();
+    if let Some(e) = &r.error {
+        why.push(format!("the call failed ({e})"));
+    }
+    if !r.score.missed.is_empty() {
+        why.push(format!("did not mention: {}", r.score.missed.join(", ")));
+    }
+    if !r.score.forbidden.is_empty() {
+        why.push(format!(
+            "wrongly mentioned: {}",
+            r.score.forbidden.join(", ")
+        ));
+    }
+    if !r.score.safety_ok {
+        why.push(if case.expectation.safety {
+            "did not flag the safety-relevant activity".to_string()
+        } else {
+            "raised a false safety alarm".to_string()
+        });
+    }
+    if !r.score.format_ok {
+        why.push("no parseable CONFIDENCE line at the end".into());
+    }
+    if why.is_empty() {
+        return None;
+    }
+    let scene = match &case.input {
+        CaseInput::Text(t) => format!("scene \"{t}\""),
+        CaseInput::Image(p) => format!(
+            "photo {}",
+            p.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ),
+    };
+    Some(format!("- {} ({scene}): {}", case.id, why.join("; ")))
+}
+
+/// The teacher request for `n` candidate prompts.
+pub fn candidates_request(
+    n: usize,
+    current_skill: &str,
+    baseline_train: f64,
+    failures: &[String],
+    max_chars: usize,
+) -> ChatRequest {
+    let failures = if failures.is_empty() {
+        "(none: it passed every train case; aim for the same with clearer, shorter instructions)"
+            .to_string()
+    } else {
+        failures.join("\n")
+    };
+    let user = format!(
+        "A small vision model on a Raspberry Pi watches a room through a webcam. For each frame \
+         it gets a system prompt (its \"skill\") and must describe the people, the objects and \
+         any safety-relevant activity, say plainly when something is unsafe (and \"No safety \
+         concerns.\" when nothing is), and end with a line `CONFIDENCE: <0.0-1.0>`.\n\n\
+         Current skill (score {:.2} of 1.00 on the train cases):\n<<<\n{current_skill}\n>>>\n\n\
+         Train cases it failed, and why:\n{failures}\n\n\
+         Write {n} different improved system prompts for the small model that fix these failures \
+         without breaking what works. Each at most {max_chars} characters, plain text, addressed \
+         to the small model. Do not mention the test cases. \
+         Reply as JSON: {{\"prompts\": [\"...\", \"...\"]}}",
+        baseline_train
+    );
+    ChatRequest {
+        system: Some(
+            "You are an expert prompt engineer for small vision-language models. Reply with JSON only."
+                .into(),
+        ),
+        user,
+        images: vec![],
+        format: Some(candidates_schema(n)),
+        stream: false,
+    }
+}

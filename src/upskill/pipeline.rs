@@ -1,0 +1,390 @@
+//! The upskill run: score the current skill, ask the teacher for candidates, score each
+//! on train then holdout, decide, and (when asked to) save the winner atomically.
+//! Progress is reported as events so the console fills its matrix live and the CLI
+//! draws a progress bar; cancelling stops further student calls at once.
+
+use super::decision::{decide, Decision, RowScore};
+use super::extract::extract_prompts;
+use super::meta_prompt::{candidates_request, failure_note};
+use crate::config::Config;
+use crate::eval::bootstrap::{improvement_interval, Interval};
+use crate::eval::cases::{EvalSet, Split};
+use crate::eval::runner::{run_case, split_score, CaseResult, PreparedImages};
+use crate::ollama::ModelClient;
+use crate::skill::{save_skill, SkillMeta};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// What the pipeline reports as it goes.
+#[derive(Debug, Clone)]
+pub enum UpskillEvent {
+    /// Case ids in column order (train first, then holdout).
+    Started {
+        cases: Vec<(String, Split)>,
+        total_calls: usize,
+    },
+    Phase(String),
+    /// A row exists: row 0 is the current skill, the rest the teacher's candidates.
+    Row {
+        row: usize,
+        label: String,
+        prompt: String,
+    },
+    /// Candidates the teacher wrote that were dropped, and why.
+    Dropped(Vec<(String, String)>),
+    CaseScored {
+        row: usize,
+        column: usize,
+        result: CaseResult,
+        done_calls: usize,
+        total_calls: usize,
+    },
+    RowDone {
+        row: usize,
+        score: RowScore,
+    },
+    Finished(UpskillOutcome),
+    Failed(String),
+    Cancelled,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpskillOutcome {
+    pub rows: Vec<RowSummary>,
+    /// Row that would replace the skill (when the decision is to apply).
+    pub winner: Option<usize>,
+    pub reason: String,
+    /// Where the applied skill's history copy went, when it was saved.
+    pub applied: Option<PathBuf>,
+    pub eval_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowSummary {
+    pub label: String,
+    pub prompt: String,
+    pub train: Option<f64>,
+    pub holdout: Option<f64>,
+    pub interval: Option<Interval>,
+    pub results: Vec<CaseResult>,
+}
+
+/// Everything a run needs.
+#[derive(Clone)]
+pub struct UpskillContext {
+    pub config: Config,
+    pub student: ModelClient,
+    pub teacher: ModelClient,
+    pub eval: Arc<EvalSet>,
+    pub current_skill: String,
+    pub candidates: usize,
+    /// Save the winner when the decision says so (the console); the CLI asks first.
+    pub auto_apply: bool,
+}
+
+#[derive(Debug)]
+struct Cancelled;
+
+/// Run upskill. Events go to `tx`; set `cancel` to true to stop.
+pub async fn run(
+    ctx: UpskillContext,
+    tx: mpsc::UnboundedSender<UpskillEvent>,
+    cancel: watch::Receiver<bool>,
+) -> Option<UpskillOutcome> {
+    match run_inner(&ctx, &tx, cancel).await {
+        Ok(outcome) => {
+            let _ = tx.send(UpskillEvent::Finished(outcome.clone()));
+            Some(outcome)
+        }
+        Err(Ok(Cancelled)) => {
+            let _ = tx.send(UpskillEvent::Cancelled);
+            None
+        }
+        Err(Err(message)) => {
+            let _ = tx.send(UpskillEvent::Failed(message));
+            None
+        }
+    }
+}
+
+type Stop = Result<Cancelled, String>;
+
+/// Columns: train cases first, then holdout, each in file order.
+fn column_order(eval: &EvalSet) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..eval.cases.len()).collect();
+    idx.sort_by_key(|&i| (eval.cases[i].split == Split::Holdout, i));
+    idx
+}
+
+async fn run_inner(
+    ctx: &UpskillContext,
+    tx: &mpsc::UnboundedSender<UpskillEvent>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<UpskillOutcome, Stop> {
+    let eval = ctx.eval.clone();
+    let columns = column_order(&eval);
+    let n_candidates = ctx.candidates.max(1);
+    let total_calls = columns.len() * (1 + n_candidates);
+    let _ = tx.send(UpskillEvent::Started {
+        cases: columns
+            .iter()
+            .map(|&i| (eval.cases[i].id.clone(), eval.cases[i].split))
+            .collect(),
+        total_calls,
+    });
+    let images = Arc::new(
+        PreparedImages::prepare(&eval, &ctx.config.frame)
+            .map_err(|e| Err(format!("eval set: {e}")))?,
+    );
+    let mut done_calls = 0usize;
+    let mut rows: Vec<RowSummary> = Vec::new();
+
+    // 1. The baseline.
+    let _ = tx.send(UpskillEvent::Phase("scoring the current skill".into()));
+    let _ = tx.send(UpskillEvent::Row {
+        row: 0,
+        label: "current skill".into(),
+        prompt: ctx.current_skill.clone(),
+    });
+    let base_results = score_row(
+        ctx,
+        &images,
+        &columns,
+        0,
+        &ctx.current_skill,
+        tx,
+        &mut cancel,
+        &mut done_calls,
+        total_calls,
+    )
+    .await?;
+    let base = summarize("current skill", &ctx.current_skill, base_results, None);
+    let _ = tx.send(UpskillEvent::RowDone {
+        row: 0,
+        score: row_score(&base),
+    });
+
+    // 2. Candidates from the teacher, aimed at the baseline's train failures.
+    let _ = tx.send(UpskillEvent::Phase(format!(
+        "asking the teacher ({}) for {n_candidates} candidate skills",
+        ctx.teacher.model()
+    )));
+    let failures: Vec<String> = columns
+        .iter()
+        .zip(&base.results)
+        .filter(|(&i, _)| eval.cases[i].split == Split::Train)
+        .filter_map(|(&i, r)| failure_note(&eval.cases[i], r))
+        .collect();
+    let req = candidates_request(
+        n_candidates,
+        &ctx.current_skill,
+        base.train.unwrap_or(0.0),
+        &failures,
+        ctx.config.upskill.max_prompt_chars,
+    );
+    let mut ignore_tokens = |_: &str| {};
+    let reply = tokio::select! {
+        r = ctx.teacher.chat(&req, &mut ignore_tokens) => r.map_err(|e| Err(format!("teacher: {e}")))?,
+        _ = cancel.wait_for(|c| *c) => return Err(Ok(Cancelled)),
+    };
+    let extracted = extract_prompts(&reply.content, ctx.config.upskill.max_prompt_chars)
+        .map_err(|why| Err(format!("no usable candidates: {why}")))?;
+    if !extracted.dropped.is_empty() {
+        let _ = tx.send(UpskillEvent::Dropped(extracted.dropped.clone()));
+    }
+    let prompts: Vec<String> = extracted
+        .prompts
+        .into_iter()
+        .filter(|p| p.trim() != ctx.current_skill.trim())
+        .take(n_candidates)
+        .collect();
+    if prompts.is_empty() {
+        return Err(Err(
+            "no usable candidates: the teacher only repeated the current skill".into(),
+        ));
+    }
+    let total_calls = columns.len() * (1 + prompts.len());
+    rows.push(base);
+    for (k, p) in prompts.iter().enumerate() {
+        let _ = tx.send(UpskillEvent::Row {
+            row: k + 1,
+            label: format!("candidate {}", k + 1),
+            prompt: p.clone(),
+        });
+    }
+
+    // 3. Score each candidate.
+    for (k, p) in prompts.iter().enumerate() {
+        let row = k + 1;
+        let _ = tx.send(UpskillEvent::Phase(format!(
+            "scoring candidate {row} of {}",
+            prompts.len()
+        )));
+        let results = score_row(
+            ctx,
+            &images,
+            &columns,
+            row,
+            p,
+            tx,
+            &mut cancel,
+            &mut done_calls,
+            total_calls,
+        )
+        .await?;
+        let interval = Some(train_interval(&rows[0].results, &results, &ctx.config));
+        let summary = summarize(&format!("candidate {row}"), p, results, interval);
+        let _ = tx.send(UpskillEvent::RowDone {
+            row,
+            score: row_score(&summary),
+        });
+        rows.push(summary);
+    }
+
+    // 4. Decide, and save when asked to.
+    let scores: Vec<RowScore> = rows.iter().map(row_score).collect();
+    let decision = decide(&scores, ctx.config.upskill.min_improvement);
+    let (winner, reason) = match &decision {
+        Decision::Apply { row, reason } => (Some(*row), reason.clone()),
+        Decision::Keep { reason, .. } => (None, reason.clone()),
+    };
+    let mut outcome = UpskillOutcome {
+        rows,
+        winner,
+        reason,
+        applied: None,
+        eval_hash: eval.hash.clone(),
+    };
+    if ctx.auto_apply {
+        if let Some(w) = winner {
+            let path = apply(ctx, &outcome, w, "upskill winner")
+                .map_err(|e| Err(format!("could not save the winning skill: {e}")))?;
+            outcome.applied = Some(path);
+        }
+    }
+    Ok(outcome)
+}
+
+/// Save row `row` of a finished run as the skill (history copy + sidecar, atomic).
+pub fn apply(
+    ctx: &UpskillContext,
+    outcome: &UpskillOutcome,
+    row: usize,
+    note: &str,
+) -> std::io::Result<PathBuf> {
+    let r = outcome.rows.get(row).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such candidate")
+    })?;
+    let meta = SkillMeta {
+        train_score: r.train,
+        holdout_score: r.holdout,
+        eval_hash: outcome.eval_hash.clone(),
+        student_model: ctx.student.model().to_string(),
+        teacher_model: ctx.teacher.model().to_string(),
+        saved_at: chrono::Utc::now(),
+        note: note.to_string(),
+    };
+    save_skill(&ctx.config.paths.skills, &r.prompt, &meta)
+}
+
+fn row_score(r: &RowSummary) -> RowScore {
+    RowScore {
+        train: r.train,
+        holdout: r.holdout,
+        interval: r.interval,
+    }
+}
+
+fn summarize(
+    label: &str,
+    prompt: &str,
+    results: Vec<CaseResult>,
+    interval: Option<Interval>,
+) -> RowSummary {
+    let refs: Vec<&CaseResult> = results.iter().collect();
+    RowSummary {
+        label: label.to_string(),
+        prompt: prompt.to_string(),
+        train: split_score(&refs, Split::Train),
+        holdout: split_score(&refs, Split::Holdout),
+        interval,
+        results,
+    }
+}
+
+fn train_interval(base: &[CaseResult], cand: &[CaseResult], cfg: &Config) -> Interval {
+    let (mut b, mut c, mut w) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y) in base.iter().zip(cand) {
+        if x.split == Split::Train {
+            b.push(x.total());
+            c.push(y.total());
+            w.push(x.weight);
+        }
+    }
+    improvement_interval(&b, &c, &w, cfg.upskill.bootstrap_samples, 0.90, 0x5EED)
+}
+
+/// Score one prompt on every case (in column order), `concurrency` calls at a time.
+#[allow(clippy::too_many_arguments)]
+async fn score_row(
+    ctx: &UpskillContext,
+    images: &Arc<PreparedImages>,
+    columns: &[usize],
+    row: usize,
+    prompt: &str,
+    tx: &mpsc::UnboundedSender<UpskillEvent>,
+    cancel: &mut watch::Receiver<bool>,
+    done_calls: &mut usize,
+    total_calls: usize,
+) -> Result<Vec<CaseResult>, Stop> {
+    let sem = Arc::new(Semaphore::new(ctx.config.upskill.concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let safety: Arc<Vec<String>> = Arc::new(ctx.config.policy.safety_keywords.clone());
+    let prompt: Arc<str> = Arc::from(prompt);
+    let mut results: Vec<Option<CaseResult>> = vec![None; columns.len()];
+    let mut record = |col: usize, r: CaseResult, results: &mut Vec<Option<CaseResult>>| {
+        *done_calls += 1;
+        let _ = tx.send(UpskillEvent::CaseScored {
+            row,
+            column: col,
+            result: r.clone(),
+            done_calls: *done_calls,
+            total_calls,
+        });
+        results[col] = Some(r);
+    };
+    for (col, &ci) in columns.iter().enumerate() {
+        let permit = tokio::select! {
+            p = sem.clone().acquire_owned() => p.map_err(|_| Err("internal: semaphore closed".to_string()))?,
+            _ = cancel.wait_for(|c| *c) => { set.abort_all(); return Err(Ok(Cancelled)); }
+        };
+        let case = ctx.eval.cases[ci].clone();
+        let client = ctx.student.clone();
+        let images = images.clone();
+        let safety = safety.clone();
+        let prompt = prompt.clone();
+        set.spawn(async move {
+            let r = run_case(&client, &prompt, &case, &images, &safety).await;
+            drop(permit);
+            (col, r)
+        });
+        // Report whatever finished meanwhile, so the matrix fills in live.
+        while let Some(done) = set.try_join_next() {
+            let (col, r) = done.map_err(|e| Err(format!("internal: scoring task failed: {e}")))?;
+            record(col, r, &mut results);
+        }
+    }
+    loop {
+        let next = tokio::select! {
+            n = set.join_next() => n,
+            _ = cancel.wait_for(|c| *c) => { set.abort_all(); return Err(Ok(Cancelled)); }
+        };
+        let Some(done) = next else { break };
+        let (col, r) = done.map_err(|e| Err(format!("internal: scoring task failed: {e}")))?;
+        record(col, r, &mut results);
+    }
+    Ok(results.into_iter().flatten().collect())
+}
