@@ -1,6 +1,7 @@
 //! `gemmaedge-tui`: the console (default), `--headless`, and CLI subcommands.
 
 use clap::{Parser, Subcommand};
+use gemmaedge_tui::cli;
 use gemmaedge_tui::config::{Config, SourceKind};
 use gemmaedge_tui::engine::EngineOptions;
 use std::path::PathBuf;
@@ -35,11 +36,29 @@ struct Cli {
 enum Cmd {
     /// Check the setup: config, servers, models, camera, skills dir, eval set.
     Check,
+    /// Score a skill on the eval set with the student (per-case table and totals).
+    Eval {
+        /// Skill file to score (default: the current skills/skill.txt).
+        #[arg(long)]
+        skill: Option<PathBuf>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the teacher write candidate skills, score them, and replace the skill with the winner.
+    Upskill {
+        /// How many candidates the teacher writes (default: upskill.candidates).
+        #[arg(long)]
+        candidates: Option<usize>,
+        /// Replace the skill without asking when a candidate wins.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
-    let (mut config, _origin) = match Config::load(cli.config.as_deref()) {
+    let (mut config, origin) = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gemmaedge-tui: {e}");
@@ -80,9 +99,16 @@ fn main() {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Some(Cmd::Check) => {
-                eprintln!("check: not available yet");
-                Ok(1)
+            Some(Cmd::Check) => Ok(cli::check::run(&config, &origin).await),
+            Some(Cmd::Eval { skill, json }) => {
+                cli::eval_cmd::run(&config, skill.as_deref(), json).await
+            }
+            Some(Cmd::Upskill { candidates, yes }) => {
+                if candidates == Some(0) {
+                    eprintln!("gemmaedge-tui upskill: --candidates must be at least 1");
+                    return Ok(cli::EXIT_BAD_INPUT);
+                }
+                cli::upskill_cmd::run(&config, candidates, yes).await
             }
             None => gemmaedge_tui::headless::run(config, options).await,
         }

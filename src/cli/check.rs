@@ -1,0 +1,181 @@
+//! `gemmaedge-tui check`: what the config needs, each ok/FAIL with the fix.
+
+use super::table;
+use crate::config::{Config, ConfigOrigin, SourceKind};
+use crate::engine::model_listed;
+use crate::eval::cases::load_eval_set;
+use crate::event::Role;
+use crate::frame::source::{open_source, SourceError};
+use crate::ollama::ModelClient;
+use crate::skill::ensure_writable;
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRow {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn row(what: impl Into<String>, ok: bool, detail: impl Into<String>) -> CheckRow {
+    CheckRow {
+        what: what.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Run every check (never fails itself: each problem is a row).
+pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
+    let mut rows = vec![row("config", true, format!("parsed ({origin})"))];
+    for (role, host) in [
+        (Role::Student, &config.student),
+        (Role::Teacher, &config.teacher),
+    ] {
+        let what = format!("{role} {} @ {}", host.model, host.host);
+        match ModelClient::new(host, role) {
+            Err(e) => rows.push(row(what, false, e.to_string())),
+            Ok(client) => match client.list_models().await {
+                Ok(models) if model_listed(&models, client.model()) => {
+                    let version = client
+                        .version()
+                        .await
+                        .map(|v| format!("Ollama {v}"))
+                        .unwrap_or_else(|e| format!("version unknown ({e})"));
+                    rows.push(row(
+                        what,
+                        true,
+                        format!("reachable, model present, {version}"),
+                    ));
+                }
+                Ok(_) => rows.push(row(
+                    what,
+                    false,
+                    format!(
+                        "reachable, but model missing — run: ollama pull {}",
+                        host.model
+                    ),
+                )),
+                Err(e) => {
+                    let hint = e.hint(role, &host.model);
+                    rows.push(row(
+                        what,
+                        false,
+                        if hint.is_empty() {
+                            e.to_string()
+                        } else {
+                            format!("{e} — {hint}")
+                        },
+                    ))
+                }
+            },
+        }
+    }
+    rows.push(source_row(config));
+    rows.push(match ensure_writable(&config.paths.skills) {
+        Ok(()) => row(
+            "skills dir",
+            true,
+            format!("{} writable", config.paths.skills.display()),
+        ),
+        Err(e) => row(
+            "skills dir",
+            false,
+            format!(
+                "{} not writable: {e} — fix permissions or set paths.skills",
+                config.paths.skills.display()
+            ),
+        ),
+    });
+    rows.push(match load_eval_set(&config.paths.eval) {
+        Ok(set) => {
+            let train = set
+                .cases
+                .iter()
+                .filter(|c| c.split == crate::eval::cases::Split::Train)
+                .count();
+            let holdout = set.cases.len() - train;
+            row(
+                "eval set",
+                true,
+                format!(
+                    "{} cases ({train} train, {holdout} holdout) in {}",
+                    set.cases.len(),
+                    config.paths.eval.display()
+                ),
+            )
+        }
+        Err(e) => row("eval set", false, e.to_string()),
+    });
+    rows
+}
+
+fn source_row(config: &Config) -> CheckRow {
+    let what = match config.source.kind {
+        SourceKind::Camera => format!("camera {}", config.source.camera_index),
+        SourceKind::Folder => format!("folder {}", config.source.path),
+        SourceKind::File => format!("file {}", config.source.path),
+    };
+    match open_source(&config.source) {
+        Err(e) => row(what, false, e.to_string()),
+        Ok((mut src, notices)) => {
+            if config.source.kind == SourceKind::Camera && !notices.is_empty() {
+                let why = notices
+                    .iter()
+                    .map(|n| match n {
+                        crate::frame::source::CaptureNotice::Warning(w) => w.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return row(
+                    what,
+                    false,
+                    format!("{why} — plug in a USB camera or set source.kind = \"folder\""),
+                );
+            }
+            // One capture proves the device or the folder really gives frames.
+            let mut last = String::new();
+            for _ in 0..16 {
+                match src.next() {
+                    Ok(c) => {
+                        return row(
+                            what,
+                            true,
+                            format!("{} (first: {})", src.describe(), c.label),
+                        )
+                    }
+                    Err(SourceError::Skipped(w)) => last = w,
+                    Err(e) => return row(what, false, e.to_string()),
+                }
+            }
+            row(what, false, format!("no readable image: {last}"))
+        }
+    }
+}
+
+/// Print the report; exit code 0 when everything passed, 1 otherwise.
+pub async fn run(config: &Config, origin: &ConfigOrigin) -> i32 {
+    let rows = checks(config, origin).await;
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                if r.ok { "ok" } else { "FAIL" }.to_string(),
+                r.what.clone(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(&["", "check", "detail"], &table_rows, 110)
+    );
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    if failed == 0 {
+        println!("\nall checks passed");
+        0
+    } else {
+        println!("\n{failed} check(s) failed");
+        1
+    }
+}

@@ -1,0 +1,9 @@
+//! CLI subcommands: thin faces over the library for scripts and cron.
+
+pub mod check;
+pub mod eval_cmd;
+pub mod table;
+pub mod upskill_cmd;
+
+/// Exit code for bad input (config, eval files).
+pub const EXIT_BAD_INPUT: i32 = 2;

@@ -1,0 +1,189 @@
+//! `gemmaedge-tui upskill [--candidates N] [--yes]`: the upskill pipeline from a shell,
+//! with a progress bar on stderr and the result table on stdout.
+
+use super::eval_cmd::fmt_score;
+use super::table;
+use super::EXIT_BAD_INPUT;
+use crate::config::Config;
+use crate::eval::cases::load_eval_set;
+use crate::event::Role;
+use crate::ollama::ModelClient;
+use crate::skill::{ensure_writable, SkillStore};
+use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+
+pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color_eyre::Result<i32> {
+    let eval = match load_eval_set(&config.paths.eval) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("gemmaedge-tui upskill: {e}");
+            return Ok(EXIT_BAD_INPUT);
+        }
+    };
+    // Refuse to start rather than lose the results at the end.
+    if let Err(e) = ensure_writable(&config.paths.skills) {
+        eprintln!(
+            "gemmaedge-tui upskill: skills dir {} is not writable ({e}); not starting",
+            config.paths.skills.display()
+        );
+        return Ok(EXIT_BAD_INPUT);
+    }
+    let student = ModelClient::new(&config.student, Role::Student)?;
+    let teacher = ModelClient::new(&config.teacher, Role::Teacher)?;
+    for c in [&student, &teacher] {
+        if let Err(e) = c.list_models().await {
+            eprintln!(
+                "gemmaedge-tui upskill: {} offline: {e} — {}",
+                c.role(),
+                e.hint(c.role(), c.model())
+            );
+            return Ok(1);
+        }
+    }
+    let ctx = UpskillContext {
+        config: config.clone(),
+        student,
+        teacher,
+        eval,
+        current_skill: SkillStore::open(&config.skill_path())
+            .current()
+            .0
+            .to_string(),
+        candidates: candidates.unwrap_or(config.upskill.candidates),
+        auto_apply: false,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let task = tokio::spawn(pipeline::run(ctx.clone(), tx, cancel_rx));
+    let started = Instant::now();
+    let mut phase = String::new();
+    let mut cancelled = false;
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                match ev {
+                    UpskillEvent::Phase(p) => { phase = p; progress(0, 0, &phase, started); }
+                    UpskillEvent::CaseScored { done_calls, total_calls, .. } => {
+                        progress(done_calls, total_calls, &phase, started);
+                    }
+                    UpskillEvent::Dropped(d) => {
+                        eprintln!();
+                        for (p, why) in d {
+                            eprintln!("  dropped a candidate ({why}): {}", crate::sanitize::for_screen(&p, 60));
+                        }
+                    }
+                    UpskillEvent::Failed(m) => { eprintln!("\nupskill failed: {m}"); }
+                    UpskillEvent::Cancelled => { eprintln!("\nupskill cancelled; the skill is unchanged"); }
+                    _ => {}
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !cancelled => {
+                cancelled = true;
+                let _ = cancel_tx.send(true);
+            }
+        }
+    }
+    eprintln!();
+    let Some(outcome) = task.await? else {
+        return Ok(1);
+    };
+    print!("{}", render_outcome(&outcome));
+    println!("\n{}", outcome.reason);
+    let Some(w) = outcome.winner else {
+        println!("the current skill stays.");
+        return Ok(0);
+    };
+    let ok = yes
+        || ask(&format!(
+            "replace {} with candidate {w}? [y/N] ",
+            config.skill_path().display()
+        ));
+    if !ok {
+        println!("not applied; the current skill stays.");
+        return Ok(0);
+    }
+    match pipeline::apply(&ctx, &outcome, w, "upskill winner (cli)") {
+        Ok(h) => {
+            println!(
+                "saved {} (history: {})",
+                config.skill_path().display(),
+                h.display()
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("could not save the skill: {e}; the old skill is intact");
+            Ok(1)
+        }
+    }
+}
+
+fn ask(q: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("{q}(no terminal to ask on: use --yes)");
+        return false;
+    }
+    eprint!("{q}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+fn progress(done: usize, total: usize, phase: &str, started: Instant) {
+    let elapsed = started.elapsed().as_secs();
+    let width = 24;
+    let filled = if total > 0 { done * width / total } else { 0 };
+    let eta = if done > 0 && total > done {
+        let per = started.elapsed().as_secs_f64() / done as f64;
+        format!(", ~{}s left", (per * (total - done) as f64).round() as u64)
+    } else {
+        String::new()
+    };
+    eprint!(
+        "\r[{}{}] {done}/{total} {phase:<40} {elapsed}s{eta}   ",
+        "#".repeat(filled),
+        "-".repeat(width - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// The result table: one row per skill, baseline first.
+pub fn render_outcome(o: &UpskillOutcome) -> String {
+    let rows: Vec<Vec<String>> = o
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            vec![
+                format!(
+                    "{}{}",
+                    if o.winner == Some(i) { "* " } else { "  " },
+                    r.label
+                ),
+                fmt_score(r.train),
+                fmt_score(r.holdout),
+                r.interval.map_or_else(
+                    || "—".to_string(),
+                    |iv| format!("{:+.3} [{:+.3}, {:+.3}]", iv.mean, iv.lo, iv.hi),
+                ),
+                r.prompt.clone(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "skill",
+            "train",
+            "holdout",
+            "gain vs current (90% CI)",
+            "prompt",
+        ],
+        &rows,
+        60,
+    )
+}
