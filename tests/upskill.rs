@@ -1,0 +1,307 @@
+//! Upskill end to end against the Ollama test server with scripted student and teacher.
+
+mod support;
+
+use gemmaedge_tui::config::Config;
+use gemmaedge_tui::eval::cases::load_eval_set;
+use gemmaedge_tui::event::Role;
+use gemmaedge_tui::ollama::ModelClient;
+use gemmaedge_tui::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use support::ollama_server::{ChatRequest, OllamaTestServer, Reply};
+use tokio::sync::{mpsc, watch};
+
+const STUDENT: &str = "gemma4:e2b";
+const TEACHER: &str = "gemma4:26b";
+const BASE: &str = "BASE skill: describe the frame.";
+
+const CASES: &str = r#"
+[[case]]
+id = "lighter"
+text = "A person is holding a lighter with a visible flame."
+expect = ["person", ["flame", "fire"]]
+safety = true
+
+[[case]]
+id = "desk"
+text = "A laptop and coffee mug are on a desk."
+expect = ["laptop", ["mug", "cup"]]
+forbid = ["fire"]
+safety = false
+
+[[case]]
+id = "smoke"
+text = "There is smoke visible near the kitchen area."
+expect = ["smoke", "kitchen"]
+safety = true
+
+[[case]]
+id = "dog"
+text = "A dog sleeps on a rug."
+expect = ["dog", "rug"]
+safety = false
+
+[[case]]
+id = "ladder"
+text = "A man stands on the top step of a wobbly ladder."
+expect = ["man", "ladder"]
+safety = true
+split = "holdout"
+
+[[case]]
+id = "office"
+text = "An empty office at night."
+expect = ["office"]
+safety = false
+split = "holdout"
+"#;
+
+/// The answer a perfect student gives for each scene, and a poor one.
+fn good_answer(scene: &str) -> &'static str {
+    if scene.contains("lighter") {
+        "A person holds a lighter with a flame. This is a fire hazard.\nCONFIDENCE: 0.8"
+    } else if scene.contains("laptop") {
+        "A laptop and a mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"
+    } else if scene.contains("smoke") {
+        "Smoke near the kitchen: possible fire hazard.\nCONFIDENCE: 0.8"
+    } else if scene.contains("dog") {
+        "A dog sleeping on a rug. No safety concerns.\nCONFIDENCE: 0.9"
+    } else if scene.contains("ladder") {
+        "A man on a wobbly ladder: danger of a fall.\nCONFIDENCE: 0.7"
+    } else {
+        "An empty office. No safety concerns.\nCONFIDENCE: 0.9"
+    }
+}
+
+fn poor_answer(_scene: &str) -> &'static str {
+    "Something is there."
+}
+
+/// The student answers well only under skills containing `GOOD`; `OVERFIT` answers
+/// well on train scenes and poorly on holdout ones.
+fn student_handler(req: &ChatRequest) -> Reply {
+    let skill = req.messages[0].content.clone();
+    let user = req.messages.last().unwrap().content.clone();
+    let holdout = user.contains("ladder") || user.contains("office");
+    let answer = if skill.contains("GOOD") || (skill.contains("OVERFIT") && !holdout) {
+        good_answer(&user)
+    } else {
+        poor_answer(&user)
+    };
+    Reply::text(answer)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    ctx: UpskillContext,
+    student: OllamaTestServer,
+    _teacher: OllamaTestServer,
+}
+
+async fn setup(teacher_reply: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    student.set_handler(student_handler);
+    teacher.push_reply(Reply::text(teacher_reply));
+    let mut c = Config::default();
+    c.student.host = student.url();
+    c.student.model = STUDENT.into();
+    c.student.timeout_secs = 10;
+    c.teacher.host = teacher.url();
+    c.teacher.model = TEACHER.into();
+    c.teacher.timeout_secs = 10;
+    c.paths.eval = dir.path().join("eval");
+    c.paths.skills = dir.path().join("skills");
+    c.upskill.bootstrap_samples = 500;
+    std::fs::create_dir_all(&c.paths.eval).unwrap();
+    std::fs::create_dir_all(&c.paths.skills).unwrap();
+    std::fs::write(c.paths.eval.join("cases.toml"), CASES).unwrap();
+    std::fs::write(c.skill_path(), format!("{BASE}\n")).unwrap();
+    let eval = Arc::new(load_eval_set(&c.paths.eval).unwrap());
+    let ctx = UpskillContext {
+        student: ModelClient::new(&c.student, Role::Student).unwrap(),
+        teacher: ModelClient::new(&c.teacher, Role::Teacher).unwrap(),
+        eval,
+        current_skill: BASE.into(),
+        candidates: 3,
+        auto_apply: true,
+        config: c,
+    };
+    Setup {
+        _dir: dir,
+        ctx,
+        student,
+        _teacher: teacher,
+    }
+}
+
+async fn run(ctx: UpskillContext) -> (Option<UpskillOutcome>, Vec<UpskillEvent>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let outcome = pipeline::run(ctx, tx, cancel_rx).await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (outcome, events)
+}
+
+fn skill_on_disk(ctx: &UpskillContext) -> String {
+    std::fs::read_to_string(ctx.config.skill_path())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn history(ctx: &UpskillContext) -> Vec<std::path::PathBuf> {
+    let dir = ctx.config.paths.skills.join("history");
+    if !dir.exists() {
+        return vec![];
+    }
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn the_candidate_that_hits_the_expected_words_wins_and_is_saved() {
+    // Prose, a fence, an object holding the array, and a trailing comma.
+    let teacher = "Here are three improved prompts:\n```json\n{\"prompts\": [\n  \"POOR candidate one\",\n  \"GOOD candidate: name every person and object, flag hazards, end with CONFIDENCE.\",\n  \"POOR candidate three\",\n]}\n```\nGood luck!";
+    let s = setup(teacher).await;
+    let (outcome, events) = run(s.ctx.clone()).await;
+    let o = outcome.expect("a finished run");
+    assert_eq!(o.rows.len(), 4, "baseline + 3 candidates");
+    assert_eq!(o.rows[0].prompt, BASE);
+    assert!(o.rows[2].prompt.starts_with("GOOD"));
+    assert_eq!(o.winner, Some(2), "{}", o.reason);
+    assert!(o.rows[2].train.unwrap() > o.rows[0].train.unwrap() + 0.3);
+    assert!(o.rows[2].interval.unwrap().lo > 0.0);
+    assert!(o.applied.is_some());
+    assert_eq!(skill_on_disk(&s.ctx), o.rows[2].prompt);
+    // History: the text and its sidecar.
+    let h = history(&s.ctx);
+    assert_eq!(h.len(), 2, "{h:?}");
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&h[0]).unwrap()).unwrap();
+    assert_eq!(sidecar["eval_hash"], o.eval_hash);
+    assert_eq!(sidecar["student_model"], STUDENT);
+    assert_eq!(sidecar["teacher_model"], TEACHER);
+    assert!(sidecar["train_score"].as_f64().unwrap() > 0.5);
+    // The matrix filled in live: one score per (row, case).
+    let scored = events
+        .iter()
+        .filter(|e| matches!(e, UpskillEvent::CaseScored { .. }))
+        .count();
+    assert_eq!(scored, 4 * 6);
+    // The meta-prompt told the teacher what failed.
+    let treq = &s._teacher.chat_requests()[0];
+    let meta = &treq.messages.last().unwrap().content;
+    assert!(meta.contains("lighter"), "failures are listed: {meta}");
+    assert!(meta.contains("no parseable CONFIDENCE"), "{meta}");
+    assert!(treq.format.is_some());
+    // Every student call carried the skill under test as system prompt.
+    let systems: std::collections::HashSet<String> = s
+        .student
+        .chat_requests()
+        .iter()
+        .map(|r| r.messages[0].content.clone())
+        .collect();
+    assert_eq!(systems.len(), 4);
+}
+
+#[tokio::test]
+async fn better_on_train_but_worse_on_holdout_is_not_applied() {
+    // OVERFIT is perfect on train and poor on holdout; the baseline is the reverse.
+    let s = setup("[\"OVERFIT: tuned to the train scenes\"]").await;
+    let mut ctx = s.ctx.clone();
+    ctx.current_skill = "HOLDOUT-GOOD baseline".into();
+    s.student.set_handler(|req: &ChatRequest| {
+        let skill = req.messages[0].content.clone();
+        let user = req.messages.last().unwrap().content.clone();
+        let holdout = user.contains("ladder") || user.contains("office");
+        let good = (skill.contains("OVERFIT") && !holdout) || (skill.contains("HOLDOUT-GOOD") && holdout);
+        Reply::text(if good { good_answer(&user) } else { poor_answer(&user) })
+    });
+    let (outcome, _) = run(ctx.clone()).await;
+    let o = outcome.unwrap();
+    assert!(o.rows[1].train.unwrap() > o.rows[0].train.unwrap());
+    assert!(o.rows[1].holdout.unwrap() < o.rows[0].holdout.unwrap());
+    assert_eq!(o.winner, None);
+    assert!(o.reason.contains("worse on holdout"), "{}", o.reason);
+    assert_eq!(skill_on_disk(&ctx), BASE, "the skill file is untouched");
+    assert!(history(&ctx).is_empty());
+}
+
+#[tokio::test]
+async fn no_candidate_beats_the_baseline_so_the_skill_stays() {
+    let s = setup("[\"POOR one\", \"POOR two\"]").await;
+    let (outcome, _) = run(s.ctx.clone()).await;
+    let o = outcome.unwrap();
+    assert_eq!(o.winner, None);
+    assert!(o.reason.contains("below the required"), "{}", o.reason);
+    assert!(o.applied.is_none());
+    assert_eq!(skill_on_disk(&s.ctx), BASE);
+}
+
+#[tokio::test]
+async fn teacher_reply_without_prompts_fails_clearly() {
+    let s = setup("I cannot help with that.").await;
+    let (outcome, events) = run(s.ctx.clone()).await;
+    assert!(outcome.is_none());
+    let failed = events.iter().find_map(|e| match e {
+        UpskillEvent::Failed(m) => Some(m.clone()),
+        _ => None,
+    });
+    assert!(failed.unwrap().contains("no usable candidates"));
+    assert_eq!(skill_on_disk(&s.ctx), BASE);
+}
+
+#[tokio::test]
+async fn cancel_stops_further_student_calls() {
+    let s = setup("[\"GOOD candidate\"]").await;
+    s.student.set_handler(|req: &ChatRequest| {
+        Reply::Delayed(Duration::from_millis(150), Box::new(student_handler(req)))
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let task = tokio::spawn(pipeline::run(s.ctx.clone(), tx, cancel_rx));
+    // Cancel after the first scored case.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(UpskillEvent::CaseScored { .. })) => break,
+            Ok(Some(_)) => {}
+            other => panic!("no progress: {other:?}"),
+        }
+    }
+    cancel_tx.send(true).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("cancel is prompt")
+        .unwrap();
+    assert!(outcome.is_none());
+    let calls = s.student.chat_requests().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.student.chat_requests().len(), calls, "no calls after cancel");
+    assert!(calls < 6, "cancelled early: {calls} calls");
+    let mut saw_cancelled = false;
+    while let Ok(e) = rx.try_recv() {
+        saw_cancelled |= matches!(e, UpskillEvent::Cancelled);
+    }
+    assert!(saw_cancelled);
+    assert_eq!(skill_on_disk(&s.ctx), BASE);
+}
+
+#[test]
+fn eval_dir_is_read_from_disk_each_time() {
+    // A guard that the CASES above are a valid eval set for the loader.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("cases.toml"), CASES).unwrap();
+    let set = load_eval_set(Path::new(d.path())).unwrap();
+    assert_eq!(set.cases.len(), 6);
+}
