@@ -15,6 +15,7 @@ pub mod event;
 pub mod frame;
 pub mod headless;
 pub mod json_extract;
+pub mod learn;
 pub mod ollama;
 pub mod policy;
 pub mod sanitize;
