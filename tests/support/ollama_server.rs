@@ -1,0 +1,1614 @@
+//! In-process fake Ollama server that speaks the real HTTP/1.1 wire format.
+//!
+//! HTTP is hand-rolled on `tokio::net::TcpListener` (127.0.0.1, ephemeral port) so tests can
+//! inject faults at the byte level: chunk boundaries in the middle of UTF-8 characters,
+//! connections dropped mid-stream, error lines, malformed lines, hangs, refused connections.
+//!
+//! Wire format follows Ollama's `docs/api.md`:
+//! * `POST /api/chat` — streaming by default (`application/x-ndjson`, one JSON object per line,
+//!   each line written as its own HTTP chunk), `"stream": false` gives one JSON object.
+//! * `GET /api/tags`, `GET /api/version`, `GET /` (`Ollama is running`), anything else is a
+//!   `404 page not found` like Ollama's router.
+//!
+//! JSON is written the way Go's `encoding/json` writes it (`<`, `>`, `&` escaped as `\u003c`…),
+//! so clients are exercised against the real escaping.
+//!
+//! This file is self-contained (no `super::`) so benches can include it with `#[path]`.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::AbortHandle;
+
+/// What the server answers to `/api/chat` when nothing was scripted.
+pub const DEFAULT_REPLY_TEXT: &str = "A person at a desk.\nCONFIDENCE: 0.9";
+/// Version reported by `GET /api/version` unless changed with `set_version`.
+pub const DEFAULT_VERSION: &str = "0.12.11";
+/// Default number of characters per streamed token.
+pub const DEFAULT_TOKEN_CHARS: usize = 4;
+/// Pause between HTTP chunks where chunk boundaries matter (split UTF-8, raw chunks), so TCP
+/// does not coalesce them before the client reads.
+pub const CHUNK_GAP: Duration = Duration::from_millis(5);
+
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+const HUGE_LINE_BYTES: usize = 4096;
+
+/// Go's `base64.StdEncoding` (what Ollama's JSON decoding of `images` uses): padded standard
+/// alphabet, non-zero trailing bits tolerated.
+const GO_STD_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Public data types
+// ---------------------------------------------------------------------------------------------
+
+/// One HTTP request as received (any path).
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Request target as sent, query string included.
+    pub path: String,
+    /// Header names as sent (compare case-insensitively, or use [`RecordedRequest::header`]).
+    pub headers: Vec<(String, String)>,
+    /// Body after de-chunking.
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    /// First header with this name, case-insensitive.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// Body parsed as JSON, if it is JSON.
+    pub fn body_json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// A `POST /api/chat` body, decoded.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    /// `stream` field; absent (or null) means `true`, like Ollama.
+    pub stream: bool,
+    /// `think` field; a string level ("high", …) counts as `Some(true)`.
+    pub think: Option<bool>,
+    pub format: Option<Value>,
+    pub options: Option<Value>,
+    /// The whole body as JSON (for `keep_alive`, `logprobs`, … and anything else).
+    pub raw: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ChatRequest {
+    /// First header with this name, case-insensitive.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// Content of the first message with this role.
+    pub fn first_content(&self, role: &str) -> Option<&str> {
+        self.messages
+            .iter()
+            .find(|m| m.role == role)
+            .map(|m| m.content.as_str())
+    }
+
+    /// Content of the last message with this role.
+    pub fn last_content(&self, role: &str) -> Option<&str> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == role)
+            .map(|m| m.content.as_str())
+    }
+
+    /// All images of all messages, base64-decoded.
+    pub fn all_images(&self) -> Vec<Vec<u8>> {
+        self.messages
+            .iter()
+            .flat_map(|m| m.decoded_images())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+    /// Images exactly as sent (base64 text).
+    pub images: Vec<String>,
+}
+
+impl ChatMessage {
+    /// Images base64-decoded; an image that does not decode is left out (the server already
+    /// answered such a request with 400).
+    pub fn decoded_images(&self) -> Vec<Vec<u8>> {
+        self.images
+            .iter()
+            .filter_map(|s| decode_go_base64(s).ok())
+            .collect()
+    }
+}
+
+/// What the server does with one `/api/chat` request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Streamed in tokens of the server's token size, or whole when `stream: false`.
+    Text(String),
+    /// Full control of a normal answer.
+    Full {
+        content: String,
+        /// Sent first as `message.thinking` chunks unless the request said `"think": false`.
+        thinking: Option<String>,
+        /// Characters per token; 0 means the server default.
+        token_chars: usize,
+        delay_per_token: Duration,
+        /// Delay before the response headers (time to first byte).
+        first_byte_delay: Duration,
+        /// Write each NDJSON line in pieces whose boundaries fall inside multi-byte UTF-8
+        /// characters (each piece its own HTTP chunk, [`CHUNK_GAP`] apart).
+        split_utf8: bool,
+    },
+    /// Plain HTTP answer, e.g. 500 `{"error":"..."}` or 503.
+    Status { code: u16, body: String },
+    /// Read the request and never answer; the socket stays open until the client closes it
+    /// or the server stops.
+    Hang,
+    /// Stream some content, then close the socket without `done:true` and without the
+    /// terminating 0-chunk. With `stream:false`: a truncated body, then close.
+    DropMidStream { content_before: String },
+    /// 200 stream with some content, then a `{"error":"…"}` line, then a clean end.
+    /// With `stream:false`: HTTP 500 `{"error":"…"}`.
+    ErrorLine {
+        content_before: String,
+        error: String,
+    },
+    /// Some content, then a line that is not JSON (`{"model":"M","mess`), then the final
+    /// `done:true` line. With `stream:false`: 200 with that non-JSON body.
+    Malformed { content_before: String },
+    /// That many bytes of ASCII content ([`huge_content`]) in many lines, then done.
+    Huge { bytes: usize },
+    /// 200 `application/x-ndjson` chunked response whose chunks are exactly these bytes
+    /// (empty pieces are skipped: an empty chunk would end the body), [`CHUNK_GAP`] apart,
+    /// then the terminating 0-chunk.
+    RawChunks(Vec<Vec<u8>>),
+    /// Wait, then reply.
+    Delayed(Duration, Box<Reply>),
+}
+
+impl Reply {
+    /// Plain text answer.
+    pub fn text(s: impl Into<String>) -> Reply {
+        Reply::Text(s.into())
+    }
+
+    /// Answer whose content is the JSON text of `value`.
+    pub fn json(value: &Value) -> Reply {
+        Reply::Text(value.to_string())
+    }
+
+    /// A [`Reply::Full`] with default settings (server token size, no delays, no thinking).
+    pub fn full(content: impl Into<String>) -> Reply {
+        Reply::Full {
+            content: content.into(),
+            thinking: None,
+            token_chars: 0,
+            delay_per_token: Duration::ZERO,
+            first_byte_delay: Duration::ZERO,
+            split_utf8: false,
+        }
+    }
+
+    /// Content with thinking text (sent first unless the request has `think:false`).
+    pub fn with_thinking(content: impl Into<String>, thinking: impl Into<String>) -> Reply {
+        Reply::full(content).thinking(thinking)
+    }
+
+    /// HTTP status with a raw body.
+    pub fn status(code: u16, body: impl Into<String>) -> Reply {
+        Reply::Status {
+            code,
+            body: body.into(),
+        }
+    }
+
+    /// HTTP status with Ollama's error body `{"error":msg}`.
+    pub fn error(code: u16, msg: &str) -> Reply {
+        Reply::Status {
+            code,
+            body: json!({ "error": msg }).to_string(),
+        }
+    }
+
+    pub fn drop_mid_stream(content_before: impl Into<String>) -> Reply {
+        Reply::DropMidStream {
+            content_before: content_before.into(),
+        }
+    }
+
+    pub fn error_line(content_before: impl Into<String>, error: impl Into<String>) -> Reply {
+        Reply::ErrorLine {
+            content_before: content_before.into(),
+            error: error.into(),
+        }
+    }
+
+    pub fn malformed(content_before: impl Into<String>) -> Reply {
+        Reply::Malformed {
+            content_before: content_before.into(),
+        }
+    }
+
+    pub fn delayed(delay: Duration, reply: Reply) -> Reply {
+        Reply::Delayed(delay, Box::new(reply))
+    }
+
+    /// Wrap this reply in a delay.
+    pub fn after(self, delay: Duration) -> Reply {
+        Reply::delayed(delay, self)
+    }
+
+    // Builder setters: they turn `Text` into `Full` and change `Full`; other variants are
+    // returned unchanged.
+
+    pub fn thinking(self, thinking: impl Into<String>) -> Reply {
+        self.map_full(|f| f.thinking = Some(thinking.into()))
+    }
+
+    pub fn token_chars(self, n: usize) -> Reply {
+        self.map_full(|f| f.token_chars = n)
+    }
+
+    pub fn delay_per_token(self, d: Duration) -> Reply {
+        self.map_full(|f| f.delay_per_token = d)
+    }
+
+    pub fn first_byte_delay(self, d: Duration) -> Reply {
+        self.map_full(|f| f.first_byte_delay = d)
+    }
+
+    pub fn split_utf8(self) -> Reply {
+        self.map_full(|f| f.split_utf8 = true)
+    }
+
+    fn map_full(self, f: impl FnOnce(&mut FullReply)) -> Reply {
+        let mut full = match self {
+            Reply::Text(content) => FullReply::new(content),
+            Reply::Full {
+                content,
+                thinking,
+                token_chars,
+                delay_per_token,
+                first_byte_delay,
+                split_utf8,
+            } => FullReply {
+                content,
+                thinking,
+                token_chars,
+                delay_per_token,
+                first_byte_delay,
+                split_utf8,
+            },
+            other => return other,
+        };
+        f(&mut full);
+        Reply::Full {
+            content: full.content,
+            thinking: full.thinking,
+            token_chars: full.token_chars,
+            delay_per_token: full.delay_per_token,
+            first_byte_delay: full.first_byte_delay,
+            split_utf8: full.split_utf8,
+        }
+    }
+}
+
+/// The content that [`Reply::Huge`] sends for `bytes` bytes (ASCII, deterministic).
+pub fn huge_content(bytes: usize) -> String {
+    const PATTERN: &str = "The quick brown fox jumps over the lazy dog 0123456789. ";
+    let mut s = String::with_capacity(bytes + PATTERN.len());
+    while s.len() < bytes {
+        s.push_str(PATTERN);
+    }
+    s.truncate(bytes);
+    s
+}
+
+/// Split text into tokens of `n` characters (at least 1), as the server streams them.
+pub fn split_tokens(text: &str, n: usize) -> Vec<String> {
+    let n = n.max(1);
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(n).map(|c| c.iter().collect()).collect()
+}
+
+/// Base64-encode bytes the way a client puts them in `images`.
+pub fn encode_image(bytes: &[u8]) -> String {
+    GO_STD_BASE64.encode(bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+type Handler = Arc<dyn Fn(&ChatRequest) -> Reply + Send + Sync + 'static>;
+
+struct ListenerCtl {
+    /// Duplicate of the listening socket's fd: shutting it down closes the socket for the
+    /// accept task too, synchronously.
+    ctl: OwnedFd,
+    task: Option<AbortHandle>,
+}
+
+struct ConnCtl {
+    ctl: std::net::TcpStream,
+    task: Option<AbortHandle>,
+}
+
+struct State {
+    models: Vec<String>,
+    queue: VecDeque<Reply>,
+    handler: Option<Handler>,
+    requests: Vec<RecordedRequest>,
+    chats: Vec<ChatRequest>,
+    token_chars: usize,
+    token_delay: Duration,
+    legacy_not_found: bool,
+    keep_alive: bool,
+    version: String,
+    /// Bumped by every stop and every (re)listen; an accept task serves only its generation.
+    generation: u64,
+    listener: Option<ListenerCtl>,
+    conns: HashMap<u64, ConnCtl>,
+    next_conn: u64,
+    accepted: usize,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    // A panicking handler must not poison every later call.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fake Ollama server. Dropping it closes the listener and every connection and stops its
+/// tasks (and its runtime, for [`OllamaTestServer::start_in_thread`]).
+pub struct OllamaTestServer {
+    shared: Shared,
+    port: u16,
+    handle: Handle,
+    runtime: Option<Runtime>,
+}
+
+impl OllamaTestServer {
+    /// Start on the current tokio runtime (call inside a tokio runtime).
+    pub async fn start(models: &[&str]) -> Self {
+        Self::start_on(Handle::current(), None, models)
+    }
+
+    /// Start on a runtime of its own (one worker thread), for sync tests, tests that run
+    /// a child process, or tests that block.
+    pub fn start_in_thread(models: &[&str]) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ollama-test-server")
+            .enable_all()
+            .build()
+            .expect("build test server runtime");
+        let handle = runtime.handle().clone();
+        Self::start_on(handle, Some(runtime), models)
+    }
+
+    fn start_on(handle: Handle, runtime: Option<Runtime>, models: &[&str]) -> Self {
+        let shared: Shared = Arc::new(Mutex::new(State {
+            models: models.iter().map(|m| m.to_string()).collect(),
+            queue: VecDeque::new(),
+            handler: None,
+            requests: Vec::new(),
+            chats: Vec::new(),
+            token_chars: DEFAULT_TOKEN_CHARS,
+            token_delay: Duration::ZERO,
+            legacy_not_found: false,
+            keep_alive: true,
+            version: DEFAULT_VERSION.to_string(),
+            generation: 0,
+            listener: None,
+            conns: HashMap::new(),
+            next_conn: 0,
+            accepted: 0,
+        }));
+        let port = listen(&shared, &handle, 0).expect("bind test server on 127.0.0.1");
+        OllamaTestServer {
+            shared,
+            port,
+            handle,
+            runtime,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Replace the model list (`/api/tags`, and which models `/api/chat` accepts).
+    pub fn set_models(&self, models: &[&str]) {
+        lock(&self.shared).models = models.iter().map(|m| m.to_string()).collect();
+    }
+
+    /// Queue a reply for the next `/api/chat` request that passes validation (FIFO, consumed
+    /// before the handler).
+    pub fn push_reply(&self, r: Reply) {
+        lock(&self.shared).queue.push_back(r);
+    }
+
+    /// Number of queued replies not consumed yet.
+    pub fn pending_replies(&self) -> usize {
+        lock(&self.shared).queue.len()
+    }
+
+    /// Reply used when the queue is empty.
+    pub fn set_handler(&self, f: impl Fn(&ChatRequest) -> Reply + Send + Sync + 'static) {
+        lock(&self.shared).handler = Some(Arc::new(f));
+    }
+
+    /// Back to the default reply ([`DEFAULT_REPLY_TEXT`]) when the queue is empty.
+    pub fn clear_handler(&self) {
+        lock(&self.shared).handler = None;
+    }
+
+    /// Characters per streamed token for [`Reply::Text`] (and `Full` with `token_chars: 0`).
+    pub fn set_token_chars(&self, n: usize) {
+        lock(&self.shared).token_chars = n.max(1);
+    }
+
+    /// Delay between tokens for [`Reply::Text`].
+    pub fn set_token_delay(&self, d: Duration) {
+        lock(&self.shared).token_delay = d;
+    }
+
+    /// Use the older not-found wording `model "NAME" not found, try pulling it first`.
+    pub fn set_legacy_not_found(&self, legacy: bool) {
+        lock(&self.shared).legacy_not_found = legacy;
+    }
+
+    /// `false`: every response carries `Connection: close` and the connection is closed.
+    pub fn set_keep_alive(&self, keep_alive: bool) {
+        lock(&self.shared).keep_alive = keep_alive;
+    }
+
+    pub fn set_version(&self, version: &str) {
+        lock(&self.shared).version = version.to_string();
+    }
+
+    /// All requests, in order of arrival.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// All `/api/chat` requests whose body was a JSON object (valid or not), in order.
+    pub fn chat_requests(&self) -> Vec<ChatRequest> {
+        lock(&self.shared).chats.clone()
+    }
+
+    pub fn chat_count(&self) -> usize {
+        lock(&self.shared).chats.len()
+    }
+
+    /// Forget recorded requests.
+    pub fn clear_requests(&self) {
+        let mut st = lock(&self.shared);
+        st.requests.clear();
+        st.chats.clear();
+    }
+
+    /// TCP connections accepted so far (keep-alive reuse shows as fewer connections).
+    pub fn accepted_connections(&self) -> usize {
+        lock(&self.shared).accepted
+    }
+
+    /// Wait until at least `n` chat requests arrived; `false` on timeout.
+    pub async fn wait_for_chats(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.chat_count() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Blocking variant of [`OllamaTestServer::wait_for_chats`]. Do not call it on the
+    /// thread of a current-thread runtime that runs this server (use `start_in_thread`).
+    pub fn wait_for_chats_blocking(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.chat_count() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stop like a killed Ollama: the listening socket is closed at once (new connections
+    /// get ECONNREFUSED) and every open connection is shut down (streams in flight end
+    /// abruptly, hanging requests fail, idle keep-alive connections see EOF).
+    ///
+    /// As with a real restart, a client that still pools an idle keep-alive connection may
+    /// fail its next request with a connection-closed error (hyper `IncompleteMessage`)
+    /// instead of a connect error, when it had not yet noticed the close (typical on a
+    /// current-thread runtime); the request after that is refused. Call
+    /// `set_keep_alive(false)` before the first request to get ECONNREFUSED every time.
+    pub fn stop_listening(&self) {
+        shutdown_everything(&self.shared);
+    }
+
+    /// Listen again on the same port. No-op if already listening.
+    pub fn resume_listening(&self) {
+        if lock(&self.shared).listener.is_some() {
+            return;
+        }
+        let port = listen(&self.shared, &self.handle, self.port).expect("re-bind test server port");
+        debug_assert_eq!(port, self.port);
+    }
+
+    pub fn is_listening(&self) -> bool {
+        lock(&self.shared).listener.is_some()
+    }
+}
+
+impl Drop for OllamaTestServer {
+    fn drop(&mut self) {
+        shutdown_everything(&self.shared);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn shutdown_everything(shared: &Shared) {
+    let (listener, conns) = {
+        let mut st = lock(shared);
+        st.generation += 1;
+        (st.listener.take(), std::mem::take(&mut st.conns))
+    };
+    if let Some(l) = listener {
+        // shutdown(2) on a listening TCP socket moves it to CLOSE at once: pending and new
+        // connections are refused, the accept task wakes with an error. std has no shutdown
+        // on TcpListener; the call is the same syscall on the same socket.
+        let _ = std::net::TcpStream::from(l.ctl).shutdown(Shutdown::Both);
+        if let Some(t) = l.task {
+            t.abort();
+        }
+    }
+    for (_, c) in conns {
+        let _ = c.ctl.shutdown(Shutdown::Both);
+        if let Some(t) = c.task {
+            t.abort();
+        }
+    }
+}
+
+fn bind_port(port: u16) -> io::Result<std::net::TcpListener> {
+    // Re-binding a port just closed can race with the old socket's teardown: retry briefly.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return Ok(l),
+            Err(e) if port != 0 && e.kind() == io::ErrorKind::AddrInUse => {
+                if Instant::now() >= deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn listen(shared: &Shared, handle: &Handle, port: u16) -> io::Result<u16> {
+    let std_listener = bind_port(port)?;
+    std_listener.set_nonblocking(true)?;
+    let port = std_listener.local_addr()?.port();
+    let ctl = std_listener.as_fd().try_clone_to_owned()?;
+    let listener = {
+        let _guard = handle.enter();
+        TcpListener::from_std(std_listener)?
+    };
+    let mut st = lock(shared);
+    st.generation += 1;
+    let generation = st.generation;
+    let task = handle.spawn(accept_loop(shared.clone(), listener, generation));
+    st.listener = Some(ListenerCtl {
+        ctl,
+        task: Some(task.abort_handle()),
+    });
+    Ok(port)
+}
+
+async fn accept_loop(shared: Shared, listener: TcpListener, generation: u64) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if !register_connection(&shared, stream, generation) {
+                    return;
+                }
+            }
+            Err(_) => {
+                if lock(&shared).generation != generation {
+                    return;
+                }
+                // Transient (EMFILE, ECONNABORTED, …): back off a little.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Returns false when this accept loop is stale (server stopped meanwhile).
+fn register_connection(shared: &Shared, stream: TcpStream, generation: u64) -> bool {
+    let _ = stream.set_nodelay(true);
+    let ctl = match stream.as_fd().try_clone_to_owned() {
+        Ok(fd) => std::net::TcpStream::from(fd),
+        Err(_) => return true, // drop this connection, keep accepting
+    };
+    let mut st = lock(shared);
+    if st.generation != generation {
+        let _ = ctl.shutdown(Shutdown::Both);
+        return false;
+    }
+    st.accepted += 1;
+    let id = st.next_conn;
+    st.next_conn += 1;
+    st.conns.insert(id, ConnCtl { ctl, task: None });
+    let task = tokio::spawn(serve_connection(shared.clone(), stream, id));
+    if let Some(c) = st.conns.get_mut(&id) {
+        c.task = Some(task.abort_handle());
+    }
+    true
+}
+
+/// Removes the connection's control entry when its task ends (normally or aborted).
+struct ConnGuard {
+    shared: Shared,
+    id: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        lock(&self.shared).conns.remove(&self.id);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1
+// ---------------------------------------------------------------------------------------------
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    version: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn header_has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+impl Conn {
+    /// Read more bytes into the buffer; Ok(false) on EOF.
+    async fn fill(&mut self) -> io::Result<bool> {
+        let mut tmp = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut tmp).await?;
+        self.buf.extend_from_slice(&tmp[..n]);
+        Ok(n > 0)
+    }
+
+    async fn read_exact_buf(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if !self.fill().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    async fn read_line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..pos + 2).take(pos).collect();
+                return Ok(String::from_utf8_lossy(&line).into_owned());
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(invalid("line too long"));
+            }
+            if !self.fill().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Next request on this connection; Ok(None) when the client closed it cleanly.
+    async fn read_request(&mut self) -> io::Result<Option<HttpRequest>> {
+        let head_end = loop {
+            if let Some(pos) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos;
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                return Err(invalid("request head too large"));
+            }
+            if !self.fill().await? {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        };
+        let head: Vec<u8> = self.buf.drain(..head_end + 4).collect();
+        let head = String::from_utf8_lossy(&head[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split_whitespace();
+        let (method, path, version) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(m), Some(p), Some(v)) => (m.to_string(), p.to_string(), v.to_string()),
+            _ => return Err(invalid("bad request line")),
+        };
+        let mut headers = Vec::new();
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        if header_has_token(&headers, "expect", "100-continue") {
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        let body = if header_has_token(&headers, "transfer-encoding", "chunked") {
+            self.read_chunked_body().await?
+        } else if let Some(len) = find_header(&headers, "content-length") {
+            let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
+            if len > MAX_BODY_BYTES {
+                return Err(invalid("body too large"));
+            }
+            self.read_exact_buf(len).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(HttpRequest {
+            method,
+            path,
+            version,
+            headers,
+            body,
+        }))
+    }
+
+    async fn read_chunked_body(&mut self) -> io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.read_line().await?;
+            let size_text = line.split(';').next().unwrap_or_default().trim();
+            let size =
+                usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
+            if size == 0 {
+                // Trailers until the empty line.
+                while !self.read_line().await?.is_empty() {}
+                return Ok(body);
+            }
+            if body.len() + size > MAX_BODY_BYTES {
+                return Err(invalid("body too large"));
+            }
+            let data = self.read_exact_buf(size).await?;
+            body.extend_from_slice(&data);
+            if !self.read_line().await?.is_empty() {
+                return Err(invalid("missing CRLF after chunk"));
+            }
+        }
+    }
+
+    async fn write_head(
+        &mut self,
+        code: u16,
+        content_type: &str,
+        length: Option<usize>,
+        keep_alive: bool,
+    ) -> io::Result<()> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nDate: {}\r\n",
+            code,
+            reason(code),
+            content_type,
+            http_date()
+        );
+        match length {
+            Some(n) => head.push_str(&format!("Content-Length: {n}\r\n")),
+            None => head.push_str("Transfer-Encoding: chunked\r\n"),
+        }
+        if !keep_alive {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
+        self.stream.write_all(head.as_bytes()).await?;
+        self.stream.flush().await
+    }
+
+    async fn write_fixed(
+        &mut self,
+        code: u16,
+        content_type: &str,
+        body: &[u8],
+        keep_alive: bool,
+        head_only: bool,
+    ) -> io::Result<()> {
+        self.write_head(code, content_type, Some(body.len()), keep_alive)
+            .await?;
+        if !head_only {
+            self.stream.write_all(body).await?;
+        }
+        self.stream.flush().await
+    }
+
+    /// One HTTP chunk (non-empty), flushed.
+    async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(data.len() + 16);
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
+    }
+
+    /// One NDJSON line as one chunk, or (split_utf8) as several chunks cut inside
+    /// multi-byte characters.
+    async fn write_line(&mut self, line: &str, split_utf8: bool) -> io::Result<()> {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.push(b'\n');
+        if !split_utf8 {
+            return self.write_chunk(&bytes).await;
+        }
+        let pieces = split_inside_chars(&bytes);
+        let count = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            self.write_chunk(piece).await?;
+            if i + 1 < count {
+                tokio::time::sleep(CHUNK_GAP).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_end(&mut self) -> io::Result<()> {
+        self.stream.write_all(b"0\r\n\r\n").await?;
+        self.stream.flush().await
+    }
+}
+
+/// Cut `bytes` (UTF-8) into pieces so that each multi-byte character is split after its
+/// first byte.
+fn split_inside_chars(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        // Lead byte of a multi-byte sequence: cut right after it.
+        if b >= 0xC0 {
+            pieces.push(&bytes[start..i + 1]);
+            start = i + 1;
+        }
+    }
+    pieces.push(&bytes[start..]);
+    pieces
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+fn http_date() -> String {
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// JSON text as Go's `encoding/json` writes it (HTML-safe escaping).
+fn go_json(v: &Value) -> String {
+    let s = v.to_string();
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Decode like Go's `base64.StdEncoding` (CR/LF ignored); the error is Go's message.
+fn decode_go_base64(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = s.as_bytes();
+    let is_b64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
+    if let Some(pos) = bytes
+        .iter()
+        .position(|&b| !is_b64(b) && b != b'\r' && b != b'\n')
+    {
+        return Err(format!("illegal base64 data at input byte {pos}"));
+    }
+    let cleaned: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    GO_STD_BASE64.decode(&cleaned).map_err(|_| {
+        let pos = cleaned
+            .iter()
+            .position(|&b| b == b'=')
+            .unwrap_or(cleaned.len() / 4 * 4);
+        format!("illegal base64 data at input byte {pos}")
+    })
+}
+
+/// Ollama treats `name` and `name:latest` as the same model.
+fn normalize_model(name: &str) -> String {
+    if name.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request handling
+// ---------------------------------------------------------------------------------------------
+
+async fn serve_connection(shared: Shared, stream: TcpStream, id: u64) {
+    let _guard = ConnGuard {
+        shared: shared.clone(),
+        id,
+    };
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+    };
+    loop {
+        let req = match conn.read_request().await {
+            Ok(Some(req)) => req,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = conn
+                    .write_fixed(
+                        400,
+                        "text/plain; charset=utf-8",
+                        b"400 Bad Request",
+                        false,
+                        false,
+                    )
+                    .await;
+                return;
+            }
+        };
+        let client_keep_alive = if req.version.eq_ignore_ascii_case("HTTP/1.0") {
+            header_has_token(&req.headers, "connection", "keep-alive")
+        } else {
+            !header_has_token(&req.headers, "connection", "close")
+        };
+        let keep_alive = client_keep_alive && lock(&shared).keep_alive;
+        match handle_request(&shared, &mut conn, req, keep_alive).await {
+            Ok(true) if keep_alive => continue,
+            _ => {
+                let _ = conn.stream.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Ok(true) when the connection may serve another request.
+async fn handle_request(
+    shared: &Shared,
+    conn: &mut Conn,
+    req: HttpRequest,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    lock(shared).requests.push(RecordedRequest {
+        method: req.method.clone(),
+        path: req.path.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone(),
+    });
+    let route = req.path.split('?').next().unwrap_or_default().to_string();
+    let head_only = req.method == "HEAD";
+    let json_type = "application/json; charset=utf-8";
+    let text_type = "text/plain; charset=utf-8";
+    match (req.method.as_str(), route.as_str()) {
+        ("GET" | "HEAD", "/") => {
+            conn.write_fixed(200, text_type, b"Ollama is running", keep_alive, head_only)
+                .await?;
+        }
+        ("GET" | "HEAD", "/api/version") => {
+            let version = lock(shared).version.clone();
+            let body = go_json(&json!({ "version": version }));
+            conn.write_fixed(200, json_type, body.as_bytes(), keep_alive, head_only)
+                .await?;
+        }
+        ("GET" | "HEAD", "/api/tags") => {
+            let models = lock(shared).models.clone();
+            let body = go_json(&tags_json(&models));
+            conn.write_fixed(200, json_type, body.as_bytes(), keep_alive, head_only)
+                .await?;
+        }
+        ("POST", "/api/chat") => return handle_chat(shared, conn, req, keep_alive).await,
+        _ => {
+            conn.write_fixed(404, text_type, b"404 page not found", keep_alive, head_only)
+                .await?;
+        }
+    }
+    Ok(true)
+}
+
+fn tags_json(models: &[String]) -> Value {
+    let list: Vec<Value> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let name = normalize_model(m);
+            let tag = name.rsplit(':').next().unwrap_or("latest");
+            let parameter_size = match tag {
+                t if t.contains("26b") => "25.8B",
+                t if t.contains("27b") => "27.4B",
+                t if t.contains("12b") => "12.2B",
+                t if t.contains("e2b") => "5.1B",
+                t if t.contains("e4b") => "8.0B",
+                _ => "4.3B",
+            };
+            let digest: String = format!("{:016x}", 0x5a17_u64 + i as u64 * 7919)
+                .repeat(4)
+                .chars()
+                .take(64)
+                .collect();
+            json!({
+                "name": name,
+                "model": name,
+                "modified_at": "2025-11-20T10:15:42.123456789+01:00",
+                "size": 3_338_801_804u64 + i as u64 * 1_000_003,
+                "digest": digest,
+                "details": {
+                    "parent_model": "",
+                    "format": "gguf",
+                    "family": "gemma3",
+                    "families": ["gemma3"],
+                    "parameter_size": parameter_size,
+                    "quantization_level": "Q4_K_M"
+                }
+            })
+        })
+        .collect();
+    json!({ "models": list })
+}
+
+fn parse_chat(raw: Value, headers: &[(String, String)]) -> ChatRequest {
+    let model = raw
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let messages = raw
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|msgs| {
+            msgs.iter()
+                .map(|m| ChatMessage {
+                    role: m
+                        .get("role")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    content: m
+                        .get("content")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    images: m
+                        .get("images")
+                        .and_then(Value::as_array)
+                        .map(|imgs| {
+                            imgs.iter()
+                                .map(|i| match i {
+                                    Value::String(s) => s.clone(),
+                                    other => other.to_string(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let stream = raw.get("stream").and_then(Value::as_bool).unwrap_or(true);
+    let think = match raw.get("think") {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(_)) => Some(true),
+        _ => None,
+    };
+    let non_null = |k: &str| raw.get(k).filter(|v| !v.is_null()).cloned();
+    ChatRequest {
+        model,
+        messages,
+        stream,
+        think,
+        format: non_null("format"),
+        options: non_null("options"),
+        headers: headers.to_vec(),
+        raw,
+    }
+}
+
+async fn handle_chat(
+    shared: &Shared,
+    conn: &mut Conn,
+    req: HttpRequest,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let json_type = "application/json; charset=utf-8";
+    let raw: Value = match serde_json::from_slice(&req.body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            let body = go_json(&json!({ "error": "invalid request body" }));
+            conn.write_fixed(400, json_type, body.as_bytes(), keep_alive, false)
+                .await?;
+            return Ok(true);
+        }
+        Err(e) => {
+            let msg = if req.body.is_empty() {
+                "missing request body".to_string()
+            } else {
+                e.to_string()
+            };
+            let body = go_json(&json!({ "error": msg }));
+            conn.write_fixed(400, json_type, body.as_bytes(), keep_alive, false)
+                .await?;
+            return Ok(true);
+        }
+    };
+    let chat = parse_chat(raw, &req.headers);
+    lock(shared).chats.push(chat.clone());
+
+    // Validation in Ollama's order: JSON binding (base64 images) first, then the model.
+    let bad_image = chat
+        .messages
+        .iter()
+        .flat_map(|m| m.images.iter())
+        .find_map(|img| decode_go_base64(img).err());
+    if let Some(err) = bad_image {
+        let body = go_json(&json!({ "error": err }));
+        conn.write_fixed(400, json_type, body.as_bytes(), keep_alive, false)
+            .await?;
+        return Ok(true);
+    }
+    if chat.model.is_empty() {
+        let body = go_json(&json!({ "error": "model is required" }));
+        conn.write_fixed(400, json_type, body.as_bytes(), keep_alive, false)
+            .await?;
+        return Ok(true);
+    }
+    let (known, legacy, token_chars, token_delay) = {
+        let st = lock(shared);
+        let wanted = normalize_model(&chat.model);
+        (
+            st.models.iter().any(|m| normalize_model(m) == wanted),
+            st.legacy_not_found,
+            st.token_chars,
+            st.token_delay,
+        )
+    };
+    if !known {
+        let msg = if legacy {
+            format!("model \"{}\" not found, try pulling it first", chat.model)
+        } else {
+            format!("model '{}' not found", chat.model)
+        };
+        let body = go_json(&json!({ "error": msg }));
+        conn.write_fixed(404, json_type, body.as_bytes(), keep_alive, false)
+            .await?;
+        return Ok(true);
+    }
+
+    let reply = {
+        let mut st = lock(shared);
+        match st.queue.pop_front() {
+            Some(r) => Ok(r),
+            None => Err(st.handler.clone()),
+        }
+    };
+    let reply = match reply {
+        Ok(r) => r,
+        Err(Some(handler)) => handler(&chat),
+        Err(None) => Reply::Text(DEFAULT_REPLY_TEXT.to_string()),
+    };
+    let defaults = StreamDefaults {
+        token_chars,
+        token_delay,
+    };
+    send_reply(conn, &chat, reply, defaults, keep_alive).await
+}
+
+#[derive(Clone, Copy)]
+struct StreamDefaults {
+    token_chars: usize,
+    token_delay: Duration,
+}
+
+struct FullReply {
+    content: String,
+    thinking: Option<String>,
+    token_chars: usize,
+    delay_per_token: Duration,
+    first_byte_delay: Duration,
+    split_utf8: bool,
+}
+
+impl FullReply {
+    fn new(content: String) -> Self {
+        FullReply {
+            content,
+            thinking: None,
+            token_chars: 0,
+            delay_per_token: Duration::ZERO,
+            first_byte_delay: Duration::ZERO,
+            split_utf8: false,
+        }
+    }
+}
+
+fn chunk_json(model: &str, content: &str, thinking: Option<&str>) -> String {
+    let mut message = json!({ "role": "assistant", "content": content });
+    if let Some(t) = thinking {
+        message["thinking"] = Value::String(t.to_string());
+    }
+    go_json(&json!({
+        "model": model,
+        "created_at": rfc3339_now(),
+        "message": message,
+        "done": false
+    }))
+}
+
+fn prompt_tokens(chat: &ChatRequest) -> u64 {
+    let chars: usize = chat
+        .messages
+        .iter()
+        .map(|m| m.content.chars().count())
+        .sum();
+    let images: usize = chat.messages.iter().map(|m| m.images.len()).sum();
+    (chars / 4 + images * 256 + 8) as u64
+}
+
+fn done_json(
+    chat: &ChatRequest,
+    content: &str,
+    thinking: Option<&str>,
+    eval_count: u64,
+    started: Instant,
+) -> String {
+    let mut message = json!({ "role": "assistant", "content": content });
+    if let Some(t) = thinking {
+        message["thinking"] = Value::String(t.to_string());
+    }
+    let total = (started.elapsed().as_nanos() as u64).max(1_000_000);
+    let load = total / 10;
+    let prompt_eval = total / 5;
+    go_json(&json!({
+        "model": chat.model,
+        "created_at": rfc3339_now(),
+        "message": message,
+        "done": true,
+        "done_reason": "stop",
+        "total_duration": total,
+        "load_duration": load,
+        "prompt_eval_count": prompt_tokens(chat),
+        "prompt_eval_duration": prompt_eval,
+        "eval_count": eval_count.max(1),
+        "eval_duration": total.saturating_sub(load + prompt_eval).max(1)
+    }))
+}
+
+async fn send_reply(
+    conn: &mut Conn,
+    chat: &ChatRequest,
+    mut reply: Reply,
+    defaults: StreamDefaults,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let started = Instant::now();
+    while let Reply::Delayed(d, inner) = reply {
+        tokio::time::sleep(d).await;
+        reply = *inner;
+    }
+    let json_type = "application/json; charset=utf-8";
+    let ndjson = "application/x-ndjson";
+    let model = chat.model.as_str();
+    let plain_tokens = |s: &str| split_tokens(s, defaults.token_chars);
+
+    match reply {
+        Reply::Delayed(..) => unreachable!("delays unwrapped above"),
+        Reply::Text(content) => {
+            let mut full = FullReply::new(content);
+            full.delay_per_token = defaults.token_delay;
+            send_full(conn, chat, full, defaults, keep_alive, started).await
+        }
+        Reply::Full {
+            content,
+            thinking,
+            token_chars,
+            delay_per_token,
+            first_byte_delay,
+            split_utf8,
+        } => {
+            let full = FullReply {
+                content,
+                thinking,
+                token_chars,
+                delay_per_token,
+                first_byte_delay,
+                split_utf8,
+            };
+            send_full(conn, chat, full, defaults, keep_alive, started).await
+        }
+        Reply::Status { code, body } => {
+            let ctype = if body.trim_start().starts_with('{') {
+                json_type
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            conn.write_fixed(code, ctype, body.as_bytes(), keep_alive, false)
+                .await?;
+            Ok(true)
+        }
+        Reply::Hang => {
+            // Never answer; hold the socket until the client goes away or the server stops.
+            let mut sink = [0u8; 4096];
+            while conn.stream.read(&mut sink).await? > 0 {}
+            Ok(false)
+        }
+        Reply::DropMidStream { content_before } => {
+            if chat.stream {
+                conn.write_head(200, ndjson, None, keep_alive).await?;
+                for tok in plain_tokens(&content_before) {
+                    conn.write_line(&chunk_json(model, &tok, None), false)
+                        .await?;
+                }
+            } else {
+                let body = done_json(chat, &content_before, None, 1, started);
+                let cut = body.len() / 2;
+                conn.write_head(200, json_type, Some(body.len()), keep_alive)
+                    .await?;
+                conn.stream.write_all(&body.as_bytes()[..cut]).await?;
+                conn.stream.flush().await?;
+            }
+            // Give the client a moment to read what was sent, then vanish.
+            tokio::time::sleep(CHUNK_GAP).await;
+            Ok(false)
+        }
+        Reply::ErrorLine {
+            content_before,
+            error,
+        } => {
+            let err_line = go_json(&json!({ "error": error }));
+            if chat.stream {
+                conn.write_head(200, ndjson, None, keep_alive).await?;
+                for tok in plain_tokens(&content_before) {
+                    conn.write_line(&chunk_json(model, &tok, None), false)
+                        .await?;
+                }
+                conn.write_line(&err_line, false).await?;
+                conn.write_end().await?;
+            } else {
+                conn.write_fixed(500, json_type, err_line.as_bytes(), keep_alive, false)
+                    .await?;
+            }
+            Ok(true)
+        }
+        Reply::Malformed { content_before } => {
+            let bad = format!("{{\"model\":\"{model}\",\"mess");
+            if chat.stream {
+                conn.write_head(200, ndjson, None, keep_alive).await?;
+                let tokens = plain_tokens(&content_before);
+                for tok in &tokens {
+                    conn.write_line(&chunk_json(model, tok, None), false)
+                        .await?;
+                }
+                conn.write_line(&bad, false).await?;
+                let done = done_json(chat, "", None, tokens.len() as u64, started);
+                conn.write_line(&done, false).await?;
+                conn.write_end().await?;
+            } else {
+                conn.write_fixed(200, json_type, bad.as_bytes(), keep_alive, false)
+                    .await?;
+            }
+            Ok(true)
+        }
+        Reply::Huge { bytes } => {
+            let content = huge_content(bytes);
+            if chat.stream {
+                conn.write_head(200, ndjson, None, keep_alive).await?;
+                let mut count = 0u64;
+                let mut rest = content.as_str();
+                while !rest.is_empty() {
+                    let (piece, tail) = rest.split_at(rest.len().min(HUGE_LINE_BYTES));
+                    conn.write_line(&chunk_json(model, piece, None), false)
+                        .await?;
+                    count += 1;
+                    rest = tail;
+                }
+                let done = done_json(chat, "", None, count, started);
+                conn.write_line(&done, false).await?;
+                conn.write_end().await?;
+            } else {
+                let count = (bytes / 4) as u64;
+                let body = done_json(chat, &content, None, count, started);
+                conn.write_fixed(200, json_type, body.as_bytes(), keep_alive, false)
+                    .await?;
+            }
+            Ok(true)
+        }
+        Reply::RawChunks(chunks) => {
+            conn.write_head(200, ndjson, None, keep_alive).await?;
+            let chunks: Vec<Vec<u8>> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+            let count = chunks.len();
+            for (i, chunk) in chunks.iter().enumerate() {
+                conn.write_chunk(chunk).await?;
+                if i + 1 < count {
+                    tokio::time::sleep(CHUNK_GAP).await;
+                }
+            }
+            conn.write_end().await?;
+            Ok(true)
+        }
+    }
+}
+
+async fn send_full(
+    conn: &mut Conn,
+    chat: &ChatRequest,
+    full: FullReply,
+    defaults: StreamDefaults,
+    keep_alive: bool,
+    started: Instant,
+) -> io::Result<bool> {
+    let token_chars = if full.token_chars == 0 {
+        defaults.token_chars
+    } else {
+        full.token_chars
+    };
+    let thinking = full
+        .thinking
+        .filter(|_| chat.think != Some(false))
+        .filter(|t| !t.is_empty());
+    let thinking_tokens = thinking
+        .as_deref()
+        .map(|t| split_tokens(t, token_chars))
+        .unwrap_or_default();
+    let content_tokens = split_tokens(&full.content, token_chars);
+    let eval_count = (thinking_tokens.len() + content_tokens.len()) as u64;
+    let model = chat.model.as_str();
+
+    tokio::time::sleep(full.first_byte_delay).await;
+    if !chat.stream {
+        // Ollama generates everything, then answers once.
+        tokio::time::sleep(full.delay_per_token * eval_count as u32).await;
+        let body = done_json(
+            chat,
+            &full.content,
+            thinking.as_deref(),
+            eval_count,
+            started,
+        );
+        conn.write_fixed(
+            200,
+            "application/json; charset=utf-8",
+            body.as_bytes(),
+            keep_alive,
+            false,
+        )
+        .await?;
+        return Ok(true);
+    }
+
+    conn.write_head(200, "application/x-ndjson", None, keep_alive)
+        .await?;
+    let gap = if full.split_utf8 {
+        full.delay_per_token.max(CHUNK_GAP)
+    } else {
+        full.delay_per_token
+    };
+    let lines = thinking_tokens
+        .iter()
+        .map(|t| chunk_json(model, "", Some(t)))
+        .chain(content_tokens.iter().map(|t| chunk_json(model, t, None)));
+    for line in lines {
+        conn.write_line(&line, full.split_utf8).await?;
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+    }
+    let done = done_json(chat, "", None, eval_count, started);
+    conn.write_line(&done, full.split_utf8).await?;
+    conn.write_end().await?;
+    Ok(true)
+}
