@@ -9,16 +9,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub const LEARNED_FILE: &str = "learned.toml";
-const HEADER: &str = "# Cases learned from teacher reviews (`a` in the console, or `gemmaedge-tui learn`).\n\
+const HEADER: &str =
+    "# Cases learned from teacher reviews (`a` in the console, or `gemmaedge-tui learn`).\n\
 # Appended automatically; edit freely. Hand-written cases live in the other files.\n";
 
 const STOPWORDS: &[&str] = &[
     "the", "and", "with", "from", "that", "this", "there", "their", "they", "them", "have", "has",
     "are", "was", "were", "been", "being", "into", "onto", "near", "over", "under", "some", "any",
-    "its", "it's", "his", "her", "who", "which", "what", "while", "where", "when", "frame", "image",
-    "picture", "photo", "shows", "showing", "shown", "appears", "appear", "visible", "seems",
-    "also", "very", "small", "large", "left", "right", "front", "back", "side", "next", "one",
-    "two", "three", "several", "other", "another", "possibly", "likely", "about", "around",
+    "its", "it's", "his", "her", "who", "which", "what", "while", "where", "when", "frame",
+    "image", "picture", "photo", "shows", "showing", "shown", "appears", "appear", "visible",
+    "seems", "also", "very", "small", "large", "left", "right", "front", "back", "side", "next",
+    "one", "two", "three", "several", "other", "another", "possibly", "likely", "about", "around",
     "scene", "view", "camera", "model", "answer", "not", "but", "for", "can", "could", "would",
     "should", "may", "might", "out", "off", "all", "each", "both", "than", "then", "just",
 ];
@@ -215,7 +216,9 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
             )
         })?;
         let session = v["session"].as_str().unwrap_or("").to_string();
-        let Some(seq) = v["seq"].as_u64() else { continue };
+        let Some(seq) = v["seq"].as_u64() else {
+            continue;
+        };
         let key = (session, seq);
         match v["type"].as_str() {
             Some("student_answer") => {
@@ -232,7 +235,8 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
                 m.entry(key).or_default().frame = v["frame_path"].as_str().map(PathBuf::from);
             }
             Some("teacher_verdict") => {
-                m.entry(key).or_default().verdict = serde_json::from_value(v["verdict"].clone()).ok();
+                m.entry(key).or_default().verdict =
+                    serde_json::from_value(v["verdict"].clone()).ok();
             }
             _ => {}
         }
@@ -341,8 +345,14 @@ mod tests {
         std::fs::write(eval.join(LEARNED_FILE), hand).unwrap();
         let jpeg = d.path().join("f.jpg");
         image::RgbImage::new(8, 8).save(&jpeg).unwrap();
-        let c = case_from_verdict("learned-a-1", "images/learned/a-1.jpg", &verdict(), Split::Holdout, "test")
-            .unwrap();
+        let c = case_from_verdict(
+            "learned-a-1",
+            "images/learned/a-1.jpg",
+            &verdict(),
+            Split::Holdout,
+            "test",
+        )
+        .unwrap();
         assert_eq!(append_cases(eval, &[(c.clone(), jpeg.clone())]).unwrap(), 1);
         // Same id again: skipped.
         assert_eq!(append_cases(eval, &[(c, jpeg)]).unwrap(), 0);
@@ -353,7 +363,11 @@ mod tests {
         let learned = set.cases.iter().find(|c| c.id == "learned-a-1").unwrap();
         assert_eq!(learned.split, Split::Holdout);
         assert!(learned.expectation.safety);
-        assert!(learned.expectation.expect.iter().any(|g| g == &vec!["smoke".to_string()]));
+        assert!(learned
+            .expectation
+            .expect
+            .iter()
+            .any(|g| g == &vec!["smoke".to_string()]));
         assert_eq!(learned.expectation.forbid, vec!["empty", "cat"]);
         assert!(eval.join("images/learned/a-1.jpg").is_file());
     }

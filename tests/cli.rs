@@ -71,7 +71,12 @@ fn toml_syntax_error_names_file_line_and_column() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("config.toml");
     std::fs::write(&p, "[student]\nmodel = \"x\"\nhost = \n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&p).arg("check").output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&p)
+        .arg("check")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("config.toml at line 3, column"), "{err}");
@@ -82,10 +87,18 @@ fn unknown_key_suggests_the_nearest_name() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("config.toml");
     std::fs::write(&p, "[source]\nfsp = 2.0\n").unwrap();
-    let out = Command::new(BIN).arg("--config").arg(&p).arg("check").output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&p)
+        .arg("check")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown key `source.fsp`; did you mean `fps`?"), "{err}");
+    assert!(
+        err.contains("unknown key `source.fsp`; did you mean `fps`?"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,7 +106,12 @@ fn check_reports_ok_rows_and_fails_for_an_offline_teacher() {
     let student = OllamaTestServer::start_in_thread(&[STUDENT]);
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(d.path(), &student.url(), "http://127.0.0.1:9", "");
-    let out = Command::new(BIN).arg("--config").arg(&cfg).arg("check").output().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let line = |what: &str| {
@@ -103,7 +121,10 @@ fn check_reports_ok_rows_and_fails_for_an_offline_teacher() {
             .to_string()
     };
     assert!(line("student gemma4:e2b").starts_with("ok"), "{text}");
-    assert!(line("student gemma4:e2b").contains("Ollama 0.12.11"), "{text}");
+    assert!(
+        line("student gemma4:e2b").contains("Ollama 0.12.11"),
+        "{text}"
+    );
     let teacher = line("teacher gemma4:26b");
     assert!(teacher.starts_with("FAIL"), "{text}");
     assert!(teacher.contains("connection refused"), "{teacher}");
@@ -116,7 +137,8 @@ fn check_reports_ok_rows_and_fails_for_an_offline_teacher() {
 #[test]
 fn eval_prints_a_table_and_totals() {
     let student = OllamaTestServer::start_in_thread(&[STUDENT]);
-    student.set_handler(|_| Reply::text("A person with a cup. No safety concerns.\nCONFIDENCE: 0.8"));
+    student
+        .set_handler(|_| Reply::text("A person with a cup. No safety concerns.\nCONFIDENCE: 0.8"));
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(d.path(), &student.url(), "http://127.0.0.1:9", "");
     let out = Command::new(BIN)
@@ -125,7 +147,12 @@ fn eval_prints_a_table_and_totals() {
         .args(["eval", "--json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cases = v["cases"].as_array().unwrap();
     assert!(cases.len() >= 16);
@@ -140,7 +167,9 @@ fn headless_prints_events_and_exits_cleanly_on_sigterm() {
     student.set_handler(|_| {
         Reply::Delayed(
             Duration::from_millis(100),
-            Box::new(Reply::text("A cup of coffee. No safety concerns.\nCONFIDENCE: 0.9")),
+            Box::new(Reply::text(
+                "A cup of coffee. No safety concerns.\nCONFIDENCE: 0.9",
+            )),
         )
     });
     let d = tempfile::tempdir().unwrap();
@@ -163,7 +192,11 @@ fn headless_prints_events_and_exits_cleanly_on_sigterm() {
             break;
         }
     }
-    assert!(seen.iter().any(|l| l.contains("started: student gemma4:e2b")), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("started: student gemma4:e2b")),
+        "{seen:#?}"
+    );
     assert!(seen.iter().any(|l| l.contains(" frame ")), "{seen:#?}");
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -173,12 +206,18 @@ fn headless_prints_events_and_exits_cleanly_on_sigterm() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(began.elapsed() < Duration::from_secs(2), "exit within 2 s of SIGTERM");
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "exit within 2 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("stopped after")), "{rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.contains("stopped after")),
+        "{rest:#?}"
+    );
     // The log was flushed: its last line is the stop.
     let log = std::fs::read_dir(d.path().join("logs"))
         .unwrap()
@@ -204,7 +243,10 @@ fn headless_max_frames_stops_after_that_many_answers() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    let answers = text.lines().filter(|l| l.contains(" student 0.90 ")).count();
+    let answers = text
+        .lines()
+        .filter(|l| l.contains(" student 0.90 "))
+        .count();
     assert_eq!(answers, 3, "{text}");
     assert!(text.contains("stopped after 3 answers"), "{text}");
 }

@@ -90,7 +90,13 @@ async fn student_gets_skill_as_system_prompt_and_a_small_jpeg() {
     c.frame.max_side = 256;
     std::fs::create_dir_all(&c.paths.skills).unwrap();
     std::fs::write(c.skill_path(), "  SKILL-MARKER: describe what you see.\n").unwrap();
-    let h = engine::start(c, EngineOptions { max_frames: Some(2) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(2),
+        },
+    )
+    .unwrap();
     let events = run_to_end(h, Duration::from_secs(20)).await;
     assert_eq!(answers(&events).len(), 2);
 
@@ -99,7 +105,10 @@ async fn student_gets_skill_as_system_prompt_and_a_small_jpeg() {
     for r in &reqs {
         assert_eq!(r.model, STUDENT);
         assert_eq!(r.messages[0].role, "system");
-        assert_eq!(r.messages[0].content, "SKILL-MARKER: describe what you see.");
+        assert_eq!(
+            r.messages[0].content,
+            "SKILL-MARKER: describe what you see."
+        );
         assert_eq!(r.think, Some(false), "thinking must be off for the student");
         assert!(r.stream, "the student's answer is streamed");
         let user = r.messages.last().unwrap();
@@ -108,7 +117,12 @@ async fn student_gets_skill_as_system_prompt_and_a_small_jpeg() {
         assert_eq!(imgs.len(), 1);
         assert_eq!(&imgs[0][..2], &[0xFF, 0xD8], "a JPEG");
         let img = image::load_from_memory(&imgs[0]).unwrap();
-        assert!(img.width().max(img.height()) <= 256, "{}x{}", img.width(), img.height());
+        assert!(
+            img.width().max(img.height()) <= 256,
+            "{}x{}",
+            img.width(),
+            img.height()
+        );
     }
     // Nothing escalated (default reply is confident and calm): the teacher was not called.
     assert!(teacher.chat_requests().is_empty());
@@ -131,7 +145,13 @@ async fn policy_reasons_drive_exactly_the_right_teacher_calls() {
     teacher.set_handler(|_| Reply::text(&verdict_json(false)));
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), &student.url(), &teacher.url());
-    let h = engine::start(c, EngineOptions { max_frames: Some(6) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(6),
+        },
+    )
+    .unwrap();
     // Give the teacher time to review before the engine stops.
     let events = run_to_end(h, Duration::from_secs(20)).await;
     let a = answers(&events);
@@ -168,10 +188,18 @@ async fn policy_reasons_drive_exactly_the_right_teacher_calls() {
     assert_eq!(treqs.len(), 3);
     for r in &treqs {
         assert_eq!(r.model, TEACHER);
-        assert!(r.format.is_some(), "the verdict is asked for with a JSON schema");
+        assert!(
+            r.format.is_some(),
+            "the verdict is asked for with a JSON schema"
+        );
         assert_eq!(r.messages.last().unwrap().decoded_images().len(), 1);
     }
-    assert!(treqs[2].messages.last().unwrap().content.contains("safety keyword: smoke"));
+    assert!(treqs[2]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .contains("safety keyword: smoke"));
 }
 
 #[tokio::test]
@@ -188,7 +216,9 @@ async fn teacher_verdict_arrives_as_an_event() {
     let mut verdict = None;
     while verdict.is_none() {
         match tokio::time::timeout_at(deadline, h.events.recv()).await {
-            Ok(Some(Event::TeacherVerdict { seq, verdict: v, .. })) => verdict = Some((seq, v)),
+            Ok(Some(Event::TeacherVerdict {
+                seq, verdict: v, ..
+            })) => verdict = Some((seq, v)),
             Ok(Some(_)) => {}
             other => panic!("no verdict: {other:?}"),
         }
@@ -210,7 +240,13 @@ async fn audit_every_third_quiet_frame() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &student.url(), &teacher.url());
     c.policy.audit_every = 3;
-    let h = engine::start(c, EngineOptions { max_frames: Some(9) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(9),
+        },
+    )
+    .unwrap();
     let events = run_to_end(h, Duration::from_secs(20)).await;
     let a = answers(&events);
     let audited: Vec<usize> = a
@@ -274,7 +310,13 @@ async fn a_stale_frame_is_never_answered() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &student.url(), &teacher.url());
     c.source.fps = 100.0;
-    let h = engine::start(c, EngineOptions { max_frames: Some(5) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(5),
+        },
+    )
+    .unwrap();
     let events = run_to_end(h, Duration::from_secs(20)).await;
     let taken: Vec<(u64, u64)> = events
         .iter()
@@ -290,10 +332,17 @@ async fn a_stale_frame_is_never_answered() {
     // skipped over (superseded), not queued up.
     for w in taken.windows(2) {
         assert!(w[1].0 > w[0].0);
-        assert_eq!(w[1].0 - w[0].0 - 1, w[1].1, "every skipped frame is accounted for");
+        assert_eq!(
+            w[1].0 - w[0].0 - 1,
+            w[1].1,
+            "every skipped frame is accounted for"
+        );
     }
     let skipped: u64 = taken.iter().skip(1).map(|t| t.1).sum();
-    assert!(skipped >= 4, "at 100 fps and 150 ms per answer frames must be skipped: {taken:?}");
+    assert!(
+        skipped >= 4,
+        "at 100 fps and 150 ms per answer frames must be skipped: {taken:?}"
+    );
     // Answers are about the frame taken just before them.
     let a = answers(&events);
     for (seq, ..) in &a {
@@ -310,7 +359,13 @@ async fn session_log_holds_one_line_per_event() {
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), &student.url(), &teacher.url());
     let logs = c.paths.logs.clone();
-    let h = engine::start(c, EngineOptions { max_frames: Some(3) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(3),
+        },
+    )
+    .unwrap();
     let events = run_to_end(h, Duration::from_secs(20)).await;
     let logged: Vec<&Event> = events.iter().filter(|e| e.is_logged()).collect();
     let file = std::fs::read_dir(&logs)
@@ -356,7 +411,13 @@ async fn split_utf8_and_thinking_are_handled() {
     let mut c = config(dir.path(), &student.url(), &teacher.url());
     // Thinking on: the server streams thinking chunks first; they are not the answer.
     c.student.think = true;
-    let h = engine::start(c, EngineOptions { max_frames: Some(1) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(1),
+        },
+    )
+    .unwrap();
     let events = run_to_end(h, Duration::from_secs(20)).await;
     let a = answers(&events);
     assert_eq!(a[0].1, answer);
@@ -368,7 +429,10 @@ async fn split_utf8_and_thinking_are_handled() {
             _ => None,
         })
         .collect();
-    assert_eq!(tokens, answer, "tokens carry the answer only, never the thinking");
+    assert_eq!(
+        tokens, answer,
+        "tokens carry the answer only, never the thinking"
+    );
 }
 
 #[tokio::test]

@@ -95,7 +95,9 @@ async fn servers() -> (OllamaTestServer, OllamaTestServer) {
     let t = OllamaTestServer::start(&[TEACHER]).await;
     s.set_handler(|_| Reply::text(CALM));
     t.set_handler(|_| {
-        Reply::text(r#"{"agrees":true,"safety_relevant":false,"summary":"ok","missed":[],"wrong":[]}"#)
+        Reply::text(
+            r#"{"agrees":true,"safety_relevant":false,"summary":"ok","missed":[],"wrong":[]}"#,
+        )
     });
     (s, t)
 }
@@ -105,7 +107,11 @@ async fn refused_at_start_then_recovers_by_itself() {
     let (s, t) = servers().await;
     s.stop_listening();
     let dir = tempfile::tempdir().unwrap();
-    let mut h = engine::start(config(dir.path(), &s.url(), &t.url()), EngineOptions::default()).unwrap();
+    let mut h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let (reason, hint) = wait_for(&mut h, 10, |e| match e {
         Event::Health {
             role: Role::Student,
@@ -114,7 +120,10 @@ async fn refused_at_start_then_recovers_by_itself() {
         _ => None,
     })
     .await;
-    assert!(reason.starts_with("connection refused (http://127.0.0.1:"), "{reason}");
+    assert!(
+        reason.starts_with("connection refused (http://127.0.0.1:"),
+        "{reason}"
+    );
     assert!(hint.contains("ollama serve"), "{hint}");
     s.resume_listening();
     // Backoff retries find the server again; answers flow.
@@ -129,11 +138,21 @@ async fn drop_mid_stream_fails_the_frame_and_the_next_one_works() {
         content_before: "A cat sits on".into(),
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut h = engine::start(config(dir.path(), &s.url(), &t.url()), EngineOptions::default()).unwrap();
+    let mut h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let err = wait_for(&mut h, 10, student_failed).await;
-    assert!(err.contains("ended before the answer was complete"), "{err}");
+    assert!(
+        err.contains("ended before the answer was complete"),
+        "{err}"
+    );
     let (_, answer, ..) = wait_for(&mut h, 10, answered).await;
-    assert_eq!(answer, CALM, "a partial answer is never treated as complete");
+    assert_eq!(
+        answer, CALM,
+        "a partial answer is never treated as complete"
+    );
     shutdown(h).await;
 }
 
@@ -145,9 +164,16 @@ async fn error_line_inside_a_200_stream_is_reported() {
         error: "model runner has unexpectedly stopped".into(),
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut h = engine::start(config(dir.path(), &s.url(), &t.url()), EngineOptions::default()).unwrap();
+    let mut h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let err = wait_for(&mut h, 10, student_failed).await;
-    assert!(err.contains("model runner has unexpectedly stopped"), "{err}");
+    assert!(
+        err.contains("model runner has unexpectedly stopped"),
+        "{err}"
+    );
     wait_for(&mut h, 10, answered).await;
     shutdown(h).await;
 }
@@ -204,7 +230,11 @@ async fn http_500_skips_the_student_frame_and_503_is_retried_for_the_teacher() {
         body: r#"{"error":"server busy"}"#.into(),
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut h = engine::start(config(dir.path(), &s.url(), &t.url()), EngineOptions::default()).unwrap();
+    let mut h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let err = wait_for(&mut h, 10, student_failed).await;
     assert_eq!(err, "HTTP 500: out of memory");
     wait_for(&mut h, 10, answered).await;
@@ -214,7 +244,10 @@ async fn http_500_skips_the_student_frame_and_503_is_retried_for_the_teacher() {
     })
     .await;
     assert!(warning.contains("HTTP 503: server busy"), "{warning}");
-    wait_for(&mut h, 10, |e| matches!(e, Event::TeacherVerdict { .. }).then_some(())).await;
+    wait_for(&mut h, 10, |e| {
+        matches!(e, Event::TeacherVerdict { .. }).then_some(())
+    })
+    .await;
     assert_eq!(t.chat_requests().len(), 2, "one failure, one retry");
     shutdown(h).await;
 }
@@ -224,7 +257,11 @@ async fn model_not_pulled_is_a_clear_status_without_a_retry_storm() {
     let (s, t) = servers().await;
     s.set_models(&["llava:latest"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut h = engine::start(config(dir.path(), &s.url(), &t.url()), EngineOptions::default()).unwrap();
+    let mut h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let reason = wait_for(&mut h, 10, |e| match e {
         Event::Health {
             role: Role::Student,
@@ -235,7 +272,10 @@ async fn model_not_pulled_is_a_clear_status_without_a_retry_storm() {
     .await;
     assert_eq!(
         reason,
-        format!("model {STUDENT} not found on {} — run: ollama pull {STUDENT}", s.url())
+        format!(
+            "model {STUDENT} not found on {} — run: ollama pull {STUDENT}",
+            s.url()
+        )
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let calls = s.requests().len();
@@ -251,11 +291,19 @@ async fn malformed_line_and_huge_reply_are_reported_and_bounded() {
     });
     s.push_reply(Reply::Huge { bytes: 3_000_000 });
     let dir = tempfile::tempdir().unwrap();
-    let mut h = engine::start(config(dir.path(), &s.url(), &t.url()), EngineOptions::default()).unwrap();
+    let mut h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
     let err = wait_for(&mut h, 10, student_failed).await;
     assert!(err.contains("malformed"), "{err}");
     let (_, answer, ..) = wait_for(&mut h, 20, answered).await;
-    assert!(answer.len() < 70 * 1024, "reply capped: {} bytes", answer.len());
+    assert!(
+        answer.len() < 70 * 1024,
+        "reply capped: {} bytes",
+        answer.len()
+    );
     assert!(answer.ends_with("[reply cut at 64 KiB]"));
     wait_for(&mut h, 10, answered).await;
     shutdown(h).await;
@@ -275,7 +323,9 @@ async fn nonsense_confidence_is_no_confidence_never_full() {
     let dir = tempfile::tempdir().unwrap();
     let h = engine::start(
         config(dir.path(), &s.url(), &t.url()),
-        EngineOptions { max_frames: Some(4) },
+        EngineOptions {
+            max_frames: Some(4),
+        },
     )
     .unwrap();
     let mut h = h;
@@ -289,18 +339,34 @@ async fn nonsense_confidence_is_no_confidence_never_full() {
 #[tokio::test]
 async fn escapes_in_replies_never_reach_the_terminal_and_are_escaped_in_the_log() {
     let (s, t) = servers().await;
-    let evil = "A cat\x1b]0;pwned\x07 \x1b]52;c;SGVsbG8=\x07\x1b[2J\x07\u{9b}31m sits.\nCONFIDENCE: 0.9";
+    let evil =
+        "A cat\x1b]0;pwned\x07 \x1b]52;c;SGVsbG8=\x07\x1b[2J\x07\u{9b}31m sits.\nCONFIDENCE: 0.9";
     s.push_reply(Reply::text(evil));
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), &s.url(), &t.url());
     let logs = c.paths.logs.clone();
-    let mut h = engine::start(c, EngineOptions { max_frames: Some(1) }).unwrap();
-    let ev = wait_for(&mut h, 10, |e| matches!(e, Event::StudentAnswer { .. }).then(|| e.clone())).await;
+    let mut h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(1),
+        },
+    )
+    .unwrap();
+    let ev = wait_for(&mut h, 10, |e| {
+        matches!(e, Event::StudentAnswer { .. }).then(|| e.clone())
+    })
+    .await;
     let line = gemmaedge_tui::headless::describe(&ev).unwrap();
     assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
     assert!(line.contains("A cat"), "{line}");
-    assert!(!line.contains("pwned") && !line.contains("SGVsbG8"), "OSC payloads are dropped: {line}");
-    wait_for(&mut h, 10, |e| matches!(e, Event::Stopped { .. }).then_some(())).await;
+    assert!(
+        !line.contains("pwned") && !line.contains("SGVsbG8"),
+        "OSC payloads are dropped: {line}"
+    );
+    wait_for(&mut h, 10, |e| {
+        matches!(e, Event::Stopped { .. }).then_some(())
+    })
+    .await;
     let log = std::fs::read_dir(&logs)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -308,8 +374,14 @@ async fn escapes_in_replies_never_reach_the_terminal_and_are_escaped_in_the_log(
         .unwrap()
         .path();
     let text = std::fs::read_to_string(log).unwrap();
-    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "raw controls in the log");
-    assert!(text.contains("\\u001b]0;pwned"), "the log keeps the text, escaped");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "raw controls in the log"
+    );
+    assert!(
+        text.contains("\\u001b]0;pwned"),
+        "the log keeps the text, escaped"
+    );
 }
 
 #[tokio::test]
@@ -325,7 +397,9 @@ async fn bad_files_in_the_folder_are_skipped_with_a_warning() {
     c.source.path = frames.to_string_lossy().into_owned();
     let mut h = engine::start(c, EngineOptions::default()).unwrap();
     let w = wait_for(&mut h, 10, |e| match e {
-        Event::Warning { message } if message.contains("a-empty.jpg") || message.contains("b-text.png") => {
+        Event::Warning { message }
+            if message.contains("a-empty.jpg") || message.contains("b-text.png") =>
+        {
             Some(message.clone())
         }
         _ => None,
@@ -371,9 +445,18 @@ async fn bearer_key_and_headers_are_sent_but_never_logged() {
         .headers
         .insert("X-Proxy-Token".into(), "hdr-secret-456".into());
     let logs = c.paths.logs.clone();
-    let h = engine::start(c, EngineOptions { max_frames: Some(1) }).unwrap();
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(1),
+        },
+    )
+    .unwrap();
     let mut h = h;
-    wait_for(&mut h, 10, |e| matches!(e, Event::Stopped { .. }).then_some(())).await;
+    wait_for(&mut h, 10, |e| {
+        matches!(e, Event::Stopped { .. }).then_some(())
+    })
+    .await;
     let req = &s.chat_requests()[0];
     let header = |name: &str| {
         req.headers
@@ -381,7 +464,10 @@ async fn bearer_key_and_headers_are_sent_but_never_logged() {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    assert_eq!(header("authorization").as_deref(), Some("Bearer sekrit-key-123"));
+    assert_eq!(
+        header("authorization").as_deref(),
+        Some("Bearer sekrit-key-123")
+    );
     assert_eq!(header("x-proxy-token").as_deref(), Some("hdr-secret-456"));
     for e in std::fs::read_dir(&logs).unwrap().flatten() {
         if e.path().is_file() {
@@ -399,14 +485,23 @@ async fn privacy_save_frames_off_keeps_frames_off_disk() {
     let mut c = config(dir.path(), &s.url(), &t.url());
     c.privacy.save_frames = false;
     let logs = c.paths.logs.clone();
-    let mut h = engine::start(c, EngineOptions { max_frames: Some(2) }).unwrap();
+    let mut h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(2),
+        },
+    )
+    .unwrap();
     let path = wait_for(&mut h, 10, |e| match e {
         Event::Escalated { frame_path, .. } => Some(frame_path.clone()),
         _ => None,
     })
     .await;
     assert!(path.is_none());
-    wait_for(&mut h, 10, |e| matches!(e, Event::Stopped { .. }).then_some(())).await;
+    wait_for(&mut h, 10, |e| {
+        matches!(e, Event::Stopped { .. }).then_some(())
+    })
+    .await;
     assert!(!logs.join("frames").exists());
     // Frames went to the teacher only because they were escalated.
     assert_eq!(t.chat_requests().len(), 2);

@@ -84,7 +84,9 @@ fn soak_2000_frames_with_random_faults() {
         });
     }
     teacher.set_handler(|_| {
-        Reply::text(r#"{"agrees":true,"safety_relevant":false,"summary":"ok","missed":[],"wrong":[]}"#)
+        Reply::text(
+            r#"{"agrees":true,"safety_relevant":false,"summary":"ok","missed":[],"wrong":[]}"#,
+        )
     });
     let cfg = dir.path().join("config.toml");
     std::fs::write(
@@ -102,7 +104,12 @@ fn soak_2000_frames_with_random_faults() {
     )
     .unwrap();
     let mut child = Command::new(BIN)
-        .args(["--headless", "--max-frames", &FRAMES.to_string(), "--config"])
+        .args([
+            "--headless",
+            "--max-frames",
+            &FRAMES.to_string(),
+            "--config",
+        ])
         .arg(&cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,7 +140,10 @@ fn soak_2000_frames_with_random_faults() {
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(answers, FRAMES);
-    assert!(faults.load(Ordering::Relaxed) >= 150, "faults were injected");
+    assert!(
+        faults.load(Ordering::Relaxed) >= 150,
+        "faults were injected"
+    );
 
     // Every frame is accounted for in the log: answered, failed with a reason, or
     // superseded (skipped over by a newer frame).
@@ -164,7 +174,11 @@ fn soak_2000_frames_with_random_faults() {
     }
     let mut expected_seq = 1;
     for (seq, superseded) in &taken {
-        assert_eq!(*seq, expected_seq + superseded, "frames before #{seq} are accounted for");
+        assert_eq!(
+            *seq,
+            expected_seq + superseded,
+            "frames before #{seq} are accounted for"
+        );
         expected_seq = seq + 1;
     }
     let unaccounted: Vec<u64> = taken
@@ -173,7 +187,10 @@ fn soak_2000_frames_with_random_faults() {
         .filter(|s| !outcome.contains_key(s))
         .collect();
     // Only the very last frame may be in flight when max-frames stops the loop.
-    assert!(unaccounted.len() <= 1, "frames without an outcome: {unaccounted:?}");
+    assert!(
+        unaccounted.len() <= 1,
+        "frames without an outcome: {unaccounted:?}"
+    );
     assert_eq!(
         outcome.values().filter(|o| *o == "answered").count() as u64,
         FRAMES
@@ -184,5 +201,8 @@ fn soak_2000_frames_with_random_faults() {
     assert!(rss_at_200 > 0);
     let growth = rss_end as f64 / rss_at_200 as f64;
     eprintln!("soak: RSS at 200 answers {rss_at_200} KiB, peak after {rss_end} KiB ({growth:.3}x)");
-    assert!(growth <= 1.10, "RSS grew from {rss_at_200} KiB to {rss_end} KiB");
+    assert!(
+        growth <= 1.10,
+        "RSS grew from {rss_at_200} KiB to {rss_end} KiB"
+    );
 }

@@ -225,8 +225,13 @@ async fn better_on_train_but_worse_on_holdout_is_not_applied() {
         let skill = req.messages[0].content.clone();
         let user = req.messages.last().unwrap().content.clone();
         let holdout = user.contains("ladder") || user.contains("office");
-        let good = (skill.contains("OVERFIT") && !holdout) || (skill.contains("HOLDOUT-GOOD") && holdout);
-        Reply::text(if good { good_answer(&user) } else { poor_answer(&user) })
+        let good =
+            (skill.contains("OVERFIT") && !holdout) || (skill.contains("HOLDOUT-GOOD") && holdout);
+        Reply::text(if good {
+            good_answer(&user)
+        } else {
+            poor_answer(&user)
+        })
     });
     let (outcome, _) = run(ctx.clone()).await;
     let o = outcome.unwrap();
@@ -287,7 +292,11 @@ async fn cancel_stops_further_student_calls() {
     assert!(outcome.is_none());
     let calls = s.student.chat_requests().len();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(s.student.chat_requests().len(), calls, "no calls after cancel");
+    assert_eq!(
+        s.student.chat_requests().len(),
+        calls,
+        "no calls after cancel"
+    );
     assert!(calls < 6, "cancelled early: {calls} calls");
     let mut saw_cancelled = false;
     while let Ok(e) = rx.try_recv() {

@@ -378,6 +378,8 @@ struct State {
     conns: HashMap<u64, ConnCtl>,
     next_conn: u64,
     accepted: usize,
+    /// Keep requests for inspection (off for long soak runs, so memory stays flat).
+    recording: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -432,6 +434,7 @@ impl OllamaTestServer {
             conns: HashMap::new(),
             next_conn: 0,
             accepted: 0,
+            recording: true,
         }));
         let port = listen(&shared, &handle, 0).expect("bind test server on 127.0.0.1");
         OllamaTestServer {
@@ -513,6 +516,11 @@ impl OllamaTestServer {
 
     pub fn chat_count(&self) -> usize {
         lock(&self.shared).chats.len()
+    }
+
+    /// Keep (default) or stop keeping requests; a soak run turns it off.
+    pub fn set_recording(&self, on: bool) {
+        lock(&self.shared).recording = on;
     }
 
     /// Forget recorded requests.
@@ -1086,12 +1094,17 @@ async fn handle_request(
     req: HttpRequest,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    lock(shared).requests.push(RecordedRequest {
-        method: req.method.clone(),
-        path: req.path.clone(),
-        headers: req.headers.clone(),
-        body: req.body.clone(),
-    });
+    {
+        let mut st = lock(shared);
+        if st.recording {
+            st.requests.push(RecordedRequest {
+                method: req.method.clone(),
+                path: req.path.clone(),
+                headers: req.headers.clone(),
+                body: req.body.clone(),
+            });
+        }
+    }
     let route = req.path.split('?').next().unwrap_or_default().to_string();
     let head_only = req.method == "HEAD";
     let json_type = "application/json; charset=utf-8";
@@ -1247,7 +1260,12 @@ async fn handle_chat(
         }
     };
     let chat = parse_chat(raw, &req.headers);
-    lock(shared).chats.push(chat.clone());
+    {
+        let mut st = lock(shared);
+        if st.recording {
+            st.chats.push(chat.clone());
+        }
+    }
 
     // Validation in Ollama's order: JSON binding (base64 images) first, then the model.
     let bad_image = chat
