@@ -54,6 +54,20 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Turn reviewed frames of a session log into eval cases (eval/learned.toml).
+    Learn {
+        /// A session log, e.g. logs/session-20261128.jsonl.
+        #[arg(long)]
+        from: PathBuf,
+        /// Only frames where the teacher disagreed with the student.
+        #[arg(long)]
+        only_disagreements: bool,
+    },
+    /// How well the student's confidence predicts teacher agreement, from a session log.
+    Calibrate {
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 fn main() {
@@ -103,6 +117,11 @@ fn main() {
             Some(Cmd::Eval { skill, json }) => {
                 cli::eval_cmd::run(&config, skill.as_deref(), json).await
             }
+            Some(Cmd::Learn {
+                from,
+                only_disagreements,
+            }) => Ok(cli::learn_cmd::learn(&config, &from, only_disagreements)),
+            Some(Cmd::Calibrate { from }) => Ok(cli::learn_cmd::calibrate(&config, &from)),
             Some(Cmd::Upskill { candidates, yes }) => {
                 if candidates == Some(0) {
                     eprintln!("gemmaedge-tui upskill: --candidates must be at least 1");

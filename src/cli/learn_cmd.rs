@@ -1,0 +1,131 @@
+//! `gemmaedge-tui learn --from LOG [--only-disagreements]` and
+//! `gemmaedge-tui calibrate --from LOG`: the learning loop from a session log.
+
+use super::table;
+use super::EXIT_BAD_INPUT;
+use crate::calibration::{report, Report, Sample};
+use crate::config::Config;
+use crate::learn::{learn_from_log, read_log};
+use std::path::Path;
+
+pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
+    match learn_from_log(log, &config.paths.eval, only_disagreements) {
+        Ok((added, skipped)) => {
+            println!(
+                "added {added} case(s) to {}{}",
+                config.paths.eval.join(crate::learn::LEARNED_FILE).display(),
+                if skipped > 0 {
+                    format!(" ({skipped} reviewed frame(s) skipped: no saved frame or no structured verdict)")
+                } else {
+                    String::new()
+                }
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("gemmaedge-tui learn: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+pub fn calibrate(config: &Config, log: &Path) -> i32 {
+    let (reviewed, answered) = match read_log(log) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("gemmaedge-tui calibrate: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let mut skills: Vec<&String> = answered.keys().collect();
+    skills.dedup();
+    if reviewed.is_empty() {
+        println!("no teacher verdicts in {}: nothing to calibrate yet", log.display());
+        return 0;
+    }
+    for skill in skills {
+        let samples: Vec<Sample> = reviewed
+            .iter()
+            .filter(|r| &r.skill == skill)
+            .filter_map(|r| {
+                Some(Sample {
+                    confidence: r.confidence,
+                    agrees: r.verdict.agrees?,
+                    safety_relevant: r.verdict.safety_relevant.unwrap_or(false),
+                    reasons: r.reasons.clone(),
+                })
+            })
+            .collect();
+        let rep = report(
+            &samples,
+            answered.get(skill).copied(),
+            config.policy.confidence_threshold,
+        );
+        println!("skill {skill}:");
+        print!("{}", render(&rep, config.policy.confidence_threshold));
+        println!();
+    }
+    0
+}
+
+/// The calibration report as text (shared by `calibrate` and the console's view).
+pub fn render(r: &Report, threshold: f32) -> String {
+    let rows: Vec<Vec<String>> = r
+        .bins
+        .iter()
+        .map(|b| {
+            vec![
+                format!("{:.1}-{:.1}", b.lo, b.hi),
+                b.count.to_string(),
+                b.agreement()
+                    .map_or("—".into(), |a| format!("{:.0}%", a * 100.0)),
+                b.agreement()
+                    .map_or(String::new(), |a| "#".repeat((a * 20.0).round() as usize)),
+            ]
+        })
+        .collect();
+    let mut out = table::render(&["confidence", "n", "teacher agrees", ""], &rows, 24);
+    out.push_str(&format!(
+        "reviewed {}  ECE {}  escalation rate {}\n",
+        r.samples,
+        r.ece.map_or("—".into(), |e| format!("{e:.3}")),
+        r.escalation_rate
+            .map_or("—".into(), |e| format!("{:.1}%", e * 100.0)),
+    ));
+    if let Some((a, n)) = r.audit_agreement {
+        out.push_str(&format!(
+            "audits (unbiased sample): teacher agreed {a} of {n} ({:.0}%)\n",
+            a as f64 / n as f64 * 100.0
+        ));
+    }
+    if let Some((t, load)) = r.suggested_threshold {
+        out.push_str(&format!(
+            "threshold {t:.2} would catch the same disagreements as {threshold:.2} while escalating {:.0}% of reviewed answers\n",
+            load * 100.0
+        ));
+    }
+    let trig: Vec<Vec<String>> = r
+        .triggers
+        .iter()
+        .map(|t| {
+            vec![
+                t.trigger.clone(),
+                t.escalations.to_string(),
+                t.confirmed.to_string(),
+                t.precision()
+                    .map_or("—".into(), |p| format!("{:.0}%", p * 100.0)),
+                if t.escalations >= 5 && t.confirmed == 0 {
+                    "never confirmed: candidate to drop".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table::render(
+        &["trigger", "escalations", "confirmed", "precision", ""],
+        &trig,
+        40,
+    ));
+    out
+}
