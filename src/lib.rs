@@ -15,5 +15,6 @@ pub mod json_extract;
 pub mod policy;
 pub mod sanitize;
 pub mod text;
+pub mod tui;
 pub mod upskill;
 pub mod verdict;
