@@ -257,11 +257,17 @@ impl App {
         self.entries.back()
     }
 
-    /// The entry the frame pane shows: the selected one, else the newest with a frame.
+    /// The entry the frame pane shows: the selected one, else the newest with a frame
+    /// (else the newest).
     pub fn frame_entry(&self) -> Option<&Entry> {
         match self.selected.and_then(|s| self.entry(s)) {
             Some(e) => Some(e),
-            None => self.entries.iter().rev().find(|e| e.frame.is_some()),
+            None => self
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.frame.is_some())
+                .or_else(|| self.entries.back()),
         }
     }
 
@@ -877,7 +883,7 @@ pub(crate) mod tests {
         a.handle_event(frame(31));
         assert_eq!(a.visible_range(rows), 0..rows);
         // Enter pins the highlighted entry for the frame and teacher panes.
-        assert_eq!(a.frame_entry().map(|e| e.seq), None);
+        assert_eq!(a.frame_entry().map(|e| e.seq), Some(31));
         a.handle_key(key(KeyCode::Enter));
         assert_eq!(a.selected, Some(3));
         assert_eq!(a.teacher_entry().map(|e| e.seq), Some(3));
