@@ -323,7 +323,7 @@ impl App {
 
     /// Something is moving: the spinner needs ticks.
     pub fn busy(&self) -> bool {
-        self.reviewing.is_some() || self.newest().is_some_and(|e| e.in_flight())
+        !self.stopped && (self.reviewing.is_some() || self.newest().is_some_and(|e| e.in_flight()))
     }
 
     /// The notice to show now, if any.
@@ -396,15 +396,22 @@ impl App {
         });
     }
 
-    pub fn tick(&mut self) {
-        self.spinner = self.spinner.wrapping_add(1);
+    /// Advance the spinner and expire the notice; true when the screen changed.
+    pub fn tick(&mut self) -> bool {
+        let mut changed = false;
+        if self.busy() {
+            self.spinner = self.spinner.wrapping_add(1);
+            changed = true;
+        }
         if self
             .notice
             .as_ref()
             .is_some_and(|n| n.at.elapsed() >= NOTICE_FOR)
         {
             self.notice = None;
+            changed = true;
         }
+        changed
     }
 
     /// The entry for `seq`: found, or created when it is newer than every entry.
@@ -575,7 +582,10 @@ impl App {
                 self.skill = name;
             }
             Event::Warning { message } => self.notify(message, true),
-            Event::Stopped { .. } => self.stopped = true,
+            Event::Stopped { .. } => {
+                self.stopped = true;
+                self.reviewing = None;
+            }
         }
     }
 
@@ -908,6 +918,19 @@ pub(crate) mod tests {
         assert_eq!(a.selected, Some(3), "first Esc only closes help");
         a.handle_key(key(KeyCode::Esc));
         assert_eq!((a.selected, a.cursor, a.top), (None, None, None));
+    }
+
+    #[test]
+    fn tick_turns_the_spinner_only_while_busy() {
+        let mut a = app();
+        assert!(!a.tick());
+        assert_eq!(a.spinner, 0);
+        a.handle_event(frame(1));
+        assert!(a.tick());
+        assert_eq!(a.spinner, 1);
+        a.handle_event(Event::Stopped { frames_answered: 0 });
+        assert!(!a.busy());
+        assert!(!a.tick());
     }
 
     #[test]

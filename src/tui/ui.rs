@@ -172,6 +172,14 @@ pub fn status_line(app: &App) -> Line<'static> {
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let sep = || Span::styled(" | ", t.dim());
     let mut spans = Vec::new();
+    if app.stopped {
+        spans.push(Span::styled(
+            "ENGINE STOPPED",
+            t.fg(Color::Red)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+        spans.push(sep());
+    }
     if app.paused {
         spans.push(Span::styled(
             "PAUSED",
