@@ -25,5 +25,6 @@ pub mod student;
 pub mod teacher;
 pub mod teacher_queue;
 pub mod text;
+pub mod tui;
 pub mod upskill;
 pub mod verdict;
