@@ -129,7 +129,17 @@ fn main() {
                 }
                 cli::upskill_cmd::run(&config, candidates, yes).await
             }
-            None => gemmaedge_tui::headless::run(config, options).await,
+            None if cli.headless => gemmaedge_tui::headless::run(config, options).await,
+            None => {
+                use std::io::IsTerminal;
+                if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+                    eprintln!("gemmaedge-tui: not a terminal; running headless (use --headless to say so)");
+                    return gemmaedge_tui::headless::run(config, options).await;
+                }
+                let handle = gemmaedge_tui::engine::start(config.clone(), options)?;
+                gemmaedge_tui::tui::run(&config, handle).await?;
+                Ok(0)
+            }
         }
     });
     match code {

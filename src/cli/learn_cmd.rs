@@ -40,7 +40,10 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
     let mut skills: Vec<&String> = answered.keys().collect();
     skills.dedup();
     if reviewed.is_empty() {
-        println!("no teacher verdicts in {}: nothing to calibrate yet", log.display());
+        println!(
+            "no teacher verdicts in {}: nothing to calibrate yet",
+            log.display()
+        );
         return 0;
     }
     for skill in skills {
