@@ -6,6 +6,7 @@
 //! student; a health monitor per server retries an offline server with backoff. Every
 //! event goes to the session log and to the face.
 
+use crate::calibration::{CalibrationStore, Sample};
 use crate::confidence::parse_answer;
 use crate::config::Config;
 use crate::event::{Command, Event, Health, Role};
@@ -57,6 +58,8 @@ const HEALTHY_RECHECK: Duration = Duration::from_secs(30);
 struct TeacherJob {
     seq: u64,
     answer: String,
+    confidence: Option<f32>,
+    skill: String,
     reasons: Vec<Reason>,
     image: Arc<PreparedFrame>,
 }
@@ -160,6 +163,8 @@ struct Shared {
     student_health: HealthGate,
     teacher_health: HealthGate,
     answered: AtomicU64,
+    /// Confidence vs teacher agreement per skill (`logs/calibration.json`).
+    calibration: Mutex<CalibrationStore>,
     /// The teacher worker is reviewing a frame.
     teacher_busy: std::sync::atomic::AtomicBool,
 }
@@ -171,6 +176,27 @@ impl Shared {
 
     fn queue_len(&self) -> usize {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Every verdict labels the student's answer: keep it for calibration.
+    fn record_calibration(&self, job: &TeacherJob, verdict: &crate::verdict::Verdict) {
+        let Some(agrees) = verdict.agrees else { return };
+        let mut store = self.calibration.lock().unwrap_or_else(|e| e.into_inner());
+        store.add(
+            &job.skill,
+            Sample {
+                confidence: job.confidence,
+                agrees,
+                safety_relevant: verdict.safety_relevant.unwrap_or(false),
+                reasons: job.reasons.clone(),
+            },
+        );
+        if let Err(e) = store.save(&self.config.paths.logs) {
+            drop(store);
+            self.emitter.emit(Event::Warning {
+                message: format!("cannot save calibration: {e}"),
+            });
+        }
     }
 
     /// Queue a frame for the teacher and say so.
@@ -254,6 +280,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         student_health: HealthGate::new(Role::Student),
         teacher_health: HealthGate::new(Role::Teacher),
         answered: AtomicU64::new(0),
+        calibration: Mutex::new(CalibrationStore::load(&config.paths.logs)),
         teacher_busy: std::sync::atomic::AtomicBool::new(false),
         config,
     });
@@ -333,6 +360,11 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             commands.abort();
             let _ = tokio::task::spawn_blocking(move || capture.join()).await;
             notices.abort();
+            let _ = shared
+                .calibration
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .save(&shared.config.paths.logs);
             let frames_answered = shared.answered.load(Ordering::Relaxed);
             shared.emitter.emit(Event::Stopped { frames_answered });
             shared
@@ -531,9 +563,16 @@ async fn student_loop(
                     reasons: reasons.clone(),
                     skill: skills.name(),
                 });
+                shared
+                    .calibration
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .count_answer(&skills.name());
                 let job = TeacherJob {
                     seq,
                     answer: reply.content,
+                    confidence: parsed.confidence,
+                    skill: skills.name(),
                     reasons: reasons.clone(),
                     image: prepared,
                 };
@@ -564,6 +603,8 @@ async fn student_loop(
                     shared.escalate(TeacherJob {
                         seq,
                         answer: format!("(the student gave no answer: {e})"),
+                        confidence: None,
+                        skill: skills.name(),
                         reasons: vec![Reason::Forced],
                         image: prepared,
                     });
@@ -614,9 +655,11 @@ async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                     shared
                         .teacher_health
                         .set(&shared.emitter, Health::Ok { latency_ms });
+                    let verdict = teacher::parse_verdict(&reply.content);
+                    shared.record_calibration(&job, &verdict);
                     shared.emitter.emit(Event::TeacherVerdict {
                         seq: job.seq,
-                        verdict: teacher::parse_verdict(&reply.content),
+                        verdict,
                         latency_ms,
                     });
                     break;
