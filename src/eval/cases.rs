@@ -198,9 +198,10 @@ struct Loader<'a> {
 /// Loads every `*.toml` directly in `dir` (sorted by file name), validating all cases.
 pub fn load_eval_set(dir: &Path) -> Result<EvalSet, EvalError> {
     let no_cases = |why: &str| {
+        let shown = dir.display().to_string();
         EvalError(format!(
             "no eval cases in {}/{why}: add [[case]] entries to {}",
-            dir.display(),
+            shown.trim_end_matches('/'),
             dir.join("cases.toml").display()
         ))
     };
@@ -723,8 +724,11 @@ mod tests {
         assert!(e.contains("no eval cases in"), "{e}");
         assert!(e.contains("does not exist"), "{e}");
         let e = load_err(d.path());
-        assert!(e.contains("no eval cases in"), "{e}");
-        assert!(e.contains("add [[case]] entries to"), "{e}");
+        let shown = d.path().display();
+        assert_eq!(
+            e,
+            format!("no eval cases in {shown}/: add [[case]] entries to {shown}/cases.toml")
+        );
         write(d.path(), "cases.toml", "# just a comment\n");
         let e = load_err(d.path());
         assert!(e.contains("no eval cases in"), "{e}");
