@@ -1,10 +1,10 @@
 //! Frames: where they come from, the latest-frame slot, and preparing one for a model.
 
-#[cfg(feature = "camera")]
-pub mod camera;
 pub mod prep;
 pub mod slot;
 pub mod source;
+#[cfg(feature = "camera")]
+pub mod camera;
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;

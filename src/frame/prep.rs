@@ -19,12 +19,10 @@ pub fn decode(raw: &RawImage) -> Result<image::RgbImage, PrepError> {
         RawImage::Encoded(b) => image::load_from_memory(b)
             .map(|i| i.to_rgb8())
             .map_err(|e| PrepError::Decode(e.to_string())),
-        RawImage::Rgb {
-            width,
-            height,
-            data,
-        } => image::RgbImage::from_raw(*width, *height, data.to_vec())
-            .ok_or_else(|| PrepError::Decode("RGB buffer size does not match".into())),
+        RawImage::Rgb { width, height, data } => {
+            image::RgbImage::from_raw(*width, *height, data.to_vec())
+                .ok_or_else(|| PrepError::Decode("RGB buffer size does not match".into()))
+        }
     }
 }
 
