@@ -270,7 +270,10 @@ pub enum ConfigError {
         message: String,
     },
     /// A value of the right type but outside what is allowed.
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -349,11 +352,10 @@ impl Config {
         if !host_in_file {
             cfg.apply_env();
         }
-        cfg.validate()
-            .map_err(|problems| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            })?;
+        cfg.validate().map_err(|problems| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })?;
         Ok(cfg)
     }
 
@@ -441,7 +443,12 @@ impl Config {
                 "policy.confidence_threshold must be between 0.0 and 1.0, got {t}"
             ));
         }
-        if self.policy.safety_keywords.iter().any(|k| k.trim().is_empty()) {
+        if self
+            .policy
+            .safety_keywords
+            .iter()
+            .any(|k| k.trim().is_empty())
+        {
             p.push("policy.safety_keywords must not contain an empty word".into());
         }
         if self.policy.teacher_queue == 0 || self.policy.teacher_queue > 1000 {
@@ -551,9 +558,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |i| {
-        before[i + 1..].chars().count()
-    }) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+        + 1;
     (line, col)
 }
 
@@ -681,7 +689,10 @@ mod tests {
     fn unknown_key_suggests_nearest() {
         let e = parse("[policy]\nconfidence_treshold = 0.5\n").unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("unknown key `policy.confidence_treshold`"), "{s}");
+        assert!(
+            s.contains("unknown key `policy.confidence_treshold`"),
+            "{s}"
+        );
         assert!(s.contains("did you mean `confidence_threshold`"), "{s}");
         assert!(s.contains("line 2"), "{s}");
     }
@@ -703,7 +714,10 @@ mod tests {
     #[test]
     fn ollama_host_forms() {
         assert_eq!(normalize_ollama_host("0.0.0.0"), "http://127.0.0.1:11434");
-        assert_eq!(normalize_ollama_host("10.0.0.2:8080"), "http://10.0.0.2:8080");
+        assert_eq!(
+            normalize_ollama_host("10.0.0.2:8080"),
+            "http://10.0.0.2:8080"
+        );
         assert_eq!(
             normalize_ollama_host("https://ollama.example/"),
             "https://ollama.example"

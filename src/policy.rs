@@ -15,9 +15,14 @@ use std::fmt;
 pub enum Reason {
     /// A face asked for it (the `e` key).
     Forced,
-    LowConfidence { confidence: f32, threshold: f32 },
+    LowConfidence {
+        confidence: f32,
+        threshold: f32,
+    },
     NoConfidence,
-    Safety { keyword: String },
+    Safety {
+        keyword: String,
+    },
     /// Every `audit_every`-th frame that nothing else escalated.
     Audit,
 }

@@ -3,7 +3,9 @@
 
 /// Remove every terminal control sequence and control character but newline.
 pub fn strip_controls(s: &str) -> String {
-    s.chars().filter(|c| *c == '\n' || !c.is_control()).collect()
+    s.chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
 }
 
 /// Cut to at most `max_chars` characters, with a note saying how much was cut.

@@ -20,6 +20,15 @@ pub fn improvement_interval(
 ) -> Interval {
     let _ = (samples, level, seed, weights);
     let n = baseline.len().max(1) as f64;
-    let mean = candidate.iter().zip(baseline).map(|(c, b)| c - b).sum::<f64>() / n;
-    Interval { mean, lo: mean, hi: mean }
+    let mean = candidate
+        .iter()
+        .zip(baseline)
+        .map(|(c, b)| c - b)
+        .sum::<f64>()
+        / n;
+    Interval {
+        mean,
+        lo: mean,
+        hi: mean,
+    }
 }

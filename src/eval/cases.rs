@@ -46,5 +46,8 @@ pub struct EvalSet {
 pub struct EvalError(pub String);
 
 pub fn load_eval_set(dir: &Path) -> Result<EvalSet, EvalError> {
-    Err(EvalError(format!("eval set loading not implemented yet ({})", dir.display())))
+    Err(EvalError(format!(
+        "eval set loading not implemented yet ({})",
+        dir.display()
+    )))
 }

@@ -56,7 +56,11 @@ impl SlotWriter {
 
     /// No more frames will come; a waiting reader gets `None`.
     pub fn close(&self) {
-        self.0.inner.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.0
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
         self.0.notify.notify_waiters();
         self.0.notify.notify_one();
     }
@@ -87,7 +91,13 @@ impl SlotReader {
             if let Some(t) = self.try_take() {
                 return Some(t);
             }
-            if self.0.inner.lock().unwrap_or_else(|e| e.into_inner()).closed {
+            if self
+                .0
+                .inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .closed
+            {
                 return None;
             }
             notified.await;
@@ -96,7 +106,11 @@ impl SlotReader {
 
     /// Sequence number of the newest frame captured so far.
     pub fn latest_seq(&self) -> u64 {
-        self.0.inner.lock().unwrap_or_else(|e| e.into_inner()).latest_seq
+        self.0
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latest_seq
     }
 }
 

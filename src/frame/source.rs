@@ -48,7 +48,9 @@ pub fn open_source(
     cfg: &SourceConfig,
 ) -> Result<(Box<dyn FrameSource>, Vec<CaptureNotice>), SourceError> {
     let _ = cfg;
-    Err(SourceError::Fatal("frame sources are not implemented yet".into()))
+    Err(SourceError::Fatal(
+        "frame sources are not implemented yet".into(),
+    ))
 }
 
 /// Run the capture loop on its own thread until `stop` is set: offers frames at `fps`

@@ -14,7 +14,10 @@ pub fn extract_prompts(reply: &str, max_chars: usize) -> Result<Extracted, Strin
     let _ = max_chars;
     match crate::json_extract::find_json_value(reply) {
         Some(serde_json::Value::Array(a)) => Ok(Extracted {
-            prompts: a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            prompts: a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
             dropped: vec![],
         }),
         _ => Err("no JSON array of prompts in the reply".into()),
