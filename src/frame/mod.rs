@@ -21,6 +21,13 @@ pub enum RawImage {
         height: u32,
         data: Arc<[u8]>,
     },
+    /// Packed YUYV 4:2:2 (a webcam's raw format), `width * height * 2` bytes:
+    /// `Y0 U Y1 V` per pair of pixels. Converted to RGB only when a frame is prepared.
+    Yuyv {
+        width: u32,
+        height: u32,
+        data: Arc<[u8]>,
+    },
 }
 
 impl std::fmt::Debug for RawImage {
@@ -28,6 +35,7 @@ impl std::fmt::Debug for RawImage {
         match self {
             RawImage::Encoded(b) => write!(f, "Encoded({} bytes)", b.len()),
             RawImage::Rgb { width, height, .. } => write!(f, "Rgb({width}x{height})"),
+            RawImage::Yuyv { width, height, .. } => write!(f, "Yuyv({width}x{height})"),
         }
     }
 }
