@@ -353,7 +353,9 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             shared.stop.send_replace(true);
             // Let the loops see the stop; in-flight calls are abandoned, not awaited.
             let grace = Duration::from_millis(1500);
-            let _ = tokio::time::timeout(grace, student_task).await;
+            if !student_finished {
+                let _ = tokio::time::timeout(grace, student_task).await;
+            }
             let _ = tokio::time::timeout(Duration::from_millis(300), teacher_task).await;
             health_s.abort();
             health_t.abort();
