@@ -218,15 +218,11 @@ fn clean_description(s: &str) -> String {
         return String::new();
     };
     let mut out = lines[first..=last].join("\n").trim().to_string();
-    loop {
-        let Some((head, tail)) = out.rsplit_once(char::is_whitespace) else {
-            break;
-        };
-        if !tail.is_empty() && tail.chars().all(|c| c == '*' || c == '_') {
-            out = head.trim_end().to_string();
-        } else {
+    while let Some((head, tail)) = out.rsplit_once(char::is_whitespace) {
+        if tail.is_empty() || !tail.chars().all(|c| c == '*' || c == '_') {
             break;
         }
+        out = head.trim_end().to_string();
     }
     out
 }
