@@ -1,5 +1,4 @@
 //! Scoring one answer against one case. Pure; every part is reported, not just the total.
-//! PLACEHOLDER body: replaced by the full implementation.
 
 use super::Expectation;
 use serde::{Deserialize, Serialize};
@@ -23,16 +22,68 @@ pub struct CaseScore {
     pub total: f64,
 }
 
+/// Weight of the share of `expect` groups mentioned.
+pub const W_EXPECT: f64 = 0.5;
+/// Weight of getting the safety stance right.
+pub const W_SAFETY: f64 = 0.3;
+/// Weight of a readable CONFIDENCE line.
+pub const W_FORMAT: f64 = 0.2;
+/// Penalty for each forbidden word mentioned (affirmed).
+pub const FORBID_PENALTY: f64 = 0.25;
+
+/// Score `answer` against `exp`.
+///
+/// The description (the answer without its confidence line, see
+/// [`crate::confidence::parse_answer`]) is what gets scored:
+/// - an `expect` group counts when any of its synonyms is mentioned
+///   ([`crate::text::mentions`]: whole words, plural-tolerant); empty groups are ignored;
+/// - a `forbid` word counts only when affirmed ([`crate::text::affirmed_mention`]), so
+///   "no fire" does not count as mentioning fire;
+/// - the safety flag is [`crate::text::safety_stance`] with `safety_terms`;
+/// - `format_ok` is whether the answer states a readable confidence.
+///
+/// `total = clamp01(W_EXPECT * expect_share + W_SAFETY * safety_ok + W_FORMAT * format_ok
+/// - FORBID_PENALTY * forbidden.len())`, with booleans as 0/1.
 pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) -> CaseScore {
-    let _ = (answer, exp, safety_terms);
+    let parsed = crate::confidence::parse_answer(answer);
+    let description = parsed.description.as_str();
+    let groups: Vec<&Vec<String>> = exp
+        .expect
+        .iter()
+        .filter(|g| g.iter().any(|w| !w.trim().is_empty()))
+        .collect();
+    let missed: Vec<String> = groups
+        .iter()
+        .filter(|g| !g.iter().any(|w| crate::text::mentions(description, w)))
+        .filter_map(|g| g.iter().find(|w| !w.trim().is_empty()).cloned())
+        .collect();
+    let expect_share = if groups.is_empty() {
+        1.0
+    } else {
+        (groups.len() - missed.len()) as f64 / groups.len() as f64
+    };
+    let forbidden: Vec<String> = exp
+        .forbid
+        .iter()
+        .filter(|w| crate::text::affirmed_mention(description, w))
+        .cloned()
+        .collect();
+    let flagged_safety = crate::text::safety_stance(description, safety_terms);
+    let safety_ok = flagged_safety == exp.safety;
+    let format_ok = parsed.confidence.is_some();
+    let total = (W_EXPECT * expect_share
+        + W_SAFETY * f64::from(u8::from(safety_ok))
+        + W_FORMAT * f64::from(u8::from(format_ok))
+        - FORBID_PENALTY * forbidden.len() as f64)
+        .clamp(0.0, 1.0);
     CaseScore {
-        expect_share: 0.0,
-        missed: vec![],
-        forbidden: vec![],
-        flagged_safety: false,
-        safety_ok: false,
-        format_ok: false,
-        total: 0.0,
+        expect_share,
+        missed,
+        forbidden,
+        flagged_safety,
+        safety_ok,
+        format_ok,
+        total,
     }
 }
 
@@ -43,4 +94,141 @@ pub fn weighted_mean(items: &[(f64, f64)]) -> f64 {
         return 0.0;
     }
     items.iter().map(|x| x.0 * x.1).sum::<f64>() / w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms() -> Vec<String> {
+        crate::config::DEFAULT_SAFETY_KEYWORDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn exp(expect: &[&[&str]], forbid: &[&str], safety: bool) -> Expectation {
+        Expectation {
+            expect: expect
+                .iter()
+                .map(|g| g.iter().map(|s| s.to_string()).collect())
+                .collect(),
+            forbid: forbid.iter().map(|s| s.to_string()).collect(),
+            safety,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn perfect_answer_scores_one() {
+        let e = exp(&[&["cat"], &["sofa", "couch"]], &["dog"], false);
+        let s = score_answer("A cat sleeps on a couch.\nCONFIDENCE: 0.9", &e, &terms());
+        assert!(close(s.expect_share, 1.0));
+        assert!(s.missed.is_empty());
+        assert!(s.forbidden.is_empty());
+        assert!(!s.flagged_safety);
+        assert!(s.safety_ok && s.format_ok);
+        assert!(close(s.total, 1.0));
+    }
+
+    #[test]
+    fn missed_groups_and_missing_confidence() {
+        let e = exp(&[&["cat"], &["sofa", "couch"], &["lamp"]], &[], false);
+        let s = score_answer("A cat on the floor.", &e, &terms());
+        assert!(close(s.expect_share, 1.0 / 3.0));
+        assert_eq!(s.missed, vec!["sofa".to_string(), "lamp".to_string()]);
+        assert!(!s.format_ok);
+        assert!(close(s.total, W_EXPECT / 3.0 + W_SAFETY));
+    }
+
+    #[test]
+    fn synonyms_and_plurals_count() {
+        let e = exp(&[&["person", "man", "woman"], &["mug"]], &[], false);
+        let s = score_answer("Two women hold coffee mugs.\nCONFIDENCE: 0.8", &e, &terms());
+        assert!(close(s.expect_share, 1.0), "{s:?}");
+    }
+
+    #[test]
+    fn no_safety_concerns_is_not_a_flag() {
+        let e = exp(&[&["desk"]], &[], false);
+        let s = score_answer(
+            "An office desk. No safety concerns.\nCONFIDENCE: 0.9",
+            &e,
+            &terms(),
+        );
+        assert!(!s.flagged_safety);
+        assert!(s.safety_ok);
+        assert!(close(s.total, 1.0));
+        // The same answer on a case that expects a flag loses the safety part.
+        let e = exp(&[&["desk"]], &[], true);
+        let s = score_answer(
+            "An office desk. No safety concerns.\nCONFIDENCE: 0.9",
+            &e,
+            &terms(),
+        );
+        assert!(!s.safety_ok);
+        assert!(close(s.total, W_EXPECT + W_FORMAT));
+    }
+
+    #[test]
+    fn firearm_is_not_fire() {
+        let e = exp(&[&["fire"]], &["fire"], true);
+        let s = score_answer("A man holds a firearm.\nCONFIDENCE: 0.9", &e, &terms());
+        assert_eq!(s.missed, vec!["fire".to_string()]);
+        assert!(s.forbidden.is_empty());
+        assert!(!s.flagged_safety);
+        assert!(!s.safety_ok);
+    }
+
+    #[test]
+    fn real_hazard_is_flagged() {
+        let e = exp(&[&["smoke"]], &[], true);
+        let s = score_answer(
+            "Thick smoke rises from a pan.\nCONFIDENCE: 0.7",
+            &e,
+            &terms(),
+        );
+        assert!(s.flagged_safety && s.safety_ok);
+        assert!(close(s.total, 1.0));
+    }
+
+    #[test]
+    fn forbidden_words_penalised_unless_negated() {
+        let e = exp(&[&["cat"]], &["dog", "fire"], false);
+        let s = score_answer("A cat and a dog.\nCONFIDENCE: 0.9", &e, &terms());
+        assert_eq!(s.forbidden, vec!["dog".to_string()]);
+        assert!(close(s.total, 1.0 - FORBID_PENALTY));
+        let s = score_answer("A cat. No dog is present.\nCONFIDENCE: 0.9", &e, &terms());
+        assert!(s.forbidden.is_empty(), "{s:?}");
+        assert!(close(s.total, 1.0));
+    }
+
+    #[test]
+    fn total_is_clamped_at_zero() {
+        let e = exp(&[&["cat"]], &["dog", "bird", "fish"], true);
+        let s = score_answer("A dog, a bird and a fish.", &e, &terms());
+        assert_eq!(s.forbidden.len(), 3);
+        assert!(close(s.total, 0.0));
+    }
+
+    #[test]
+    fn empty_expectation_is_full_share_and_confidence_line_not_scored() {
+        let e = exp(&[], &[], false);
+        let s = score_answer("A room.\nCONFIDENCE: 0.9", &e, &terms());
+        assert!(close(s.expect_share, 1.0));
+        // The word "confidence" itself is not part of the description.
+        let e = exp(&[&["confidence"]], &[], false);
+        let s = score_answer("A room.\nCONFIDENCE: 0.9", &e, &terms());
+        assert_eq!(s.missed, vec!["confidence".to_string()]);
+    }
+
+    #[test]
+    fn weighted_mean_handles_zero_weights() {
+        assert!(close(weighted_mean(&[(1.0, 1.0), (0.0, 3.0)]), 0.25));
+        assert!(close(weighted_mean(&[(1.0, 0.0)]), 0.0));
+        assert!(close(weighted_mean(&[]), 0.0));
+    }
 }
