@@ -125,6 +125,14 @@ pub fn frame_to_raw(fmt: CameraFormat, data: &[u8]) -> Result<RawImage, String> 
     }
 }
 
+/// 1, 10, 100, …
+fn is_power_of_ten(mut n: u64) -> bool {
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
 fn describe_format(f: &CameraFormat) -> String {
     format!(
         "{} {}x{} @{}fps",
@@ -267,6 +275,8 @@ pub struct CameraSource {
     closed_reason: String,
     format: Option<CameraFormat>,
     stop: Option<watch::Receiver<bool>>,
+    /// Broken frames in a row (reported at 1, 10, 100 …).
+    bad_streak: u64,
 }
 
 impl CameraSource {
@@ -287,6 +297,7 @@ impl CameraSource {
             closed_reason: reason,
             format: None,
             stop: None,
+            bad_streak: 0,
         }
     }
 
@@ -367,13 +378,32 @@ impl FrameSource for CameraSource {
             return Err(SourceError::Unavailable(self.closed_reason.clone()));
         };
         let shared = worker.shared.clone();
-        let deadline = Instant::now() + FRAME_TIMEOUT;
+        let mut deadline = Instant::now() + FRAME_TIMEOUT;
         let mut st = shared.lock();
         st.delivered = None;
         st.want = true;
         let outcome = loop {
-            if let Some(d) = st.delivered.take() {
-                break d.map_err(SourceError::Skipped);
+            match st.delivered.take() {
+                Some(Ok(raw)) => {
+                    self.bad_streak = 0;
+                    break Ok(raw);
+                }
+                Some(Err(e)) => {
+                    // Report a run of broken frames at 1, 10, 100 … in a row, not every
+                    // one: a camera sending junk at 30 fps must not flood the warnings.
+                    self.bad_streak += 1;
+                    let n = self.bad_streak;
+                    if is_power_of_ten(n) {
+                        break Err(SourceError::Skipped(if n == 1 {
+                            e
+                        } else {
+                            format!("{e} ({n} broken frames in a row)")
+                        }));
+                    }
+                    st.want = true; // wait for the next frame instead
+                    deadline = Instant::now() + FRAME_TIMEOUT;
+                }
+                None => {}
             }
             if let Phase::Failed(e) = &st.phase {
                 break Err(SourceError::Unavailable(e.clone()));
@@ -444,6 +474,12 @@ mod tests {
 
     fn f(fmt: FrameFormat, w: u32, h: u32, fps: u32) -> CameraFormat {
         CameraFormat::new_from(w, h, fmt, fps)
+    }
+
+    #[test]
+    fn broken_frames_are_reported_at_powers_of_ten() {
+        let hits: Vec<u64> = (0..2000).filter(|&n| is_power_of_ten(n)).collect();
+        assert_eq!(hits, [1, 10, 100, 1000]);
     }
 
     #[test]

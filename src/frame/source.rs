@@ -355,7 +355,9 @@ fn jitter(d: Duration) -> Duration {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|t| t.subsec_nanos())
         .unwrap_or(0);
-    d.mul_f64(f64::from(nanos % 1000) / 10_000.0)
+    // Mix the bits: some clocks tick in whole microseconds.
+    let x = nanos ^ (nanos >> 10) ^ (nanos >> 20);
+    d.mul_f64(f64::from(x % 1000) / 10_000.0)
 }
 
 /// Time between frames; a bad fps (0, negative, NaN) means one per second.
