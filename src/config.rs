@@ -609,12 +609,14 @@ fn improve_message(raw: &str, section: &str) -> String {
             } else {
                 format!("{section}.{name}")
             };
+            // Nearest by edit distance (a swap of two letters counts as one edit).
             let best = expected
                 .iter()
-                .map(|c| (strsim::jaro_winkler(name, c), *c))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
+                .map(|c| (strsim::damerau_levenshtein(name, c), *c))
+                .min_by_key(|x| x.0);
+            let allowed = (name.chars().count() / 3).max(1);
             return match best {
-                Some((score, c)) if score > 0.7 => {
+                Some((dist, c)) if dist <= allowed => {
                     format!("unknown key `{key}`; did you mean `{c}`?")
                 }
                 _ if !expected.is_empty() => format!(
