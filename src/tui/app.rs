@@ -16,7 +16,10 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::calibration_view::CalibrationData;
 use super::layout;
+use super::learn_edit::{LearnEdit, LearnEditor};
+use super::upskill::UpskillState;
 
 /// Longest answer kept per entry (characters); a runaway stream is cut here.
 pub const MAX_ANSWER_CHARS: usize = 16_000;
@@ -30,18 +33,27 @@ pub const NOTICE_FOR: Duration = Duration::from_secs(5);
 pub enum Action {
     Quit,
     Engine(Command),
-    /// The user asked for the upskill screen (`u`); the app already switched to it.
+    /// Start an upskill run (`u`, or `r` on the upskill screen); the app already shows it.
     OpenUpskill,
+    /// Esc during a run: stop it (in-flight work stops promptly).
+    CancelUpskill,
+    /// Save this row of the finished run as the skill (confirmed with `y`).
+    ApplyUpskill(usize),
+    /// Load the calibration store and show its report (`c`).
+    OpenCalibration,
+    /// Append the edited case to `eval/learned.toml` (`a`, then Enter).
+    SaveLearned(LearnEdit),
     /// Save this entry's frame and answer under `logs/saved/`.
     SaveEntry(u64),
     Redraw,
 }
 
-/// Which screen is showing. The upskill screen is a stub until its own module lands.
+/// Which screen is showing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
     Monitor,
     Upskill,
+    Calibration,
 }
 
 /// Where an entry stands with the teacher.
@@ -166,8 +178,12 @@ pub struct App {
     teacher_host: String,
     pub source: String,
     pub skill: String,
-    /// Skill text for the upskill screen stub (loaded by the run loop).
-    pub skill_text: Option<String>,
+    /// The upskill screen (`u`).
+    pub upskill: UpskillState,
+    /// The learn editor (`a`), while open.
+    pub learn: Option<LearnEditor>,
+    /// The calibration view's data (`c`), loaded when it opens.
+    pub calibration: Option<CalibrationData>,
     pub latencies: VecDeque<u64>,
     pub teacher_latency: Option<u64>,
     pub frames_seen: u64,
@@ -226,7 +242,9 @@ impl App {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            skill_text: None,
+            upskill: UpskillState::new(config.skill_path()),
+            learn: None,
+            calibration: None,
             latencies: VecDeque::new(),
             teacher_latency: None,
             frames_seen: 0,
@@ -333,9 +351,10 @@ impl App {
             .filter(|n| now.duration_since(n.at) < NOTICE_FOR)
     }
 
-    /// The run loop must keep ticking: a spinner turns or a notice must expire.
+    /// The run loop must keep ticking: a spinner turns, a notice must expire, or the
+    /// upskill clock runs.
     pub fn needs_tick(&self) -> bool {
-        self.busy() || self.active_notice(Instant::now()).is_some()
+        self.busy() || self.upskill.running() || self.active_notice(Instant::now()).is_some()
     }
 
     pub fn spinner_char(&self) -> char {
@@ -399,7 +418,7 @@ impl App {
     /// Advance the spinner and expire the notice; true when the screen changed.
     pub fn tick(&mut self) -> bool {
         let mut changed = false;
-        if self.busy() {
+        if self.busy() || self.upskill.running() {
             self.spinner = self.spinner.wrapping_add(1);
             changed = true;
         }
@@ -589,15 +608,121 @@ impl App {
         }
     }
 
+    /// Take a pipeline event for the upskill screen.
+    pub fn handle_upskill_event(
+        &mut self,
+        ev: crate::upskill::pipeline::UpskillEvent,
+    ) -> Vec<Action> {
+        self.upskill.handle_event(ev, Instant::now())
+    }
+
+    /// The entry `a` learns from: the selected one, else the newest with a structured
+    /// verdict and a frame.
+    pub fn entry_to_learn(&self) -> Result<&Entry, String> {
+        let usable =
+            |e: &Entry| e.frame.is_some() && e.verdict().is_some_and(|v| v.agrees.is_some());
+        match self.selected.and_then(|s| self.entry(s)) {
+            Some(e) if usable(e) => Ok(e),
+            Some(e) => Err(format!(
+                "#{} cannot become a case: it needs a readable teacher verdict and its frame",
+                e.seq
+            )),
+            None => self
+                .entries
+                .iter()
+                .rev()
+                .find(|e| usable(e))
+                .ok_or_else(|| "nothing to learn from yet: no frame with a teacher verdict".into()),
+        }
+    }
+
+    fn open_learn(&mut self) -> Vec<Action> {
+        let opened = self.entry_to_learn().and_then(|e| {
+            let v = e.verdict().cloned().unwrap_or_default();
+            LearnEditor::open(e.seq, e.captured_at, &v)
+                .ok_or_else(|| format!("#{}: the verdict is not a structured one", e.seq))
+        });
+        match opened {
+            Ok(ed) => {
+                self.help = false;
+                self.learn = Some(ed);
+            }
+            Err(why) => self.notify(why, true),
+        }
+        vec![Action::Redraw]
+    }
+
     pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Action> {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C')) {
+            return vec![Action::Quit];
+        }
+        if let Some(ed) = self.learn.as_mut() {
+            return match ed.handle_key(key) {
+                Some(acts) => {
+                    if acts.iter().any(|a| matches!(a, Action::SaveLearned(_))) {
+                        self.learn = None;
+                    }
+                    acts
+                }
+                None => {
+                    self.learn = None;
+                    vec![Action::Redraw]
+                }
+            };
+        }
+        if ctrl {
+            return Vec::new();
+        }
+        if self.help && matches!(key.code, KeyCode::Esc | KeyCode::Char('?')) {
+            self.help = false;
+            return vec![Action::Redraw];
+        }
+        match self.screen {
+            Screen::Monitor => {}
+            Screen::Upskill => {
+                return match key.code {
+                    KeyCode::Char('q') if self.upskill.confirm.is_none() => vec![Action::Quit],
+                    KeyCode::Char('?') if self.upskill.confirm.is_none() => {
+                        self.help = true;
+                        vec![Action::Redraw]
+                    }
+                    _ => match self.upskill.handle_key(key) {
+                        Some(acts) => acts,
+                        None => {
+                            self.screen = Screen::Monitor;
+                            vec![Action::Redraw]
+                        }
+                    },
+                };
+            }
+            Screen::Calibration => {
+                return match key.code {
+                    KeyCode::Char('q') => vec![Action::Quit],
+                    KeyCode::Char('?') => {
+                        self.help = true;
+                        vec![Action::Redraw]
+                    }
+                    KeyCode::Esc | KeyCode::Char('c') => {
+                        self.screen = Screen::Monitor;
+                        vec![Action::Redraw]
+                    }
+                    KeyCode::Char('r') => vec![Action::OpenCalibration, Action::Redraw],
+                    _ => Vec::new(),
+                };
+            }
+        }
         match key.code {
-            KeyCode::Char('c') | KeyCode::Char('C') if ctrl => return vec![Action::Quit],
-            _ if ctrl => return Vec::new(),
             KeyCode::Char('q') => return vec![Action::Quit],
+            KeyCode::Char('a') => return self.open_learn(),
+            KeyCode::Char('c') => {
+                self.help = false;
+                self.screen = Screen::Calibration;
+                return vec![Action::OpenCalibration, Action::Redraw];
+            }
             KeyCode::Char('e') => return vec![Action::Engine(Command::ForceEscalate)],
             KeyCode::Char('p') => {
                 self.paused = !self.paused;
@@ -609,6 +734,9 @@ impl App {
             KeyCode::Char('u') => {
                 self.help = false;
                 self.screen = Screen::Upskill;
+                if self.upskill.running() {
+                    return vec![Action::Redraw];
+                }
                 return vec![Action::OpenUpskill, Action::Redraw];
             }
             KeyCode::Char('?') => self.help = !self.help,
@@ -621,15 +749,7 @@ impl App {
                     }
                 };
             }
-            KeyCode::Esc => {
-                if self.help {
-                    self.help = false;
-                } else if self.screen != Screen::Monitor {
-                    self.screen = Screen::Monitor;
-                } else {
-                    self.go_live();
-                }
-            }
+            KeyCode::Esc => self.go_live(),
             KeyCode::Enter => {
                 if let Some(i) = self.cursor_index() {
                     self.selected = Some(self.entries[i].seq);
@@ -954,8 +1074,18 @@ pub(crate) mod tests {
             a.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             vec![Action::Quit]
         );
-        // Plain `c` does nothing; keys work with the help overlay open.
-        assert!(a.handle_key(key(KeyCode::Char('c'))).is_empty());
+        // `c` opens the calibration view; Esc goes back.
+        assert!(a
+            .handle_key(key(KeyCode::Char('c')))
+            .contains(&Action::OpenCalibration));
+        assert_eq!(a.screen, Screen::Calibration);
+        assert!(a
+            .handle_key(key(KeyCode::Char('r')))
+            .contains(&Action::OpenCalibration));
+        a.handle_key(key(KeyCode::Esc));
+        assert_eq!(a.screen, Screen::Monitor);
+        // Plain letters without a meaning do nothing; keys work with help open.
+        assert!(a.handle_key(key(KeyCode::Char('z'))).is_empty());
         a.handle_key(key(KeyCode::Char('?')));
         assert!(a
             .handle_key(key(KeyCode::Char('p')))
@@ -1046,6 +1176,41 @@ pub(crate) mod tests {
             a.handle_key(key(KeyCode::Char('s'))),
             vec![Action::SaveEntry(2)]
         );
+    }
+
+    #[test]
+    fn learn_key_opens_the_editor_on_a_reviewed_entry() {
+        let mut a = filled(3);
+        // Nothing reviewed: a warning, no editor.
+        a.handle_key(key(KeyCode::Char('a')));
+        assert!(a.learn.is_none());
+        assert!(a
+            .active_notice(Instant::now())
+            .is_some_and(|n| n.warning && n.text.starts_with("nothing to learn from")));
+        // Entry 2 reviewed and has its frame.
+        a.entries[1].frame = Some(crate::tui::images::tests::test_frame(8, 8));
+        a.handle_event(Event::TeacherVerdict {
+            seq: 2,
+            verdict: crate::tui::learn_edit::tests::verdict(),
+            latency_ms: 5,
+        });
+        assert_eq!(a.entry_to_learn().map(|e| e.seq), Ok(2));
+        // A selected entry without a verdict is refused, by number.
+        a.selected = Some(3);
+        assert!(a
+            .entry_to_learn()
+            .unwrap_err()
+            .starts_with("#3 cannot become a case"));
+        a.selected = None;
+        a.handle_key(key(KeyCode::Char('a')));
+        let ed = a.learn.as_ref().expect("editor open");
+        assert_eq!(ed.seq, 2);
+        // Keys go to the editor: `q` is typed, not quit.
+        assert_eq!(a.handle_key(key(KeyCode::Char('q'))), vec![Action::Redraw]);
+        assert!(a.learn.as_ref().unwrap().fields[0].ends_with('q'));
+        a.handle_key(key(KeyCode::Esc));
+        assert!(a.learn.is_none());
+        assert_eq!(a.selected, None);
     }
 
     #[test]

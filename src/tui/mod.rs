@@ -2,14 +2,21 @@
 //!
 //! `app` holds the state and turns keys and events into `Action`s; `ui` draws it;
 //! `images` encodes the thumbnail off the UI thread; `terminal` enters and restores the
-//! terminal; `export` saves an entry. `run` wires them to the engine.
+//! terminal; `export` saves an entry. `upskill` / `upskill_view` are the upskill screen,
+//! `learn_edit` / `learn_view` the `a` editor, `calibration_view` the `c` view.
+//! `run` wires them to the engine and to upskill runs.
 
 pub mod app;
+pub mod calibration_view;
 pub mod export;
 pub mod images;
 pub mod layout;
+pub mod learn_edit;
+pub mod learn_view;
 pub mod terminal;
 pub mod ui;
+pub mod upskill;
+pub mod upskill_view;
 
 pub use app::{Action, App, Entry, Notice, Screen, TeacherState, Theme};
 pub use export::save_entry;
@@ -17,42 +24,241 @@ pub use images::ImageState;
 
 use crate::config::Config;
 use crate::engine::EngineHandle;
-use crate::event::{Command, Event};
+use crate::eval::cases::load_eval_set;
+use crate::event::{Command, Event, Role};
+use crate::ollama::ModelClient;
+use crate::skill::{ensure_writable, SkillStore};
+use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use color_eyre::eyre::WrapErr;
 use crossterm::event::{Event as TermEvent, EventStream};
 use futures_util::StreamExt;
-use std::time::Duration;
+use learn_edit::LearnEdit;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Spinner speed while something is in flight.
 const TICK: Duration = Duration::from_millis(150);
 /// How long to wait for the engine's `Stopped` on quit.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
+/// How long quitting waits for a cancelled upskill run to stop.
+const UPSKILL_STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// An upskill run in progress.
+struct UpskillRun {
+    cancel: watch::Sender<bool>,
+    task: JoinHandle<Option<UpskillOutcome>>,
+}
+
+/// What the run loop owns besides the app: the engine's commands, the config, and the
+/// upskill run (its events come back on `upskill_tx`'s channel).
+pub struct Console<'a> {
+    pub config: &'a Config,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub upskill_tx: mpsc::UnboundedSender<UpskillEvent>,
+    run: Option<UpskillRun>,
+    /// The last run's context, kept to apply one of its rows later.
+    last_ctx: Option<UpskillContext>,
+}
+
+impl<'a> Console<'a> {
+    /// A console and the receiving end of its upskill events.
+    pub fn new(
+        config: &'a Config,
+        commands: mpsc::UnboundedSender<Command>,
+    ) -> (Self, mpsc::UnboundedReceiver<UpskillEvent>) {
+        let (upskill_tx, upskill_rx) = mpsc::unbounded_channel();
+        (
+            Console {
+                config,
+                commands,
+                upskill_tx,
+                run: None,
+                last_ctx: None,
+            },
+            upskill_rx,
+        )
+    }
+
+    /// A run task is alive.
+    pub fn upskill_active(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| !r.task.is_finished())
+    }
+
+    /// Forget a run the app saw end.
+    fn reap(&mut self, app: &App) {
+        if !app.upskill.running() {
+            self.run = None;
+        }
+    }
+
+    /// Quitting mid-run: cancel, wait briefly, release the student.
+    pub async fn stop_upskill(&mut self) {
+        if let Some(run) = self.run.take() {
+            let _ = run.cancel.send(true);
+            let _ = tokio::time::timeout(UPSKILL_STOP_WAIT, run.task).await;
+            let _ = self.commands.send(Command::HoldStudent(false));
+        }
+    }
+}
+
+/// Start an upskill run, or say on the screen why it cannot start.
+fn start_upskill(app: &mut App, console: &mut Console) {
+    if console.upskill_active() {
+        return;
+    }
+    let config = console.config;
+    let eval = match load_eval_set(&config.paths.eval) {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            app.upskill.refuse(format!(
+                "cannot load the eval set ({}): {e}",
+                config.paths.eval.display()
+            ));
+            return;
+        }
+    };
+    // Refuse to start rather than lose the results at the end.
+    if let Err(e) = ensure_writable(&config.paths.skills) {
+        app.upskill.refuse(format!(
+            "the skills dir {} is not writable ({e}): a better skill could not be saved",
+            config.paths.skills.display()
+        ));
+        return;
+    }
+    let clients = ModelClient::new(&config.student, Role::Student)
+        .and_then(|s| Ok((s, ModelClient::new(&config.teacher, Role::Teacher)?)));
+    let (student, teacher) = match clients {
+        Ok(c) => c,
+        Err(e) => {
+            app.upskill
+                .refuse(format!("cannot set up the model clients: {e}"));
+            return;
+        }
+    };
+    let ctx = UpskillContext {
+        config: config.clone(),
+        student,
+        teacher,
+        eval,
+        current_skill: SkillStore::open(&config.skill_path())
+            .current()
+            .0
+            .to_string(),
+        candidates: config.upskill.candidates,
+        auto_apply: true,
+    };
+    // The Pi cannot run the live feed and the eval at once.
+    if console.commands.send(Command::HoldStudent(true)).is_err() {
+        app.notify("the engine is not running", true);
+    }
+    let (cancel, cancel_rx) = watch::channel(false);
+    let task = tokio::spawn(pipeline::run(
+        ctx.clone(),
+        console.upskill_tx.clone(),
+        cancel_rx,
+    ));
+    app.upskill.begin(Instant::now());
+    console.run = Some(UpskillRun { cancel, task });
+    console.last_ctx = Some(ctx);
+}
+
+fn apply_upskill_row(app: &mut App, console: &Console, row: usize) {
+    let (Some(ctx), Some(outcome)) = (&console.last_ctx, &app.upskill.outcome) else {
+        app.notify("no finished upskill run to apply", true);
+        return;
+    };
+    let skill = console.config.skill_path();
+    match pipeline::apply(ctx, outcome, row, "applied by user") {
+        Ok(history) => {
+            app.upskill.applied = Some((row, Ok(history.display().to_string())));
+            app.notify(
+                format!("saved {}; used from the next frame", skill.display()),
+                false,
+            );
+        }
+        Err(e) => {
+            app.upskill.applied = Some((row, Err(e.to_string())));
+            app.notify(format!("could not save the skill: {e}"), true);
+        }
+    }
+}
+
+/// Append the edited case to `eval/learned.toml`, with the frame the model saw.
+fn save_learned(app: &mut App, config: &Config, edit: &LearnEdit) {
+    let eval = &config.paths.eval;
+    let learned = eval.join(crate::learn::LEARNED_FILE);
+    let Some(frame) = app.entry(edit.seq).and_then(|e| e.frame.clone()) else {
+        app.notify(
+            format!("#{} is no longer in the log: not added", edit.seq),
+            true,
+        );
+        return;
+    };
+    let (_, count) = crate::learn::existing(eval);
+    let case = learn_edit::learned_case(edit, count, &config.student.model, &config.teacher.model);
+    // `append_cases` copies the frame from a file: hand it one.
+    let tmp = std::env::temp_dir().join(format!(
+        "gemmaedge-learn-{}-{}.jpg",
+        std::process::id(),
+        edit.seq
+    ));
+    let result = std::fs::write(&tmp, &frame.jpeg[..])
+        .and_then(|_| crate::learn::append_cases(eval, &[(case.clone(), tmp.clone())]));
+    let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(0) => app.notify(
+            format!("case {} is already in {}", case.id, learned.display()),
+            true,
+        ),
+        Ok(_) => app.notify(
+            format!("added case {} to {}", case.id, learned.display()),
+            false,
+        ),
+        Err(e) => app.notify(
+            format!("cannot add the case to {}: {e}", learned.display()),
+            true,
+        ),
+    }
+}
+
 /// Carry out one action that needs more than the app's own state. True means quit.
-pub fn perform(
-    app: &mut App,
-    action: Action,
-    commands: &mpsc::UnboundedSender<Command>,
-    config: &Config,
-) -> bool {
+pub fn perform(app: &mut App, action: Action, console: &mut Console) -> bool {
+    let config = console.config;
     match action {
         Action::Quit => return true,
         Action::Redraw => {}
         Action::Engine(cmd) => {
-            if commands.send(cmd).is_err() {
+            if console.commands.send(cmd).is_err() {
                 app.notify("the engine is not running", true);
             }
         }
-        Action::OpenUpskill => {
-            // Hook for the upskill screen; until it lands, show the current skill.
-            let path = config.skill_path();
-            app.skill_text = Some(match std::fs::read_to_string(&path) {
-                Ok(s) => s,
-                Err(e) => format!("cannot read {}: {e}", path.display()),
-            });
+        Action::OpenUpskill => start_upskill(app, console),
+        Action::CancelUpskill => match &console.run {
+            Some(run) => {
+                let _ = run.cancel.send(true);
+            }
+            // Nothing is running after all: settle the screen.
+            None => {
+                for a in app.handle_upskill_event(UpskillEvent::Cancelled) {
+                    if let Action::Engine(cmd) = a {
+                        let _ = console.commands.send(cmd);
+                    }
+                }
+            }
+        },
+        Action::ApplyUpskill(row) => apply_upskill_row(app, console, row),
+        Action::OpenCalibration => {
+            app.calibration = Some(calibration_view::load(
+                &config.paths.logs,
+                &app.skill,
+                config.policy.confidence_threshold,
+            ));
         }
+        Action::SaveLearned(edit) => save_learned(app, config, &edit),
         Action::SaveEntry(seq) => {
             let dir = config.paths.logs.join("saved");
             let (msg, warning) = match app.entry(seq) {
@@ -78,6 +284,7 @@ pub async fn run(config: &Config, mut engine: EngineHandle) -> color_eyre::Resul
     // Query the image protocol before anything reads terminal events.
     let mut images = ImageState::new(images::pick());
     let mut app = App::new(config);
+    let (mut console, mut upskill_rx) = Console::new(config, engine.commands.clone());
     if let Ok(size) = guard.terminal.size() {
         app.set_size(size.width, size.height);
     }
@@ -129,6 +336,14 @@ pub async fn run(config: &Config, mut engine: EngineHandle) -> color_eyre::Resul
                     dirty = true;
                 }
             },
+            Some(ev) = upskill_rx.recv() => {
+                actions = app.handle_upskill_event(ev);
+                while let Ok(more) = upskill_rx.try_recv() {
+                    actions.extend(app.handle_upskill_event(more));
+                }
+                console.reap(&app);
+                dirty = true;
+            }
             _ = tick.tick(), if ticking => dirty |= app.tick(),
             redraw = images.ready() => dirty |= redraw,
             _ = sigterm.recv() => break 'main,
@@ -140,11 +355,14 @@ pub async fn run(config: &Config, mut engine: EngineHandle) -> color_eyre::Resul
         }
         for action in actions {
             dirty = true;
-            if perform(&mut app, action, &engine.commands, config) {
+            if perform(&mut app, action, &mut console) {
                 break 'main;
             }
         }
     }
+
+    // A run in progress is cancelled first (and the student released).
+    console.stop_upskill().await;
 
     // Ask the engine to stop and wait (briefly) for it to say so.
     let _ = engine.commands.send(Command::Shutdown);
@@ -169,30 +387,39 @@ pub async fn run(config: &Config, mut engine: EngineHandle) -> color_eyre::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::tests::{answer, app, frame};
+    use crate::tui::app::tests::{answer, app, frame, key};
     use crate::tui::images::tests::test_frame;
+    use crate::tui::upskill::RunStatus;
+    use crossterm::event::KeyCode;
+
+    const CASES: &str = "[[case]]\nid = \"lighter\"\ntext = \"A person holds a lighter.\"\nexpect = [\"person\"]\nsafety = false\n\n[[case]]\nid = \"stairs\"\ntext = \"Someone falls down the stairs.\"\nexpect = [\"fall\"]\nsafety = true\nsplit = \"holdout\"\n";
+
+    fn config_in(dir: &std::path::Path) -> Config {
+        let mut config = Config::default();
+        config.paths.logs = dir.join("logs");
+        config.paths.skills = dir.join("skills");
+        config.paths.eval = dir.join("eval");
+        std::fs::create_dir_all(&config.paths.skills).unwrap();
+        std::fs::create_dir_all(&config.paths.eval).unwrap();
+        std::fs::write(config.skill_path(), "Describe the scene.").unwrap();
+        std::fs::write(config.paths.eval.join("cases.toml"), CASES).unwrap();
+        config
+    }
 
     #[test]
     fn actions_reach_the_engine_and_the_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.paths.logs = dir.path().join("logs");
-        config.paths.skills = dir.path().join("skills");
-        std::fs::create_dir_all(&config.paths.skills).unwrap();
-        std::fs::write(config.skill_path(), "Describe the scene.").unwrap();
+        let config = config_in(dir.path());
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let (mut console, _urx) = Console::new(&config, tx);
         let mut a = app();
 
         assert!(!perform(
             &mut a,
             Action::Engine(Command::ForceEscalate),
-            &tx,
-            &config
+            &mut console
         ));
         assert_eq!(rx.try_recv().unwrap(), Command::ForceEscalate);
-
-        assert!(!perform(&mut a, Action::OpenUpskill, &tx, &config));
-        assert_eq!(a.skill_text.as_deref(), Some("Describe the scene."));
 
         let mut ev = frame(3);
         if let Event::FrameTaken { image, .. } = &mut ev {
@@ -200,7 +427,7 @@ mod tests {
         }
         a.handle_event(ev);
         a.handle_event(answer(3, "A desk.", Some(0.9), vec![]));
-        assert!(!perform(&mut a, Action::SaveEntry(3), &tx, &config));
+        assert!(!perform(&mut a, Action::SaveEntry(3), &mut console));
         let saved: Vec<_> = std::fs::read_dir(dir.path().join("logs/saved"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -209,17 +436,207 @@ mod tests {
         let n = a.notice.as_ref().unwrap();
         assert!(!n.warning && n.text.starts_with("saved "), "{}", n.text);
 
-        assert!(!perform(&mut a, Action::SaveEntry(99), &tx, &config));
+        assert!(!perform(&mut a, Action::SaveEntry(99), &mut console));
         assert!(a.notice.as_ref().unwrap().warning);
+
+        // Calibration with no file yet: an empty report, not an error.
+        assert!(!perform(&mut a, Action::OpenCalibration, &mut console));
+        assert_eq!(a.calibration.as_ref().unwrap().report.samples, 0);
 
         drop(rx);
         assert!(!perform(
             &mut a,
             Action::Engine(Command::Shutdown),
-            &tx,
-            &config
+            &mut console
         ));
         assert_eq!(a.notice.as_ref().unwrap().text, "the engine is not running");
-        assert!(perform(&mut a, Action::Quit, &tx, &config));
+        assert!(perform(&mut a, Action::Quit, &mut console));
+    }
+
+    #[test]
+    fn learned_case_is_appended_with_its_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (mut console, _urx) = Console::new(&config, tx);
+        let mut a = app();
+        let mut ev = frame(4);
+        if let Event::FrameTaken { image, .. } = &mut ev {
+            *image = Some(test_frame(32, 18));
+        }
+        a.handle_event(ev);
+        a.handle_event(answer(4, "Smoke on the stove.", Some(0.4), vec![]));
+        a.handle_event(Event::Escalated {
+            seq: 4,
+            reasons: vec![],
+            queue_len: 1,
+            frame_path: None,
+        });
+        a.handle_event(Event::TeacherVerdict {
+            seq: 4,
+            verdict: crate::tui::learn_edit::tests::verdict(),
+            latency_ms: 10,
+        });
+        a.handle_key(key(KeyCode::Char('a')));
+        assert!(a.learn.is_some());
+        let acts = a.handle_key(key(KeyCode::Enter));
+        assert!(a.learn.is_none());
+        for act in acts {
+            perform(&mut a, act, &mut console);
+        }
+        let n = a.notice.clone().unwrap();
+        assert!(!n.warning, "{}", n.text);
+        assert!(n.text.starts_with("added case learned-"), "{}", n.text);
+        assert!(
+            n.text.ends_with("-4 to ") || n.text.contains("learned.toml"),
+            "{}",
+            n.text
+        );
+        let toml = std::fs::read_to_string(config.paths.eval.join("learned.toml")).unwrap();
+        assert!(
+            toml.contains("expect = [\"kettle\", \"steam\", \"rises\", \"stove\"]"),
+            "{toml}"
+        );
+        assert!(toml.contains("split = \"train\""), "{toml}");
+        assert!(
+            toml.contains("# source: console, frame #4, student"),
+            "{toml}"
+        );
+        let (ids, count) = crate::learn::existing(&config.paths.eval);
+        assert_eq!(count, 1);
+        let id = ids.into_iter().next().unwrap();
+        let jpg = config.paths.eval.join(format!("images/learned/{id}.jpg"));
+        assert_eq!(
+            std::fs::read(&jpg).unwrap(),
+            a.entry(4).unwrap().frame.as_ref().unwrap().jpeg.to_vec()
+        );
+        // The learned set still loads with the hand-written one.
+        let set = load_eval_set(&config.paths.eval).unwrap();
+        assert_eq!(set.cases.len(), 3);
+        // The same frame again: already there, said so.
+        a.handle_key(key(KeyCode::Char('a')));
+        for act in a.handle_key(key(KeyCode::Enter)) {
+            perform(&mut a, act, &mut console);
+        }
+        assert!(a.notice.as_ref().unwrap().text.contains("already in"));
+    }
+
+    #[tokio::test]
+    async fn upskill_refuses_a_bad_eval_set_or_unwritable_skills() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        std::fs::write(config.paths.eval.join("cases.toml"), "[[case]]\nid = 3\n").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut a = app();
+        {
+            let (mut console, _urx) = Console::new(&config, tx.clone());
+            a.handle_key(key(KeyCode::Char('u')));
+            perform(&mut a, Action::OpenUpskill, &mut console);
+        }
+        assert!(rx.try_recv().is_err(), "the student is not held");
+        let RunStatus::Refused(why) = &a.upskill.status else {
+            panic!("{:?}", a.upskill.status)
+        };
+        assert!(why.starts_with("cannot load the eval set"), "{why}");
+        std::fs::write(config.paths.eval.join("cases.toml"), CASES).unwrap();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "x").unwrap();
+        config.paths.skills = blocker;
+        let (mut console, _urx) = Console::new(&config, tx);
+        perform(&mut a, Action::OpenUpskill, &mut console);
+        let RunStatus::Refused(why) = &a.upskill.status else {
+            panic!("{:?}", a.upskill.status)
+        };
+        assert!(why.contains("is not writable"), "{why}");
+        assert!(rx.try_recv().is_err());
+        // Esc goes back: nothing is running.
+        a.handle_key(key(KeyCode::Esc));
+        assert_eq!(a.screen, Screen::Monitor);
+    }
+
+    #[tokio::test]
+    async fn upskill_holds_the_student_and_cancel_releases_it() {
+        // A server that accepts and never answers: every call hangs until cancelled.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.student.host = format!("http://{addr}");
+        config.teacher.host = format!("http://{addr}");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (mut console, mut urx) = Console::new(&config, tx);
+        let mut a = app();
+        for act in a.handle_key(key(KeyCode::Char('u'))) {
+            perform(&mut a, act, &mut console);
+        }
+        assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(true));
+        assert!(a.upskill.running() && console.upskill_active());
+        let wait = Duration::from_secs(10);
+        let ev = tokio::time::timeout(wait, urx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        a.handle_upskill_event(ev);
+        assert_eq!(a.upskill.columns.len(), 2);
+        // `u` again while running does not start a second run.
+        assert!(!a
+            .handle_key(key(KeyCode::Char('r')))
+            .contains(&Action::OpenUpskill));
+        let acts = a.handle_key(key(KeyCode::Esc));
+        assert!(acts.contains(&Action::CancelUpskill));
+        assert_eq!(a.screen, Screen::Upskill, "Esc cancels and stays");
+        for act in acts {
+            perform(&mut a, act, &mut console);
+        }
+        while a.upskill.running() {
+            let ev = tokio::time::timeout(wait, urx.recv())
+                .await
+                .expect("the run stops promptly")
+                .unwrap();
+            for act in a.handle_upskill_event(ev) {
+                perform(&mut a, act, &mut console);
+            }
+        }
+        console.reap(&a);
+        assert_eq!(a.upskill.status, RunStatus::Cancelled);
+        assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(false));
+        assert!(!console.upskill_active());
+        // Stopped: Esc now goes back to the monitor.
+        a.handle_key(key(KeyCode::Esc));
+        assert_eq!(a.screen, Screen::Monitor);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn quitting_mid_run_cancels_and_releases() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.student.host = format!("http://{addr}");
+        config.teacher.host = format!("http://{addr}");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (mut console, _urx) = Console::new(&config, tx);
+        let mut a = app();
+        perform(&mut a, Action::OpenUpskill, &mut console);
+        assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(true));
+        let t0 = Instant::now();
+        console.stop_upskill().await;
+        assert!(t0.elapsed() < UPSKILL_STOP_WAIT, "{:?}", t0.elapsed());
+        assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(false));
+        assert!(!console.upskill_active());
+        server.abort();
     }
 }

@@ -121,14 +121,21 @@ pub fn draw(f: &mut Frame, app: &App, images: &mut ImageState) {
             draw_log(f, app, p.log);
             draw_teacher(f, app, p.teacher);
         }
-        Screen::Upskill => {
+        Screen::Upskill | Screen::Calibration => {
             let body = Rect {
                 y: p.status.bottom(),
                 height: area.height.saturating_sub(p.status.height),
                 ..area
             };
-            draw_upskill(f, app, body);
+            if app.screen == Screen::Upskill {
+                super::upskill_view::draw(f, app, body);
+            } else {
+                super::calibration_view::draw(f, app, body);
+            }
         }
+    }
+    if app.learn.is_some() {
+        super::learn_view::draw(f, app, area);
     }
     if app.help {
         draw_help(f, app, area);
@@ -561,52 +568,26 @@ fn draw_teacher(f: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-fn draw_upskill(f: &mut Frame, app: &App, area: Rect) {
-    let t = &app.theme;
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled(
-                "current skill: ",
-                Style::default().add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(clean(&app.skill, SHORT_MAX)),
-        ]),
-        Line::raw(""),
-    ];
-    match &app.skill_text {
-        Some(s) => {
-            for l in clean(s, TEXT_MAX).lines() {
-                lines.push(Line::raw(l.to_string()));
-            }
-        }
-        None => lines.push(Line::styled("(skill text not loaded)", t.dim())),
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        "Upskill runs are not available in the console yet. Press Esc to go back.",
-        t.fg(Color::Yellow),
-    ));
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block(" upskill ".into()))
-            .wrap(Wrap { trim: false }),
-        area,
-    );
-}
-
 /// Every key, for the help overlay.
 pub const HELP: &[(&str, &str)] = &[
     ("e", "escalate the current frame to the teacher"),
+    ("a", "learn: make the reviewed entry an eval case"),
     ("u", "upskill: improve the skill with the teacher"),
+    ("c", "calibration: how far to trust confidence"),
     ("p", "pause / resume capture"),
+    ("s", "save the entry: frame + answer + verdict"),
+    ("q  Ctrl-C", "quit"),
     ("↑ ↓", "move in the log (mouse wheel too)"),
     ("PgUp PgDn", "move a page"),
     ("Home End", "oldest / newest (End follows live)"),
     ("Enter", "show the highlighted entry (or click it)"),
     ("Esc", "back to live · close help"),
-    ("s", "save the entry: frame + answer + verdict"),
     ("?", "this help"),
-    ("q  Ctrl-C", "quit"),
+    ("upskill ↑ ↓", "select a row · ← → scroll the cases"),
+    ("upskill Enter", "apply the selected row (asks y/n)"),
+    ("upskill r", "run again"),
+    ("upskill Esc", "cancel the run · back when stopped"),
+    ("calib. r Esc", "reload · back"),
 ];
 
 fn draw_help(f: &mut Frame, app: &App, area: Rect) {
@@ -623,7 +604,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
         .iter()
         .map(|(k, d)| {
             Line::from(vec![
-                Span::styled(format!("{k:>10}  "), key_style),
+                Span::styled(format!("{k:>13}  "), key_style),
                 Span::raw(*d),
             ])
         })
@@ -636,7 +617,7 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{Event, Role};
     use crate::tui::app::tests::{answer, app, frame, key};
@@ -648,14 +629,14 @@ mod tests {
     use ratatui::Terminal;
     use ratatui_image::picker::Picker;
 
-    fn render(app: &App, w: u16, h: u16) -> Buffer {
+    pub(crate) fn render(app: &App, w: u16, h: u16) -> Buffer {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
         let mut images = ImageState::inline(Picker::halfblocks());
         term.draw(|f| draw(f, app, &mut images)).unwrap();
         term.backend().buffer().clone()
     }
 
-    fn rows(buf: &Buffer) -> Vec<String> {
+    pub(crate) fn rows(buf: &Buffer) -> Vec<String> {
         (0..buf.area.height)
             .map(|y| {
                 (0..buf.area.width)
@@ -665,12 +646,12 @@ mod tests {
             .collect()
     }
 
-    fn text(buf: &Buffer) -> String {
+    pub(crate) fn text(buf: &Buffer) -> String {
         rows(buf).join("\n")
     }
 
     /// Position of the first cell where `needle` starts.
-    fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    pub(crate) fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
         for (y, row) in rows(buf).iter().enumerate() {
             // Cells hold one symbol each; map byte offset back to column.
             if let Some(off) = row.find(needle) {
@@ -681,7 +662,7 @@ mod tests {
         None
     }
 
-    fn sample() -> App {
+    pub(crate) fn sample() -> App {
         let mut a = app();
         a.handle_event(Event::Started {
             at: chrono::Utc::now(),
@@ -1053,18 +1034,6 @@ mod tests {
         }
         let (x, y) = find(&buf, "#3 —").unwrap();
         assert!(buf[(x, y)].modifier.contains(Modifier::REVERSED));
-    }
-
-    #[test]
-    fn upskill_stub_screen() {
-        let mut a = sample();
-        a.handle_key(key(KeyCode::Char('u')));
-        a.skill_text = Some("Describe the scene.\x1b[2J".into());
-        let t = text(&render(&a, 80, 24));
-        assert!(t.contains("current skill: skill.txt"), "{t}");
-        assert!(t.contains("Describe the scene."), "{t}");
-        assert!(t.contains("Press Esc"), "{t}");
-        assert!(!t.contains('\x1b'));
     }
 
     #[test]

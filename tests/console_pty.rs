@@ -1,0 +1,213 @@
+//! The real console in a pseudo-terminal: it starts, shows the student's answer, `e`
+//! reaches the teacher, `q` quits with status 0 and leaves the alternate screen.
+
+mod support;
+
+use expectrl::process::unix::WaitStatus;
+use expectrl::session::OsSession;
+use expectrl::Session;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::ollama_server::{OllamaTestServer, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gemmaedge-tui");
+const STUDENT: &str = "gemma4:e2b";
+const TEACHER: &str = "gemma4:26b";
+/// Generous: a loaded CI box may be slow to start the binary and draw.
+const WAIT: Duration = Duration::from_secs(60);
+const LEAVE_ALT_SCREEN: &[u8] = b"\x1b[?1049l";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_config(dir: &Path, student: &str, teacher: &str) -> PathBuf {
+    let p = dir.join("config.toml");
+    let text = format!(
+        r#"[student]
+host = "{student}"
+model = "{STUDENT}"
+timeout_secs = 10
+[teacher]
+host = "{teacher}"
+model = "{TEACHER}"
+timeout_secs = 10
+[source]
+kind = "folder"
+path = "{photos}"
+fps = 2.0
+[policy]
+audit_every = 0
+[paths]
+skills = "{skills}"
+eval = "{eval}"
+logs = "{logs}"
+"#,
+        photos = repo().join("eval/images").display(),
+        skills = dir.join("skills").display(),
+        eval = repo().join("eval").display(),
+        logs = dir.join("logs").display(),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Everything the console wrote, read without blocking so it never stalls on a full pty.
+struct Screen {
+    session: OsSession,
+    out: Vec<u8>,
+    eof: bool,
+}
+
+impl Screen {
+    /// Read what is there; true when something was read.
+    fn drain(&mut self) -> bool {
+        let mut buf = [0u8; 8192];
+        let mut any = false;
+        while !self.eof {
+            match self.session.try_read(&mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.out.extend_from_slice(&buf[..n]);
+                    any = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // EIO: the child closed its side.
+                Err(_) => self.eof = true,
+            }
+        }
+        any
+    }
+
+    /// Keep reading until `done` holds, or fail after `WAIT` showing the tail.
+    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Self) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.drain();
+            if done(self) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && !self.eof,
+                "timed out (eof {}) waiting for {what}; output tail:\n{}",
+                self.eof,
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn contains(&self, needle: &[u8]) -> bool {
+        self.out.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn tail(&self) -> String {
+        let from = self.out.len().saturating_sub(3000);
+        String::from_utf8_lossy(&self.out[from..])
+            .escape_debug()
+            .to_string()
+    }
+
+    fn press(&mut self, key: &str) {
+        self.session.write_all(key.as_bytes()).unwrap();
+        self.session.flush().unwrap();
+    }
+}
+
+#[test]
+fn console_shows_answers_escalates_and_quits_cleanly() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    student.set_handler(|_| Reply::text("A zebra poster on a wall.\nCONFIDENCE: 0.9"));
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    teacher.set_handler(|_| {
+        Reply::text(
+            serde_json::json!({
+                "agrees": true, "safety_relevant": false,
+                "summary": "A poster of a zebra.", "missed": [], "wrong": []
+            })
+            .to_string(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &student.url(), &teacher.url());
+
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&config)
+        .current_dir(dir.path())
+        .env("TERM", "xterm-256color")
+        .env("GEMMAEDGE_HALFBLOCKS", "1")
+        .env_remove("NO_COLOR")
+        .env_remove("TMUX");
+    let mut session = Session::spawn(cmd).expect("spawn the console in a pty");
+    session
+        .get_process_mut()
+        .set_window_size(120, 40)
+        .expect("set the pty size");
+    let mut screen = Screen {
+        session,
+        out: Vec::new(),
+        eof: false,
+    };
+
+    // The console is up and the student's answer is on screen.
+    screen.until("the student's answer", |s| s.contains(b"zebra poster"));
+    // Forced reviews (the `e` key) say so; other escalations (low or no confidence)
+    // may happen on their own.
+    let forced = |t: &OllamaTestServer| {
+        t.chat_requests()
+            .iter()
+            .filter(|r| {
+                r.last_content("user")
+                    .is_some_and(|u| u.contains("escalated to you because: forced"))
+            })
+            .count()
+    };
+    assert_eq!(forced(&teacher), 0, "nothing forced before `e`");
+
+    // `e` escalates the current frame: the teacher gets a chat request about it.
+    let chats_before = teacher.chat_count();
+    screen.press("e");
+    let deadline = Instant::now() + WAIT;
+    while forced(&teacher) < 1 {
+        screen.drain();
+        assert!(
+            Instant::now() < deadline,
+            "the teacher never got the forced review; tail:\n{}",
+            screen.tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(teacher.wait_for_chats_blocking(chats_before + 1, Duration::from_secs(1)));
+    // Its verdict shows (agrees: ✓ mark and the AGREES head in the teacher pane).
+    screen.until("the teacher's verdict", |s| s.contains(b"AGREES"));
+
+    // `q` quits: status 0, and the terminal is restored after the last draw.
+    let before_quit = screen.out.len();
+    screen.press("q");
+    screen.until("the console to exit", |s| s.eof);
+    let status = screen
+        .session
+        .get_process()
+        .wait()
+        .expect("wait for the console");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status {status:?}; tail:\n{}",
+        screen.tail()
+    );
+    let after = &screen.out[before_quit..];
+    let leave = after
+        .windows(LEAVE_ALT_SCREEN.len())
+        .rposition(|w| w == LEAVE_ALT_SCREEN)
+        .unwrap_or_else(|| panic!("no leave-alternate-screen; tail:\n{}", screen.tail()));
+    // Nothing is drawn after leaving: no more cursor moves onto the (restored) screen.
+    let rest = String::from_utf8_lossy(&after[leave + LEAVE_ALT_SCREEN.len()..]).to_string();
+    assert!(
+        !rest.contains("\x1b[?1049h") && !rest.contains("zebra"),
+        "drawn after leaving the alternate screen: {rest:?}"
+    );
+}
