@@ -168,7 +168,7 @@ pub fn report(samples: &[Sample], answered: Option<u64>, threshold: f32) -> Repo
     let b = bins(samples);
     let audits: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.reasons.iter().any(|r| *r == Reason::Audit))
+        .filter(|s| s.reasons.contains(&Reason::Audit))
         .collect();
     Report {
         samples: samples.len() as u64,

@@ -142,7 +142,7 @@ async fn policy_reasons_drive_exactly_the_right_teacher_calls() {
     ] {
         student.push_reply(Reply::text(r));
     }
-    teacher.set_handler(|_| Reply::text(&verdict_json(false)));
+    teacher.set_handler(|_| Reply::text(verdict_json(false)));
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), &student.url(), &teacher.url());
     let h = engine::start(
@@ -207,7 +207,7 @@ async fn teacher_verdict_arrives_as_an_event() {
     let student = OllamaTestServer::start(&[STUDENT]).await;
     let teacher = OllamaTestServer::start(&[TEACHER]).await;
     student.set_handler(|_| Reply::text("Something.\nCONFIDENCE: 0.1"));
-    teacher.set_handler(|_| Reply::text(&verdict_json(false)));
+    teacher.set_handler(|_| Reply::text(verdict_json(false)));
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &student.url(), &teacher.url());
     c.source.fps = 2.0;
@@ -236,7 +236,7 @@ async fn audit_every_third_quiet_frame() {
     let student = OllamaTestServer::start(&[STUDENT]).await;
     let teacher = OllamaTestServer::start(&[TEACHER]).await;
     student.set_handler(|_| Reply::text("A calm office.\nCONFIDENCE: 0.9"));
-    teacher.set_handler(|_| Reply::text(&verdict_json(true)));
+    teacher.set_handler(|_| Reply::text(verdict_json(true)));
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &student.url(), &teacher.url());
     c.policy.audit_every = 3;
@@ -268,7 +268,7 @@ async fn forced_escalation_of_the_frame_being_answered() {
             Box::new(Reply::text("A calm office.\nCONFIDENCE: 0.9")),
         )
     });
-    teacher.set_handler(|_| Reply::text(&verdict_json(true)));
+    teacher.set_handler(|_| Reply::text(verdict_json(true)));
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), &student.url(), &teacher.url());
     let mut h = engine::start(c, EngineOptions::default()).unwrap();
@@ -355,7 +355,7 @@ async fn session_log_holds_one_line_per_event() {
     let student = OllamaTestServer::start(&[STUDENT]).await;
     let teacher = OllamaTestServer::start(&[TEACHER]).await;
     student.push_reply(Reply::text("A blurry shape.\nCONFIDENCE: 0.2"));
-    teacher.set_handler(|_| Reply::text(&verdict_json(false)));
+    teacher.set_handler(|_| Reply::text(verdict_json(false)));
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), &student.url(), &teacher.url());
     let logs = c.paths.logs.clone();

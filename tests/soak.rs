@@ -60,7 +60,7 @@ fn soak_2000_frames_with_random_faults() {
             let r = next(&rng) % 1000;
             if r >= 100 {
                 let conf = [0.9, 0.3, 0.8][(r % 3) as usize];
-                return Reply::text(&format!("A test pattern on a screen.\nCONFIDENCE: {conf}"));
+                return Reply::text(format!("A test pattern on a screen.\nCONFIDENCE: {conf}"));
             }
             faults.fetch_add(1, Ordering::Relaxed);
             match r % 6 {

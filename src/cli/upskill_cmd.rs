@@ -137,7 +137,7 @@ fn ask(q: &str) -> bool {
 fn progress(done: usize, total: usize, phase: &str, started: Instant) {
     let elapsed = started.elapsed().as_secs();
     let width = 24;
-    let filled = if total > 0 { done * width / total } else { 0 };
+    let filled = (done * width).checked_div(total).unwrap_or(0);
     let eta = if done > 0 && total > done {
         let per = started.elapsed().as_secs_f64() / done as f64;
         format!(", ~{}s left", (per * (total - done) as f64).round() as u64)
