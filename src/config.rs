@@ -21,6 +21,8 @@ pub struct Config {
     pub upskill: UpskillConfig,
     pub console: ConsoleConfig,
     pub privacy: PrivacyConfig,
+    pub device: DeviceConfig,
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -35,6 +37,8 @@ impl Default for Config {
             upskill: UpskillConfig::default(),
             console: ConsoleConfig::default(),
             privacy: PrivacyConfig::default(),
+            device: DeviceConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -58,6 +62,22 @@ pub struct HostConfig {
     pub headers: BTreeMap<String, String>,
     /// Retries after a 500/503 (teacher only; a student frame is skipped instead).
     pub max_retries: u32,
+    /// Which API the host speaks: Ollama's, or the OpenAI-compatible one (vLLM,
+    /// llama.cpp's server, LM Studio).
+    pub kind: HostKind,
+    /// Ask for token log-probabilities (Ollama 0.12.11+), to measure a confidence the
+    /// model cannot fake. Servers without logprobs just leave it out.
+    pub logprobs: bool,
+    /// Most teacher calls per minute from this device (0 = no limit); many Pis can
+    /// share one teacher.
+    pub max_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKind {
+    Ollama,
+    Openai,
 }
 
 impl HostConfig {
@@ -71,6 +91,9 @@ impl HostConfig {
             api_key: None,
             headers: BTreeMap::new(),
             max_retries: 0,
+            kind: HostKind::Ollama,
+            logprobs: true,
+            max_per_minute: 0,
         }
     }
     fn teacher_default() -> Self {
@@ -83,6 +106,9 @@ impl HostConfig {
             api_key: None,
             headers: BTreeMap::new(),
             max_retries: 2,
+            kind: HostKind::Ollama,
+            logprobs: false,
+            max_per_minute: 0,
         }
     }
 }
@@ -113,6 +139,9 @@ pub struct SourceConfig {
     /// When the camera cannot be opened at start, fall back to this folder of sample
     /// photos (empty: no fallback, keep retrying the camera).
     pub fallback_path: String,
+    /// Share of the 64 perceptual-hash bits that must differ from the last answered
+    /// frame for a new frame to go to the student (0 = send every frame).
+    pub min_change: f64,
 }
 
 impl Default for SourceConfig {
@@ -123,6 +152,7 @@ impl Default for SourceConfig {
             path: String::new(),
             fps: 1.0,
             fallback_path: "eval/images".into(),
+            min_change: 0.05,
         }
     }
 }
@@ -153,6 +183,17 @@ pub struct PolicyConfig {
     pub safety_keywords: Vec<String>,
     /// Most frames waiting for the teacher; when full the lowest-priority oldest is dropped.
     pub teacher_queue: usize,
+    /// Which confidence the policy uses: what the student says, what its token
+    /// probabilities measure, or the lower of the two.
+    pub confidence: ConfidenceMode,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfidenceMode {
+    Stated,
+    Measured,
+    Min,
 }
 
 pub const DEFAULT_SAFETY_KEYWORDS: &[&str] = &[
@@ -180,6 +221,7 @@ impl Default for PolicyConfig {
                 .map(|s| s.to_string())
                 .collect(),
             teacher_queue: 8,
+            confidence: ConfidenceMode::Stated,
         }
     }
 }
@@ -252,6 +294,51 @@ pub struct PrivacyConfig {
 impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig { save_frames: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// This device's name in the log and in teacher verdicts (default: the hostname).
+    pub name: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig { name: hostname() }
+    }
+}
+
+/// The machine's hostname, or `edge` when it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "edge".into())
+}
+
+/// Tell someone when the teacher confirms a safety-relevant frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// JSON POST to this URL ("" = off).
+    pub webhook: String,
+    /// Run this through `sh -c` with GEMMAEDGE_* variables set ("" = off).
+    pub command: String,
+    /// At most one notification per this many seconds; the rest are counted.
+    pub min_interval_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            webhook: String::new(),
+            command: String::new(),
+            min_interval_secs: 300,
+        }
     }
 }
 
@@ -424,6 +511,24 @@ impl Config {
                     "file"
                 }
             ));
+        }
+        if !(0.0..=1.0).contains(&self.source.min_change) {
+            p.push(format!(
+                "source.min_change must be between 0.0 and 1.0, got {}",
+                self.source.min_change
+            ));
+        }
+        if !self.notify.webhook.is_empty()
+            && !(self.notify.webhook.starts_with("http://")
+                || self.notify.webhook.starts_with("https://"))
+        {
+            p.push(format!(
+                "notify.webhook must start with http:// or https://, got {:?}",
+                self.notify.webhook
+            ));
+        }
+        if self.device.name.trim().is_empty() {
+            p.push("device.name must not be empty".into());
         }
         if !(32..=4096).contains(&self.frame.max_side) {
             p.push(format!(

@@ -10,10 +10,10 @@ use crate::calibration::{CalibrationStore, Sample};
 use crate::confidence::parse_answer;
 use crate::config::Config;
 use crate::event::{Command, Event, Health, Role};
-use crate::frame::prep;
 use crate::frame::slot::{slot, SlotReader};
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
 use crate::frame::PreparedFrame;
+use crate::frame::{dhash, prep};
 use crate::ollama::{ModelClient, ModelError};
 use crate::policy::{priority_of, Observation, Policy, Reason};
 use crate::session_log::SessionLog;
@@ -46,6 +46,15 @@ pub enum EngineError {
     Source(String),
     #[error("{role} client: {error}")]
     Client { role: Role, error: ModelError },
+}
+
+/// A still scene is sent to the student at least this often, changed or not.
+const MAX_UNCHANGED: Duration = Duration::from_secs(60);
+
+/// What the change gate decided for a taken frame.
+enum Gate {
+    Send { prepared: PreparedFrame, hash: u64 },
+    Unchanged { change: f64 },
 }
 
 /// Longest wait between retries of an offline server.
@@ -453,6 +462,10 @@ async fn student_loop(
     let mut online = shared.student_health.online.subscribe();
     let frame_cfg = shared.config.frame.clone();
     let slow_after = Duration::from_secs(client.config().timeout_secs) / 2;
+    let min_change = shared.config.source.min_change;
+    let mut last_hash: Option<u64> = None;
+    let mut last_answered_at: Option<Instant> = None;
+    let mut unchanged_total = 0u64;
     loop {
         if !wait_gate(&shared, &mut held, false, &mut stop).await
             || !wait_gate(&shared, &mut online, true, &mut stop).await
@@ -473,8 +486,38 @@ async fn student_loop(
         let seq = frame.seq;
         let raw = frame.raw.clone();
         let cfg = frame_cfg.clone();
-        let prepared = match tokio::task::spawn_blocking(move || prep::prepare(&raw, &cfg)).await {
-            Ok(Ok(p)) => Arc::new(p),
+        // The change gate compares with the last answered frame, but lets a frame
+        // through at least every `MAX_UNCHANGED` so a still scene is still watched.
+        let compare_with = last_hash.filter(|_| {
+            min_change > 0.0 && last_answered_at.is_some_and(|t| t.elapsed() < MAX_UNCHANGED)
+        });
+        let gated = tokio::task::spawn_blocking(move || -> Result<Gate, prep::PrepError> {
+            let rgb = prep::decode(&raw)?;
+            let hash = dhash::dhash(&rgb);
+            if let Some(prev) = compare_with {
+                let change = dhash::difference(prev, hash);
+                if change < min_change {
+                    return Ok(Gate::Unchanged { change });
+                }
+            }
+            Ok(Gate::Send {
+                prepared: prep::prepare_rgb(&rgb, &cfg)?,
+                hash,
+            })
+        })
+        .await;
+        let (prepared, hash) = match gated {
+            Ok(Ok(Gate::Send { prepared, hash })) => (Arc::new(prepared), hash),
+            Ok(Ok(Gate::Unchanged { change })) => {
+                unchanged_total += 1;
+                shared.emitter.emit(Event::FrameUnchanged {
+                    seq,
+                    superseded: taken.superseded,
+                    change,
+                    unchanged_total,
+                });
+                continue;
+            }
             Ok(Err(e)) => {
                 shared.emitter.emit(Event::StudentFailed {
                     seq,
@@ -586,6 +629,8 @@ async fn student_loop(
                 if !reasons.is_empty() {
                     shared.escalate(job);
                 }
+                last_hash = Some(hash);
+                last_answered_at = Some(Instant::now());
                 let n = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
                 if max_frames.is_some_and(|m| n >= m) {
                     break;

@@ -73,6 +73,16 @@ pub enum Event {
         #[serde(skip)]
         image: Option<Arc<PreparedFrame>>,
     },
+    /// The student was free, but the newest frame looks like the last answered one
+    /// (perceptual hash): it was not sent.
+    FrameUnchanged {
+        seq: u64,
+        superseded: u64,
+        /// Share of hash bits that differ (below `source.min_change`).
+        change: f64,
+        /// Frames skipped as unchanged since the start.
+        unchanged_total: u64,
+    },
     /// A piece of the student's answer as it streams in (not logged).
     StudentToken {
         seq: u64,

@@ -101,6 +101,15 @@ pub fn describe(ev: &Event) -> Option<String> {
             }
         ),
         Event::StudentToken { .. } => return None,
+        Event::FrameUnchanged {
+            seq,
+            change,
+            unchanged_total,
+            ..
+        } => format!(
+            "#{seq} unchanged ({:.0}% of the hash differs), not sent; {unchanged_total} skipped so far",
+            change * 100.0
+        ),
         Event::StudentAnswer {
             seq,
             answer,

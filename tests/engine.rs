@@ -29,6 +29,8 @@ fn config(dir: &Path, student: &str, teacher: &str) -> Config {
     c.source.kind = SourceKind::Folder;
     c.source.path = photos().to_string_lossy().into_owned();
     c.source.fps = 50.0;
+    // The change gate has its own test; here every frame goes to the student.
+    c.source.min_change = 0.0;
     c.policy.audit_every = 0;
     c.paths.logs = dir.join("logs");
     c.paths.skills = dir.join("skills");
@@ -463,4 +465,40 @@ async fn offline_servers_do_not_stop_the_engine() {
     h.commands.send(Command::Shutdown).unwrap();
     let rest = run_to_end(h, Duration::from_secs(5)).await;
     assert!(matches!(rest.last(), Some(Event::Stopped { .. })));
+}
+
+#[tokio::test]
+async fn unchanged_frames_are_not_sent_but_forced_escalation_still_works() {
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    teacher.set_handler(|_| Reply::text(verdict_json(true)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &student.url(), &teacher.url());
+    // One image repeated: a webcam watching an empty room.
+    c.source.kind = SourceKind::File;
+    c.source.path = photos().join("coffee.png").to_string_lossy().into_owned();
+    c.source.fps = 20.0;
+    c.source.min_change = 0.05;
+    let mut h = engine::start(c, EngineOptions::default()).unwrap();
+    let mut unchanged = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while unchanged < 5 {
+        match tokio::time::timeout_at(deadline, h.events.recv()).await {
+            Ok(Some(Event::FrameUnchanged { change, .. })) => {
+                assert!(change < 0.05);
+                unchanged += 1;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no unchanged frames: {other:?}"),
+        }
+    }
+    assert_eq!(
+        student.chat_requests().len(),
+        1,
+        "only the first frame was sent"
+    );
+    h.commands.send(Command::ForceEscalate).unwrap();
+    assert!(teacher.wait_for_chats(1, Duration::from_secs(5)).await);
+    h.commands.send(Command::Shutdown).unwrap();
+    run_to_end(h, Duration::from_secs(5)).await;
 }

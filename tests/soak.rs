@@ -161,6 +161,11 @@ fn soak_2000_frames_with_random_faults() {
         let seq = v["seq"].as_u64();
         match v["type"].as_str().unwrap() {
             "frame_taken" => taken.push((seq.unwrap(), v["superseded"].as_u64().unwrap())),
+            // The change gate kept it from the student: an outcome of its own.
+            "frame_unchanged" => {
+                taken.push((seq.unwrap(), v["superseded"].as_u64().unwrap()));
+                outcome.insert(seq.unwrap(), "unchanged".into());
+            }
             "student_answer" => {
                 outcome.insert(seq.unwrap(), "answered".into());
             }

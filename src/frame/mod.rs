@@ -2,6 +2,7 @@
 
 #[cfg(feature = "camera")]
 pub mod camera;
+pub mod dhash;
 pub mod prep;
 pub mod slot;
 pub mod source;

@@ -187,6 +187,8 @@ pub struct App {
     pub latencies: VecDeque<u64>,
     pub teacher_latency: Option<u64>,
     pub frames_seen: u64,
+    /// Frames the change gate kept from the student (unchanged scene).
+    pub unchanged: u64,
     pub superseded: u64,
     pub answers: u64,
     pub escalations: u64,
@@ -248,6 +250,7 @@ impl App {
             latencies: VecDeque::new(),
             teacher_latency: None,
             frames_seen: 0,
+            unchanged: 0,
             superseded: 0,
             answers: 0,
             escalations: 0,
@@ -474,6 +477,9 @@ impl App {
                 self.source = source;
                 self.skill = skill;
             }
+            Event::FrameUnchanged {
+                unchanged_total, ..
+            } => self.unchanged = unchanged_total,
             Event::FrameTaken {
                 seq,
                 captured_at,

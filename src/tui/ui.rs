@@ -239,6 +239,9 @@ pub fn status_line(app: &App) -> Line<'static> {
         .escalation_rate()
         .map_or("—".to_string(), |r| format!("{:.0}%", r * 100.0));
     spans.push(Span::raw(format!("frames {} esc {rate}", app.frames_seen)));
+    if app.unchanged > 0 {
+        spans.push(Span::raw(format!(" unchanged {}", app.unchanged)));
+    }
     spans.push(sep());
     spans.push(Span::raw(format!("queue {}", app.teacher_queue)));
     spans.push(sep());
