@@ -14,6 +14,7 @@ use crate::frame::slot::{slot, SlotReader};
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
 use crate::frame::PreparedFrame;
 use crate::frame::{dhash, prep};
+use crate::notify::{Alert, Notifier, RateLimit};
 use crate::ollama::{ModelClient, ModelError};
 use crate::policy::{priority_of, Observation, Policy, Reason};
 use crate::session_log::SessionLog;
@@ -71,6 +72,8 @@ struct TeacherJob {
     skill: String,
     reasons: Vec<Reason>,
     image: Arc<PreparedFrame>,
+    /// Where the frame was saved, once escalated (and saving is on).
+    frame_path: Option<std::path::PathBuf>,
 }
 
 /// Sends events to the face and the session log.
@@ -172,6 +175,8 @@ struct Shared {
     student_health: HealthGate,
     teacher_health: HealthGate,
     answered: AtomicU64,
+    notifier: Option<Notifier>,
+    notify_limit: Mutex<RateLimit>,
     /// Confidence vs teacher agreement per skill (`logs/calibration.json`).
     calibration: Mutex<CalibrationStore>,
     /// The teacher worker is reviewing a frame.
@@ -185,6 +190,46 @@ impl Shared {
 
     fn queue_len(&self) -> usize {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// A confirmed safety-relevant frame: alert whoever the config names (rate-limited,
+    /// sent on its own task so the teacher worker never waits for a webhook).
+    fn notify(self: &Arc<Self>, job: &TeacherJob, verdict: &crate::verdict::Verdict) {
+        let Some(notifier) = self.notifier.clone() else {
+            return;
+        };
+        let Some(suppressed) = self
+            .notify_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(Instant::now())
+        else {
+            return;
+        };
+        let alert = Alert {
+            device: self.config.device.name.clone(),
+            seq: job.seq,
+            at: Utc::now(),
+            summary: verdict.summary.clone(),
+            missed: verdict.missed.clone(),
+            wrong: verdict.wrong.clone(),
+            reasons: job.reasons.iter().map(|r| r.to_string()).collect(),
+            frame_path: job.frame_path.clone(),
+            suppressed,
+        };
+        let shared = self.clone();
+        tokio::spawn(async move {
+            match notifier.send(&alert).await {
+                Ok(via) => shared.emitter.emit(Event::Notified {
+                    seq: alert.seq,
+                    via: via.iter().map(|s| s.to_string()).collect(),
+                    suppressed,
+                }),
+                Err(e) => shared.emitter.emit(Event::Warning {
+                    message: format!("notification for frame #{} failed: {e}", alert.seq),
+                }),
+            }
+        });
     }
 
     /// Every verdict labels the student's answer: keep it for calibration.
@@ -209,7 +254,7 @@ impl Shared {
     }
 
     /// Queue a frame for the teacher and say so.
-    fn escalate(&self, job: TeacherJob) {
+    fn escalate(&self, mut job: TeacherJob) {
         let frame_path = if self.config.privacy.save_frames {
             let saved = self
                 .emitter
@@ -229,6 +274,7 @@ impl Shared {
         } else {
             None
         };
+        job.frame_path = frame_path.clone();
         let priority = priority_of(&job.reasons).unwrap_or(crate::policy::Priority::Audit);
         let (seq, reasons) = (job.seq, job.reasons.clone());
         let (dropped, queue_len) = {
@@ -290,6 +336,10 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         teacher_health: HealthGate::new(Role::Teacher),
         answered: AtomicU64::new(0),
         calibration: Mutex::new(CalibrationStore::load(&config.paths.logs)),
+        notifier: Notifier::new(&config.notify),
+        notify_limit: Mutex::new(RateLimit::new(Duration::from_secs(
+            config.notify.min_interval_secs,
+        ))),
         teacher_busy: std::sync::atomic::AtomicBool::new(false),
         config,
     });
@@ -620,6 +670,7 @@ async fn student_loop(
                     skill: skills.name(),
                     reasons: reasons.clone(),
                     image: prepared,
+                    frame_path: None,
                 };
                 shared
                     .current
@@ -654,6 +705,7 @@ async fn student_loop(
                         skill: skills.name(),
                         reasons: vec![Reason::Forced],
                         image: prepared,
+                        frame_path: None,
                     });
                 }
             }
@@ -704,6 +756,9 @@ async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                         .set(&shared.emitter, Health::Ok { latency_ms });
                     let verdict = teacher::parse_verdict(&reply.content);
                     shared.record_calibration(&job, &verdict);
+                    if verdict.safety_relevant == Some(true) {
+                        shared.notify(&job, &verdict);
+                    }
                     shared.emitter.emit(Event::TeacherVerdict {
                         seq: job.seq,
                         verdict,

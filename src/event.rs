@@ -129,6 +129,13 @@ pub enum Event {
         seq: u64,
         error: String,
     },
+    /// A confirmed safety-relevant frame was reported to someone (webhook / command).
+    Notified {
+        seq: u64,
+        via: Vec<String>,
+        /// Alerts held back by the rate limit since the previous one.
+        suppressed: u64,
+    },
     Health {
         role: Role,
         health: Health,

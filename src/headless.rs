@@ -210,6 +210,15 @@ pub fn describe(ev: &Event) -> Option<String> {
                 }
             }
         },
+        Event::Notified { seq, via, suppressed } => format!(
+            "#{seq} safety alert sent via {}{}",
+            via.join(" and "),
+            if *suppressed > 0 {
+                format!(" ({suppressed} held back by the rate limit before it)")
+            } else {
+                String::new()
+            }
+        ),
         Event::Paused { paused } => {
             if *paused {
                 "capture paused".into()

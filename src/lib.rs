@@ -16,6 +16,7 @@ pub mod frame;
 pub mod headless;
 pub mod json_extract;
 pub mod learn;
+pub mod notify;
 pub mod ollama;
 pub mod policy;
 pub mod sanitize;

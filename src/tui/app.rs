@@ -607,6 +607,10 @@ impl App {
                 self.skill = name;
             }
             Event::Warning { message } => self.notify(message, true),
+            Event::Notified { seq, via, .. } => self.notify(
+                format!("#{seq}: safety alert sent via {}", via.join(" and ")),
+                false,
+            ),
             Event::Stopped { .. } => {
                 self.stopped = true;
                 self.reviewing = None;
