@@ -518,9 +518,10 @@ impl Config {
                 self.source.min_change
             ));
         }
-        if !self.notify.webhook.is_empty()
-            && !(self.notify.webhook.starts_with("http://")
-                || self.notify.webhook.starts_with("https://"))
+        let webhook = &self.notify.webhook;
+        if !webhook.is_empty()
+            && !webhook.starts_with("http://")
+            && !webhook.starts_with("https://")
         {
             p.push(format!(
                 "notify.webhook must start with http:// or https://, got {:?}",
