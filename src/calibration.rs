@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub confidence: Option<f32>,
+    /// The confidence measured from token probabilities, when the server sent them.
+    #[serde(default)]
+    pub measured: Option<f32>,
     pub agrees: bool,
     pub safety_relevant: bool,
     pub reasons: Vec<Reason>,
@@ -55,8 +58,10 @@ impl TriggerStat {
 pub struct Report {
     pub samples: u64,
     pub bins: Vec<Bin>,
-    /// Expected calibration error over samples with a confidence.
+    /// Expected calibration error over samples with a stated confidence.
     pub ece: Option<f64>,
+    /// The same for the measured confidence: lower predicts teacher agreement better.
+    pub ece_measured: Option<f64>,
     /// Escalated / answered, when the answered count is known.
     pub escalation_rate: Option<f64>,
     /// Agreement on audits only: the one unbiased sample (not selected by the answer).
@@ -170,9 +175,17 @@ pub fn report(samples: &[Sample], answered: Option<u64>, threshold: f32) -> Repo
         .iter()
         .filter(|s| s.reasons.contains(&Reason::Audit))
         .collect();
+    let as_measured: Vec<Sample> = samples
+        .iter()
+        .map(|s| Sample {
+            confidence: s.measured,
+            ..s.clone()
+        })
+        .collect();
     Report {
         samples: samples.len() as u64,
         ece: ece(&b),
+        ece_measured: ece(&bins(&as_measured)),
         bins: b,
         escalation_rate: answered
             .filter(|a| *a > 0)
@@ -242,6 +255,7 @@ mod tests {
     fn s(c: Option<f32>, agrees: bool, reasons: Vec<Reason>) -> Sample {
         Sample {
             confidence: c,
+            measured: None,
             agrees,
             safety_relevant: false,
             reasons,

@@ -16,7 +16,7 @@ use crate::frame::PreparedFrame;
 use crate::frame::{dhash, prep};
 use crate::notify::{Alert, Notifier, RateLimit};
 use crate::ollama::{ModelClient, ModelError};
-use crate::policy::{priority_of, Observation, Policy, Reason};
+use crate::policy::{effective_confidence, priority_of, Observation, Policy, Reason};
 use crate::session_log::SessionLog;
 use crate::skill::SkillStore;
 use crate::teacher_queue::TeacherQueue;
@@ -69,6 +69,7 @@ struct TeacherJob {
     seq: u64,
     answer: String,
     confidence: Option<f32>,
+    measured: Option<f32>,
     skill: String,
     reasons: Vec<Reason>,
     image: Arc<PreparedFrame>,
@@ -240,6 +241,7 @@ impl Shared {
             &job.skill,
             Sample {
                 confidence: job.confidence,
+                measured: job.measured,
                 agrees,
                 safety_relevant: verdict.safety_relevant.unwrap_or(false),
                 reasons: job.reasons.clone(),
@@ -632,9 +634,14 @@ async fn student_loop(
                     });
                 }
                 let parsed = parse_answer(&reply.content);
+                let confidence = effective_confidence(
+                    shared.config.policy.confidence,
+                    parsed.confidence,
+                    reply.measured_confidence,
+                );
                 let reasons = policy.decide(Observation {
                     answer: &parsed.description,
-                    confidence: parsed.confidence,
+                    confidence,
                     forced,
                 });
                 shared.student_health.set(
@@ -654,6 +661,7 @@ async fn student_loop(
                     at: Utc::now(),
                     answer: reply.content.clone(),
                     confidence: parsed.confidence,
+                    measured_confidence: reply.measured_confidence,
                     latency_ms: latency.as_millis() as u64,
                     reasons: reasons.clone(),
                     skill: skills.name(),
@@ -667,6 +675,7 @@ async fn student_loop(
                     seq,
                     answer: reply.content,
                     confidence: parsed.confidence,
+                    measured: reply.measured_confidence,
                     skill: skills.name(),
                     reasons: reasons.clone(),
                     image: prepared,
@@ -702,6 +711,7 @@ async fn student_loop(
                         seq,
                         answer: format!("(the student gave no answer: {e})"),
                         confidence: None,
+                        measured: None,
                         skill: skills.name(),
                         reasons: vec![Reason::Forced],
                         image: prepared,

@@ -93,7 +93,11 @@ pub enum Event {
         seq: u64,
         at: DateTime<Utc>,
         answer: String,
+        /// What the student says (its CONFIDENCE line).
         confidence: Option<f32>,
+        /// What its token probabilities say, when the server sends them.
+        #[serde(default)]
+        measured_confidence: Option<f32>,
         latency_ms: u64,
         reasons: Vec<Reason>,
         skill: String,

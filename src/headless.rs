@@ -114,11 +114,15 @@ pub fn describe(ev: &Event) -> Option<String> {
             seq,
             answer,
             confidence,
+            measured_confidence,
             latency_ms,
             reasons,
             ..
         } => {
-            let conf = confidence.map_or("—".to_string(), |c| format!("{c:.2}"));
+            let mut conf = confidence.map_or("—".to_string(), |c| format!("{c:.2}"));
+            if let Some(m) = measured_confidence {
+                conf.push_str(&format!(" (measured {m:.2})"));
+            }
             let badges: String = reasons
                 .iter()
                 .map(|r| format!(" [{}]", r.badge()))

@@ -187,6 +187,7 @@ pub struct Reviewed {
     pub seq: u64,
     pub answer: String,
     pub confidence: Option<f32>,
+    pub measured: Option<f32>,
     pub reasons: Vec<crate::policy::Reason>,
     pub skill: String,
     pub frame_path: Option<PathBuf>,
@@ -199,7 +200,13 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
     let text = std::fs::read_to_string(path)?;
     #[derive(Default)]
     struct Partial {
-        answer: Option<(String, Option<f32>, Vec<crate::policy::Reason>, String)>,
+        answer: Option<(
+            String,
+            Option<f32>,
+            Option<f32>,
+            Vec<crate::policy::Reason>,
+            String,
+        )>,
         frame: Option<PathBuf>,
         verdict: Option<Verdict>,
     }
@@ -227,6 +234,7 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
                 m.entry(key).or_default().answer = Some((
                     v["answer"].as_str().unwrap_or("").to_string(),
                     v["confidence"].as_f64().map(|c| c as f32),
+                    v["measured_confidence"].as_f64().map(|c| c as f32),
                     serde_json::from_value(v["reasons"].clone()).unwrap_or_default(),
                     skill,
                 ));
@@ -244,12 +252,13 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
     let reviewed = m
         .into_iter()
         .filter_map(|((session, seq), p)| {
-            let (answer, confidence, reasons, skill) = p.answer?;
+            let (answer, confidence, measured, reasons, skill) = p.answer?;
             Some(Reviewed {
                 session,
                 seq,
                 answer,
                 confidence,
+                measured,
                 reasons,
                 skill,
                 frame_path: p.frame,

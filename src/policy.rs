@@ -75,6 +75,23 @@ pub enum Priority {
     Forced,
 }
 
+/// The confidence the policy acts on, per `policy.confidence`. A missing measured
+/// confidence (server without logprobs) falls back to the stated one.
+pub fn effective_confidence(
+    mode: crate::config::ConfidenceMode,
+    stated: Option<f32>,
+    measured: Option<f32>,
+) -> Option<f32> {
+    use crate::config::ConfidenceMode::*;
+    match (mode, stated, measured) {
+        (Stated, s, _) => s,
+        (Measured, _, Some(m)) => Some(m),
+        (Measured, s, None) => s,
+        (Min, Some(s), Some(m)) => Some(s.min(m)),
+        (Min, s, m) => s.or(m),
+    }
+}
+
 /// The highest priority among `reasons` (None when there are none).
 pub fn priority_of(reasons: &[Reason]) -> Option<Priority> {
     reasons.iter().map(Reason::priority).max()
@@ -259,6 +276,23 @@ mod tests {
         for _ in 0..50 {
             assert!(p.decide(obs("A desk.", Some(0.9))).is_empty());
         }
+    }
+
+    #[test]
+    fn confidence_modes() {
+        use crate::config::ConfidenceMode::*;
+        assert_eq!(
+            effective_confidence(Stated, Some(1.0), Some(0.4)),
+            Some(1.0)
+        );
+        assert_eq!(
+            effective_confidence(Measured, Some(1.0), Some(0.4)),
+            Some(0.4)
+        );
+        assert_eq!(effective_confidence(Measured, Some(1.0), None), Some(1.0));
+        assert_eq!(effective_confidence(Min, Some(1.0), Some(0.4)), Some(0.4));
+        assert_eq!(effective_confidence(Min, None, Some(0.4)), Some(0.4));
+        assert_eq!(effective_confidence(Min, None, None), None);
     }
 
     #[test]

@@ -502,3 +502,69 @@ async fn unchanged_frames_are_not_sent_but_forced_escalation_still_works() {
     h.commands.send(Command::Shutdown).unwrap();
     run_to_end(h, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn measured_confidence_from_logprobs_drives_the_policy_when_asked() {
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    teacher.set_handler(|_| Reply::text(verdict_json(true)));
+    // The model says it is certain; its tokens say otherwise (p = 0.3 each).
+    student.set_handler(|_| Reply::text("A shape on a table.\nCONFIDENCE: 1.0"));
+    student.set_logprob(Some(0.3f64.ln()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &student.url(), &teacher.url());
+    c.policy.confidence = gemmaedge_tui::config::ConfidenceMode::Measured;
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(1),
+        },
+    )
+    .unwrap();
+    let events = run_to_end(h, Duration::from_secs(20)).await;
+    let (measured, reasons) = events
+        .iter()
+        .find_map(|e| match e {
+            Event::StudentAnswer {
+                measured_confidence,
+                confidence,
+                reasons,
+                ..
+            } => {
+                assert_eq!(*confidence, Some(1.0));
+                Some((*measured_confidence, reasons.clone()))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!((measured.unwrap() - 0.3).abs() < 1e-4, "{measured:?}");
+    assert!(
+        matches!(reasons[0], Reason::LowConfidence { .. }),
+        "{reasons:?}"
+    );
+    assert_eq!(student.chat_requests()[0].raw["logprobs"], true);
+    // The verdict went into calibration with both confidences.
+    let store = gemmaedge_tui::calibration::CalibrationStore::load(&dir.path().join("logs"));
+    let sample = &store.skills.values().next().unwrap().samples[0];
+    assert_eq!(sample.confidence, Some(1.0));
+    assert!(sample.measured.is_some());
+}
+
+#[tokio::test]
+async fn servers_without_logprobs_fall_back_to_the_stated_confidence() {
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    student.set_handler(|_| Reply::text("A desk.\nCONFIDENCE: 0.9"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &student.url(), &teacher.url());
+    c.policy.confidence = gemmaedge_tui::config::ConfidenceMode::Min;
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(1),
+        },
+    )
+    .unwrap();
+    let a = answers(&run_to_end(h, Duration::from_secs(20)).await);
+    assert!(a[0].3.is_empty(), "stated 0.9 is used: {:?}", a[0].3);
+}

@@ -53,6 +53,7 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
             .filter_map(|r| {
                 Some(Sample {
                     confidence: r.confidence,
+                    measured: r.measured,
                     agrees: r.verdict.agrees?,
                     safety_relevant: r.verdict.safety_relevant.unwrap_or(false),
                     reasons: r.reasons.clone(),
@@ -95,6 +96,12 @@ pub fn render(r: &Report, threshold: f32) -> String {
         r.escalation_rate
             .map_or("—".into(), |e| format!("{:.1}%", e * 100.0)),
     ));
+    if let Some(m) = r.ece_measured {
+        out.push_str(&format!(
+            "ECE of the measured confidence (token probabilities) {m:.3}: {} predicts teacher agreement better\n",
+            if r.ece.is_some_and(|s| s <= m) { "the stated one" } else { "the measured one" }
+        ));
+    }
     if let Some((a, n)) = r.audit_agreement {
         out.push_str(&format!(
             "audits (unbiased sample): teacher agreed {a} of {n} ({:.0}%)\n",

@@ -43,6 +43,9 @@ pub struct ChatReply {
     pub eval_count: Option<u64>,
     /// Characters of `thinking` the model produced (not part of the answer).
     pub thinking_chars: usize,
+    /// Mean token probability of the answer before its CONFIDENCE line, when the server
+    /// sent log-probabilities: a confidence the model cannot simply state.
+    pub measured_confidence: Option<f32>,
 }
 
 /// A client for one model on one server.
@@ -76,7 +79,16 @@ struct WireMessage {
 }
 
 #[derive(Deserialize)]
+struct WireLogprob {
+    #[serde(default)]
+    token: String,
+    logprob: f64,
+}
+
+#[derive(Deserialize)]
 struct WireLine {
+    #[serde(default)]
+    logprobs: Option<Vec<WireLogprob>>,
     #[serde(default)]
     message: Option<WireMessage>,
     #[serde(default)]
@@ -191,6 +203,9 @@ impl ModelClient {
         }
         if let Some(f) = &req.format {
             body["format"] = f.clone();
+        }
+        if self.config.logprobs {
+            body["logprobs"] = serde_json::Value::Bool(true);
         }
         body
     }
@@ -439,6 +454,11 @@ struct ReplyAccumulator {
     content: String,
     cap: usize,
     reply: ChatReply,
+    /// Sum and count of token probabilities before the CONFIDENCE line.
+    prob_sum: f64,
+    prob_count: u64,
+    /// The CONFIDENCE line has started: later tokens do not count.
+    past_confidence: bool,
 }
 
 impl ReplyAccumulator {
@@ -447,6 +467,9 @@ impl ReplyAccumulator {
             content: String::new(),
             cap,
             reply: ChatReply::default(),
+            prob_sum: 0.0,
+            prob_count: 0,
+            past_confidence: false,
         }
     }
 
@@ -465,6 +488,23 @@ impl ReplyAccumulator {
             return Err(ModelError::Server {
                 message: crate::sanitize::for_screen(&err, 500),
             });
+        }
+        if let Some(lps) = parsed.logprobs {
+            for lp in lps {
+                if self.past_confidence || !lp.logprob.is_finite() {
+                    continue;
+                }
+                if lp.token.to_ascii_lowercase().contains("confidence")
+                    || self.content.to_ascii_lowercase().contains("confidence")
+                {
+                    self.past_confidence = true;
+                    continue;
+                }
+                if !lp.token.trim().is_empty() {
+                    self.prob_sum += lp.logprob.min(0.0).exp();
+                    self.prob_count += 1;
+                }
+            }
         }
         if let Some(m) = parsed.message {
             if let Some(t) = m.thinking {
@@ -498,6 +538,9 @@ impl ReplyAccumulator {
         if self.reply.truncated {
             self.content
                 .push_str(&format!("\n[reply cut at {} KiB]", self.cap.div_ceil(1024)));
+        }
+        if self.prob_count > 0 {
+            self.reply.measured_confidence = Some((self.prob_sum / self.prob_count as f64) as f32);
         }
         self.reply.content = self.content;
         self.reply
@@ -551,6 +594,26 @@ mod tests {
         assert_eq!(r.content, "A cat.");
         assert_eq!(r.thinking_chars, 3);
         assert_eq!(r.eval_count, Some(5));
+    }
+
+    #[test]
+    fn measured_confidence_is_the_mean_token_probability_before_the_confidence_line() {
+        let r = feed_all(
+            &[
+                r#"{"message":{"content":"A cat"},"logprobs":[{"token":"A","logprob":0.0},{"token":" cat","logprob":-0.6931471805599453}],"done":false}"#,
+                r#"{"message":{"content":"\nCONFIDENCE: 0.99"},"logprobs":[{"token":"CONFIDENCE","logprob":-5.0},{"token":"0.99","logprob":-5.0}],"done":false}"#,
+                r#"{"message":{"content":""},"done":true}"#,
+            ],
+            1000,
+        )
+        .unwrap();
+        // (1.0 + 0.5) / 2: the CONFIDENCE line's own tokens do not count.
+        assert!((r.measured_confidence.unwrap() - 0.75).abs() < 1e-6);
+        let r = feed_all(&[r#"{"message":{"content":"A cat."},"done":true}"#], 1000).unwrap();
+        assert_eq!(
+            r.measured_confidence, None,
+            "no logprobs, no measured confidence"
+        );
     }
 
     #[test]

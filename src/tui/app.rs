@@ -87,6 +87,8 @@ pub struct Entry {
     /// True once `StudentAnswer` replaced the streamed tokens.
     pub answered: bool,
     pub confidence: Option<f32>,
+    /// From the student's token probabilities, when the server sends them.
+    pub measured: Option<f32>,
     pub latency_ms: Option<u64>,
     pub reasons: Vec<Reason>,
     /// The student could not answer: why.
@@ -109,6 +111,7 @@ impl Entry {
             answer: String::new(),
             answered: false,
             confidence: None,
+            measured: None,
             latency_ms: None,
             reasons: Vec::new(),
             failed: None,
@@ -515,6 +518,7 @@ impl App {
                 seq,
                 answer,
                 confidence,
+                measured_confidence,
                 latency_ms,
                 reasons,
                 skill,
@@ -529,6 +533,7 @@ impl App {
                     e.answer = answer.chars().take(MAX_ANSWER_CHARS).collect();
                     e.answered = true;
                     e.confidence = confidence;
+                    e.measured = measured_confidence;
                     e.latency_ms = Some(latency_ms);
                     e.reasons = reasons;
                     e.skill = Some(skill);
@@ -888,6 +893,7 @@ pub(crate) mod tests {
             at: Utc::now(),
             answer: text.into(),
             confidence,
+            measured_confidence: None,
             latency_ms: 1200,
             reasons,
             skill: "skill.txt".into(),
@@ -974,6 +980,7 @@ pub(crate) mod tests {
                 at: Utc::now(),
                 answer: "x".into(),
                 confidence: Some(0.9),
+                measured_confidence: None,
                 latency_ms: ms,
                 reasons: vec![],
                 skill: "s".into(),

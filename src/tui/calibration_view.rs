@@ -251,6 +251,7 @@ pub(crate) mod tests {
 
     fn s(c: f32, agrees: bool, reasons: Vec<Reason>) -> Sample {
         Sample {
+            measured: None,
             confidence: Some(c),
             agrees,
             safety_relevant: false,

@@ -544,7 +544,10 @@ pub fn teacher_text(app: &App) -> Text<'static> {
             .collect();
         lines.push(Line::styled(format!("why: {}", rs.join(", ")), t.dim()));
     }
-    let conf = e.confidence.map_or("—".to_string(), |c| format!("{c:.2}"));
+    let mut conf = e.confidence.map_or("—".to_string(), |c| format!("{c:.2}"));
+    if let Some(m) = e.measured {
+        conf.push_str(&format!(", measured {m:.2}"));
+    }
     if let Some(err) = &e.failed {
         lines.push(Line::styled(
             format!("student failed: {}", clean(err, SHORT_MAX)),
@@ -763,6 +766,7 @@ pub(crate) mod tests {
             at: chrono::Utc::now(),
             answer: "A hallway.".into(),
             confidence: Some(0.7),
+            measured_confidence: None,
             latency_ms: 1200,
             reasons: vec![],
             skill: "skill.txt".into(),

@@ -369,6 +369,7 @@ struct State {
     chats: Vec<ChatRequest>,
     token_chars: usize,
     token_delay: Duration,
+    logprob: Option<f64>,
     legacy_not_found: bool,
     keep_alive: bool,
     version: String,
@@ -426,6 +427,7 @@ impl OllamaTestServer {
             chats: Vec::new(),
             token_chars: DEFAULT_TOKEN_CHARS,
             token_delay: Duration::ZERO,
+            logprob: None,
             legacy_not_found: false,
             keep_alive: true,
             version: DEFAULT_VERSION.to_string(),
@@ -488,6 +490,12 @@ impl OllamaTestServer {
     /// Delay between tokens for [`Reply::Text`].
     pub fn set_token_delay(&self, d: Duration) {
         lock(&self.shared).token_delay = d;
+    }
+
+    /// Report this log-probability for every content token of streamed replies when a
+    /// request sends `"logprobs": true` (None, the default: like a server without them).
+    pub fn set_logprob(&self, lp: Option<f64>) {
+        lock(&self.shared).logprob = lp;
     }
 
     /// Use the older not-found wording `model "NAME" not found, try pulling it first`.
@@ -1319,9 +1327,13 @@ async fn handle_chat(
         Err(Some(handler)) => handler(&chat),
         Err(None) => Reply::Text(DEFAULT_REPLY_TEXT.to_string()),
     };
+    let logprob = lock(shared)
+        .logprob
+        .filter(|_| chat.raw.get("logprobs") == Some(&Value::Bool(true)));
     let defaults = StreamDefaults {
         token_chars,
         token_delay,
+        logprob,
     };
     send_reply(conn, &chat, reply, defaults, keep_alive).await
 }
@@ -1330,6 +1342,9 @@ async fn handle_chat(
 struct StreamDefaults {
     token_chars: usize,
     token_delay: Duration,
+    /// Log-probability reported for every content token when the request asks for
+    /// `logprobs` (Ollama 0.12.11+); None: the server does not support them.
+    logprob: Option<f64>,
 }
 
 struct FullReply {
@@ -1618,7 +1633,17 @@ async fn send_full(
     let lines = thinking_tokens
         .iter()
         .map(|t| chunk_json(model, "", Some(t)))
-        .chain(content_tokens.iter().map(|t| chunk_json(model, t, None)));
+        .chain(content_tokens.iter().map(|t| {
+            let line = chunk_json(model, t, None);
+            match defaults.logprob {
+                Some(lp) => {
+                    let mut v: Value = serde_json::from_str(&line).expect("own JSON");
+                    v["logprobs"] = json!([{ "token": t, "logprob": lp, "bytes": t.as_bytes() }]);
+                    go_json(&v)
+                }
+                None => line,
+            }
+        }));
     for line in lines {
         conn.write_line(&line, full.split_utf8).await?;
         if !gap.is_zero() {
