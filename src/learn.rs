@@ -198,15 +198,16 @@ pub struct Reviewed {
 /// returns how many answers the log holds per skill.
 pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String, u64>)> {
     let text = std::fs::read_to_string(path)?;
+    struct Answered {
+        answer: String,
+        confidence: Option<f32>,
+        measured: Option<f32>,
+        reasons: Vec<crate::policy::Reason>,
+        skill: String,
+    }
     #[derive(Default)]
     struct Partial {
-        answer: Option<(
-            String,
-            Option<f32>,
-            Option<f32>,
-            Vec<crate::policy::Reason>,
-            String,
-        )>,
+        answer: Option<Answered>,
         frame: Option<PathBuf>,
         verdict: Option<Verdict>,
     }
@@ -231,13 +232,13 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
             Some("student_answer") => {
                 let skill = v["skill"].as_str().unwrap_or("").to_string();
                 *answered.entry(skill.clone()).or_default() += 1;
-                m.entry(key).or_default().answer = Some((
-                    v["answer"].as_str().unwrap_or("").to_string(),
-                    v["confidence"].as_f64().map(|c| c as f32),
-                    v["measured_confidence"].as_f64().map(|c| c as f32),
-                    serde_json::from_value(v["reasons"].clone()).unwrap_or_default(),
+                m.entry(key).or_default().answer = Some(Answered {
+                    answer: v["answer"].as_str().unwrap_or("").to_string(),
+                    confidence: v["confidence"].as_f64().map(|c| c as f32),
+                    measured: v["measured_confidence"].as_f64().map(|c| c as f32),
+                    reasons: serde_json::from_value(v["reasons"].clone()).unwrap_or_default(),
                     skill,
-                ));
+                });
             }
             Some("escalated") => {
                 m.entry(key).or_default().frame = v["frame_path"].as_str().map(PathBuf::from);
@@ -252,7 +253,13 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
     let reviewed = m
         .into_iter()
         .filter_map(|((session, seq), p)| {
-            let (answer, confidence, measured, reasons, skill) = p.answer?;
+            let Answered {
+                answer,
+                confidence,
+                measured,
+                reasons,
+                skill,
+            } = p.answer?;
             Some(Reviewed {
                 session,
                 seq,
