@@ -1256,7 +1256,7 @@ async fn handle_chat(
         let id = st.next_completion;
         st.next_completion += 1;
         (
-            st.models.iter().any(|m| *m == chat.model),
+            st.models.contains(&chat.model),
             st.token_chars,
             st.token_delay,
             id,
