@@ -264,33 +264,7 @@ impl ModelClient {
     }
 
     fn map_send_error(&self, e: reqwest::Error) -> ModelError {
-        if e.is_timeout() {
-            return ModelError::Timeout {
-                secs: self.config.timeout_secs,
-            };
-        }
-        if e.is_connect() {
-            if error_chain_has_refused(&e) {
-                return ModelError::Refused {
-                    url: self.base.clone(),
-                };
-            }
-            return ModelError::Connect {
-                url: self.base.clone(),
-                message: root_cause(&e),
-            };
-        }
-        if e.is_builder() || e.is_request() && !e.is_body() {
-            // A dropped connection before any response is also a request error.
-            return ModelError::Connect {
-                url: self.base.clone(),
-                message: root_cause(&e),
-            };
-        }
-        ModelError::Connect {
-            url: self.base.clone(),
-            message: root_cause(&e),
-        }
+        map_send_error(e, &self.base, self.config.timeout_secs)
     }
 
     async fn status_error(&self, status: u16, resp: reqwest::Response) -> ModelError {
@@ -370,7 +344,25 @@ impl ModelClient {
     }
 }
 
-async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
+/// A reqwest send error as a `ModelError` (shared by the Ollama and OpenAI-compatible paths).
+pub(crate) fn map_send_error(e: reqwest::Error, base: &str, timeout_secs: u64) -> ModelError {
+    if e.is_timeout() {
+        return ModelError::Timeout { secs: timeout_secs };
+    }
+    if e.is_connect() && error_chain_has_refused(&e) {
+        return ModelError::Refused {
+            url: base.to_string(),
+        };
+    }
+    // Connect failures, and a connection dropped before any response (a request error),
+    // both mean the host could not be talked to.
+    ModelError::Connect {
+        url: base.to_string(),
+        message: root_cause(&e),
+    }
+}
+
+pub(crate) async fn read_capped(resp: reqwest::Response, cap: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut s = resp.bytes_stream();
     while let Some(Ok(c)) = s.next().await {
@@ -425,16 +417,23 @@ impl LineReader {
     /// The next complete line (without the newline), skipping blank ones.
     pub fn next_line(&mut self) -> Option<Vec<u8>> {
         loop {
-            let pos = self.buf.iter().position(|b| *b == b'\n')?;
-            let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
+            let line = self.next_line_keep_blank()?;
             if !line.iter().all(|b| b.is_ascii_whitespace()) {
                 return Some(line);
             }
         }
+    }
+
+    /// The next complete line (without `\n` or `\r\n`), blank lines included (SSE ends
+    /// an event with a blank line).
+    pub fn next_line_keep_blank(&mut self) -> Option<Vec<u8>> {
+        let pos = self.buf.iter().position(|b| *b == b'\n')?;
+        let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Some(line)
     }
 
     /// What is left at the end of the stream (a final line without newline).

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod openai;
 
 pub use client::{ChatReply, ChatRequest, ModelClient};
 pub use error::ModelError;

@@ -3,3 +3,4 @@
 #![allow(dead_code)]
 
 pub mod ollama_server;
+pub mod openai_server;
