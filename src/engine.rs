@@ -701,7 +701,7 @@ async fn student_loop(
                     seq,
                     error: e.to_string(),
                 });
-                if e.is_unreachable() || matches!(e, ModelError::ModelNotFound { .. }) {
+                if e.is_unreachable() || e.is_missing_model() {
                     shared
                         .student_health
                         .offline(&shared.emitter, &e, client.model());
@@ -817,7 +817,7 @@ async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                     }
                 }
                 Err(e) => {
-                    if matches!(e, ModelError::ModelNotFound { .. }) {
+                    if e.is_missing_model() {
                         shared
                             .teacher_health
                             .offline(&shared.emitter, &e, client.model());
@@ -862,10 +862,7 @@ async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
             }
             Ok(_) => {
                 failures += 1;
-                let e = ModelError::ModelNotFound {
-                    model: client.model().to_string(),
-                    url: client.host().to_string(),
-                };
+                let e = client.missing_model_error();
                 Health::Offline {
                     reason: e.to_string(),
                     hint: e.hint(client.role(), client.model()),

@@ -40,7 +40,10 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
                     let version = client
                         .version()
                         .await
-                        .map(|v| format!("Ollama {v}"))
+                        .map(|v| match host.kind {
+                            crate::config::HostKind::Ollama => format!("Ollama {v}"),
+                            crate::config::HostKind::Openai => v,
+                        })
                         .unwrap_or_else(|e| format!("version unknown ({e})"));
                     rows.push(row(
                         what,

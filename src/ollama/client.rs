@@ -6,7 +6,7 @@
 //! console's screen). ollama-rs, on the same reqwest client, serves `/api/tags`.
 
 use super::error::ModelError;
-use crate::config::HostConfig;
+use crate::config::{HostConfig, HostKind};
 use crate::event::Role;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
@@ -210,11 +210,39 @@ impl ModelClient {
         body
     }
 
+    /// "No such model" in this host's own terms.
+    pub fn missing_model_error(&self) -> ModelError {
+        let (model, url) = (self.config.model.clone(), self.base.clone());
+        match self.config.kind {
+            HostKind::Ollama => ModelError::ModelNotFound { model, url },
+            HostKind::Openai => ModelError::NotServed { model, url },
+        }
+    }
+
+    fn in_host_terms(&self, e: ModelError) -> ModelError {
+        match e {
+            ModelError::ModelNotFound { .. } => self.missing_model_error(),
+            other => other,
+        }
+    }
+
     async fn chat_inner(
         &self,
         req: &ChatRequest,
         on_token: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ChatReply, ModelError> {
+        if self.config.kind == HostKind::Openai {
+            return super::openai::chat(
+                &self.http,
+                &self.base,
+                &self.config,
+                req,
+                on_token,
+                self.max_reply_bytes,
+            )
+            .await
+            .map_err(|e| self.in_host_terms(e));
+        }
         let url = format!("{}/api/chat", self.base);
         let resp = self
             .http
@@ -284,8 +312,11 @@ impl ModelClient {
         ModelError::Http { status, message }
     }
 
-    /// Model names the server has (`/api/tags`), through ollama-rs.
+    /// Model names the server has (`/api/tags` through ollama-rs, or `/v1/models`).
     pub async fn list_models(&self) -> Result<Vec<String>, ModelError> {
+        if self.config.kind == HostKind::Openai {
+            return super::openai::list_models(&self.http, &self.base).await;
+        }
         let url = format!("{}/", self.base);
         let parsed = reqwest::Url::parse(&url).map_err(|e| ModelError::Request {
             message: format!("{}.host {:?}: {e}", self.role, self.base),
@@ -314,6 +345,9 @@ impl ModelClient {
 
     /// The server's Ollama version (`/api/version`).
     pub async fn version(&self) -> Result<String, ModelError> {
+        if self.config.kind == HostKind::Openai {
+            return Ok("an OpenAI-compatible server".into());
+        }
         let url = format!("{}/api/version", self.base);
         let fut = async {
             let resp = self

@@ -13,6 +13,8 @@ pub enum ModelError {
     Timeout { secs: u64 },
     /// HTTP 404 for the model: not pulled on that server.
     ModelNotFound { model: String, url: String },
+    /// An OpenAI-compatible server does not serve that model name.
+    NotServed { model: String, url: String },
     /// Any other HTTP error status, with the server's message.
     Http { status: u16, message: String },
     /// An `{"error": …}` line inside a 200 stream (model runner failures).
@@ -35,6 +37,14 @@ impl ModelError {
         }
     }
 
+    /// The server answers but has no such model: no point retrying soon.
+    pub fn is_missing_model(&self) -> bool {
+        matches!(
+            self,
+            ModelError::ModelNotFound { .. } | ModelError::NotServed { .. }
+        )
+    }
+
     /// The server cannot be reached at all (health goes offline).
     pub fn is_unreachable(&self) -> bool {
         matches!(
@@ -55,6 +65,9 @@ impl ModelError {
                     .to_string(),
             },
             ModelError::ModelNotFound { model, .. } => format!("run: ollama pull {model}"),
+            ModelError::NotServed { .. } => {
+                "check the model name: GET /v1/models on that server lists what it serves".into()
+            }
             ModelError::Timeout { .. } => {
                 "the model is slow or stuck; raise timeout_secs or use a smaller model".into()
             }
@@ -72,6 +85,9 @@ impl fmt::Display for ModelError {
             ModelError::Refused { url } => write!(f, "connection refused ({url})"),
             ModelError::Connect { url, message } => write!(f, "cannot connect to {url}: {message}"),
             ModelError::Timeout { secs } => write!(f, "no complete answer within {secs} s"),
+            ModelError::NotServed { model, url } => {
+                write!(f, "model {model} is not served by {url}")
+            }
             ModelError::ModelNotFound { model, url } => {
                 write!(
                     f,
