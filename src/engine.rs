@@ -320,7 +320,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let started = Utc::now();
-    let log = SessionLog::new(&config.paths.logs, started);
+    let log = SessionLog::new(&config.paths.logs, started).with_device(&config.device.name);
     let skills = SkillStore::open(&config.skill_path());
 
     let shared = Arc::new(Shared {
@@ -727,6 +727,9 @@ async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
     let mut stop = shared.stop.subscribe();
     let mut online = shared.teacher_health.online.subscribe();
     let max_retries = client.config().max_retries;
+    let max_per_minute = client.config().max_per_minute as usize;
+    let device = shared.config.device.name.clone();
+    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
     loop {
         if !wait_gate(&shared, &mut online, true, &mut stop).await {
             return;
@@ -749,7 +752,32 @@ async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
             seq: job.seq,
             queue_len: shared.queue_len(),
         });
-        let request = teacher::review_request(&job.answer, &job.reasons, job.image.base64.clone());
+        let mut request =
+            teacher::review_request(&job.answer, &job.reasons, job.image.base64.clone());
+        request.user = format!("Frame from device {}.\n\n{}", device, request.user);
+        // Many devices may share one teacher: keep to this device's share.
+        if max_per_minute > 0 {
+            let minute = Duration::from_secs(60);
+            while recent.front().is_some_and(|t| t.elapsed() >= minute) {
+                recent.pop_front();
+            }
+            if recent.len() >= max_per_minute {
+                let wait = minute.saturating_sub(recent.front().map_or(minute, |t| t.elapsed()));
+                shared.emitter.emit(Event::Warning {
+                    message: format!(
+                        "teacher limit {max_per_minute}/min reached; frame #{} waits {:.0} s",
+                        job.seq,
+                        wait.as_secs_f64()
+                    ),
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                recent.pop_front();
+            }
+            recent.push_back(Instant::now());
+        }
         let mut attempt = 0;
         loop {
             let began = Instant::now();

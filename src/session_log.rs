@@ -15,6 +15,8 @@ pub struct SessionLog {
     file: Option<File>,
     /// The last write error, reported once until writing works again.
     failing: bool,
+    /// This device's name, on every line (many devices may share one teacher).
+    device: Option<String>,
 }
 
 impl SessionLog {
@@ -25,7 +27,14 @@ impl SessionLog {
             day: String::new(),
             file: None,
             failing: false,
+            device: None,
         }
+    }
+
+    /// Name the device on every line.
+    pub fn with_device(mut self, name: &str) -> Self {
+        self.device = Some(name.to_string());
+        self
     }
 
     pub fn session_id(&self) -> &str {
@@ -70,6 +79,9 @@ impl SessionLog {
                 "session".into(),
                 serde_json::Value::String(self.session.clone()),
             );
+            if let Some(d) = &self.device {
+                obj.insert("device".into(), serde_json::Value::String(d.clone()));
+            }
         }
         let mut line = escape_c1(value.to_string());
         line.push('\n');

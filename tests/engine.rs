@@ -568,3 +568,48 @@ async fn servers_without_logprobs_fall_back_to_the_stated_confidence() {
     let a = answers(&run_to_end(h, Duration::from_secs(20)).await);
     assert!(a[0].3.is_empty(), "stated 0.9 is used: {:?}", a[0].3);
 }
+
+#[tokio::test]
+async fn the_device_is_named_and_its_teacher_share_is_limited() {
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    student.set_handler(|_| Reply::text("Unclear.\nCONFIDENCE: 0.1"));
+    teacher.set_handler(|_| Reply::text(verdict_json(true)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &student.url(), &teacher.url());
+    c.device.name = "garage-pi".into();
+    c.teacher.max_per_minute = 2;
+    let logs = c.paths.logs.clone();
+    let mut h = engine::start(c, EngineOptions::default()).unwrap();
+    let mut limited = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, h.events.recv()).await {
+        if let Event::Warning { message } = ev {
+            limited |= message.contains("teacher limit 2/min");
+        }
+    }
+    assert!(limited, "the limit is reported");
+    assert_eq!(
+        teacher.chat_requests().len(),
+        2,
+        "two calls in the first minute"
+    );
+    assert!(teacher.chat_requests()[0]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .starts_with("Frame from device garage-pi."));
+    h.commands.send(Command::Shutdown).unwrap();
+    run_to_end(h, Duration::from_secs(5)).await;
+    let log = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["device"] == "garage-pi"));
+}
