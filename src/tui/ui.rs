@@ -410,9 +410,38 @@ fn draw_log(f: &mut Frame, app: &App, area: Rect) {
     };
     let title = truncate_width(&title, area.width.saturating_sub(2) as usize);
     f.render_widget(block(title), area);
-    let inner = layout::inner(area);
+    let mut inner = layout::inner(area);
     if inner.height == 0 || inner.width == 0 {
         return;
+    }
+    // An offline student is the first thing a new user meets: say what to do, in the
+    // pane, not only in the (often cut) status bar.
+    if let crate::event::Health::Offline { reason, hint } = &app.student_health {
+        let text = if hint.is_empty() {
+            format!("student offline: {}", clean(reason, SHORT_MAX))
+        } else {
+            format!(
+                "student offline: {} — {}",
+                clean(reason, SHORT_MAX),
+                clean(hint, SHORT_MAX)
+            )
+        };
+        let rows = if inner.height >= 6 { 2 } else { 1 };
+        let banner = Rect {
+            y: inner.bottom() - rows,
+            height: rows,
+            ..inner
+        };
+        f.render_widget(
+            Paragraph::new(text)
+                .style(app.theme.fg(Color::Yellow).add_modifier(Modifier::BOLD))
+                .wrap(Wrap { trim: true }),
+            banner,
+        );
+        inner.height -= rows;
+        if inner.height == 0 {
+            return;
+        }
     }
     if app.entries.is_empty() {
         f.render_widget(
@@ -788,6 +817,23 @@ pub(crate) mod tests {
             r[0]
         );
         assert!(r[1].starts_with('┌'), "{}", r[1]);
+    }
+
+    #[test]
+    fn an_offline_student_says_what_to_do_in_the_log_pane() {
+        let mut a = sample();
+        a.handle_event(Event::Health {
+            role: crate::event::Role::Student,
+            health: crate::event::Health::Offline {
+                reason: "connection refused (http://127.0.0.1:11434)".into(),
+                hint: "start it: `ollama serve`, then `ollama pull gemma4:e2b`".into(),
+            },
+        });
+        for (w, h) in [(80, 24), (160, 48)] {
+            let t = text(&render(&a, w, h));
+            assert!(t.contains("student offline: connection refused"), "{t}");
+            assert!(t.contains("ollama serve"), "{t}");
+        }
     }
 
     #[test]
