@@ -6,9 +6,7 @@ use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
 use crate::eval::cases::load_eval_set;
-use crate::event::Role;
-use crate::ollama::ModelClient;
-use crate::skill::{ensure_writable, SkillStore};
+use crate::skill::ensure_writable;
 use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -31,9 +29,13 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
         );
         return Ok(EXIT_BAD_INPUT);
     }
-    let student = ModelClient::new(&config.student, Role::Student)?;
-    let teacher = ModelClient::new(&config.teacher, Role::Teacher)?;
-    for c in [&student, &teacher] {
+    let ctx = UpskillContext::from_config(
+        config,
+        eval,
+        candidates.unwrap_or(config.upskill.candidates),
+        false,
+    )?;
+    for c in [&ctx.student, &ctx.teacher] {
         if let Err(e) = c.list_models().await {
             eprintln!(
                 "gemmaedge-tui upskill: {} offline: {e} — {}",
@@ -43,18 +45,6 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
             return Ok(1);
         }
     }
-    let ctx = UpskillContext {
-        config: config.clone(),
-        student,
-        teacher,
-        eval,
-        current_skill: SkillStore::open(&config.skill_path())
-            .current()
-            .0
-            .to_string(),
-        candidates: candidates.unwrap_or(config.upskill.candidates),
-        auto_apply: false,
-    };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let task = tokio::spawn(pipeline::run(ctx.clone(), tx, cancel_rx));

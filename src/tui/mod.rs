@@ -25,9 +25,8 @@ pub use images::ImageState;
 use crate::config::Config;
 use crate::engine::EngineHandle;
 use crate::eval::cases::load_eval_set;
-use crate::event::{Command, Event, Role};
-use crate::ollama::ModelClient;
-use crate::skill::{ensure_writable, SkillStore};
+use crate::event::{Command, Event};
+use crate::skill::ensure_writable;
 use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use color_eyre::eyre::WrapErr;
 use crossterm::event::{Event as TermEvent, EventStream};
@@ -129,27 +128,13 @@ fn start_upskill(app: &mut App, console: &mut Console) {
         ));
         return;
     }
-    let clients = ModelClient::new(&config.student, Role::Student)
-        .and_then(|s| Ok((s, ModelClient::new(&config.teacher, Role::Teacher)?)));
-    let (student, teacher) = match clients {
+    let ctx = match UpskillContext::from_config(config, eval, config.upskill.candidates, true) {
         Ok(c) => c,
         Err(e) => {
             app.upskill
                 .refuse(format!("cannot set up the model clients: {e}"));
             return;
         }
-    };
-    let ctx = UpskillContext {
-        config: config.clone(),
-        student,
-        teacher,
-        eval,
-        current_skill: SkillStore::open(&config.skill_path())
-            .current()
-            .0
-            .to_string(),
-        candidates: config.upskill.candidates,
-        auto_apply: true,
     };
     // The Pi cannot run the live feed and the eval at once.
     if console.commands.send(Command::HoldStudent(true)).is_err() {

@@ -85,6 +85,30 @@ pub struct UpskillContext {
     pub auto_apply: bool,
 }
 
+impl UpskillContext {
+    /// The context from the config: clients for both hosts and the current skill.
+    pub fn from_config(
+        config: &Config,
+        eval: Arc<EvalSet>,
+        candidates: usize,
+        auto_apply: bool,
+    ) -> Result<Self, crate::ollama::ModelError> {
+        use crate::event::Role;
+        Ok(UpskillContext {
+            student: ModelClient::new(&config.student, Role::Student)?,
+            teacher: ModelClient::new(&config.teacher, Role::Teacher)?,
+            eval,
+            current_skill: crate::skill::SkillStore::open(&config.skill_path())
+                .current()
+                .0
+                .to_string(),
+            candidates,
+            auto_apply,
+            config: config.clone(),
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Cancelled;
 
