@@ -1,0 +1,152 @@
+//! Server health: a gate per server that callers wait on, the health shown to faces,
+//! and the monitor that retries an offline server with backoff.
+
+use super::{Emitter, Shared};
+use crate::event::{Event, Health, Role};
+use crate::ollama::{ModelClient, ModelError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// Longest wait between retries of an offline server.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// How often a healthy server is re-checked.
+const HEALTHY_RECHECK: Duration = Duration::from_secs(30);
+
+/// One server's reachability: a gate the callers wait on, and the last health shown.
+pub(super) struct HealthGate {
+    role: Role,
+    pub(super) online: watch::Sender<bool>,
+    shown: Mutex<Health>,
+    recheck: Notify,
+}
+
+impl HealthGate {
+    pub(super) fn new(role: Role) -> Self {
+        HealthGate {
+            role,
+            online: watch::channel(true).0,
+            shown: Mutex::new(Health::Unknown),
+            recheck: Notify::new(),
+        }
+    }
+
+    /// Show a health state if it differs in kind or reason from the last one shown.
+    pub(super) fn set(&self, emitter: &Emitter, health: Health) {
+        let online = matches!(health, Health::Ok { .. } | Health::Slow { .. });
+        self.online.send_replace(online);
+        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        let same = match (&*shown, &health) {
+            (Health::Ok { .. }, Health::Ok { .. }) | (Health::Slow { .. }, Health::Slow { .. }) => {
+                true
+            }
+            (a, b) => a == b,
+        };
+        if !same {
+            *shown = health.clone();
+            drop(shown);
+            emitter.emit(Event::Health {
+                role: self.role,
+                health,
+            });
+        }
+    }
+
+    pub(super) fn offline(&self, emitter: &Emitter, error: &ModelError, model: &str) {
+        self.set(
+            emitter,
+            Health::Offline {
+                reason: error.to_string(),
+                hint: error.hint(self.role, model),
+            },
+        );
+        self.recheck.notify_one();
+    }
+}
+
+/// Exponential backoff with jitter: 1, 2, 4 … 30 s (±20%).
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(BACKOFF_CAP);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = (nanos % 400) as f64 / 1000.0 - 0.2; // -0.2 .. +0.2
+    base.mul_f64(1.0 + jitter).min(BACKOFF_CAP)
+}
+
+/// Check a server's reachability and model; retry with backoff while it is offline.
+pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
+    let gate = match client.role() {
+        Role::Student => &shared.student_health,
+        Role::Teacher => &shared.teacher_health,
+    };
+    let mut failures = 0u32;
+    loop {
+        let began = Instant::now();
+        let health = match client.list_models().await {
+            Ok(models) if model_listed(&models, client.model()) => {
+                failures = 0;
+                Health::Ok {
+                    latency_ms: began.elapsed().as_millis() as u64,
+                }
+            }
+            Ok(_) => {
+                failures += 1;
+                let e = client.missing_model_error();
+                Health::Offline {
+                    reason: e.to_string(),
+                    hint: e.hint(client.role(), client.model()),
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                Health::Offline {
+                    reason: e.to_string(),
+                    hint: e.hint(client.role(), client.model()),
+                }
+            }
+        };
+        gate.set(&shared.emitter, health);
+        let wait = if failures == 0 {
+            HEALTHY_RECHECK
+        } else {
+            backoff(failures)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = gate.recheck.notified() => {
+                // A call just failed: look again soon, but not in a tight loop.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Ollama lists `gemma4:latest` for a model pulled as `gemma4`.
+pub fn model_listed(models: &[String], model: &str) -> bool {
+    models
+        .iter()
+        .any(|m| m == model || (!model.contains(':') && *m == format!("{model}:latest")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert!(backoff(1) <= Duration::from_millis(1200));
+        assert!(backoff(3) >= Duration::from_millis(3200));
+        assert!(backoff(20) <= BACKOFF_CAP);
+        assert!(backoff(20) >= Duration::from_secs(24));
+    }
+
+    #[test]
+    fn model_name_matching() {
+        let m = vec!["gemma4:e2b".to_string(), "llava:latest".to_string()];
+        assert!(model_listed(&m, "gemma4:e2b"));
+        assert!(model_listed(&m, "llava"));
+        assert!(!model_listed(&m, "gemma4:26b"));
+    }
+}

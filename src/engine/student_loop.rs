@@ -1,0 +1,247 @@
+//! The student loop: take the newest frame, skip it when nothing changed, stream the
+//! student's answer, apply the policy, and hand escalations to the teacher queue.
+
+use super::{wait_gate, Shared, TeacherJob};
+use crate::confidence::parse_answer;
+use crate::event::{Event, Health};
+use crate::frame::slot::SlotReader;
+use crate::frame::{dhash, prep, PreparedFrame};
+use crate::ollama::ModelClient;
+use crate::policy::{effective_confidence, Observation, Policy, Reason};
+use crate::skill::SkillStore;
+use crate::student;
+use chrono::Utc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A still scene is sent to the student at least this often, changed or not.
+const MAX_UNCHANGED: Duration = Duration::from_secs(60);
+
+/// What the change gate decided for a taken frame.
+enum Gate {
+    Send { prepared: PreparedFrame, hash: u64 },
+    Unchanged { change: f64 },
+}
+
+pub(super) async fn student_loop(
+    shared: Arc<Shared>,
+    client: ModelClient,
+    reader: SlotReader,
+    mut skills: SkillStore,
+    max_frames: Option<u64>,
+) {
+    let mut policy = Policy::new(shared.config.policy.clone());
+    let mut stop = shared.stop.subscribe();
+    let mut held = shared.held.subscribe();
+    let mut online = shared.student_health.online.subscribe();
+    let frame_cfg = shared.config.frame.clone();
+    let slow_after = Duration::from_secs(client.config().timeout_secs) / 2;
+    let min_change = shared.config.source.min_change;
+    let mut last_hash: Option<u64> = None;
+    let mut last_answered_at: Option<Instant> = None;
+    let mut unchanged_total = 0u64;
+    loop {
+        if !wait_gate(&shared, &mut held, false, &mut stop).await
+            || !wait_gate(&shared, &mut online, true, &mut stop).await
+        {
+            break;
+        }
+        let taken = tokio::select! {
+            t = reader.take() => t,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Some(taken) = taken else {
+            shared.emitter.emit(Event::Warning {
+                message: "the frame source ended; stopping".into(),
+            });
+            break;
+        };
+        let frame = taken.frame;
+        let seq = frame.seq;
+        let raw = frame.raw.clone();
+        let cfg = frame_cfg.clone();
+        // The change gate compares with the last answered frame, but lets a frame
+        // through at least every `MAX_UNCHANGED` so a still scene is still watched.
+        let compare_with = last_hash.filter(|_| {
+            min_change > 0.0 && last_answered_at.is_some_and(|t| t.elapsed() < MAX_UNCHANGED)
+        });
+        let gated = tokio::task::spawn_blocking(move || -> Result<Gate, prep::PrepError> {
+            let rgb = prep::decode(&raw)?;
+            let hash = dhash::dhash(&rgb);
+            if let Some(prev) = compare_with {
+                let change = dhash::difference(prev, hash);
+                if change < min_change {
+                    return Ok(Gate::Unchanged { change });
+                }
+            }
+            Ok(Gate::Send {
+                prepared: prep::prepare_rgb(&rgb, &cfg)?,
+                hash,
+            })
+        })
+        .await;
+        let (prepared, hash) = match gated {
+            Ok(Ok(Gate::Send { prepared, hash })) => (Arc::new(prepared), hash),
+            Ok(Ok(Gate::Unchanged { change })) => {
+                unchanged_total += 1;
+                shared.emitter.emit(Event::FrameUnchanged {
+                    seq,
+                    superseded: taken.superseded,
+                    change,
+                    unchanged_total,
+                });
+                continue;
+            }
+            Ok(Err(e)) => {
+                shared.emitter.emit(Event::StudentFailed {
+                    seq,
+                    error: format!("frame {}: {e}", frame.label),
+                });
+                continue;
+            }
+            Err(e) => {
+                shared.emitter.emit(Event::StudentFailed {
+                    seq,
+                    error: format!("frame preparation crashed: {e}"),
+                });
+                continue;
+            }
+        };
+        shared.emitter.emit(Event::FrameTaken {
+            seq,
+            captured_at: frame.captured_at,
+            label: frame.label.clone(),
+            width: prepared.width,
+            height: prepared.height,
+            jpeg_bytes: prepared.jpeg.len(),
+            superseded: taken.superseded,
+            image: Some(prepared.clone()),
+        });
+        let (skill, changed) = skills.current();
+        if changed {
+            shared.emitter.emit(Event::SkillLoaded {
+                name: skills.name(),
+                chars: skill.chars().count(),
+            });
+        }
+        {
+            let mut c = shared.current.lock().unwrap_or_else(|e| e.into_inner());
+            c.answering = Some(seq);
+            c.force_current = false;
+        }
+        let request = student::frame_request(&skill, prepared.base64.clone());
+        let began = Instant::now();
+        let result = {
+            let emitter = &shared.emitter;
+            let mut on_token = |t: &str| emitter.token(seq, t);
+            tokio::select! {
+                r = client.chat(&request, &mut on_token) => r,
+                _ = stop.wait_for(|s| *s) => {
+                    shared.emitter.emit(Event::StudentFailed { seq, error: "stopped before the answer was complete".into() });
+                    break;
+                }
+            }
+        };
+        let latency = began.elapsed();
+        let forced = {
+            let mut c = shared.current.lock().unwrap_or_else(|e| e.into_inner());
+            c.answering = None;
+            std::mem::take(&mut c.force_current)
+        };
+        match result {
+            Ok(reply) => {
+                if reply.truncated {
+                    shared.emitter.emit(Event::Warning {
+                        message: format!("frame #{seq}: the student's reply was cut (too long)"),
+                    });
+                }
+                let parsed = parse_answer(&reply.content);
+                let confidence = effective_confidence(
+                    shared.config.policy.confidence,
+                    parsed.confidence,
+                    reply.measured_confidence,
+                );
+                let reasons = policy.decide(Observation {
+                    answer: &parsed.description,
+                    confidence,
+                    forced,
+                });
+                shared.student_health.set(
+                    &shared.emitter,
+                    if latency > slow_after {
+                        Health::Slow {
+                            latency_ms: latency.as_millis() as u64,
+                        }
+                    } else {
+                        Health::Ok {
+                            latency_ms: latency.as_millis() as u64,
+                        }
+                    },
+                );
+                shared.emitter.emit(Event::StudentAnswer {
+                    seq,
+                    at: Utc::now(),
+                    answer: reply.content.clone(),
+                    confidence: parsed.confidence,
+                    measured_confidence: reply.measured_confidence,
+                    latency_ms: latency.as_millis() as u64,
+                    reasons: reasons.clone(),
+                    skill: skills.name(),
+                });
+                shared
+                    .calibration
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .count_answer(&skills.name());
+                let job = TeacherJob {
+                    seq,
+                    answer: reply.content,
+                    confidence: parsed.confidence,
+                    measured: reply.measured_confidence,
+                    skill: skills.name(),
+                    reasons: reasons.clone(),
+                    image: prepared,
+                    frame_path: None,
+                };
+                shared
+                    .current
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last = Some(job.clone());
+                if !reasons.is_empty() {
+                    shared.escalate(job);
+                }
+                last_hash = Some(hash);
+                last_answered_at = Some(Instant::now());
+                let n = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
+                if max_frames.is_some_and(|m| n >= m) {
+                    break;
+                }
+            }
+            Err(e) => {
+                shared.emitter.emit(Event::StudentFailed {
+                    seq,
+                    error: e.to_string(),
+                });
+                if e.is_unreachable() || e.is_missing_model() {
+                    shared
+                        .student_health
+                        .offline(&shared.emitter, &e, client.model());
+                }
+                if forced {
+                    shared.escalate(TeacherJob {
+                        seq,
+                        answer: format!("(the student gave no answer: {e})"),
+                        confidence: None,
+                        measured: None,
+                        skill: skills.name(),
+                        reasons: vec![Reason::Forced],
+                        image: prepared,
+                        frame_path: None,
+                    });
+                }
+            }
+        }
+    }
+}

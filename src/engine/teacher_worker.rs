@@ -1,0 +1,149 @@
+//! The teacher worker: reviews queued frames one at a time, highest priority first,
+//! retrying passing failures and keeping frames while the teacher is unreachable.
+
+use super::{wait_gate, Shared};
+use crate::event::{Event, Health};
+use crate::ollama::ModelClient;
+use crate::policy::priority_of;
+use crate::teacher;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
+    let mut stop = shared.stop.subscribe();
+    let mut online = shared.teacher_health.online.subscribe();
+    let max_retries = client.config().max_retries;
+    let max_per_minute = client.config().max_per_minute as usize;
+    let device = shared.config.device.name.clone();
+    let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+    loop {
+        if !wait_gate(&shared, &mut online, true, &mut stop).await {
+            return;
+        }
+        let job = {
+            let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let job = q.pop();
+            // Set while holding the lock, so "queue empty and not busy" is never seen
+            // between the pop and the review.
+            shared.teacher_busy.store(job.is_some(), Ordering::Release);
+            job
+        };
+        let Some(job) = job else {
+            tokio::select! {
+                _ = shared.queue_notify.notified() => continue,
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        };
+        shared.emitter.emit(Event::TeacherStarted {
+            seq: job.seq,
+            queue_len: shared.queue_len(),
+        });
+        let mut request =
+            teacher::review_request(&job.answer, &job.reasons, job.image.base64.clone());
+        request.user = format!("Frame from device {}.\n\n{}", device, request.user);
+        // Many devices may share one teacher: keep to this device's share.
+        if max_per_minute > 0 {
+            let minute = Duration::from_secs(60);
+            while recent.front().is_some_and(|t| t.elapsed() >= minute) {
+                recent.pop_front();
+            }
+            if recent.len() >= max_per_minute {
+                let wait = minute.saturating_sub(recent.front().map_or(minute, |t| t.elapsed()));
+                shared.emitter.emit(Event::Warning {
+                    message: format!(
+                        "teacher limit {max_per_minute}/min reached; frame #{} waits {:.0} s",
+                        job.seq,
+                        wait.as_secs_f64()
+                    ),
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                recent.pop_front();
+            }
+            recent.push_back(Instant::now());
+        }
+        let mut attempt = 0;
+        loop {
+            let began = Instant::now();
+            let mut ignore_tokens = |_: &str| {};
+            let result = tokio::select! {
+                r = client.chat(&request, &mut ignore_tokens) => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            match result {
+                Ok(reply) => {
+                    let latency_ms = began.elapsed().as_millis() as u64;
+                    shared
+                        .teacher_health
+                        .set(&shared.emitter, Health::Ok { latency_ms });
+                    let verdict = teacher::parse_verdict(&reply.content);
+                    shared.record_calibration(&job, &verdict);
+                    if verdict.safety_relevant == Some(true) {
+                        shared.notify(&job, &verdict);
+                    }
+                    shared.emitter.emit(Event::TeacherVerdict {
+                        seq: job.seq,
+                        verdict,
+                        latency_ms,
+                    });
+                    break;
+                }
+                Err(e) if e.is_unreachable() => {
+                    // Keep the frame: it goes first once the teacher is back.
+                    let priority =
+                        priority_of(&job.reasons).unwrap_or(crate::policy::Priority::Audit);
+                    let seq = job.seq;
+                    let back = shared
+                        .queue
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_front(priority, job.clone());
+                    if let Some(d) = back {
+                        shared.emitter.emit(Event::TeacherDropped {
+                            seq: d.seq,
+                            reasons: d.reasons,
+                        });
+                    }
+                    shared.emitter.emit(Event::Warning {
+                        message: format!(
+                            "teacher unreachable; frame #{seq} waits in the queue: {e}"
+                        ),
+                    });
+                    shared
+                        .teacher_health
+                        .offline(&shared.emitter, &e, client.model());
+                    break;
+                }
+                Err(e) if e.is_transient() && attempt < max_retries => {
+                    attempt += 1;
+                    shared.emitter.emit(Event::Warning {
+                        message: format!(
+                            "teacher: {e}; retry {attempt} of {max_retries} for frame #{}",
+                            job.seq
+                        ),
+                    });
+                    let wait = super::health::backoff(attempt);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+                Err(e) => {
+                    if e.is_missing_model() {
+                        shared
+                            .teacher_health
+                            .offline(&shared.emitter, &e, client.model());
+                    }
+                    shared.emitter.emit(Event::TeacherFailed {
+                        seq: job.seq,
+                        error: e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
