@@ -250,3 +250,75 @@ fn headless_max_frames_stops_after_that_many_answers() {
     assert_eq!(answers, 3, "{text}");
     assert!(text.contains("stopped after 3 answers"), "{text}");
 }
+
+#[test]
+fn a_malformed_eval_file_is_a_clear_error_and_nothing_runs() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let d = tempfile::tempdir().unwrap();
+    let eval = d.path().join("eval");
+    std::fs::create_dir_all(&eval).unwrap();
+    std::fs::write(
+        eval.join("cases.toml"),
+        "[[case]]\nid = \"a\"\ntext = \"x\"\nexpect = [\"cat\"]\nsafety = false\n\n[[case]]\nid = \"b\"\nexpect = [\"dog\"]\nsafety = true\n",
+    )
+    .unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[student]\nhost = \"{}\"\n[paths]\neval = \"{}\"\nskills = \"{}\"\n",
+            student.url(),
+            eval.display(),
+            d.path().join("skills").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("eval")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cases.toml"), "{err}");
+    assert!(err.contains("\"b\""), "names the case: {err}");
+    assert!(
+        student.chat_requests().is_empty(),
+        "nothing runs on a half-read set"
+    );
+}
+
+#[test]
+fn upskill_refuses_to_start_when_the_skills_dir_is_not_writable() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    let d = tempfile::tempdir().unwrap();
+    let blocker = d.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[student]\nhost = \"{}\"\n[teacher]\nhost = \"{}\"\n[paths]\neval = \"{}\"\nskills = \"{}\"\n",
+            student.url(),
+            teacher.url(),
+            repo().join("eval").display(),
+            blocker.join("skills").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["upskill", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not writable") && err.contains("not starting"),
+        "{err}"
+    );
+    assert!(student.chat_requests().is_empty() && teacher.chat_requests().is_empty());
+}
