@@ -171,7 +171,7 @@ pub async fn run(config: &Config, origin: &ConfigOrigin) -> i32 {
         .collect();
     print!(
         "{}",
-        table::render(&["", "check", "detail"], &table_rows, 110)
+        table::render(&["", "check", "detail"], &table_rows, 240)
     );
     let failed = rows.iter().filter(|r| !r.ok).count();
     if failed == 0 {
