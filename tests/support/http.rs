@@ -9,7 +9,7 @@
 //! This file is self-contained too: no `super::`.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
@@ -69,9 +69,17 @@ pub fn split_tokens(text: &str, n: usize) -> Vec<String> {
 // Server state and control
 // ---------------------------------------------------------------------------------------------
 
-/// A server's state: its own fields plus the transport part ([`Net`]), behind one mutex.
+/// A server's state: its own fields plus the transport part ([`Net`]) and the chat script
+/// ([`Script`]), behind one mutex.
 pub trait Service: Send + Sized + 'static {
+    /// A decoded chat request.
+    type Chat: Clone + Send + 'static;
+    /// What the server does with one chat request.
+    type Reply: Send + 'static;
+
     fn net(&mut self) -> &mut Net;
+
+    fn script(&mut self) -> &mut Script<Self::Chat, Self::Reply>;
 
     /// Answer one request (already recorded); Ok(true) when the connection may serve another.
     fn handle<'a>(
@@ -114,6 +122,56 @@ impl Default for Net {
     }
 }
 
+/// Computes the reply to a chat when no scripted reply is queued.
+pub type Handler<C, R> = Arc<dyn Fn(&C) -> R + Send + Sync + 'static>;
+
+/// How a server answers chats: scripted replies, a handler, the chats seen, token settings.
+pub struct Script<C, R> {
+    /// Replies for the next chats, consumed before the handler.
+    pub queue: VecDeque<R>,
+    pub handler: Option<Handler<C, R>>,
+    /// Chats whose body was a JSON object (valid or not), in order (while recording).
+    pub chats: Vec<C>,
+    /// Characters per streamed token of a plain text reply.
+    pub token_chars: usize,
+    /// Delay between tokens of a plain text reply.
+    pub token_delay: Duration,
+}
+
+impl<C, R> Script<C, R> {
+    pub fn new(token_chars: usize) -> Self {
+        Script {
+            queue: VecDeque::new(),
+            handler: None,
+            chats: Vec::new(),
+            token_chars,
+            token_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Keep this chat for inspection (when recording).
+pub fn record_chat<S: Service>(shared: &Arc<Mutex<S>>, chat: &S::Chat) {
+    let mut st = lock(shared);
+    if st.net().recording {
+        st.script().chats.push(chat.clone());
+    }
+}
+
+/// The scripted reply for `chat`: the queue first, then the handler (called outside the
+/// lock); None when there is neither.
+pub fn next_reply<S: Service>(shared: &Arc<Mutex<S>>, chat: &S::Chat) -> Option<S::Reply> {
+    let handler = {
+        let mut st = lock(shared);
+        let script = st.script();
+        if let Some(r) = script.queue.pop_front() {
+            return Some(r);
+        }
+        script.handler.clone()
+    };
+    handler.map(|h| h(chat))
+}
+
 struct ListenerCtl {
     /// Duplicate of the listening socket's fd: shutting it down closes the socket for the
     /// accept task too, synchronously.
@@ -131,56 +189,19 @@ pub fn lock<S>(shared: &Arc<Mutex<S>>) -> MutexGuard<'_, S> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A runtime of its own (one worker thread) for a server started outside tokio.
-pub fn own_runtime(thread_name: &str) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(thread_name)
-        .enable_all()
-        .build()
-        .expect("build test server runtime")
-}
-
-/// Poll `cond` every 5 ms until it holds (`true`) or `timeout` passes (`false`).
-pub async fn wait_until(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Blocking variant of [`wait_until`].
-pub fn wait_until_blocking(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The listening part of a fake server. Dropping it closes the listener and every connection
-/// and stops its tasks (and its runtime, when it has one of its own).
+/// A fake model server (each server file names it, e.g. `OllamaTestServer`). Dropping it
+/// closes the listener and every connection and stops its tasks (and its runtime, when it was
+/// started with `start_in_thread`).
 pub struct Server<S: Service> {
-    pub shared: Arc<Mutex<S>>,
+    shared: Arc<Mutex<S>>,
     port: u16,
     handle: Handle,
     runtime: Option<Runtime>,
 }
 
 impl<S: Service> Server<S> {
-    /// Listen on an ephemeral port of 127.0.0.1, serving on `handle`.
-    pub fn start(handle: Handle, runtime: Option<Runtime>, state: S) -> Self {
+    /// Listen on an ephemeral port of 127.0.0.1 and serve on `handle`.
+    pub(super) fn bind(handle: Handle, runtime: Option<Runtime>, state: S) -> Self {
         let shared = Arc::new(Mutex::new(state));
         let port = listen(&shared, &handle, 0).expect("bind test server on 127.0.0.1");
         Server {
@@ -191,7 +212,25 @@ impl<S: Service> Server<S> {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, S> {
+    /// Listen on the current tokio runtime (call inside a tokio runtime).
+    pub(super) fn bind_here(state: S) -> Self {
+        Self::bind(Handle::current(), None, state)
+    }
+
+    /// Listen on a runtime of its own (one worker thread), for sync tests, tests that run a
+    /// child process, or tests that block.
+    pub(super) fn bind_in_thread(thread_name: &str, state: S) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .expect("build test server runtime");
+        let handle = runtime.handle().clone();
+        Self::bind(handle, Some(runtime), state)
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, S> {
         lock(&self.shared)
     }
 
@@ -204,24 +243,107 @@ impl<S: Service> Server<S> {
         self.port
     }
 
+    /// Queue a reply for the next chat request that passes validation (FIFO, consumed before
+    /// the handler).
+    pub fn push_reply(&self, r: S::Reply) {
+        self.lock().script().queue.push_back(r);
+    }
+
+    /// Number of queued replies not consumed yet.
+    pub fn pending_replies(&self) -> usize {
+        self.lock().script().queue.len()
+    }
+
+    /// Reply used when the queue is empty.
+    pub fn set_handler(&self, f: impl Fn(&S::Chat) -> S::Reply + Send + Sync + 'static) {
+        self.lock().script().handler = Some(Arc::new(f));
+    }
+
+    /// Back to the server's default reply (`DEFAULT_REPLY_TEXT`) when the queue is empty.
+    pub fn clear_handler(&self) {
+        self.lock().script().handler = None;
+    }
+
+    /// Characters per streamed token for `Reply::Text` (and `Full` with `token_chars: 0`).
+    pub fn set_token_chars(&self, n: usize) {
+        self.lock().script().token_chars = n.max(1);
+    }
+
+    /// Delay between tokens for `Reply::Text`.
+    pub fn set_token_delay(&self, d: Duration) {
+        self.lock().script().token_delay = d;
+    }
+
+    /// `false`: every response carries `Connection: close` and the connection is closed.
     pub fn set_keep_alive(&self, keep_alive: bool) {
         self.lock().net().keep_alive = keep_alive;
     }
 
-    pub fn set_recording(&self, on: bool) {
-        self.lock().net().recording = on;
-    }
-
+    /// All requests, in order of arrival.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().net().requests.clone()
     }
 
+    /// All chat requests whose body was a JSON object (valid or not), in order.
+    pub fn chat_requests(&self) -> Vec<S::Chat> {
+        self.lock().script().chats.clone()
+    }
+
+    pub fn chat_count(&self) -> usize {
+        self.lock().script().chats.len()
+    }
+
+    /// Keep (default) or stop keeping requests; a soak run turns it off.
+    pub fn set_recording(&self, on: bool) {
+        self.lock().net().recording = on;
+    }
+
+    /// Forget recorded requests.
+    pub fn clear_requests(&self) {
+        let mut st = self.lock();
+        st.net().requests.clear();
+        st.script().chats.clear();
+    }
+
+    /// TCP connections accepted so far (keep-alive reuse shows as fewer connections).
     pub fn accepted_connections(&self) -> usize {
         self.lock().net().accepted
     }
 
-    /// Close the listening socket at once (new connections get ECONNREFUSED) and shut down
-    /// every open connection.
+    /// Wait until at least `n` chat requests arrived; `false` on timeout.
+    pub async fn wait_for_chats(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.chat_count() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Blocking variant of [`Server::wait_for_chats`]. Do not call it on the thread of a
+    /// current-thread runtime that runs this server (use `start_in_thread`).
+    pub fn wait_for_chats_blocking(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.chat_count() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Stop like a killed server: the listening socket is closed at once (new connections
+    /// get ECONNREFUSED) and every open connection is shut down (streams in flight end
+    /// abruptly, hanging requests fail, idle keep-alive connections see EOF).
+    ///
+    /// As with a real restart, a client that still pools an idle keep-alive connection may
+    /// fail its next request with a connection-closed error (hyper `IncompleteMessage`)
+    /// instead of a connect error, when it had not yet noticed the close (typical on a
+    /// current-thread runtime); the request after that is refused. Call
+    /// `set_keep_alive(false)` before the first request to get ECONNREFUSED every time.
     pub fn stop_listening(&self) {
         shutdown_everything(&self.shared);
     }

@@ -13,7 +13,9 @@
 //! JSON is written the way Go's `encoding/json` writes it (`<`, `>`, `&` escaped as `\u003c`…),
 //! so clients are exercised against the real escaping.
 //!
-//! This file is self-contained (no `super::`) so benches can include it with `#[path]`.
+//! The HTTP/1.1 plumbing shared with the other fake server is in `http.rs`, a child module
+//! found by a path relative to this file: this file stays self-contained (no `super::`), so a
+//! bench includes it with one `#[path = "../tests/support/<this file>"] mod …;`.
 #![allow(dead_code)]
 
 // The HTTP plumbing is a child module of each server (path relative to this file), so this
@@ -22,7 +24,6 @@
 #[path = "http.rs"]
 mod http;
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,9 +32,9 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::runtime::{Handle, Runtime};
 
-use http::{find_header, lock, Conn, HttpRequest, Net, Server, Service};
+use http::{find_header, lock, Conn, HttpRequest, Net, Script, Server, Service};
+#[allow(unused_imports)] // not every test binary names them
 pub use http::{split_tokens, RecordedRequest, CHUNK_GAP};
 
 /// What the server answers to `/api/chat` when nothing was scripted.
@@ -315,16 +316,11 @@ pub fn encode_image(bytes: &[u8]) -> String {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-type Handler = Arc<dyn Fn(&ChatRequest) -> Reply + Send + Sync + 'static>;
-
-struct State {
+/// The server's state (one mutex): transport, chat script, and what is Ollama's own.
+pub struct State {
     net: Net,
+    script: Script<ChatRequest, Reply>,
     models: Vec<String>,
-    queue: VecDeque<Reply>,
-    handler: Option<Handler>,
-    chats: Vec<ChatRequest>,
-    token_chars: usize,
-    token_delay: Duration,
     logprob: Option<f64>,
     legacy_not_found: bool,
     version: String,
@@ -333,8 +329,15 @@ struct State {
 type Shared = Arc<Mutex<State>>;
 
 impl Service for State {
+    type Chat = ChatRequest;
+    type Reply = Reply;
+
     fn net(&mut self) -> &mut Net {
         &mut self.net
+    }
+
+    fn script(&mut self) -> &mut Script<ChatRequest, Reply> {
+        &mut self.script
     }
 
     fn handle<'a>(
@@ -349,169 +352,55 @@ impl Service for State {
 
 /// Fake Ollama server. Dropping it closes the listener and every connection and stops its
 /// tasks (and its runtime, for [`OllamaTestServer::start_in_thread`]).
-pub struct OllamaTestServer {
-    server: Server<State>,
-}
+///
+/// The methods common to the fake servers (`url`, `push_reply`, `set_handler`, `requests`,
+/// `chat_requests`, `wait_for_chats`, `stop_listening`, `resume_listening`, …) are in
+/// `http.rs` ([`Server`]); the Ollama-specific ones are below.
+pub type OllamaTestServer = Server<State>;
 
-impl OllamaTestServer {
+impl Server<State> {
     /// Start on the current tokio runtime (call inside a tokio runtime).
     pub async fn start(models: &[&str]) -> Self {
-        Self::start_on(Handle::current(), None, models)
+        Self::bind_here(State::new(models))
     }
 
     /// Start on a runtime of its own (one worker thread), for sync tests, tests that run
     /// a child process, or tests that block.
     pub fn start_in_thread(models: &[&str]) -> Self {
-        let runtime = http::own_runtime("ollama-test-server");
-        let handle = runtime.handle().clone();
-        Self::start_on(handle, Some(runtime), models)
-    }
-
-    fn start_on(handle: Handle, runtime: Option<Runtime>, models: &[&str]) -> Self {
-        let state = State {
-            net: Net::default(),
-            models: models.iter().map(|m| m.to_string()).collect(),
-            queue: VecDeque::new(),
-            handler: None,
-            chats: Vec::new(),
-            token_chars: DEFAULT_TOKEN_CHARS,
-            token_delay: Duration::ZERO,
-            logprob: None,
-            legacy_not_found: false,
-            version: DEFAULT_VERSION.to_string(),
-        };
-        OllamaTestServer {
-            server: Server::start(handle, runtime, state),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    pub fn port(&self) -> u16 {
-        self.server.port()
+        Self::bind_in_thread("ollama-test-server", State::new(models))
     }
 
     /// Replace the model list (`/api/tags`, and which models `/api/chat` accepts).
     pub fn set_models(&self, models: &[&str]) {
-        self.server.lock().models = models.iter().map(|m| m.to_string()).collect();
-    }
-
-    /// Queue a reply for the next `/api/chat` request that passes validation (FIFO, consumed
-    /// before the handler).
-    pub fn push_reply(&self, r: Reply) {
-        self.server.lock().queue.push_back(r);
-    }
-
-    /// Number of queued replies not consumed yet.
-    pub fn pending_replies(&self) -> usize {
-        self.server.lock().queue.len()
-    }
-
-    /// Reply used when the queue is empty.
-    pub fn set_handler(&self, f: impl Fn(&ChatRequest) -> Reply + Send + Sync + 'static) {
-        self.server.lock().handler = Some(Arc::new(f));
-    }
-
-    /// Back to the default reply ([`DEFAULT_REPLY_TEXT`]) when the queue is empty.
-    pub fn clear_handler(&self) {
-        self.server.lock().handler = None;
-    }
-
-    /// Characters per streamed token for [`Reply::Text`] (and `Full` with `token_chars: 0`).
-    pub fn set_token_chars(&self, n: usize) {
-        self.server.lock().token_chars = n.max(1);
-    }
-
-    /// Delay between tokens for [`Reply::Text`].
-    pub fn set_token_delay(&self, d: Duration) {
-        self.server.lock().token_delay = d;
+        self.lock().models = models.iter().map(|m| m.to_string()).collect();
     }
 
     /// Report this log-probability for every content token of streamed replies when a
     /// request sends `"logprobs": true` (None, the default: like a server without them).
     pub fn set_logprob(&self, lp: Option<f64>) {
-        self.server.lock().logprob = lp;
+        self.lock().logprob = lp;
     }
 
     /// Use the older not-found wording `model "NAME" not found, try pulling it first`.
     pub fn set_legacy_not_found(&self, legacy: bool) {
-        self.server.lock().legacy_not_found = legacy;
-    }
-
-    /// `false`: every response carries `Connection: close` and the connection is closed.
-    pub fn set_keep_alive(&self, keep_alive: bool) {
-        self.server.set_keep_alive(keep_alive);
+        self.lock().legacy_not_found = legacy;
     }
 
     pub fn set_version(&self, version: &str) {
-        self.server.lock().version = version.to_string();
+        self.lock().version = version.to_string();
     }
+}
 
-    /// All requests, in order of arrival.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// All `/api/chat` requests whose body was a JSON object (valid or not), in order.
-    pub fn chat_requests(&self) -> Vec<ChatRequest> {
-        self.server.lock().chats.clone()
-    }
-
-    pub fn chat_count(&self) -> usize {
-        self.server.lock().chats.len()
-    }
-
-    /// Keep (default) or stop keeping requests; a soak run turns it off.
-    pub fn set_recording(&self, on: bool) {
-        self.server.set_recording(on);
-    }
-
-    /// Forget recorded requests.
-    pub fn clear_requests(&self) {
-        let mut st = self.server.lock();
-        st.net.requests.clear();
-        st.chats.clear();
-    }
-
-    /// TCP connections accepted so far (keep-alive reuse shows as fewer connections).
-    pub fn accepted_connections(&self) -> usize {
-        self.server.accepted_connections()
-    }
-
-    /// Wait until at least `n` chat requests arrived; `false` on timeout.
-    pub async fn wait_for_chats(&self, n: usize, timeout: Duration) -> bool {
-        http::wait_until(timeout, || self.chat_count() >= n).await
-    }
-
-    /// Blocking variant of [`OllamaTestServer::wait_for_chats`]. Do not call it on the
-    /// thread of a current-thread runtime that runs this server (use `start_in_thread`).
-    pub fn wait_for_chats_blocking(&self, n: usize, timeout: Duration) -> bool {
-        http::wait_until_blocking(timeout, || self.chat_count() >= n)
-    }
-
-    /// Stop like a killed Ollama: the listening socket is closed at once (new connections
-    /// get ECONNREFUSED) and every open connection is shut down (streams in flight end
-    /// abruptly, hanging requests fail, idle keep-alive connections see EOF).
-    ///
-    /// As with a real restart, a client that still pools an idle keep-alive connection may
-    /// fail its next request with a connection-closed error (hyper `IncompleteMessage`)
-    /// instead of a connect error, when it had not yet noticed the close (typical on a
-    /// current-thread runtime); the request after that is refused. Call
-    /// `set_keep_alive(false)` before the first request to get ECONNREFUSED every time.
-    pub fn stop_listening(&self) {
-        self.server.stop_listening();
-    }
-
-    /// Listen again on the same port. No-op if already listening.
-    pub fn resume_listening(&self) {
-        self.server.resume_listening();
-    }
-
-    pub fn is_listening(&self) -> bool {
-        self.server.is_listening()
+impl State {
+    fn new(models: &[&str]) -> Self {
+        State {
+            net: Net::default(),
+            script: Script::new(DEFAULT_TOKEN_CHARS),
+            models: models.iter().map(|m| m.to_string()).collect(),
+            logprob: None,
+            legacy_not_found: false,
+            version: DEFAULT_VERSION.to_string(),
+        }
     }
 }
 
@@ -735,12 +624,7 @@ async fn handle_chat(
         }
     };
     let chat = parse_chat(raw, &req.headers);
-    {
-        let mut st = lock(shared);
-        if st.net.recording {
-            st.chats.push(chat.clone());
-        }
-    }
+    http::record_chat(shared, &chat);
 
     // Validation in Ollama's order: JSON binding (base64 images) first, then the model.
     let bad_image = chat
@@ -766,8 +650,8 @@ async fn handle_chat(
         (
             st.models.iter().any(|m| normalize_model(m) == wanted),
             st.legacy_not_found,
-            st.token_chars,
-            st.token_delay,
+            st.script.token_chars,
+            st.script.token_delay,
         )
     };
     if !known {
@@ -782,18 +666,8 @@ async fn handle_chat(
         return Ok(true);
     }
 
-    let reply = {
-        let mut st = lock(shared);
-        match st.queue.pop_front() {
-            Some(r) => Ok(r),
-            None => Err(st.handler.clone()),
-        }
-    };
-    let reply = match reply {
-        Ok(r) => r,
-        Err(Some(handler)) => handler(&chat),
-        Err(None) => Reply::Text(DEFAULT_REPLY_TEXT.to_string()),
-    };
+    let reply = http::next_reply(shared, &chat)
+        .unwrap_or_else(|| Reply::Text(DEFAULT_REPLY_TEXT.to_string()));
     let logprob = lock(shared)
         .logprob
         .filter(|_| chat.raw.get("logprobs") == Some(&Value::Bool(true)));

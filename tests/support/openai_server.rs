@@ -18,7 +18,9 @@
 //!   set ([`OpenAiTestServer::set_api_key`]) a request without the right
 //!   `Authorization: Bearer …` is 401 `{"error":"Unauthorized"}` (vLLM's answer).
 //!
-//! This file is self-contained (no `super::`) so benches can include it with `#[path]`.
+//! The HTTP/1.1 plumbing shared with the other fake server is in `http.rs`, a child module
+//! found by a path relative to this file: this file stays self-contained (no `super::`), so a
+//! bench includes it with one `#[path = "../tests/support/<this file>"] mod …;`.
 #![allow(dead_code)]
 
 // The HTTP plumbing is a child module of each server (path relative to this file), so this
@@ -27,7 +29,6 @@
 #[path = "http.rs"]
 mod http;
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,9 +37,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::runtime::{Handle, Runtime};
 
-use http::{find_header, lock, Conn, HttpRequest, Net, Server, Service};
+use http::{find_header, lock, Conn, HttpRequest, Net, Script, Server, Service};
+#[allow(unused_imports)] // not every test binary names them
 pub use http::{split_tokens, RecordedRequest, CHUNK_GAP};
 
 /// What the server answers to a chat when nothing was scripted.
@@ -339,25 +340,27 @@ pub fn decode_data_url(url: &str) -> Result<Image, String> {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-type Handler = Arc<dyn Fn(&ChatRequest) -> Reply + Send + Sync + 'static>;
-
-struct State {
+/// The server's state (one mutex): transport, chat script, and what is this server's own.
+pub struct State {
     net: Net,
+    script: Script<ChatRequest, Reply>,
     models: Vec<String>,
     api_key: Option<String>,
-    queue: VecDeque<Reply>,
-    handler: Option<Handler>,
-    chats: Vec<ChatRequest>,
-    token_chars: usize,
-    token_delay: Duration,
     next_completion: u64,
 }
 
 type Shared = Arc<Mutex<State>>;
 
 impl Service for State {
+    type Chat = ChatRequest;
+    type Reply = Reply;
+
     fn net(&mut self) -> &mut Net {
         &mut self.net
+    }
+
+    fn script(&mut self) -> &mut Script<ChatRequest, Reply> {
+        &mut self.script
     }
 
     fn handle<'a>(
@@ -372,152 +375,44 @@ impl Service for State {
 
 /// Fake OpenAI-compatible server. Dropping it closes the listener and every connection and
 /// stops its tasks (and its runtime, for [`OpenAiTestServer::start_in_thread`]).
-pub struct OpenAiTestServer {
-    server: Server<State>,
-}
+///
+/// The methods common to the fake servers (`url` — without `/v1` —, `push_reply`,
+/// `set_handler`, `requests`, `chat_requests`, `wait_for_chats`, `stop_listening`,
+/// `resume_listening`, …) are in `http.rs` ([`Server`]); the OpenAI-specific ones are below.
+pub type OpenAiTestServer = Server<State>;
 
-impl OpenAiTestServer {
+impl Server<State> {
     /// Start on the current tokio runtime (call inside a tokio runtime).
     pub async fn start(models: &[&str]) -> Self {
-        Self::start_on(Handle::current(), None, models)
+        Self::bind_here(State::new(models))
     }
 
     /// Start on a runtime of its own (one worker thread), for sync tests, tests that run
     /// a child process, or tests that block.
     pub fn start_in_thread(models: &[&str]) -> Self {
-        let runtime = http::own_runtime("openai-test-server");
-        let handle = runtime.handle().clone();
-        Self::start_on(handle, Some(runtime), models)
-    }
-
-    fn start_on(handle: Handle, runtime: Option<Runtime>, models: &[&str]) -> Self {
-        let state = State {
-            net: Net::default(),
-            models: models.iter().map(|m| m.to_string()).collect(),
-            api_key: None,
-            queue: VecDeque::new(),
-            handler: None,
-            chats: Vec::new(),
-            token_chars: DEFAULT_TOKEN_CHARS,
-            token_delay: Duration::ZERO,
-            next_completion: 1,
-        };
-        OpenAiTestServer {
-            server: Server::start(handle, runtime, state),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT` (without `/v1`).
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    pub fn port(&self) -> u16 {
-        self.server.port()
+        Self::bind_in_thread("openai-test-server", State::new(models))
     }
 
     /// Replace the model list (`/v1/models`, and which models chats accept; exact names).
     pub fn set_models(&self, models: &[&str]) {
-        self.server.lock().models = models.iter().map(|m| m.to_string()).collect();
+        self.lock().models = models.iter().map(|m| m.to_string()).collect();
     }
 
     /// Require `Authorization: Bearer KEY` on every `/v1/` request (`None`: no check).
     pub fn set_api_key(&self, key: Option<&str>) {
-        self.server.lock().api_key = key.map(String::from);
+        self.lock().api_key = key.map(String::from);
     }
+}
 
-    /// Queue a reply for the next chat request that passes validation (FIFO, consumed
-    /// before the handler).
-    pub fn push_reply(&self, r: Reply) {
-        self.server.lock().queue.push_back(r);
-    }
-
-    /// Number of queued replies not consumed yet.
-    pub fn pending_replies(&self) -> usize {
-        self.server.lock().queue.len()
-    }
-
-    /// Reply used when the queue is empty.
-    pub fn set_handler(&self, f: impl Fn(&ChatRequest) -> Reply + Send + Sync + 'static) {
-        self.server.lock().handler = Some(Arc::new(f));
-    }
-
-    /// Back to the default reply ([`DEFAULT_REPLY_TEXT`]) when the queue is empty.
-    pub fn clear_handler(&self) {
-        self.server.lock().handler = None;
-    }
-
-    /// Characters per streamed token for [`Reply::Text`] (and `Full` with `token_chars: 0`).
-    pub fn set_token_chars(&self, n: usize) {
-        self.server.lock().token_chars = n.max(1);
-    }
-
-    /// Delay between tokens for [`Reply::Text`].
-    pub fn set_token_delay(&self, d: Duration) {
-        self.server.lock().token_delay = d;
-    }
-
-    /// `false`: every response carries `Connection: close` and the connection is closed.
-    pub fn set_keep_alive(&self, keep_alive: bool) {
-        self.server.set_keep_alive(keep_alive);
-    }
-
-    /// All requests, in order of arrival.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
-    /// All chat requests whose body was a JSON object (valid or not), in order.
-    pub fn chat_requests(&self) -> Vec<ChatRequest> {
-        self.server.lock().chats.clone()
-    }
-
-    pub fn chat_count(&self) -> usize {
-        self.server.lock().chats.len()
-    }
-
-    /// Keep (default) or stop keeping requests; a soak run turns it off.
-    pub fn set_recording(&self, on: bool) {
-        self.server.set_recording(on);
-    }
-
-    /// Forget recorded requests.
-    pub fn clear_requests(&self) {
-        let mut st = self.server.lock();
-        st.net.requests.clear();
-        st.chats.clear();
-    }
-
-    /// TCP connections accepted so far (keep-alive reuse shows as fewer connections).
-    pub fn accepted_connections(&self) -> usize {
-        self.server.accepted_connections()
-    }
-
-    /// Wait until at least `n` chat requests arrived; `false` on timeout.
-    pub async fn wait_for_chats(&self, n: usize, timeout: Duration) -> bool {
-        http::wait_until(timeout, || self.chat_count() >= n).await
-    }
-
-    /// Blocking variant of [`OpenAiTestServer::wait_for_chats`]. Do not call it on the
-    /// thread of a current-thread runtime that runs this server (use `start_in_thread`).
-    pub fn wait_for_chats_blocking(&self, n: usize, timeout: Duration) -> bool {
-        http::wait_until_blocking(timeout, || self.chat_count() >= n)
-    }
-
-    /// Stop like a killed server: the listening socket is closed at once (new connections
-    /// get ECONNREFUSED) and every open connection is shut down. See
-    /// `OllamaTestServer::stop_listening` for the keep-alive caveat.
-    pub fn stop_listening(&self) {
-        self.server.stop_listening();
-    }
-
-    /// Listen again on the same port. No-op if already listening.
-    pub fn resume_listening(&self) {
-        self.server.resume_listening();
-    }
-
-    pub fn is_listening(&self) -> bool {
-        self.server.is_listening()
+impl State {
+    fn new(models: &[&str]) -> Self {
+        State {
+            net: Net::default(),
+            script: Script::new(DEFAULT_TOKEN_CHARS),
+            models: models.iter().map(|m| m.to_string()).collect(),
+            api_key: None,
+            next_completion: 1,
+        }
     }
 }
 
@@ -700,12 +595,7 @@ async fn handle_chat(
         }
     };
     let (chat, bad_image) = parse_chat(raw, &req.headers);
-    {
-        let mut st = lock(shared);
-        if st.net.recording {
-            st.chats.push(chat.clone());
-        }
-    }
+    http::record_chat(shared, &chat);
     if let Some(msg) = bad_image {
         let body = error_body(400, &msg).to_string();
         conn.write_fixed(400, JSON_TYPE, body.as_bytes(), keep_alive, false)
@@ -724,8 +614,8 @@ async fn handle_chat(
         st.next_completion += 1;
         (
             st.models.contains(&chat.model),
-            st.token_chars,
-            st.token_delay,
+            st.script.token_chars,
+            st.script.token_delay,
             id,
         )
     };
@@ -742,18 +632,8 @@ async fn handle_chat(
         return Ok(true);
     }
 
-    let reply = {
-        let mut st = lock(shared);
-        match st.queue.pop_front() {
-            Some(r) => Ok(r),
-            None => Err(st.handler.clone()),
-        }
-    };
-    let reply = match reply {
-        Ok(r) => r,
-        Err(Some(handler)) => handler(&chat),
-        Err(None) => Reply::Text(DEFAULT_REPLY_TEXT.to_string()),
-    };
+    let reply = http::next_reply(shared, &chat)
+        .unwrap_or_else(|| Reply::Text(DEFAULT_REPLY_TEXT.to_string()));
     let out = Out {
         model: chat.model.clone(),
         id: format!("chatcmpl-{id:08x}"),
