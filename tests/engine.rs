@@ -7,35 +7,13 @@ use gemmaedge_tui::config::{Config, SourceKind};
 use gemmaedge_tui::engine::{self, EngineHandle, EngineOptions};
 use gemmaedge_tui::event::{Command, Event, Health, Role};
 use gemmaedge_tui::policy::Reason;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use support::ollama_server::{OllamaTestServer, Reply};
-
-const STUDENT: &str = "gemma4:e2b";
-const TEACHER: &str = "gemma4:26b";
-
-fn photos() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/images")
-}
+use support::{engine_config, photos, STUDENT, TEACHER};
 
 fn config(dir: &Path, student: &str, teacher: &str) -> Config {
-    let mut c = Config::default();
-    c.student.host = student.to_string();
-    c.student.model = STUDENT.into();
-    c.student.timeout_secs = 10;
-    c.teacher.host = teacher.to_string();
-    c.teacher.model = TEACHER.into();
-    c.teacher.timeout_secs = 10;
-    c.source.kind = SourceKind::Folder;
-    c.source.path = photos().to_string_lossy().into_owned();
-    c.source.fps = 50.0;
-    // The change gate has its own test; here every frame goes to the student.
-    c.source.min_change = 0.0;
-    c.policy.audit_every = 0;
-    c.paths.logs = dir.join("logs");
-    c.paths.skills = dir.join("skills");
-    c.paths.eval = dir.join("eval");
-    c
+    engine_config(dir, student, teacher, 10)
 }
 
 fn verdict_json(agrees: bool) -> String {

@@ -3,39 +3,20 @@
 
 mod support;
 
-use gemmaedge_tui::config::{Config, SourceKind};
+use gemmaedge_tui::config::Config;
 use gemmaedge_tui::engine::{self, EngineHandle, EngineOptions};
 use gemmaedge_tui::event::{Command, Event, Health, Role};
 use gemmaedge_tui::policy::Reason;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use support::ollama_server::{OllamaTestServer, Reply};
+use support::{engine_config, photos, STUDENT, TEACHER};
 
-const STUDENT: &str = "gemma4:e2b";
-const TEACHER: &str = "gemma4:26b";
 const CALM: &str = "A calm office.\nCONFIDENCE: 0.9";
 
-fn photos() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/images")
-}
-
+/// Short request timeouts: several faults are only seen when a request times out.
 fn config(dir: &Path, student: &str, teacher: &str) -> Config {
-    let mut c = Config::default();
-    c.student.host = student.to_string();
-    c.student.model = STUDENT.into();
-    c.student.timeout_secs = 2;
-    c.teacher.host = teacher.to_string();
-    c.teacher.model = TEACHER.into();
-    c.teacher.timeout_secs = 2;
-    c.source.kind = SourceKind::Folder;
-    c.source.path = photos().to_string_lossy().into_owned();
-    c.source.fps = 50.0;
-    // The change gate has its own test; here every frame goes to the student.
-    c.source.min_change = 0.0;
-    c.policy.audit_every = 0;
-    c.paths.logs = dir.join("logs");
-    c.paths.skills = dir.join("skills");
-    c
+    engine_config(dir, student, teacher, 2)
 }
 
 /// Receive events until `f` returns Some, or panic after `secs`.

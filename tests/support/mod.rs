@@ -4,3 +4,39 @@
 
 pub mod ollama_server;
 pub mod openai_server;
+
+use gemmaedge_tui::config::{Config, SourceKind};
+use std::path::{Path, PathBuf};
+
+/// Student and teacher models of the engine tests against the Ollama test server.
+pub const STUDENT: &str = "gemma4:e2b";
+pub const TEACHER: &str = "gemma4:26b";
+
+/// The shipped sample photos.
+pub fn photos() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/images")
+}
+
+/// Engine config against test servers at `student` and `teacher` (URLs) running [`STUDENT`]
+/// and [`TEACHER`], requests timing out after `timeout_secs`: the folder source on
+/// [`photos`] at 50 fps, every frame to the student (no change gate, no audits), logs,
+/// skills and eval under `dir`.
+pub fn engine_config(dir: &Path, student: &str, teacher: &str, timeout_secs: u64) -> Config {
+    let mut c = Config::default();
+    c.student.host = student.to_string();
+    c.student.model = STUDENT.into();
+    c.student.timeout_secs = timeout_secs;
+    c.teacher.host = teacher.to_string();
+    c.teacher.model = TEACHER.into();
+    c.teacher.timeout_secs = timeout_secs;
+    c.source.kind = SourceKind::Folder;
+    c.source.path = photos().to_string_lossy().into_owned();
+    c.source.fps = 50.0;
+    // The change gate has its own test; here every frame goes to the student.
+    c.source.min_change = 0.0;
+    c.policy.audit_every = 0;
+    c.paths.logs = dir.join("logs");
+    c.paths.skills = dir.join("skills");
+    c.paths.eval = dir.join("eval");
+    c
+}

@@ -18,64 +18,40 @@
 //!   set ([`OpenAiTestServer::set_api_key`]) a request without the right
 //!   `Authorization: Bearer …` is 401 `{"error":"Unauthorized"}` (vLLM's answer).
 //!
-//! This file is self-contained (no `super::`) so benches can include it with `#[path]`.
+//! The HTTP/1.1 plumbing shared with the other fake server is in `http.rs`, a child module
+//! found by a path relative to this file: this file stays self-contained (no `super::`), so a
+//! bench includes it with one `#[path = "../tests/support/<this file>"] mod …;`.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+// The HTTP plumbing is a child module of each server (path relative to this file), so this
+// file stays includable alone with `#[path]`; a binary with both servers compiles it twice.
+#[allow(clippy::duplicate_mod)]
+#[path = "http.rs"]
+mod http;
+
 use std::io;
-use std::net::Shutdown;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::{Handle, Runtime};
-use tokio::task::AbortHandle;
+
+use http::{find_header, lock, Conn, HttpRequest, Net, Script, Server, Service};
+#[allow(unused_imports)] // not every test binary names them
+pub use http::{split_tokens, RecordedRequest, CHUNK_GAP};
 
 /// What the server answers to a chat when nothing was scripted.
 pub const DEFAULT_REPLY_TEXT: &str = "A person at a desk.\nCONFIDENCE: 0.9";
 /// Default number of characters per streamed token.
 pub const DEFAULT_TOKEN_CHARS: usize = 4;
-/// Pause between HTTP chunks where chunk boundaries matter (split UTF-8, raw chunks), so TCP
-/// does not coalesce them before the client reads.
-pub const CHUNK_GAP: Duration = Duration::from_millis(5);
-
-const MAX_HEAD_BYTES: usize = 64 * 1024;
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 const SSE_TYPE: &str = "text/event-stream; charset=utf-8";
 const JSON_TYPE: &str = "application/json";
 
 // ---------------------------------------------------------------------------------------------
 // Public data types
 // ---------------------------------------------------------------------------------------------
-
-/// One HTTP request as received (any path).
-#[derive(Debug, Clone)]
-pub struct RecordedRequest {
-    pub method: String,
-    /// Request target as sent, query string included.
-    pub path: String,
-    /// Header names as sent (compare case-insensitively, or use [`RecordedRequest::header`]).
-    pub headers: Vec<(String, String)>,
-    /// Body after de-chunking.
-    pub body: Vec<u8>,
-}
-
-impl RecordedRequest {
-    /// First header with this name, case-insensitive.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
-    }
-
-    /// Body parsed as JSON, if it is JSON.
-    pub fn body_json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-}
 
 /// A `POST /v1/chat/completions` body, decoded.
 #[derive(Debug, Clone)]
@@ -319,13 +295,6 @@ impl Reply {
     }
 }
 
-/// Split text into tokens of `n` characters (at least 1), as the server streams them.
-pub fn split_tokens(text: &str, n: usize) -> Vec<String> {
-    let n = n.max(1);
-    let chars: Vec<char> = text.chars().collect();
-    chars.chunks(n).map(|c| c.iter().collect()).collect()
-}
-
 /// A `data:` URL for image bytes, the way a client sends them.
 pub fn image_data_url(mime: &str, bytes: &[u8]) -> String {
     format!("data:{mime};base64,{}", BASE64.encode(bytes))
@@ -371,681 +340,85 @@ pub fn decode_data_url(url: &str) -> Result<Image, String> {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-type Handler = Arc<dyn Fn(&ChatRequest) -> Reply + Send + Sync + 'static>;
-
-struct ListenerCtl {
-    /// Duplicate of the listening socket's fd: shutting it down closes the socket for the
-    /// accept task too, synchronously.
-    ctl: OwnedFd,
-    task: Option<AbortHandle>,
-}
-
-struct ConnCtl {
-    ctl: std::net::TcpStream,
-    task: Option<AbortHandle>,
-}
-
-struct State {
+/// The server's state (one mutex): transport, chat script, and what is this server's own.
+pub struct State {
+    net: Net,
+    script: Script<ChatRequest, Reply>,
     models: Vec<String>,
     api_key: Option<String>,
-    queue: VecDeque<Reply>,
-    handler: Option<Handler>,
-    requests: Vec<RecordedRequest>,
-    chats: Vec<ChatRequest>,
-    token_chars: usize,
-    token_delay: Duration,
-    keep_alive: bool,
     next_completion: u64,
-    /// Bumped by every stop and every (re)listen; an accept task serves only its generation.
-    generation: u64,
-    listener: Option<ListenerCtl>,
-    conns: HashMap<u64, ConnCtl>,
-    next_conn: u64,
-    accepted: usize,
-    /// Keep requests for inspection (off for long soak runs, so memory stays flat).
-    recording: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, State> {
-    // A panicking handler must not poison every later call.
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+impl Service for State {
+    type Chat = ChatRequest;
+    type Reply = Reply;
+
+    fn net(&mut self) -> &mut Net {
+        &mut self.net
+    }
+
+    fn script(&mut self) -> &mut Script<ChatRequest, Reply> {
+        &mut self.script
+    }
+
+    fn handle<'a>(
+        shared: &'a Shared,
+        conn: &'a mut Conn,
+        req: HttpRequest,
+        keep_alive: bool,
+    ) -> impl std::future::Future<Output = io::Result<bool>> + Send + 'a {
+        handle_request(shared, conn, req, keep_alive)
+    }
 }
 
 /// Fake OpenAI-compatible server. Dropping it closes the listener and every connection and
 /// stops its tasks (and its runtime, for [`OpenAiTestServer::start_in_thread`]).
-pub struct OpenAiTestServer {
-    shared: Shared,
-    port: u16,
-    handle: Handle,
-    runtime: Option<Runtime>,
-}
+///
+/// The methods common to the fake servers (`url` — without `/v1` —, `push_reply`,
+/// `set_handler`, `requests`, `chat_requests`, `wait_for_chats`, `stop_listening`,
+/// `resume_listening`, …) are in `http.rs` ([`Server`]); the OpenAI-specific ones are below.
+pub type OpenAiTestServer = Server<State>;
 
-impl OpenAiTestServer {
+impl Server<State> {
     /// Start on the current tokio runtime (call inside a tokio runtime).
     pub async fn start(models: &[&str]) -> Self {
-        Self::start_on(Handle::current(), None, models)
+        Self::bind_here(State::new(models))
     }
 
     /// Start on a runtime of its own (one worker thread), for sync tests, tests that run
     /// a child process, or tests that block.
     pub fn start_in_thread(models: &[&str]) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("openai-test-server")
-            .enable_all()
-            .build()
-            .expect("build test server runtime");
-        let handle = runtime.handle().clone();
-        Self::start_on(handle, Some(runtime), models)
-    }
-
-    fn start_on(handle: Handle, runtime: Option<Runtime>, models: &[&str]) -> Self {
-        let shared: Shared = Arc::new(Mutex::new(State {
-            models: models.iter().map(|m| m.to_string()).collect(),
-            api_key: None,
-            queue: VecDeque::new(),
-            handler: None,
-            requests: Vec::new(),
-            chats: Vec::new(),
-            token_chars: DEFAULT_TOKEN_CHARS,
-            token_delay: Duration::ZERO,
-            keep_alive: true,
-            next_completion: 1,
-            generation: 0,
-            listener: None,
-            conns: HashMap::new(),
-            next_conn: 0,
-            accepted: 0,
-            recording: true,
-        }));
-        let port = listen(&shared, &handle, 0).expect("bind test server on 127.0.0.1");
-        OpenAiTestServer {
-            shared,
-            port,
-            handle,
-            runtime,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT` (without `/v1`).
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
+        Self::bind_in_thread("openai-test-server", State::new(models))
     }
 
     /// Replace the model list (`/v1/models`, and which models chats accept; exact names).
     pub fn set_models(&self, models: &[&str]) {
-        lock(&self.shared).models = models.iter().map(|m| m.to_string()).collect();
+        self.lock().models = models.iter().map(|m| m.to_string()).collect();
     }
 
     /// Require `Authorization: Bearer KEY` on every `/v1/` request (`None`: no check).
     pub fn set_api_key(&self, key: Option<&str>) {
-        lock(&self.shared).api_key = key.map(String::from);
-    }
-
-    /// Queue a reply for the next chat request that passes validation (FIFO, consumed
-    /// before the handler).
-    pub fn push_reply(&self, r: Reply) {
-        lock(&self.shared).queue.push_back(r);
-    }
-
-    /// Number of queued replies not consumed yet.
-    pub fn pending_replies(&self) -> usize {
-        lock(&self.shared).queue.len()
-    }
-
-    /// Reply used when the queue is empty.
-    pub fn set_handler(&self, f: impl Fn(&ChatRequest) -> Reply + Send + Sync + 'static) {
-        lock(&self.shared).handler = Some(Arc::new(f));
-    }
-
-    /// Back to the default reply ([`DEFAULT_REPLY_TEXT`]) when the queue is empty.
-    pub fn clear_handler(&self) {
-        lock(&self.shared).handler = None;
-    }
-
-    /// Characters per streamed token for [`Reply::Text`] (and `Full` with `token_chars: 0`).
-    pub fn set_token_chars(&self, n: usize) {
-        lock(&self.shared).token_chars = n.max(1);
-    }
-
-    /// Delay between tokens for [`Reply::Text`].
-    pub fn set_token_delay(&self, d: Duration) {
-        lock(&self.shared).token_delay = d;
-    }
-
-    /// `false`: every response carries `Connection: close` and the connection is closed.
-    pub fn set_keep_alive(&self, keep_alive: bool) {
-        lock(&self.shared).keep_alive = keep_alive;
-    }
-
-    /// All requests, in order of arrival.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared).requests.clone()
-    }
-
-    /// All chat requests whose body was a JSON object (valid or not), in order.
-    pub fn chat_requests(&self) -> Vec<ChatRequest> {
-        lock(&self.shared).chats.clone()
-    }
-
-    pub fn chat_count(&self) -> usize {
-        lock(&self.shared).chats.len()
-    }
-
-    /// Keep (default) or stop keeping requests; a soak run turns it off.
-    pub fn set_recording(&self, on: bool) {
-        lock(&self.shared).recording = on;
-    }
-
-    /// Forget recorded requests.
-    pub fn clear_requests(&self) {
-        let mut st = lock(&self.shared);
-        st.requests.clear();
-        st.chats.clear();
-    }
-
-    /// TCP connections accepted so far (keep-alive reuse shows as fewer connections).
-    pub fn accepted_connections(&self) -> usize {
-        lock(&self.shared).accepted
-    }
-
-    /// Wait until at least `n` chat requests arrived; `false` on timeout.
-    pub async fn wait_for_chats(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.chat_count() >= n {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Blocking variant of [`OpenAiTestServer::wait_for_chats`]. Do not call it on the
-    /// thread of a current-thread runtime that runs this server (use `start_in_thread`).
-    pub fn wait_for_chats_blocking(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.chat_count() >= n {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Stop like a killed server: the listening socket is closed at once (new connections
-    /// get ECONNREFUSED) and every open connection is shut down. See
-    /// `OllamaTestServer::stop_listening` for the keep-alive caveat.
-    pub fn stop_listening(&self) {
-        shutdown_everything(&self.shared);
-    }
-
-    /// Listen again on the same port. No-op if already listening.
-    pub fn resume_listening(&self) {
-        if lock(&self.shared).listener.is_some() {
-            return;
-        }
-        let port = listen(&self.shared, &self.handle, self.port).expect("re-bind test server port");
-        debug_assert_eq!(port, self.port);
-    }
-
-    pub fn is_listening(&self) -> bool {
-        lock(&self.shared).listener.is_some()
+        self.lock().api_key = key.map(String::from);
     }
 }
 
-impl Drop for OpenAiTestServer {
-    fn drop(&mut self) {
-        shutdown_everything(&self.shared);
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+impl State {
+    fn new(models: &[&str]) -> Self {
+        State {
+            net: Net::default(),
+            script: Script::new(DEFAULT_TOKEN_CHARS),
+            models: models.iter().map(|m| m.to_string()).collect(),
+            api_key: None,
+            next_completion: 1,
         }
     }
-}
-
-fn shutdown_everything(shared: &Shared) {
-    let (listener, conns) = {
-        let mut st = lock(shared);
-        st.generation += 1;
-        (st.listener.take(), std::mem::take(&mut st.conns))
-    };
-    if let Some(l) = listener {
-        // shutdown(2) on a listening TCP socket moves it to CLOSE at once: pending and new
-        // connections are refused, the accept task wakes with an error. std has no shutdown
-        // on TcpListener; the call is the same syscall on the same socket.
-        let _ = std::net::TcpStream::from(l.ctl).shutdown(Shutdown::Both);
-        if let Some(t) = l.task {
-            t.abort();
-        }
-    }
-    for (_, c) in conns {
-        let _ = c.ctl.shutdown(Shutdown::Both);
-        if let Some(t) = c.task {
-            t.abort();
-        }
-    }
-}
-
-fn bind_port(port: u16) -> io::Result<std::net::TcpListener> {
-    // Re-binding a port just closed can race with the old socket's teardown: retry briefly.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => return Ok(l),
-            Err(e) if port != 0 && e.kind() == io::ErrorKind::AddrInUse => {
-                if Instant::now() >= deadline {
-                    return Err(e);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn listen(shared: &Shared, handle: &Handle, port: u16) -> io::Result<u16> {
-    let std_listener = bind_port(port)?;
-    std_listener.set_nonblocking(true)?;
-    let port = std_listener.local_addr()?.port();
-    let ctl = std_listener.as_fd().try_clone_to_owned()?;
-    let listener = {
-        let _guard = handle.enter();
-        TcpListener::from_std(std_listener)?
-    };
-    let mut st = lock(shared);
-    st.generation += 1;
-    let generation = st.generation;
-    let task = handle.spawn(accept_loop(shared.clone(), listener, generation));
-    st.listener = Some(ListenerCtl {
-        ctl,
-        task: Some(task.abort_handle()),
-    });
-    Ok(port)
-}
-
-async fn accept_loop(shared: Shared, listener: TcpListener, generation: u64) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                if !register_connection(&shared, stream, generation) {
-                    return;
-                }
-            }
-            Err(_) => {
-                if lock(&shared).generation != generation {
-                    return;
-                }
-                // Transient (EMFILE, ECONNABORTED, …): back off a little.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-/// Returns false when this accept loop is stale (server stopped meanwhile).
-fn register_connection(shared: &Shared, stream: TcpStream, generation: u64) -> bool {
-    let _ = stream.set_nodelay(true);
-    let ctl = match stream.as_fd().try_clone_to_owned() {
-        Ok(fd) => std::net::TcpStream::from(fd),
-        Err(_) => return true, // drop this connection, keep accepting
-    };
-    let mut st = lock(shared);
-    if st.generation != generation {
-        let _ = ctl.shutdown(Shutdown::Both);
-        return false;
-    }
-    st.accepted += 1;
-    let id = st.next_conn;
-    st.next_conn += 1;
-    st.conns.insert(id, ConnCtl { ctl, task: None });
-    let task = tokio::spawn(serve_connection(shared.clone(), stream, id));
-    if let Some(c) = st.conns.get_mut(&id) {
-        c.task = Some(task.abort_handle());
-    }
-    true
-}
-
-/// Removes the connection's control entry when its task ends (normally or aborted).
-struct ConnGuard {
-    shared: Shared,
-    id: u64,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        lock(&self.shared).conns.remove(&self.id);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP/1.1
-// ---------------------------------------------------------------------------------------------
-
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-struct HttpRequest {
-    method: String,
-    path: String,
-    version: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn header_has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
-    headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
-}
-
-impl Conn {
-    /// Read more bytes into the buffer; Ok(false) on EOF.
-    async fn fill(&mut self) -> io::Result<bool> {
-        let mut tmp = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut tmp).await?;
-        self.buf.extend_from_slice(&tmp[..n]);
-        Ok(n > 0)
-    }
-
-    async fn read_exact_buf(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        while self.buf.len() < n {
-            if !self.fill().await? {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-        Ok(self.buf.drain(..n).collect())
-    }
-
-    /// One CRLF-terminated line, without the CRLF.
-    async fn read_line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..pos + 2).take(pos).collect();
-                return Ok(String::from_utf8_lossy(&line).into_owned());
-            }
-            if self.buf.len() > MAX_HEAD_BYTES {
-                return Err(invalid("line too long"));
-            }
-            if !self.fill().await? {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-    }
-
-    /// Next request on this connection; Ok(None) when the client closed it cleanly.
-    async fn read_request(&mut self) -> io::Result<Option<HttpRequest>> {
-        let head_end = loop {
-            if let Some(pos) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos;
-            }
-            if self.buf.len() > MAX_HEAD_BYTES {
-                return Err(invalid("request head too large"));
-            }
-            if !self.fill().await? {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        };
-        let head: Vec<u8> = self.buf.drain(..head_end + 4).collect();
-        let head = String::from_utf8_lossy(&head[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or_default();
-        let mut parts = request_line.split_whitespace();
-        let (method, path, version) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(m), Some(p), Some(v)) => (m.to_string(), p.to_string(), v.to_string()),
-            _ => return Err(invalid("bad request line")),
-        };
-        let mut headers = Vec::new();
-        for line in lines {
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        if header_has_token(&headers, "expect", "100-continue") {
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
-        }
-        let body = if header_has_token(&headers, "transfer-encoding", "chunked") {
-            self.read_chunked_body().await?
-        } else if let Some(len) = find_header(&headers, "content-length") {
-            let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
-            if len > MAX_BODY_BYTES {
-                return Err(invalid("body too large"));
-            }
-            self.read_exact_buf(len).await?
-        } else {
-            Vec::new()
-        };
-        Ok(Some(HttpRequest {
-            method,
-            path,
-            version,
-            headers,
-            body,
-        }))
-    }
-
-    async fn read_chunked_body(&mut self) -> io::Result<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.read_line().await?;
-            let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size =
-                usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
-            if size == 0 {
-                // Trailers until the empty line.
-                while !self.read_line().await?.is_empty() {}
-                return Ok(body);
-            }
-            if body.len() + size > MAX_BODY_BYTES {
-                return Err(invalid("body too large"));
-            }
-            let data = self.read_exact_buf(size).await?;
-            body.extend_from_slice(&data);
-            if !self.read_line().await?.is_empty() {
-                return Err(invalid("missing CRLF after chunk"));
-            }
-        }
-    }
-
-    async fn write_head(
-        &mut self,
-        code: u16,
-        content_type: &str,
-        length: Option<usize>,
-        keep_alive: bool,
-    ) -> io::Result<()> {
-        let mut head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nDate: {}\r\n",
-            code,
-            reason(code),
-            content_type,
-            http_date()
-        );
-        match length {
-            Some(n) => head.push_str(&format!("Content-Length: {n}\r\n")),
-            None => head.push_str("Transfer-Encoding: chunked\r\n"),
-        }
-        if !keep_alive {
-            head.push_str("Connection: close\r\n");
-        }
-        head.push_str("\r\n");
-        self.stream.write_all(head.as_bytes()).await?;
-        self.stream.flush().await
-    }
-
-    async fn write_fixed(
-        &mut self,
-        code: u16,
-        content_type: &str,
-        body: &[u8],
-        keep_alive: bool,
-        head_only: bool,
-    ) -> io::Result<()> {
-        self.write_head(code, content_type, Some(body.len()), keep_alive)
-            .await?;
-        if !head_only {
-            self.stream.write_all(body).await?;
-        }
-        self.stream.flush().await
-    }
-
-    /// One HTTP chunk (non-empty), flushed.
-    async fn write_chunk(&mut self, data: &[u8]) -> io::Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let mut out = Vec::with_capacity(data.len() + 16);
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\r\n");
-        self.stream.write_all(&out).await?;
-        self.stream.flush().await
-    }
-
-    /// One line (newline added) as one chunk, or (split_utf8) as several chunks cut inside
-    /// multi-byte characters.
-    async fn write_line(&mut self, line: &str, split_utf8: bool) -> io::Result<()> {
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.push(b'\n');
-        if !split_utf8 {
-            return self.write_chunk(&bytes).await;
-        }
-        let pieces = split_inside_chars(&bytes);
-        let count = pieces.len();
-        for (i, piece) in pieces.into_iter().enumerate() {
-            self.write_chunk(piece).await?;
-            if i + 1 < count {
-                tokio::time::sleep(CHUNK_GAP).await;
-            }
-        }
-        Ok(())
-    }
-
-    async fn write_end(&mut self) -> io::Result<()> {
-        self.stream.write_all(b"0\r\n\r\n").await?;
-        self.stream.flush().await
-    }
-}
-
-/// Cut `bytes` (UTF-8) into pieces so that each multi-byte character is split after its
-/// first byte.
-fn split_inside_chars(bytes: &[u8]) -> Vec<&[u8]> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        // Lead byte of a multi-byte sequence: cut right after it.
-        if b >= 0xC0 {
-            pieces.push(&bytes[start..i + 1]);
-            start = i + 1;
-        }
-    }
-    pieces.push(&bytes[start..]);
-    pieces
-}
-
-fn reason(code: u16) -> &'static str {
-    match code {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
-fn http_date() -> String {
-    chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Request handling
 // ---------------------------------------------------------------------------------------------
-
-async fn serve_connection(shared: Shared, stream: TcpStream, id: u64) {
-    let _guard = ConnGuard {
-        shared: shared.clone(),
-        id,
-    };
-    let mut conn = Conn {
-        stream,
-        buf: Vec::new(),
-    };
-    loop {
-        let req = match conn.read_request().await {
-            Ok(Some(req)) => req,
-            Ok(None) => return,
-            Err(_) => {
-                let _ = conn
-                    .write_fixed(
-                        400,
-                        "text/plain; charset=utf-8",
-                        b"400 Bad Request",
-                        false,
-                        false,
-                    )
-                    .await;
-                return;
-            }
-        };
-        let client_keep_alive = if req.version.eq_ignore_ascii_case("HTTP/1.0") {
-            header_has_token(&req.headers, "connection", "keep-alive")
-        } else {
-            !header_has_token(&req.headers, "connection", "close")
-        };
-        let keep_alive = client_keep_alive && lock(&shared).keep_alive;
-        match handle_request(&shared, &mut conn, req, keep_alive).await {
-            Ok(true) if keep_alive => continue,
-            _ => {
-                let _ = conn.stream.shutdown().await;
-                return;
-            }
-        }
-    }
-}
 
 /// Ok(true) when the connection may serve another request.
 async fn handle_request(
@@ -1054,18 +427,7 @@ async fn handle_request(
     req: HttpRequest,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let api_key = {
-        let mut st = lock(shared);
-        if st.recording {
-            st.requests.push(RecordedRequest {
-                method: req.method.clone(),
-                path: req.path.clone(),
-                headers: req.headers.clone(),
-                body: req.body.clone(),
-            });
-        }
-        st.api_key.clone()
-    };
+    let api_key = lock(shared).api_key.clone();
     let route = req.path.split('?').next().unwrap_or_default().to_string();
     let head_only = req.method == "HEAD";
     if let Some(key) = api_key.filter(|_| route.starts_with("/v1/")) {
@@ -1233,12 +595,7 @@ async fn handle_chat(
         }
     };
     let (chat, bad_image) = parse_chat(raw, &req.headers);
-    {
-        let mut st = lock(shared);
-        if st.recording {
-            st.chats.push(chat.clone());
-        }
-    }
+    http::record_chat(shared, &chat);
     if let Some(msg) = bad_image {
         let body = error_body(400, &msg).to_string();
         conn.write_fixed(400, JSON_TYPE, body.as_bytes(), keep_alive, false)
@@ -1257,8 +614,8 @@ async fn handle_chat(
         st.next_completion += 1;
         (
             st.models.contains(&chat.model),
-            st.token_chars,
-            st.token_delay,
+            st.script.token_chars,
+            st.script.token_delay,
             id,
         )
     };
@@ -1275,18 +632,8 @@ async fn handle_chat(
         return Ok(true);
     }
 
-    let reply = {
-        let mut st = lock(shared);
-        match st.queue.pop_front() {
-            Some(r) => Ok(r),
-            None => Err(st.handler.clone()),
-        }
-    };
-    let reply = match reply {
-        Ok(r) => r,
-        Err(Some(handler)) => handler(&chat),
-        Err(None) => Reply::Text(DEFAULT_REPLY_TEXT.to_string()),
-    };
+    let reply = http::next_reply(shared, &chat)
+        .unwrap_or_else(|| Reply::Text(DEFAULT_REPLY_TEXT.to_string()));
     let out = Out {
         model: chat.model.clone(),
         id: format!("chatcmpl-{id:08x}"),
