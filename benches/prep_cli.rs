@@ -1,0 +1,245 @@
+//! Frame prep timed per frame, outside criterion, for `benches/compare.sh` and
+//! `benches/whole_program.sh`.
+//!
+//! ```text
+//! cargo bench --bench prep_cli -- make OUTDIR        # 1280x720 JPEGs (q90) from eval/images
+//! cargo bench --bench prep_cli -- time DIR [FRAMES]  # ms/frame of our prep on DIR's JPEGs
+//! ```
+//!
+//! `time` loads every image of DIR into memory (as the camera hands us MJPEG bytes), then
+//! runs FRAMES frames (default 300) through each step, cycling over the images, and prints
+//! ms/frame: the full prep (decode → 768 px Hamming → JPEG q80 → base64), the same without
+//! the downscale (what the seed's Python does), each step alone, and the resize step with
+//! fast_image_resize's SIMD forced off (`CpuExtensions::None`, the scalar fallback).
+//! Lines starting with `RESULT ` are for scripts: `RESULT name ms_per_frame`.
+
+use base64::Engine as _;
+use fast_image_resize::{CpuExtensions, FilterType, ResizeAlg, ResizeOptions, Resizer};
+use gemmaedge_tui::config::FrameConfig;
+use gemmaedge_tui::frame::{prep, RawImage};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+const W: u32 = 1280;
+const H: u32 = 720;
+
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        return Err(format!("no images in {}", dir.display()));
+    }
+    Ok(v)
+}
+
+/// Every eval photo stretched to 1280x720 (Catmull-Rom) and saved as a q90 JPEG, like a
+/// webcam's MJPEG frame.
+fn make(out: &Path) -> Result<(), String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/images");
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for p in images_in(&src)? {
+        let img = image::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let img = image::imageops::resize(
+            &img.to_rgb8(),
+            W,
+            H,
+            image::imageops::FilterType::CatmullRom,
+        );
+        let jpeg = prep::encode_jpeg(&img, 90).map_err(|e| e.to_string())?;
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("frame");
+        let dst = out.join(format!("{stem}.jpg"));
+        std::fs::write(&dst, &jpeg).map_err(|e| format!("{}: {e}", dst.display()))?;
+        println!("{} ({} KB)", dst.display(), jpeg.len() / 1024);
+    }
+    Ok(())
+}
+
+/// Mean ms per call of `f(i)` over `frames` calls, after a short warm-up.
+fn ms_per_frame(frames: usize, mut f: impl FnMut(usize)) -> f64 {
+    for i in 0..frames.min(10) {
+        f(i);
+    }
+    let t0 = Instant::now();
+    for i in 0..frames {
+        f(i);
+    }
+    t0.elapsed().as_secs_f64() * 1000.0 / frames as f64
+}
+
+fn report(name: &str, what: &str, ms: f64) {
+    println!("{what:<62} {ms:8.3} ms/frame");
+    println!("RESULT {name} {ms:.4}");
+}
+
+fn time(dir: &Path, frames: usize) -> Result<(), String> {
+    let raws: Vec<RawImage> = images_in(dir)?
+        .iter()
+        .map(|p| {
+            std::fs::read(p)
+                .map(|b| RawImage::Encoded(b.into()))
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let n = raws.len();
+    let first = prep::decode(&raws[0]).map_err(|e| e.to_string())?;
+    println!(
+        "{n} images from {} ({}x{}), {frames} frames per line",
+        dir.display(),
+        first.width(),
+        first.height()
+    );
+    let cfg = FrameConfig {
+        max_side: 768,
+        jpeg_quality: 80,
+    };
+    let full = FrameConfig {
+        max_side: 0,
+        jpeg_quality: 80,
+    };
+    let prepared = prep::prepare(&raws[0], &cfg).map_err(|e| e.to_string())?;
+    println!(
+        "model frame: {}x{}, {} KB JPEG, {} KB base64",
+        prepared.width,
+        prepared.height,
+        prepared.jpeg.len() / 1024,
+        prepared.base64.len() / 1024
+    );
+
+    let ours = ms_per_frame(frames, |i| {
+        black_box(prep::prepare(&raws[i % n], &cfg).expect("prepare"));
+    });
+    report(
+        "ours_full_prep_768",
+        "ours: decode -> 768 px (Hamming) -> JPEG q80 -> base64",
+        ours,
+    );
+    let ours_full = ms_per_frame(frames, |i| {
+        black_box(prep::prepare(&raws[i % n], &full).expect("prepare"));
+    });
+    report(
+        "ours_no_downscale",
+        "ours without downscale: decode -> JPEG q80 -> base64",
+        ours_full,
+    );
+
+    // Each step alone.
+    let decoded: Vec<image::RgbImage> = raws
+        .iter()
+        .map(|r| prep::decode(r).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let small: Vec<image::RgbImage> = decoded
+        .iter()
+        .map(|d| prep::downscale_rgb(d, 768).map(|c| c.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let t = ms_per_frame(frames, |i| {
+        black_box(prep::decode(&raws[i % n]).expect("decode"));
+    });
+    report(
+        "step_decode",
+        "  step: JPEG decode (image crate / zune-jpeg)",
+        t,
+    );
+    let t = ms_per_frame(frames, |i| {
+        black_box(prep::downscale_rgb(&decoded[i % n], 768).expect("resize"));
+    });
+    report(
+        "step_resize",
+        "  step: resize to 768 px (fast_image_resize)",
+        t,
+    );
+    let jpegs: Vec<Vec<u8>> = small
+        .iter()
+        .map(|s| prep::encode_jpeg(s, 80).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let t = ms_per_frame(frames, |i| {
+        black_box(prep::encode_jpeg(&small[i % n], 80).expect("encode"));
+    });
+    report(
+        "step_encode_768",
+        "  step: JPEG q80 encode of the 768 px frame",
+        t,
+    );
+    let t = ms_per_frame(frames, |i| {
+        black_box(prep::encode_jpeg(&decoded[i % n], 80).expect("encode"));
+    });
+    report("step_encode_1280", "  step: JPEG q80 encode at 1280x720", t);
+    let t = ms_per_frame(frames, |i| {
+        black_box(base64::engine::general_purpose::STANDARD.encode(&jpegs[i % n]));
+    });
+    report("step_base64", "  step: base64 of the 768 px JPEG", t);
+
+    // The resize step with and without SIMD.
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Hamming));
+    let (sw, sh) = (small[0].width(), small[0].height());
+    let mut dst = image::RgbImage::new(sw, sh);
+    let mut simd = Resizer::new();
+    let exts = simd.cpu_extensions();
+    let t = ms_per_frame(frames, |i| {
+        simd.resize(&decoded[i % n], &mut dst, &opts)
+            .expect("resize");
+        black_box(&dst);
+    });
+    report(
+        "resize_simd",
+        &format!("resize 1280x720 -> {sw}x{sh}, default ({exts:?})"),
+        t,
+    );
+    let mut scalar = Resizer::new();
+    // SAFETY: `None` (plain Rust, no CPU extension) is supported on every CPU.
+    unsafe { scalar.set_cpu_extensions(CpuExtensions::None) };
+    let t = ms_per_frame(frames, |i| {
+        scalar
+            .resize(&decoded[i % n], &mut dst, &opts)
+            .expect("resize");
+        black_box(&dst);
+    });
+    report(
+        "resize_scalar",
+        &format!("resize 1280x720 -> {sw}x{sh}, CpuExtensions::None"),
+        t,
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; ignore every flag.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["make", out] => make(Path::new(out)),
+        ["time", dir] => time(Path::new(dir), 300),
+        ["time", dir, frames] => match frames.parse::<usize>() {
+            Ok(f) if f > 0 => time(Path::new(dir), f),
+            _ => Err(format!("FRAMES must be a positive number, got {frames}")),
+        },
+        ["make", ..] | ["time", ..] => {
+            Err("usage: prep_cli make OUTDIR | prep_cli time DIR [FRAMES]".into())
+        }
+        _ => {
+            // Plain `cargo bench` (maybe with criterion's options) runs every bench
+            // target: say how to use this one and succeed.
+            println!("prep_cli: usage: make OUTDIR | time DIR [FRAMES] (see benches/compare.sh)");
+            return ExitCode::SUCCESS;
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("prep_cli: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
