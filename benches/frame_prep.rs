@@ -1,8 +1,9 @@
 //! Frame preparation cost: a 1280x720 camera-sized frame to the 768 px JPEG + base64 a
 //! model gets, from JPEG bytes (MJPEG camera / photo folder), raw RGB and YUYV; and the
-//! resize step alone with the image crate (Triangle) against fast_image_resize.
+//! resize step alone with the image crate (Triangle) against fast_image_resize (SIMD as
+//! detected, and forced scalar with `CpuExtensions::None`).
 //!
-//! `cargo bench --bench frame_prep`
+//! `cargo bench --bench frame_prep -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -161,6 +162,14 @@ fn benches(c: &mut Criterion) {
             b.iter(|| fir_resize(&mut fir, black_box(&rgb), filter))
         });
     }
+    // The scalar fallback (what a CPU without the SIMD paths gets): SIMD forced off.
+    let mut scalar = Resizer::new();
+    // SAFETY: `None` (plain Rust, no CPU extension) is supported on every CPU.
+    unsafe { scalar.set_cpu_extensions(fast_image_resize::CpuExtensions::None) };
+    g.bench_function(
+        "fast_image_resize_hamming_scalar (CpuExtensions::None)",
+        |b| b.iter(|| fir_resize(&mut scalar, black_box(&rgb), FilterType::Hamming)),
+    );
     g.finish();
 }
 
