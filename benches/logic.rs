@@ -121,7 +121,7 @@ fn answer(rng: &mut SplitMix) -> String {
 }
 
 fn answers() -> Vec<String> {
-    let mut rng = SplitMix(0x5EED_0F_6E44_A);
+    let mut rng = SplitMix(0x05EE_D0F6_E44A);
     (0..ANSWERS).map(|_| answer(&mut rng)).collect()
 }
 
