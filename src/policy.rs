@@ -154,8 +154,10 @@ pub fn evaluate(config: &PolicyConfig, obs: Observation<'_>) -> Vec<Reason> {
         Some(_) => {}
         None => reasons.push(Reason::NoConfidence),
     }
-    for kw in &config.safety_keywords {
-        if text::affirmed_mention(obs.answer, kw) {
+    // One tokenization for every keyword (it was once per keyword: 12x the work).
+    let hits = text::affirmed_mentions(obs.answer, &config.safety_keywords);
+    for (kw, hit) in config.safety_keywords.iter().zip(hits) {
+        if hit {
             reasons.push(Reason::Safety {
                 keyword: kw.clone(),
             });

@@ -56,6 +56,22 @@ pub fn affirmed_mention(text: &str, term: &str) -> bool {
         .any(|start| !negated(&toks, start, start + term.len()))
 }
 
+/// [`affirmed_mention`] for several terms against one text, tokenizing the text once:
+/// element `i` tells whether `terms[i]` has an affirmed mention.
+pub fn affirmed_mentions<S: AsRef<str>>(text: &str, terms: &[S]) -> Vec<bool> {
+    let toks = tokenize(text);
+    terms
+        .iter()
+        .map(|term| {
+            let term = term_stems(term.as_ref());
+            !term.is_empty()
+                && matches(&toks, &term)
+                    .into_iter()
+                    .any(|start| !negated(&toks, start, start + term.len()))
+        })
+        .collect()
+}
+
 /// Does the answer flag safety-relevant activity? Negation-aware ("no safety concerns" is
 /// not a flag). `keywords` are the configured safety words.
 ///
@@ -682,5 +698,24 @@ mod tests {
         assert!(safety_stance("A fire.\nSAFETY: maybe", &k));
         // A sentence that merely starts with "safety" is not the line.
         assert!(!safety_stance("Safety first, the room is calm.", &k));
+    }
+
+    #[test]
+    fn affirmed_mentions_agrees_with_one_term_at_a_time() {
+        let terms = ["smoke", "fire", "coffee mug", "", "knife", "hazard"];
+        for text in [
+            "No smoke or fire is visible. A coffee mug on the desk.",
+            "Smoke rises; there is no fire. Knives on the counter.",
+            "A smoke-free room, but a fire hazard near the stove.",
+            "",
+        ] {
+            let many = affirmed_mentions(text, &terms);
+            let one: Vec<bool> = terms.iter().map(|t| affirmed_mention(text, t)).collect();
+            assert_eq!(many, one, "{text}");
+        }
+        assert_eq!(
+            affirmed_mentions("Smoke rises; there is no fire.", &["smoke", "fire"]),
+            vec![true, false]
+        );
     }
 }
