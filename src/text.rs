@@ -46,14 +46,7 @@ pub fn mentions(text: &str, term: &str) -> bool {
 /// True when `term` is mentioned and at least one mention is not negated
 /// ("no smoke", "no sign of fire", "not on fire", "without flames" do not count).
 pub fn affirmed_mention(text: &str, term: &str) -> bool {
-    let toks = tokenize(text);
-    let term = term_stems(term);
-    if term.is_empty() {
-        return false;
-    }
-    matches(&toks, &term)
-        .into_iter()
-        .any(|start| !negated(&toks, start, start + term.len()))
+    affirmed_mentions(text, &[term])[0]
 }
 
 /// [`affirmed_mention`] for several terms against one text, tokenizing the text once:
