@@ -489,3 +489,29 @@ async fn privacy_save_frames_off_keeps_frames_off_disk() {
     // Frames went to the teacher only because they were escalated.
     assert_eq!(t.chat_requests().len(), 2);
 }
+
+#[tokio::test]
+async fn an_unwritable_calibration_file_is_reported_once_not_per_verdict() {
+    let (s, t) = servers().await;
+    s.set_handler(|_| Reply::text("Unclear.\nCONFIDENCE: 0.1"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &s.url(), &t.url());
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    c.paths.logs = blocker.join("logs");
+    let mut h = engine::start(c, EngineOptions::default()).unwrap();
+    let mut verdicts = 0;
+    let mut warnings = 0;
+    while verdicts < 4 {
+        match tokio::time::timeout(Duration::from_secs(10), h.events.recv()).await {
+            Ok(Some(Event::TeacherVerdict { .. })) => verdicts += 1,
+            Ok(Some(Event::Warning { message })) if message.contains("cannot save calibration") => {
+                warnings += 1
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no verdicts: {other:?}"),
+        }
+    }
+    assert_eq!(warnings, 1, "reported once, monitoring continues");
+    shutdown(h).await;
+}

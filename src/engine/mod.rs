@@ -121,6 +121,8 @@ struct Shared {
     notify_limit: Mutex<RateLimit>,
     /// Confidence vs teacher agreement per skill (`logs/calibration.json`).
     calibration: Mutex<CalibrationStore>,
+    /// The last calibration save failed (reported once).
+    calibration_failing: std::sync::atomic::AtomicBool,
     /// The teacher worker is reviewing a frame.
     teacher_busy: std::sync::atomic::AtomicBool,
 }
@@ -188,8 +190,13 @@ impl Shared {
                 reasons: job.reasons.clone(),
             },
         );
-        if let Err(e) = store.save(&self.config.paths.logs) {
-            drop(store);
+        let saved = store.save(&self.config.paths.logs);
+        drop(store);
+        // Like the session log: say it once, not on every verdict, until it works again.
+        let was_failing = self
+            .calibration_failing
+            .swap(saved.is_err(), Ordering::Relaxed);
+        if let (Err(e), false) = (saved, was_failing) {
             self.emitter.emit(Event::Warning {
                 message: format!("cannot save calibration: {e}"),
             });
@@ -279,6 +286,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         teacher_health: HealthGate::new(Role::Teacher),
         answered: AtomicU64::new(0),
         calibration: Mutex::new(CalibrationStore::load(&config.paths.logs)),
+        calibration_failing: std::sync::atomic::AtomicBool::new(false),
         notifier: Notifier::new(&config.notify),
         notify_limit: Mutex::new(RateLimit::new(Duration::from_secs(
             config.notify.min_interval_secs,
