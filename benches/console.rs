@@ -12,7 +12,7 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gemmaedge_tui::config::{Config, FrameConfig};
 use gemmaedge_tui::event::{Event, Health, Role};
-use gemmaedge_tui::frame::{prep, PreparedFrame, RawImage};
+use gemmaedge_tui::frame::{prep, PreparedFrame};
 use gemmaedge_tui::policy::Reason;
 use gemmaedge_tui::tui::{ui, App, ImageState, Theme};
 use gemmaedge_tui::verdict::Verdict;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 fn model_frame() -> Arc<PreparedFrame> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/images/rocket.jpg");
     let bytes = std::fs::read(path).expect("read eval/images/rocket.jpg");
-    let img = prep::decode(&RawImage::Encoded(bytes.into())).expect("decode");
+    let img = prep::decode_rgb(&bytes).expect("decode");
     // Stretch to a camera's 16:9 first, so the model frame is 768x432 like a webcam's.
     let img = image::imageops::resize(&img, 1280, 720, image::imageops::FilterType::Triangle);
     let cfg = FrameConfig {

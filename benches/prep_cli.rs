@@ -2,21 +2,24 @@
 //! `benches/whole_program.sh`.
 //!
 //! ```text
-//! cargo bench --bench prep_cli -- make OUTDIR        # 1280x720 JPEGs (q90) from eval/images
+//! cargo bench --bench prep_cli -- make OUTDIR        # 1280x720 JPEGs (q90, 4:4:4) from eval/images
 //! cargo bench --bench prep_cli -- time DIR [FRAMES]  # ms/frame of our prep on DIR's JPEGs
 //! ```
 //!
 //! `time` loads every image of DIR into memory (as the camera hands us MJPEG bytes), then
 //! runs FRAMES frames (default 300) through each step, cycling over the images, and prints
 //! ms/frame: the full prep (decode → 768 px Hamming → JPEG q80 → base64), the same without
-//! the downscale (what the seed's Python does), each step alone, and the resize step with
-//! fast_image_resize's SIMD forced off (`CpuExtensions::None`, the scalar fallback).
+//! the downscale (what the seed's Python does), each step alone (planar, as the engine runs
+//! them, then the RGB way and the image crate's encoder we used before), and the RGB resize
+//! with fast_image_resize's SIMD forced off (`CpuExtensions::None`, the scalar fallback).
+//! `JSIMD_FORCENONE=1` in the environment turns libjpeg-turbo's SIMD off the same way.
 //! Lines starting with `RESULT ` are for scripts: `RESULT name ms_per_frame`.
 
 use base64::Engine as _;
 use fast_image_resize::{CpuExtensions, FilterType, ResizeAlg, ResizeOptions, Resizer};
 use gemmaedge_tui::config::FrameConfig;
-use gemmaedge_tui::frame::{prep, RawImage};
+use gemmaedge_tui::frame::pixels::{Pixels, Planes};
+use gemmaedge_tui::frame::{prep, turbo, RawImage};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,13 +58,29 @@ fn make(out: &Path) -> Result<(), String> {
             H,
             image::imageops::FilterType::CatmullRom,
         );
-        let jpeg = prep::encode_jpeg(&img, 90).map_err(|e| e.to_string())?;
+        let jpeg = image_crate_jpeg(&img, 90)?;
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("frame");
         let dst = out.join(format!("{stem}.jpg"));
         std::fs::write(&dst, &jpeg).map_err(|e| format!("{}: {e}", dst.display()))?;
         println!("{} ({} KB)", dst.display(), jpeg.len() / 1024);
     }
     Ok(())
+}
+
+/// The image crate's (pure Rust, 4:4:4) JPEG encoder: what made the benchmark frames
+/// from the start (so figures stay comparable across versions), and what our prep used
+/// before libjpeg-turbo.
+fn image_crate_jpeg(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Mean ms per call of `f(i)` over `frames` calls, after a short warm-up.
@@ -91,12 +110,12 @@ fn time(dir: &Path, frames: usize) -> Result<(), String> {
         })
         .collect::<Result<_, _>>()?;
     let n = raws.len();
-    let first = prep::decode(&raws[0]).map_err(|e| e.to_string())?;
+    let (w, h) = prep::decode(&raws[0], 0)
+        .map_err(|e| e.to_string())?
+        .dimensions();
     println!(
-        "{n} images from {} ({}x{}), {frames} frames per line",
-        dir.display(),
-        first.width(),
-        first.height()
+        "{n} images from {} ({w}x{h}), {frames} frames per line",
+        dir.display()
     );
     let cfg = FrameConfig {
         max_side: 768,
@@ -132,10 +151,62 @@ fn time(dir: &Path, frames: usize) -> Result<(), String> {
         ours_full,
     );
 
-    // Each step alone.
+    // Each step alone, as the engine runs them: JPEG -> planes (libjpeg-turbo) -> planes
+    // resized -> JPEG from the planes.
+    let planes: Vec<Planes> = raws
+        .iter()
+        .map(|r| match prep::decode(r, 768) {
+            Ok(Pixels::Planar(p)) => Ok(p),
+            Ok(Pixels::Rgb(_)) => Err("expected a YCbCr JPEG".to_string()),
+            Err(e) => Err(e.to_string()),
+        })
+        .collect::<Result<_, _>>()?;
+    let t = ms_per_frame(frames, |i| {
+        black_box(prep::decode(&raws[i % n], 768).expect("decode"));
+    });
+    report(
+        "step_decode",
+        "  step: JPEG decode to YCbCr planes (libjpeg-turbo)",
+        t,
+    );
+    let (tw, th) = prep::fit_max_side(planes[0].width, planes[0].height, 768);
+    let small_planes: Vec<Planes> = planes
+        .iter()
+        .map(|p| prep::fit_420(p, tw, th).map(|c| c.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let t = ms_per_frame(frames, |i| {
+        black_box(prep::fit_420(&planes[i % n], tw, th).expect("resize"));
+    });
+    report(
+        "step_resize",
+        "  step: resize the planes to 768 px (fast_image_resize)",
+        t,
+    );
+    let jpegs: Vec<Vec<u8>> = small_planes
+        .iter()
+        .map(|p| turbo::encode_planes(p, 80).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let t = ms_per_frame(frames, |i| {
+        black_box(turbo::encode_planes(&small_planes[i % n], 80).expect("encode"));
+    });
+    report(
+        "step_encode_768",
+        "  step: JPEG q80 encode of the 768 px planes (libjpeg-turbo)",
+        t,
+    );
+    let t = ms_per_frame(frames, |i| {
+        black_box(base64::engine::general_purpose::STANDARD.encode(&jpegs[i % n]));
+    });
+    report("step_base64", "  step: base64 of the 768 px JPEG", t);
+
+    // The RGB way (PNG files, RGB buffers), and the image crate's encoder we used before.
     let decoded: Vec<image::RgbImage> = raws
         .iter()
-        .map(|r| prep::decode(r).map_err(|e| e.to_string()))
+        .map(|r| match r {
+            RawImage::Encoded(b) => prep::decode_rgb(b).map_err(|e| e.to_string()),
+            _ => Err("expected JPEG files".to_string()),
+        })
         .collect::<Result<_, _>>()?;
     let small: Vec<image::RgbImage> = decoded
         .iter()
@@ -143,41 +214,44 @@ fn time(dir: &Path, frames: usize) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let t = ms_per_frame(frames, |i| {
-        black_box(prep::decode(&raws[i % n]).expect("decode"));
+        let RawImage::Encoded(b) = &raws[i % n] else {
+            unreachable!("checked above")
+        };
+        black_box(prep::decode_rgb(b).expect("decode"));
     });
-    report(
-        "step_decode",
-        "  step: JPEG decode (image crate / zune-jpeg)",
-        t,
-    );
+    report("rgb_decode", "  rgb: JPEG decode to RGB (libjpeg-turbo)", t);
     let t = ms_per_frame(frames, |i| {
         black_box(prep::downscale_rgb(&decoded[i % n], 768).expect("resize"));
     });
     report(
-        "step_resize",
-        "  step: resize to 768 px (fast_image_resize)",
+        "rgb_resize",
+        "  rgb: resize RGB to 768 px (fast_image_resize)",
         t,
     );
-    let jpegs: Vec<Vec<u8>> = small
-        .iter()
-        .map(|s| prep::encode_jpeg(s, 80).map_err(|e| e.to_string()))
-        .collect::<Result<_, _>>()?;
     let t = ms_per_frame(frames, |i| {
         black_box(prep::encode_jpeg(&small[i % n], 80).expect("encode"));
     });
     report(
-        "step_encode_768",
-        "  step: JPEG q80 encode of the 768 px frame",
+        "rgb_encode_768",
+        "  rgb: JPEG q80 encode of 768 px RGB (libjpeg-turbo)",
+        t,
+    );
+    let t = ms_per_frame(frames, |i| {
+        black_box(image_crate_jpeg(&small[i % n], 80).expect("encode"));
+    });
+    report(
+        "image_crate_encode_768",
+        "  before: image crate JPEG q80 encode of 768 px RGB",
         t,
     );
     let t = ms_per_frame(frames, |i| {
         black_box(prep::encode_jpeg(&decoded[i % n], 80).expect("encode"));
     });
-    report("step_encode_1280", "  step: JPEG q80 encode at 1280x720", t);
-    let t = ms_per_frame(frames, |i| {
-        black_box(base64::engine::general_purpose::STANDARD.encode(&jpegs[i % n]));
-    });
-    report("step_base64", "  step: base64 of the 768 px JPEG", t);
+    report(
+        "rgb_encode_1280",
+        "  rgb: JPEG q80 encode at 1280x720 (libjpeg-turbo)",
+        t,
+    );
 
     // The resize step with and without SIMD.
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Hamming));

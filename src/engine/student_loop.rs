@@ -67,8 +67,8 @@ pub(super) async fn student_loop(
             min_change > 0.0 && last_answered_at.is_some_and(|t| t.elapsed() < MAX_UNCHANGED)
         });
         let gated = tokio::task::spawn_blocking(move || -> Result<Gate, prep::PrepError> {
-            let rgb = prep::decode(&raw)?;
-            let hash = dhash::dhash(&rgb);
+            let pixels = prep::decode(&raw, cfg.max_side)?;
+            let hash = pixels.dhash();
             if let Some(prev) = compare_with {
                 let change = dhash::difference(prev, hash);
                 if change < min_change {
@@ -76,7 +76,7 @@ pub(super) async fn student_loop(
                 }
             }
             Ok(Gate::Send {
-                prepared: prep::prepare_rgb(&rgb, &cfg)?,
+                prepared: prep::prepare_pixels(&pixels, &cfg)?,
                 hash,
             })
         })

@@ -7,6 +7,25 @@ use image::RgbImage;
 /// The 64-bit dHash of an RGB image.
 pub fn dhash(img: &RgbImage) -> u64 {
     let (w, h) = img.dimensions();
+    hash_with(w, h, |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0;
+        299 * r as u64 + 587 * g as u64 + 114 * b as u64
+    })
+}
+
+/// The 64-bit dHash of a luma plane (`stride` bytes per row, at least `height` rows).
+/// JPEG luma is the same weighting of RGB as [`dhash`] uses, so both agree on a picture.
+pub fn dhash_luma(y: &[u8], stride: u32, width: u32, height: u32) -> u64 {
+    if (stride as usize) < width as usize || y.len() < stride as usize * height as usize {
+        return 0;
+    }
+    hash_with(width, height, |x, row| {
+        1000 * y[row as usize * stride as usize + x as usize] as u64
+    })
+}
+
+/// dHash over `luma(x, y)` (any fixed scale) of a `w x h` picture.
+fn hash_with(w: u32, h: u32, luma: impl Fn(u32, u32) -> u64) -> u64 {
     if w == 0 || h == 0 {
         return 0;
     }
@@ -19,8 +38,7 @@ pub fn dhash(img: &RgbImage) -> u64 {
         let cy = (y as u64 * 8 / h as u64) as usize;
         for x in (0..w).step_by(step) {
             let cx = (x as u64 * 9 / w as u64) as usize;
-            let [r, g, b] = img.get_pixel(x, y).0;
-            sum[cy][cx] += 299 * r as u64 + 587 * g as u64 + 114 * b as u64;
+            sum[cy][cx] += luma(x, y);
             count[cy][cx] += 1;
         }
     }

@@ -3,9 +3,11 @@
 #[cfg(feature = "camera")]
 pub mod camera;
 pub mod dhash;
+pub mod pixels;
 pub mod prep;
 pub mod slot;
 pub mod source;
+pub mod turbo;
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;

@@ -3,6 +3,15 @@
 //!
 //! Only the frame the student actually takes goes through here, so capture stays cheap.
 //!
+//! **JPEG in (camera MJPEG, JPEG files):** libjpeg-turbo (`turbo.rs`) decodes straight into
+//! the JPEG's own YCbCr planes, DCT-scaled by 1/2, 1/4 or 1/8 when the frame is at least that
+//! much larger than the target (a 1920×1080 frame for 768 px decodes at 960×540); the luma
+//! and chroma planes are resized separately and encoded back as a 4:2:0 JPEG from the planes.
+//! No RGB on the way, so no colour conversion, chroma upsampling or downsampling, and a
+//! third of the pixels to resize compared with RGB. **YUYV camera frames** become planes the
+//! same way (limited to full range), **PNG files and RGB buffers** go the RGB way: resize,
+//! then libjpeg-turbo encodes RGB.
+//!
 //! Resizing uses `fast_image_resize` (SIMD: AVX2/SSE4.1 on x86_64, NEON on aarch64, picked
 //! at run time) with the **Hamming** convolution filter: it costs the same as bilinear
 //! (2x2 minimal kernel, scaled with the reduction) but its downscaling quality is close to
@@ -10,14 +19,12 @@
 //! reading a 768 px image cares about edges and small text, so a box/nearest filter
 //! (aliasing) would be a false economy. `benches/frame_prep.rs` compares it with the
 //! image crate's `resize` (Triangle).
-//!
-//! JPEG DCT-domain downscaling (decode at 1/2, 1/4, 1/8 size) would save most of the
-//! decode time for large photos, but neither image 0.25's `JpegDecoder` nor zune-jpeg 0.5
-//! expose it, so a full-size decode is followed by the SIMD resize.
 
-use super::{PreparedFrame, RawImage};
+use super::pixels::{Chroma, Pixels, Planes};
+use super::{turbo, PreparedFrame, RawImage};
 use crate::config::FrameConfig;
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{Image as FirImage, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Cursor;
@@ -37,18 +44,19 @@ const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
 
 /// Filter for the model frame: see the module docs.
 const MODEL_FILTER: ResizeAlg = ResizeAlg::Convolution(FilterType::Hamming);
-/// Filter for the console preview: area averaging, the cheapest filter that does not alias.
-const THUMB_FILTER: ResizeAlg = ResizeAlg::Convolution(FilterType::Box);
 
 thread_local! {
     /// One resizer per thread: it keeps its scratch buffers between frames.
     static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
 }
 
-/// Decode a raw frame to RGB.
-pub fn decode(raw: &RawImage) -> Result<image::RgbImage, PrepError> {
+/// Decode a raw frame for a model frame of at most `max_side` px (0: full size). A JPEG
+/// larger than twice the target is decoded DCT-scaled, so the result can be smaller than
+/// the source, but never smaller than the model frame it is for.
+pub fn decode(raw: &RawImage, max_side: u32) -> Result<Pixels, PrepError> {
     match raw {
-        RawImage::Encoded(b) => decode_encoded(b),
+        RawImage::Encoded(b) if is_jpeg(b) => decode_jpeg(b, max_side),
+        RawImage::Encoded(b) => decode_other(b).map(Pixels::Rgb),
         RawImage::Rgb {
             width,
             height,
@@ -62,18 +70,58 @@ pub fn decode(raw: &RawImage) -> Result<image::RgbImage, PrepError> {
                 )));
             }
             image::RgbImage::from_raw(*width, *height, data.to_vec())
+                .map(Pixels::Rgb)
                 .ok_or_else(|| PrepError::Decode("RGB buffer size does not match".into()))
         }
         RawImage::Yuyv {
             width,
             height,
             data,
-        } => yuyv_to_rgb(*width, *height, data),
+        } => Planes::from_yuyv(*width, *height, data).map(Pixels::Planar),
     }
 }
 
+/// Decode encoded bytes (JPEG, PNG) to full-size RGB: for previews and tools.
+pub fn decode_rgb(bytes: &[u8]) -> Result<image::RgbImage, PrepError> {
+    if is_jpeg(bytes) {
+        let header = turbo::read_header(bytes)?;
+        check_size(header.width, header.height)?;
+        if header.rgb_decodable() {
+            return turbo::decode_rgb(bytes, 1);
+        }
+    }
+    decode_other(bytes)
+}
+
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8])
+}
+
+fn decode_jpeg(bytes: &[u8], max_side: u32) -> Result<Pixels, PrepError> {
+    let header = turbo::read_header(bytes)?;
+    check_size(header.width, header.height)?;
+    let denom = if max_side == 0 {
+        1
+    } else {
+        let (tw, th) = fit_max_side(header.width, header.height, max_side);
+        turbo::scale_for(header.width, header.height, tw, th)
+    };
+    if header.planar() {
+        turbo::decode_planes(bytes, denom).map(Pixels::Planar)
+    } else if header.rgb_decodable() {
+        turbo::decode_rgb(bytes, denom).map(Pixels::Rgb)
+    } else {
+        // CMYK/YCCK (some scanners and print workflows): the image crate converts those.
+        decode_other(bytes).map(Pixels::Rgb)
+    }
+}
+
+fn check_size(width: u32, height: u32) -> Result<(), PrepError> {
+    checked_len(width, height, 3).map(|_| ())
+}
+
 /// Bytes needed for `width x height` pixels of `bpp` bytes, refusing empty or absurd sizes.
-fn checked_len(width: u32, height: u32, bpp: u64) -> Result<usize, PrepError> {
+pub(crate) fn checked_len(width: u32, height: u32, bpp: u64) -> Result<usize, PrepError> {
     if width == 0 || height == 0 {
         return Err(PrepError::Decode(format!("empty image ({width}x{height})")));
     }
@@ -86,7 +134,8 @@ fn checked_len(width: u32, height: u32, bpp: u64) -> Result<usize, PrepError> {
         .map_err(|_| PrepError::Decode("image too large for this platform".into()))
 }
 
-fn decode_encoded(bytes: &[u8]) -> Result<image::RgbImage, PrepError> {
+/// Anything the image crate reads (PNG, CMYK JPEG), to RGB.
+fn decode_other(bytes: &[u8]) -> Result<image::RgbImage, PrepError> {
     if bytes.is_empty() {
         return Err(PrepError::Decode("no bytes".into()));
     }
@@ -104,46 +153,8 @@ fn decode_encoded(bytes: &[u8]) -> Result<image::RgbImage, PrepError> {
     let img = reader
         .decode()
         .map_err(|e| PrepError::Decode(e.to_string()))?;
-    // Already RGB8 for colour JPEGs: `into_rgb8` then moves the buffer without copying.
+    // Already RGB8 for colour images: `into_rgb8` then moves the buffer without copying.
     Ok(img.into_rgb8())
-}
-
-/// Convert packed YUYV 4:2:2 (`Y0 U Y1 V`, BT.601 limited range as UVC webcams send it)
-/// to RGB. The width must be even; `data` must be exactly `width * height * 2` bytes.
-pub fn yuyv_to_rgb(width: u32, height: u32, data: &[u8]) -> Result<image::RgbImage, PrepError> {
-    let expected = checked_len(width, height, 2)?;
-    if width % 2 != 0 {
-        return Err(PrepError::Decode(format!(
-            "YUYV width must be even, got {width}"
-        )));
-    }
-    if data.len() != expected {
-        return Err(PrepError::Decode(format!(
-            "YUYV buffer is {} bytes, expected {expected} for {width}x{height}",
-            data.len()
-        )));
-    }
-    let mut out = vec![0u8; expected / 2 * 3];
-    for (src, dst) in data.chunks_exact(4).zip(out.chunks_exact_mut(6)) {
-        let d = i32::from(src[1]) - 128;
-        let e = i32::from(src[3]) - 128;
-        // Fixed-point BT.601: 1.164, 1.596, 0.391, 0.813, 2.018 scaled by 256.
-        let r_off = 409 * e + 128;
-        let g_off = -100 * d - 208 * e + 128;
-        let b_off = 516 * d + 128;
-        for (k, y) in [src[0], src[2]].into_iter().enumerate() {
-            let c = 298 * (i32::from(y) - 16);
-            dst[k * 3] = clamp_u8((c + r_off) >> 8);
-            dst[k * 3 + 1] = clamp_u8((c + g_off) >> 8);
-            dst[k * 3 + 2] = clamp_u8((c + b_off) >> 8);
-        }
-    }
-    image::RgbImage::from_raw(width, height, out)
-        .ok_or_else(|| PrepError::Decode("YUYV conversion size mismatch".into()))
-}
-
-fn clamp_u8(v: i32) -> u8 {
-    v.clamp(0, 255) as u8
 }
 
 /// Size after fitting the longest side into `max_side`, keeping the aspect ratio and never
@@ -176,21 +187,39 @@ pub fn fit_within(width: u32, height: u32, max_w: u32, max_h: u32) -> (u32, u32)
     (clamp(nw), clamp(nh))
 }
 
-/// Resize with fast_image_resize (SIMD) into a new image of exactly `width x height`.
-fn resize_rgb(
-    img: &image::RgbImage,
+/// Resize the `src` image (`crop` = the part of it that is picture, from the top left)
+/// into a new `width x height` image of the same pixel type.
+fn resize(
+    src: &ImageRef<'_>,
+    crop: (u32, u32),
     width: u32,
     height: u32,
-    alg: ResizeAlg,
-) -> Result<image::RgbImage, PrepError> {
-    let mut dst = image::RgbImage::new(width, height);
-    let options = ResizeOptions::new().resize_alg(alg);
+) -> Result<FirImage<'static>, PrepError> {
+    let mut dst = FirImage::new(width, height, src.pixel_type());
+    let options = ResizeOptions::new().resize_alg(MODEL_FILTER).crop(
+        0.0,
+        0.0,
+        f64::from(crop.0),
+        f64::from(crop.1),
+    );
     RESIZER
-        .with(|r| r.borrow_mut().resize(img, &mut dst, &options))
+        .with(|r| r.borrow_mut().resize(src, &mut dst, &options))
         // Only reachable with impossible sizes; not a decode problem, so reported with
         // the encoding step that could not happen.
         .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
     Ok(dst)
+}
+
+/// Resize one plane (`stride` bytes per row, `rows` rows, picture `crop`) to `w x h`.
+fn resize_plane(
+    plane: &[u8],
+    (stride, rows): (u32, u32),
+    crop: (u32, u32),
+    (w, h): (u32, u32),
+) -> Result<Vec<u8>, PrepError> {
+    let src = ImageRef::new(stride, rows, plane, PixelType::U8)
+        .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
+    Ok(resize(&src, crop, w, h)?.into_vec())
 }
 
 /// Downscale `img` so its longest side is at most `max_side` (Hamming filter, SIMD).
@@ -203,56 +232,129 @@ pub fn downscale_rgb(
     if (w, h) == img.dimensions() {
         return Ok(Cow::Borrowed(img));
     }
-    resize_rgb(img, w, h, MODEL_FILTER).map(Cow::Owned)
+    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
+        .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
+    let out = resize(&src, img.dimensions(), w, h)?.into_vec();
+    image::RgbImage::from_raw(w, h, out)
+        .map(Cow::Owned)
+        .ok_or_else(|| PrepError::Encode("resize size mismatch".into()))
 }
 
-/// Encode RGB as baseline JPEG at `quality` (clamped to 1..=100).
+/// `plane` (`w x h`, tight rows) grown to `pw x ph` by repeating its last column and row:
+/// a 4:2:0 JPEG needs even luma sizes.
+fn pad_plane(plane: Vec<u8>, (w, h): (u32, u32), (pw, ph): (u32, u32)) -> Vec<u8> {
+    if (w, h) == (pw, ph) {
+        return plane;
+    }
+    let (w, h, pw, ph) = (w as usize, h as usize, pw as usize, ph as usize);
+    let mut out = Vec::with_capacity(pw * ph);
+    for row in plane.chunks_exact(w).take(h) {
+        out.extend_from_slice(row);
+        let last = row[w - 1];
+        out.resize(out.len() + (pw - w), last);
+    }
+    let last_row = out[(h - 1) * pw..h * pw].to_vec();
+    for _ in h..ph {
+        out.extend_from_slice(&last_row);
+    }
+    out
+}
+
+/// `p` as a `tw x th` image laid out for a 4:2:0 JPEG (grayscale stays grayscale): luma
+/// resized and padded to even sizes, chroma resized to half of that. Borrowed when `p` is
+/// already exactly that (a 4:2:0 camera frame at the model's size).
+pub fn fit_420(p: &Planes, tw: u32, th: u32) -> Result<Cow<'_, Planes>, PrepError> {
+    let (pw, ph) = match p.chroma {
+        Some(_) => (tw.next_multiple_of(2), th.next_multiple_of(2)),
+        None => (tw, th),
+    };
+    let (cw, ch) = (pw / 2, ph / 2);
+    let same_size = (p.width, p.height) == (tw, th);
+    let luma_fits = same_size && p.y_stride >= pw && p.y_rows() >= ph;
+    let chroma_fits = p
+        .chroma
+        .as_ref()
+        .is_none_or(|c| (c.width, c.height) == (cw, ch));
+    if luma_fits && chroma_fits {
+        return Ok(Cow::Borrowed(p));
+    }
+    let (y, y_stride) = if luma_fits {
+        (p.y.clone(), p.y_stride)
+    } else {
+        let y = resize_plane(
+            &p.y,
+            (p.y_stride, p.y_rows()),
+            (p.width, p.height),
+            (tw, th),
+        )?;
+        (pad_plane(y, (tw, th), (pw, ph)), pw)
+    };
+    let chroma = match &p.chroma {
+        None => None,
+        Some(c) if chroma_fits => Some(c.clone()),
+        Some(c) => {
+            let plane =
+                |v: &[u8]| resize_plane(v, (c.width, c.height), (c.width, c.height), (cw, ch));
+            Some(Chroma {
+                width: cw,
+                height: ch,
+                cb: plane(&c.cb)?,
+                cr: plane(&c.cr)?,
+            })
+        }
+    };
+    Ok(Cow::Owned(Planes {
+        width: tw,
+        height: th,
+        y_stride,
+        y,
+        chroma,
+    }))
+}
+
+/// Encode RGB as baseline 4:2:0 JPEG at `quality` (clamped to 1..=100).
 pub fn encode_jpeg(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, PrepError> {
-    let mut jpeg = Vec::with_capacity(img.as_raw().len() / 8);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, quality.clamp(1, 100))
-        .encode(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| PrepError::Encode(e.to_string()))?;
-    Ok(jpeg)
+    turbo::encode_rgb(img, quality)
+}
+
+fn finish(jpeg: Vec<u8>, width: u32, height: u32) -> PreparedFrame {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
+    PreparedFrame {
+        width,
+        height,
+        jpeg: jpeg.into(),
+        base64: b64.into(),
+    }
 }
 
 /// Downscale, JPEG-encode and base64 an RGB image for a model.
 pub fn prepare_rgb(img: &image::RgbImage, cfg: &FrameConfig) -> Result<PreparedFrame, PrepError> {
-    use base64::Engine;
     if img.width() == 0 || img.height() == 0 {
         return Err(PrepError::Decode("empty image".into()));
     }
     let small = downscale_rgb(img, cfg.max_side)?;
     let jpeg = encode_jpeg(&small, cfg.jpeg_quality)?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
-    Ok(PreparedFrame {
-        width: small.width(),
-        height: small.height(),
-        jpeg: jpeg.into(),
-        base64: b64.into(),
-    })
+    Ok(finish(jpeg, small.width(), small.height()))
+}
+
+/// Downscale, JPEG-encode and base64 a decoded frame for a model.
+pub fn prepare_pixels(px: &Pixels, cfg: &FrameConfig) -> Result<PreparedFrame, PrepError> {
+    match px {
+        Pixels::Rgb(img) => prepare_rgb(img, cfg),
+        Pixels::Planar(p) => {
+            let (tw, th) = fit_max_side(p.width, p.height, cfg.max_side);
+            let planes = fit_420(p, tw, th)?;
+            let jpeg = turbo::encode_planes(&planes, cfg.jpeg_quality)?;
+            Ok(finish(jpeg, tw, th))
+        }
+    }
 }
 
 /// Decode, downscale to `cfg.max_side`, JPEG at `cfg.jpeg_quality`, base64
 /// (standard alphabet, padded, no `data:` prefix).
 pub fn prepare(raw: &RawImage, cfg: &FrameConfig) -> Result<PreparedFrame, PrepError> {
-    let img = decode(raw)?;
-    prepare_rgb(&img, cfg)
-}
-
-/// A small RGB preview fitting in `max_w x max_h` (aspect ratio kept, never upscaled),
-/// for the console. Box filter: cheap and free of aliasing at these sizes.
-pub fn thumbnail_rgb(raw: &RawImage, max_w: u32, max_h: u32) -> Result<image::RgbImage, PrepError> {
-    let img = decode(raw)?;
-    let (w, h) = fit_within(img.width(), img.height(), max_w.max(1), max_h.max(1));
-    if (w, h) == img.dimensions() {
-        return Ok(img);
-    }
-    resize_rgb(&img, w, h, THUMB_FILTER)
+    prepare_pixels(&decode(raw, cfg.max_side)?, cfg)
 }
 
 #[cfg(test)]
@@ -346,16 +448,104 @@ mod tests {
     #[test]
     fn real_photos_decode_and_shrink() {
         for name in ["rocket.jpg", "chelsea.png"] {
-            let raw = RawImage::Encoded(eval_image(name).into());
-            let full = decode(&raw).unwrap();
-            let p = prepare(&raw, &cfg(256)).unwrap();
+            let bytes = eval_image(name);
+            let full = decode_rgb(&bytes).unwrap();
+            let p = prepare(&RawImage::Encoded(bytes.into()), &cfg(256)).unwrap();
             assert_eq!(p.width.max(p.height), 256, "{name}");
-            assert_eq!(
-                (p.width, p.height),
-                fit_max_side(full.width(), full.height(), 256),
+            // The aspect ratio is kept to the pixel (a DCT-scaled decode may round the
+            // short side differently by one).
+            let (w, h) = fit_max_side(full.width(), full.height(), 256);
+            assert!(
+                p.width.abs_diff(w) <= 1 && p.height.abs_diff(h) <= 1,
                 "{name}"
             );
+            let back = decode_rgb(&p.jpeg).unwrap();
+            assert_eq!(back.dimensions(), (p.width, p.height), "{name}");
         }
+    }
+
+    /// A 1280x720 JPEG of the gradient, with the given chroma sampling.
+    fn jpeg_1280x720(sampling: i32) -> Vec<u8> {
+        let img = gradient(1280, 720);
+        if sampling == 420 {
+            return encode_jpeg(&img, 90).unwrap();
+        }
+        // 4:4:4 through the image crate's encoder (it does not subsample), like the
+        // q90 frames in the benchmarks.
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode(img.as_raw(), 1280, 720, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn jpeg_frames_stay_planar_and_large_ones_decode_scaled() {
+        for sampling in [420, 444] {
+            let raw = RawImage::Encoded(jpeg_1280x720(sampling).into());
+            // 1280x720 for 768 px: full size (half would be 640, too small).
+            let Pixels::Planar(full) = decode(&raw, 768).unwrap() else {
+                panic!("a colour JPEG decodes to planes");
+            };
+            assert_eq!((full.width, full.height), (1280, 720));
+            // For 600 px, half size (640) still covers it: decoded at 1/2; for 320 px a
+            // quarter does, exactly.
+            for (max_side, want) in [(600, (640, 360)), (320, (320, 180))] {
+                let Pixels::Planar(scaled) = decode(&raw, max_side).unwrap() else {
+                    panic!("planes");
+                };
+                assert_eq!((scaled.width, scaled.height), want, "{sampling}");
+            }
+            for (max_side, want) in [
+                (768, (768, 432)),
+                (600, (600, 338)),
+                (320, (320, 180)),
+                (0, (1280, 720)),
+            ] {
+                let p = prepare(&raw, &cfg(max_side)).unwrap();
+                assert_eq!((p.width, p.height), want, "{sampling} {max_side}");
+                let back = decode_rgb(&p.jpeg).unwrap();
+                assert_eq!(back.dimensions(), want);
+                // The red ramp survived: dark on the left, bright on the right.
+                let (l, r) = (
+                    back.get_pixel(1, want.1 / 2).0[0],
+                    back.get_pixel(want.0 - 2, want.1 / 2).0[0],
+                );
+                assert!(l < 30 && r > 220, "{sampling} {max_side}: {l} {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn odd_sizes_are_padded_for_420_and_come_back_at_their_size() {
+        // 4:2:0 needs even luma sizes; 1001x563 -> 767x431 (odd both ways).
+        let img = gradient(1001, 563);
+        let raw = RawImage::Encoded(encode_jpeg(&img, 90).unwrap().into());
+        let p = prepare(&raw, &cfg(767)).unwrap();
+        assert_eq!((p.width, p.height), (767, 431));
+        let back = decode_rgb(&p.jpeg).unwrap();
+        assert_eq!(back.dimensions(), (767, 431));
+        // The last column and row are picture, not padding garbage.
+        let px = back.get_pixel(766, 430).0;
+        assert!(px[0] > 220 && px[1] > 220, "{px:?}");
+    }
+
+    #[test]
+    fn a_grayscale_jpeg_stays_grayscale() {
+        let grey = image::GrayImage::from_fn(640, 480, |x, _| image::Luma([(x * 255 / 640) as u8]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode(grey.as_raw(), 640, 480, image::ExtendedColorType::L8)
+            .unwrap();
+        let raw = RawImage::Encoded(jpeg.into());
+        let Pixels::Planar(planes) = decode(&raw, 320).unwrap() else {
+            panic!("planes");
+        };
+        assert!(planes.chroma.is_none());
+        let p = prepare(&raw, &cfg(320)).unwrap();
+        assert_eq!((p.width, p.height), (320, 240));
+        let back = image::load_from_memory(&p.jpeg).unwrap();
+        assert_eq!(back.color(), image::ColorType::L8);
     }
 
     #[test]
@@ -376,37 +566,54 @@ mod tests {
             height: 10,
             data: vec![0u8; 299].into(),
         };
-        assert!(matches!(decode(&raw), Err(PrepError::Decode(_))));
+        assert!(matches!(decode(&raw, 768), Err(PrepError::Decode(_))));
         let raw = RawImage::Rgb {
             width: 0,
             height: 10,
             data: vec![].into(),
         };
-        assert!(matches!(decode(&raw), Err(PrepError::Decode(_))));
+        assert!(matches!(decode(&raw, 768), Err(PrepError::Decode(_))));
+    }
+
+    /// A YUYV frame of one colour (BT.601 limited range Y, U, V).
+    fn yuyv_solid(w: u32, h: u32, [y, u, v]: [u8; 3]) -> RawImage {
+        RawImage::Yuyv {
+            width: w,
+            height: h,
+            data: [y, u, y, v].repeat((w * h / 2) as usize).into(),
+        }
     }
 
     #[test]
-    fn yuyv_2x1_converts_to_known_colours() {
-        // Black and white share chroma (neutral U=V=128).
-        let img = yuyv_to_rgb(2, 1, &[16, 128, 235, 128]).unwrap();
-        assert_eq!(img.get_pixel(0, 0).0, [0, 0, 0]);
-        assert_eq!(img.get_pixel(1, 0).0, [255, 255, 255]);
-        // BT.601 limited-range pure red is Y=81 U=90 V=240; pure blue Y=41 U=240 V=110.
-        let img = yuyv_to_rgb(2, 1, &[81, 90, 81, 240]).unwrap();
-        for px in img.pixels() {
-            let [r, g, b] = px.0;
-            assert!(r >= 253 && g <= 2 && b <= 2, "{:?}", px.0);
+    fn yuyv_colours_reach_the_model_jpeg_right() {
+        // Limited-range black, white, pure red (Y=81 U=90 V=240), pure blue (41, 240, 110).
+        for (yuv, want) in [
+            ([16, 128, 128], [0, 0, 0]),
+            ([235, 128, 128], [255, 255, 255]),
+            ([81, 90, 240], [255, 0, 0]),
+            ([41, 240, 110], [0, 0, 255]),
+        ] {
+            let p = prepare(&yuyv_solid(64, 32, yuv), &cfg(768)).unwrap();
+            assert_eq!((p.width, p.height), (64, 32));
+            let back = decode_rgb(&p.jpeg).unwrap();
+            let got = back.get_pixel(20, 10).0;
+            for c in 0..3 {
+                assert!(
+                    got[c].abs_diff(want[c]) <= 6,
+                    "{yuv:?}: got {got:?}, want {want:?}"
+                );
+            }
         }
-        let raw = RawImage::Yuyv {
-            width: 2,
-            height: 1,
-            data: Arc::from(&[41u8, 240, 41, 110][..]),
-        };
-        let [r, g, b] = decode(&raw).unwrap().get_pixel(0, 0).0;
-        assert!(r <= 2 && g <= 2 && b >= 253, "{r} {g} {b}");
         // Wrong length or odd width is an error, not a panic.
-        assert!(yuyv_to_rgb(2, 1, &[1, 2, 3]).is_err());
-        assert!(yuyv_to_rgb(3, 1, &[0; 6]).is_err());
+        let bad = RawImage::Yuyv {
+            width: 3,
+            height: 1,
+            data: vec![0u8; 6].into(),
+        };
+        assert!(matches!(
+            prepare(&bad, &cfg(768)),
+            Err(PrepError::Decode(_))
+        ));
     }
 
     #[test]
@@ -441,25 +648,5 @@ mod tests {
             .sum();
         let mean = diff as f64 / (320.0 * 180.0 * 2.0);
         assert!(mean < 2.0, "mean channel difference {mean}");
-    }
-
-    #[test]
-    fn thumbnail_fits_the_box() {
-        let raw = RawImage::Encoded(eval_image("rocket.jpg").into());
-        let full = decode(&raw).unwrap();
-        let t = thumbnail_rgb(&raw, 80, 40).unwrap();
-        assert!(t.width() <= 80 && t.height() <= 40);
-        assert!(t.width() == 80 || t.height() == 40);
-        assert_eq!(
-            t.dimensions(),
-            fit_within(full.width(), full.height(), 80, 40)
-        );
-        // A tiny image is returned as is.
-        let raw = RawImage::Rgb {
-            width: 4,
-            height: 2,
-            data: vec![7u8; 24].into(),
-        };
-        assert_eq!(thumbnail_rgb(&raw, 80, 40).unwrap().dimensions(), (4, 2));
     }
 }

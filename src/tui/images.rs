@@ -73,7 +73,8 @@ fn same(a: &Arc<PreparedFrame>, b: &Arc<PreparedFrame>) -> bool {
 }
 
 fn decode(frame: &PreparedFrame) -> Result<DynamicImage, String> {
-    image::load_from_memory_with_format(&frame.jpeg, image::ImageFormat::Jpeg)
+    crate::frame::prep::decode_rgb(&frame.jpeg)
+        .map(DynamicImage::ImageRgb8)
         .map_err(|e| format!("cannot decode frame: {e}"))
 }
 
