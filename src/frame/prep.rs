@@ -42,8 +42,12 @@ const MAX_DECODE_SIDE: u32 = 16_384;
 /// Most memory a decoder may allocate (protects the Pi from decompression bombs).
 const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
 
-/// Filter for the model frame: see the module docs.
+/// Filter for the model frame (RGB, or its luma plane): see the module docs.
 const MODEL_FILTER: ResizeAlg = ResizeAlg::Convolution(FilterType::Hamming);
+/// Filter for the chroma planes: area averaging, as libjpeg's own chroma downsampling does.
+/// Colour carries little detail (the JPEG halves its resolution anyway) and the box kernel
+/// has half the taps of Hamming's.
+const CHROMA_FILTER: ResizeAlg = ResizeAlg::Convolution(FilterType::Box);
 
 thread_local! {
     /// One resizer per thread: it keeps its scratch buffers between frames.
@@ -192,11 +196,11 @@ pub fn fit_within(width: u32, height: u32, max_w: u32, max_h: u32) -> (u32, u32)
 fn resize(
     src: &ImageRef<'_>,
     crop: (u32, u32),
-    width: u32,
-    height: u32,
+    (width, height): (u32, u32),
+    filter: ResizeAlg,
 ) -> Result<FirImage<'static>, PrepError> {
     let mut dst = FirImage::new(width, height, src.pixel_type());
-    let options = ResizeOptions::new().resize_alg(MODEL_FILTER).crop(
+    let options = ResizeOptions::new().resize_alg(filter).crop(
         0.0,
         0.0,
         f64::from(crop.0),
@@ -210,16 +214,17 @@ fn resize(
     Ok(dst)
 }
 
-/// Resize one plane (`stride` bytes per row, `rows` rows, picture `crop`) to `w x h`.
+/// Resize one plane (`stride` bytes per row, `rows` rows, picture `crop`) to `size`.
 fn resize_plane(
     plane: &[u8],
     (stride, rows): (u32, u32),
     crop: (u32, u32),
-    (w, h): (u32, u32),
+    size: (u32, u32),
+    filter: ResizeAlg,
 ) -> Result<Vec<u8>, PrepError> {
     let src = ImageRef::new(stride, rows, plane, PixelType::U8)
         .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
-    Ok(resize(&src, crop, w, h)?.into_vec())
+    Ok(resize(&src, crop, size, filter)?.into_vec())
 }
 
 /// Downscale `img` so its longest side is at most `max_side` (Hamming filter, SIMD).
@@ -234,7 +239,7 @@ pub fn downscale_rgb(
     }
     let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
         .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
-    let out = resize(&src, img.dimensions(), w, h)?.into_vec();
+    let out = resize(&src, img.dimensions(), (w, h), MODEL_FILTER)?.into_vec();
     image::RgbImage::from_raw(w, h, out)
         .map(Cow::Owned)
         .ok_or_else(|| PrepError::Encode("resize size mismatch".into()))
@@ -258,6 +263,59 @@ fn pad_plane(plane: Vec<u8>, (w, h): (u32, u32), (pw, ph): (u32, u32)) -> Vec<u8
         out.extend_from_slice(&last_row);
     }
     out
+}
+
+/// A chroma plane (`w x h`, tight) resized to `target`: first halved by 2x2 (or 2x1, 1x2)
+/// averaging where it is at least twice the target — the cheap part of a big reduction, as
+/// libjpeg downsamples chroma — then the box filter for the rest.
+fn fit_chroma(plane: &[u8], (w, h): (u32, u32), target: (u32, u32)) -> Result<Vec<u8>, PrepError> {
+    let (hx, hy) = (w >= 2 * target.0, h >= 2 * target.1);
+    let (plane, dims) = if hx || hy {
+        halve(plane, (w, h), (hx, hy))
+    } else {
+        (plane.to_vec(), (w, h))
+    };
+    if dims == target {
+        return Ok(plane);
+    }
+    resize_plane(&plane, dims, dims, target, CHROMA_FILTER)
+}
+
+/// Average 2x2 blocks (`hx && hy`), horizontal pairs or vertical pairs of a tight `w x h`
+/// plane; an odd last column or row is paired with itself.
+fn halve(plane: &[u8], (w, h): (u32, u32), (hx, hy): (bool, bool)) -> (Vec<u8>, (u32, u32)) {
+    let (w, h) = (w as usize, h as usize);
+    let nw = if hx { w.div_ceil(2) } else { w };
+    let nh = if hy { h.div_ceil(2) } else { h };
+    let mut out = vec![0u8; nw * nh];
+    for (y, dst) in out.chunks_exact_mut(nw).enumerate() {
+        let (y0, y1) = if hy {
+            (2 * y, (2 * y + 1).min(h - 1))
+        } else {
+            (y, y)
+        };
+        let (r0, r1) = (&plane[y0 * w..][..w], &plane[y1 * w..][..w]);
+        if hx {
+            // Whole pairs in a form the compiler vectorises; an odd last column after.
+            let pairs = w / 2;
+            for ((d, a), b) in dst
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                let sum = u16::from(a[0]) + u16::from(a[1]) + u16::from(b[0]) + u16::from(b[1]);
+                *d = ((sum + 2) >> 2) as u8;
+            }
+            if w % 2 == 1 {
+                dst[pairs] = ((u16::from(r0[w - 1]) + u16::from(r1[w - 1]) + 1) >> 1) as u8;
+            }
+        } else {
+            for ((d, &a), &b) in dst.iter_mut().zip(r0).zip(r1) {
+                *d = ((u16::from(a) + u16::from(b) + 1) >> 1) as u8;
+            }
+        }
+    }
+    (out, (nw as u32, nh as u32))
 }
 
 /// `p` as a `tw x th` image laid out for a 4:2:0 JPEG (grayscale stays grayscale): luma
@@ -286,6 +344,7 @@ pub fn fit_420(p: &Planes, tw: u32, th: u32) -> Result<Cow<'_, Planes>, PrepErro
             (p.y_stride, p.y_rows()),
             (p.width, p.height),
             (tw, th),
+            MODEL_FILTER,
         )?;
         (pad_plane(y, (tw, th), (pw, ph)), pw)
     };
@@ -293,8 +352,7 @@ pub fn fit_420(p: &Planes, tw: u32, th: u32) -> Result<Cow<'_, Planes>, PrepErro
         None => None,
         Some(c) if chroma_fits => Some(c.clone()),
         Some(c) => {
-            let plane =
-                |v: &[u8]| resize_plane(v, (c.width, c.height), (c.width, c.height), (cw, ch));
+            let plane = |v: &[u8]| fit_chroma(v, (c.width, c.height), (cw, ch));
             Some(Chroma {
                 width: cw,
                 height: ch,
@@ -477,6 +535,23 @@ mod tests {
             .encode(img.as_raw(), 1280, 720, image::ExtendedColorType::Rgb8)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn halving_averages_blocks_and_keeps_odd_edges() {
+        // 3x2 plane: 2x2 blocks -> 2x1; the odd last column pairs with itself.
+        let p = [10, 20, 30, 50, 60, 70];
+        assert_eq!(halve(&p, (3, 2), (true, true)), (vec![35, 50], (2, 1)));
+        assert_eq!(halve(&p, (3, 2), (false, true)), (vec![30, 40, 50], (3, 1)));
+        assert_eq!(
+            halve(&p, (3, 2), (true, false)),
+            (vec![15, 30, 55, 70], (2, 2))
+        );
+        // 4:4:4 chroma of a 1280x720 frame for a 768x432 model frame: halved, then boxed.
+        let big = vec![77u8; 1280 * 720];
+        let small = fit_chroma(&big, (1280, 720), (384, 216)).unwrap();
+        assert_eq!(small.len(), 384 * 216);
+        assert!(small.iter().all(|&v| v == 77));
     }
 
     #[test]

@@ -124,6 +124,8 @@ impl Handle {
 }
 
 thread_local! {
+    /// Worst-case-sized output buffer for the encoder (about 1 MB for a 768 px frame).
+    static JPEG_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static DECODER: RefCell<Option<Handle>> = const { RefCell::new(None) };
     static ENCODER: RefCell<Option<Handle>> = const { RefCell::new(None) };
 }
@@ -327,18 +329,23 @@ fn compress(
     if cap == 0 {
         return Err(h.error_message());
     }
-    let mut out = vec![0u8; cap];
-    let mut ptr = out.as_mut_ptr();
-    let mut len = cap as tj::size_t;
-    if call(&mut ptr, &mut len) != 0 {
-        return Err(h.error_message());
-    }
-    // With NOREALLOC libjpeg-turbo writes into our buffer (sized for the worst case).
-    if ptr != out.as_mut_ptr() || len as usize > cap {
-        return Err("libjpeg-turbo did not write into the given buffer".into());
-    }
-    out.truncate(len as usize);
-    Ok(out)
+    JPEG_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        // Kept between frames: zeroed only when it grows.
+        if buf.len() < cap {
+            buf.resize(cap, 0);
+        }
+        let mut ptr = buf.as_mut_ptr();
+        let mut len = cap as tj::size_t;
+        if call(&mut ptr, &mut len) != 0 {
+            return Err(h.error_message());
+        }
+        // With NOREALLOC libjpeg-turbo writes into our buffer (sized for the worst case).
+        if ptr != buf.as_mut_ptr() || len as usize > cap {
+            return Err("libjpeg-turbo did not write into the given buffer".into());
+        }
+        Ok(buf[..len as usize].to_vec())
+    })
 }
 
 /// Encode planes as a baseline JPEG at `quality` (1..=100). The planes must be laid out
