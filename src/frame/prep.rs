@@ -23,8 +23,9 @@
 use super::pixels::{Chroma, Pixels, Planes};
 use super::{turbo, PreparedFrame, RawImage};
 use crate::config::FrameConfig;
-use fast_image_resize::images::{Image as FirImage, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::{U8x3, U8};
+use fast_image_resize::{FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Cursor;
@@ -191,15 +192,24 @@ pub fn fit_within(width: u32, height: u32, max_w: u32, max_h: u32) -> (u32, u32)
     (clamp(nw), clamp(nh))
 }
 
-/// Resize the `src` image (`crop` = the part of it that is picture, from the top left)
-/// into a new `width x height` image of the same pixel type.
-fn resize(
-    src: &ImageRef<'_>,
+/// Resize `src` (`dims` pixels of type `P`, `bpp` bytes each; `crop` = the part that is
+/// picture, from the top left) into a new `size` image of the same type. Typed, so only
+/// the pixel types we use are compiled in (fast_image_resize's dynamic entry point would
+/// bring every pixel type for every CPU extension: megabytes of binary).
+fn resize<P: PixelTrait>(
+    src: &[u8],
+    dims: (u32, u32),
+    bpp: usize,
     crop: (u32, u32),
-    (width, height): (u32, u32),
+    size: (u32, u32),
     filter: ResizeAlg,
-) -> Result<FirImage<'static>, PrepError> {
-    let mut dst = FirImage::new(width, height, src.pixel_type());
+) -> Result<Vec<u8>, PrepError> {
+    // Only reachable with impossible sizes; not a decode problem, so reported with the
+    // encoding step that could not happen.
+    let fail = |e: &dyn std::fmt::Display| PrepError::Encode(format!("resize failed: {e}"));
+    let src = TypedImageRef::<P>::from_buffer(dims.0, dims.1, src).map_err(|e| fail(&e))?;
+    let mut out = vec![0u8; size.0 as usize * size.1 as usize * bpp];
+    let mut dst = TypedImage::<P>::from_buffer(size.0, size.1, &mut out).map_err(|e| fail(&e))?;
     let options = ResizeOptions::new().resize_alg(filter).crop(
         0.0,
         0.0,
@@ -207,11 +217,9 @@ fn resize(
         f64::from(crop.1),
     );
     RESIZER
-        .with(|r| r.borrow_mut().resize(src, &mut dst, &options))
-        // Only reachable with impossible sizes; not a decode problem, so reported with
-        // the encoding step that could not happen.
-        .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
-    Ok(dst)
+        .with(|r| r.borrow_mut().resize_typed(&src, &mut dst, &options))
+        .map_err(|e| fail(&e))?;
+    Ok(out)
 }
 
 /// Resize one plane (`stride` bytes per row, `rows` rows, picture `crop`) to `size`.
@@ -222,9 +230,7 @@ fn resize_plane(
     size: (u32, u32),
     filter: ResizeAlg,
 ) -> Result<Vec<u8>, PrepError> {
-    let src = ImageRef::new(stride, rows, plane, PixelType::U8)
-        .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
-    Ok(resize(&src, crop, size, filter)?.into_vec())
+    resize::<U8>(plane, (stride, rows), 1, crop, size, filter)
 }
 
 /// Downscale `img` so its longest side is at most `max_side` (Hamming filter, SIMD).
@@ -237,9 +243,8 @@ pub fn downscale_rgb(
     if (w, h) == img.dimensions() {
         return Ok(Cow::Borrowed(img));
     }
-    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-        .map_err(|e| PrepError::Encode(format!("resize failed: {e}")))?;
-    let out = resize(&src, img.dimensions(), (w, h), MODEL_FILTER)?.into_vec();
+    let dims = img.dimensions();
+    let out = resize::<U8x3>(img.as_raw(), dims, 3, dims, (w, h), MODEL_FILTER)?;
     image::RgbImage::from_raw(w, h, out)
         .map(Cow::Owned)
         .ok_or_else(|| PrepError::Encode("resize size mismatch".into()))
