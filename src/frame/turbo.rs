@@ -39,10 +39,12 @@ pub struct Header {
 }
 
 impl Header {
-    /// Whether [`decode_planes`] can hand out this image's own planes: 8-bit YCbCr or
-    /// grayscale with a sampling layout libjpeg-turbo knows.
+    /// Whether [`decode_planes`] can hand out this image's own planes: lossy 8-bit YCbCr
+    /// or grayscale with a sampling layout libjpeg-turbo knows (lossless JPEGs decode to
+    /// RGB only).
     pub fn planar(&self) -> bool {
-        self.subsamp != tj::TJSAMP_TJSAMP_UNKNOWN
+        !self.lossless
+            && self.subsamp != tj::TJSAMP_TJSAMP_UNKNOWN
             && (self.colorspace == tj::TJCS_TJCS_YCbCr as i32
                 || self.colorspace == tj::TJCS_TJCS_GRAY as i32)
     }
