@@ -7,8 +7,8 @@
 //! the JPEG's own YCbCr planes, DCT-scaled by 1/2, 1/4 or 1/8 when the frame is at least that
 //! much larger than the target (a 1920×1080 frame for 768 px decodes at 960×540); the luma
 //! and chroma planes are resized separately and encoded back as a 4:2:0 JPEG from the planes.
-//! No RGB on the way, so no colour conversion, chroma upsampling or downsampling, and a
-//! third of the pixels to resize compared with RGB. **YUYV camera frames** become planes the
+//! No RGB on the way, so no colour conversion, chroma upsampling or downsampling, and with
+//! a camera's 4:2:0 or 4:2:2 sampling a half to two thirds of the samples to resize. **YUYV camera frames** become planes the
 //! same way (limited to full range), **PNG files and RGB buffers** go the RGB way: resize,
 //! then libjpeg-turbo encodes RGB.
 //!
