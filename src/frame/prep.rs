@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn real_photos_decode_and_shrink() {
-        for name in ["rocket.jpg", "chelsea.png"] {
+        for name in ["rocket.jpg", "grace_hopper.jpg", "chelsea.png"] {
             let bytes = eval_image(name);
             let full = decode_rgb(&bytes).unwrap();
             let p = prepare(&RawImage::Encoded(bytes.into()), &cfg(256)).unwrap();
@@ -530,8 +530,10 @@ mod tests {
     /// A 1280x720 JPEG of the gradient, with the given chroma sampling.
     fn jpeg_1280x720(sampling: i32) -> Vec<u8> {
         let img = gradient(1280, 720);
-        if sampling == 420 {
-            return encode_jpeg(&img, 90).unwrap();
+        match sampling {
+            420 => return encode_jpeg(&img, 90).unwrap(),
+            422 => return turbo::encode_rgb_422(&img, 90).unwrap(),
+            _ => {}
         }
         // 4:4:4 through the image crate's encoder (it does not subsample), like the
         // q90 frames in the benchmarks.
@@ -561,13 +563,20 @@ mod tests {
 
     #[test]
     fn jpeg_frames_stay_planar_and_large_ones_decode_scaled() {
-        for sampling in [420, 444] {
+        for sampling in [420, 422, 444] {
             let raw = RawImage::Encoded(jpeg_1280x720(sampling).into());
             // 1280x720 for 768 px: full size (half would be 640, too small).
             let Pixels::Planar(full) = decode(&raw, 768).unwrap() else {
                 panic!("a colour JPEG decodes to planes");
             };
             assert_eq!((full.width, full.height), (1280, 720));
+            let c = full.chroma.as_ref().expect("colour");
+            let want_chroma = match sampling {
+                420 => (640, 360),
+                422 => (640, 720),
+                _ => (1280, 720),
+            };
+            assert_eq!((c.width, c.height), want_chroma, "{sampling}");
             // For 600 px, half size (640) still covers it: decoded at 1/2; for 320 px a
             // quarter does, exactly.
             for (max_side, want) in [(600, (640, 360)), (320, (320, 180))] {

@@ -406,13 +406,26 @@ pub fn encode_planes(planes: &Planes, quality: u8) -> Result<Vec<u8>, PrepError>
 
 /// Encode packed RGB as a baseline 4:2:0 JPEG at `quality` (1..=100).
 pub fn encode_rgb(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, PrepError> {
+    encode_rgb_sampled(img, quality, tj::TJSAMP_TJSAMP_420)
+}
+
+/// A webcam's MJPEG layout (4:2:2), for tests of the decoding side.
+#[cfg(test)]
+pub(crate) fn encode_rgb_422(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, PrepError> {
+    encode_rgb_sampled(img, quality, tj::TJSAMP_TJSAMP_422)
+}
+
+fn encode_rgb_sampled(
+    img: &image::RgbImage,
+    quality: u8,
+    subsamp: i32,
+) -> Result<Vec<u8>, PrepError> {
     encoder(|h| {
         let (w, ht) = (c_int(img.width())?, c_int(img.height())?);
         if w == 0 || ht == 0 {
             return Err("empty image".into());
         }
         let pitch = c_int(img.width() * 3)?;
-        let subsamp = tj::TJSAMP_TJSAMP_420;
         compress(
             h,
             img.width(),
