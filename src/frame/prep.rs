@@ -103,6 +103,8 @@ fn is_jpeg(bytes: &[u8]) -> bool {
 }
 
 fn decode_jpeg(bytes: &[u8], max_side: u32) -> Result<Pixels, PrepError> {
+    // `turbo` parses the header again in the call that sizes its buffers (a few µs), so the
+    // buffers can never disagree with the bytes; this read only picks the way and the scale.
     let header = turbo::read_header(bytes)?;
     check_size(header.width, header.height)?;
     let denom = if max_side == 0 {
@@ -275,15 +277,14 @@ fn pad_plane(plane: Vec<u8>, (w, h): (u32, u32), (pw, ph): (u32, u32)) -> Vec<u8
 /// libjpeg downsamples chroma — then the box filter for the rest.
 fn fit_chroma(plane: &[u8], (w, h): (u32, u32), target: (u32, u32)) -> Result<Vec<u8>, PrepError> {
     let (hx, hy) = (w >= 2 * target.0, h >= 2 * target.1);
-    let (plane, dims) = if hx || hy {
-        halve(plane, (w, h), (hx, hy))
-    } else {
-        (plane.to_vec(), (w, h))
-    };
-    if dims == target {
-        return Ok(plane);
+    if !(hx || hy) {
+        return resize_plane(plane, (w, h), (w, h), target, CHROMA_FILTER);
     }
-    resize_plane(&plane, dims, dims, target, CHROMA_FILTER)
+    let (half, dims) = halve(plane, (w, h), (hx, hy));
+    if dims == target {
+        return Ok(half);
+    }
+    resize_plane(&half, dims, dims, target, CHROMA_FILTER)
 }
 
 /// Average 2x2 blocks (`hx && hy`), horizontal pairs or vertical pairs of a tight `w x h`

@@ -139,17 +139,17 @@ fn with_handle<R>(
 ) -> Result<R, String> {
     slot.with(|cell| {
         let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            let h = Handle::new(kind)?;
-            if kind == tj::TJINIT_TJINIT_DECOMPRESS {
-                h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, MAX_MEMORY_MB)?;
+        let h = match &mut *cell {
+            Some(h) => h,
+            empty @ None => {
+                let h = Handle::new(kind)?;
+                if kind == tj::TJINIT_TJINIT_DECOMPRESS {
+                    h.set(tj::TJPARAM_TJPARAM_MAXMEMORY, MAX_MEMORY_MB)?;
+                }
+                empty.insert(h)
             }
-            *cell = Some(h);
-        }
-        match cell.as_ref() {
-            Some(h) => f(h),
-            None => Err("libjpeg-turbo handle missing".into()),
-        }
+        };
+        f(h)
     })
 }
 
@@ -196,7 +196,9 @@ fn read_header_with(h: &Handle, jpeg: &[u8]) -> Result<Header, String> {
     Ok(header)
 }
 
-fn set_scale(h: &Handle, header: &Header, denom: u32) -> Result<(), String> {
+/// Decode the next image at `1/denom` scale (full size for a lossless JPEG, which cannot
+/// be scaled); returns the size it will decode to.
+fn set_scale(h: &Handle, header: &Header, denom: u32) -> Result<(u32, u32), String> {
     let denom = if header.lossless { 1 } else { denom };
     let factor = tj::tjscalingfactor {
         num: 1,
@@ -206,7 +208,7 @@ fn set_scale(h: &Handle, header: &Header, denom: u32) -> Result<(), String> {
     if unsafe { tj::tj3SetScalingFactor(h.0, factor) } != 0 {
         return Err(h.error_message());
     }
-    Ok(())
+    Ok(header.scaled(denom))
 }
 
 fn plane_size(component: i32, width: u32, height: u32, subsamp: i32) -> Result<(u32, u32), String> {
@@ -231,9 +233,7 @@ pub fn decode_planes(jpeg: &[u8], denom: u32) -> Result<Planes, PrepError> {
         if !header.planar() {
             return Err("not a YCbCr or grayscale JPEG".into());
         }
-        set_scale(h, header, denom)?;
-        let denom = if header.lossless { 1 } else { denom };
-        let (width, height) = header.scaled(denom);
+        let (width, height) = set_scale(h, header, denom)?;
         let gray = header.subsamp == tj::TJSAMP_TJSAMP_GRAY;
         let (yw, yh) = plane_size(0, width, height, header.subsamp)?;
         let mut y = vec![0u8; yw as usize * yh as usize];
@@ -288,9 +288,7 @@ pub fn decode_rgb(jpeg: &[u8], denom: u32) -> Result<image::RgbImage, PrepError>
         if !header.rgb_decodable() {
             return Err("CMYK JPEGs are not supported".into());
         }
-        set_scale(h, header, denom)?;
-        let denom = if header.lossless { 1 } else { denom };
-        let (width, height) = header.scaled(denom);
+        let (width, height) = set_scale(h, header, denom)?;
         let mut rgb = vec![0u8; width as usize * height as usize * 3];
         // SAFETY: the buffer holds width × height RGB pixels with pitch width × 3.
         let rc = unsafe {
