@@ -139,6 +139,8 @@ fn benches(c: &mut Criterion) {
             answer: &p.description,
             confidence: p.confidence,
             forced: false,
+            prompt: "",
+            cut_at: None,
         });
         escalated += usize::from(!r.is_empty());
     }
@@ -165,6 +167,8 @@ fn benches(c: &mut Criterion) {
                     answer: &p.description,
                     confidence: p.confidence,
                     forced: false,
+                    prompt: "",
+                    cut_at: None,
                 }));
             }
         })

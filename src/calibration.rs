@@ -147,6 +147,8 @@ pub fn trigger_name(r: &Reason) -> String {
         Reason::NoConfidence => "no confidence".into(),
         Reason::Safety { keyword } => format!("safety:{keyword}"),
         Reason::Audit => "audit".into(),
+        Reason::EchoesPrompt { .. } => "echoes the prompt".into(),
+        Reason::Cut { .. } => "cut at the token cap".into(),
     }
 }
 

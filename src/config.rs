@@ -23,6 +23,7 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub device: DeviceConfig,
     pub notify: NotifyConfig,
+    pub eval: EvalConfig,
 }
 
 impl Default for Config {
@@ -39,6 +40,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             device: DeviceConfig::default(),
             notify: NotifyConfig::default(),
+            eval: EvalConfig::default(),
         }
     }
 }
@@ -71,6 +73,12 @@ pub struct HostConfig {
     /// Most teacher calls per minute from this device (0 = no limit); many Pis can
     /// share one teacher.
     pub max_per_minute: u32,
+    /// Most tokens in one answer (`num_predict` / `max_tokens`); 0 = no cap. A small model
+    /// that loops would otherwise run until its context is full.
+    pub max_tokens: u32,
+    /// The model reads text only: frames are not sent, a note stands in for the image.
+    /// For trying the pipeline with a text model; its answers cannot describe the frame.
+    pub text_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -94,6 +102,8 @@ impl HostConfig {
             kind: HostKind::Ollama,
             logprobs: true,
             max_per_minute: 0,
+            max_tokens: DEFAULT_STUDENT_MAX_TOKENS,
+            text_only: false,
         }
     }
     fn teacher_default() -> Self {
@@ -109,9 +119,17 @@ impl HostConfig {
             kind: HostKind::Ollama,
             logprobs: false,
             max_per_minute: 0,
+            max_tokens: DEFAULT_TEACHER_MAX_TOKENS,
+            text_only: false,
         }
     }
 }
+
+/// A student answer needs ~150 tokens (six short sentences and the confidence line).
+pub const DEFAULT_STUDENT_MAX_TOKENS: u32 = 300;
+/// A verdict needs ~500 tokens at most; upskill candidates (several prompts) more, so the
+/// cap leaves room.
+pub const DEFAULT_TEACHER_MAX_TOKENS: u32 = 1500;
 
 impl Default for HostConfig {
     fn default() -> Self {
@@ -343,6 +361,25 @@ impl Default for NotifyConfig {
 }
 
 /// A config that cannot be used. Displayed as one or more lines a user can act on.
+/// How eval and upskill score a skill: sampling fixed so two runs give the same scores.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Student temperature while scoring (0 = greedy, reproducible).
+    pub temperature: f32,
+    /// Sampling seed sent with every scoring call.
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            temperature: 0.0,
+            seed: 42,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum ConfigError {
     Read {
@@ -482,6 +519,17 @@ impl Config {
                     ));
                 }
             }
+            if h.max_tokens > 32_768 {
+                p.push(format!(
+                    "{name}.max_tokens must be between 0 (no cap) and 32768, got {}",
+                    h.max_tokens
+                ));
+            } else if (1..32).contains(&h.max_tokens) {
+                p.push(format!(
+                    "{name}.max_tokens must be 0 (no cap) or at least 32 (an answer needs room), got {}",
+                    h.max_tokens
+                ));
+            }
             if h.max_retries > 10 {
                 p.push(format!(
                     "{name}.max_retries must be between 0 and 10, got {}",
@@ -591,6 +639,12 @@ impl Config {
             p.push(format!(
                 "upskill.bootstrap_samples must be between 10 and 100000, got {}",
                 self.upskill.bootstrap_samples
+            ));
+        }
+        if !(0.0..=2.0).contains(&self.eval.temperature) {
+            p.push(format!(
+                "eval.temperature must be between 0.0 and 2.0, got {}",
+                self.eval.temperature
             ));
         }
         if !(10..=100_000).contains(&self.console.history) {

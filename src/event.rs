@@ -102,6 +102,12 @@ pub enum Event {
         reasons: Vec<Reason>,
         skill: String,
     },
+    /// The student will not be started: its model cannot do the job (e.g. it takes no
+    /// images). Headless exits non-zero; the console shows the reason and the fix.
+    StudentRefused {
+        reason: String,
+        hint: String,
+    },
     /// The student could not answer this frame.
     StudentFailed {
         seq: u64,

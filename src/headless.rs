@@ -14,6 +14,7 @@ pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i
     let mut handle = engine::start(config, options)?;
     let mut out = std::io::stdout().lock();
     let mut shutdown_sent = false;
+    let mut code = 0;
     #[cfg(unix)]
     let (mut sigterm, mut sighup) = {
         use tokio::signal::unix::{signal, SignalKind};
@@ -39,6 +40,12 @@ pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i
             ev = handle.events.recv() => {
                 let Some(ev) = ev else { break };
                 let stopped = matches!(ev, Event::Stopped { .. });
+                if matches!(ev, Event::StudentRefused { .. }) && !shutdown_sent {
+                    // Nothing can be monitored: say why (below) and stop with an error.
+                    code = 1;
+                    shutdown_sent = true;
+                    let _ = handle.commands.send(Command::Shutdown);
+                }
                 if let Some(line) = describe(&ev) {
                     // A closed stdout (pipe) must not kill the engine mid-write.
                     let _ = writeln!(out, "{line}");
@@ -55,7 +62,7 @@ pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i
         }
     }
     let _ = handle.task.await;
-    Ok(0)
+    Ok(code)
 }
 
 fn first_line(s: &str) -> String {
@@ -136,6 +143,10 @@ pub fn describe(ev: &Event) -> Option<String> {
         Event::StudentFailed { seq, error } => {
             format!("#{seq} student failed: {}", first_line(error))
         }
+        Event::StudentRefused { reason, hint } => format!(
+            "student not started: {}",
+            first_line(&crate::ollama::error::with_hint(reason, hint))
+        ),
         Event::Escalated {
             seq,
             reasons,
@@ -167,10 +178,12 @@ pub fn describe(ev: &Event) -> Option<String> {
                 (None, agrees) => {
                     let mut s = format!(
                         "#{seq} teacher {} ({secs:.1} s){}: {}",
-                        match agrees {
-                            Some(true) => "AGREES",
-                            Some(false) => "DISAGREES",
-                            None => "UNSURE",
+                        match (agrees, verdict.truncated) {
+                            (a, true) if a != Some(false) => "PARTIAL (cut)",
+                            (Some(false), true) => "DISAGREES (cut)",
+                            (Some(true), _) => "AGREES",
+                            (Some(false), _) => "DISAGREES",
+                            (None, _) => "UNSURE",
                         },
                         if verdict.safety_relevant == Some(true) {
                             " [SAFETY]"
@@ -202,17 +215,10 @@ pub fn describe(ev: &Event) -> Option<String> {
             Health::Unknown => format!("{role}: unknown"),
             Health::Ok { latency_ms } => format!("{role}: ok ({latency_ms} ms)"),
             Health::Slow { latency_ms } => format!("{role}: slow ({latency_ms} ms)"),
-            Health::Offline { reason, hint } => {
-                if hint.is_empty() {
-                    format!("{role} offline: {}", first_line(reason))
-                } else {
-                    format!(
-                        "{role} offline: {} — {}",
-                        first_line(reason),
-                        first_line(hint)
-                    )
-                }
-            }
+            Health::Offline { reason, hint } => format!(
+                "{role} offline: {}",
+                first_line(&crate::ollama::error::with_hint(reason, hint))
+            ),
         },
         Event::Notified { seq, via, suppressed } => format!(
             "#{seq} safety alert sent via {}{}",

@@ -6,7 +6,7 @@
 //! with trailing commas (`,]`, `,}` outside strings) removed. Only objects and arrays
 //! count as found.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Upper bound on characters examined by the bracket scan, so a hostile reply full of
 /// unclosed brackets cannot make the scan quadratic without end.
@@ -34,6 +34,74 @@ pub fn find_json_array_or_object(text: &str) -> Vec<Value> {
         false
     });
     all
+}
+
+/// What a JSON object cut short holds: the members before the cut, in order. A string
+/// value cut in the middle is kept as far as it came (marked by the caller); a cut array
+/// or object value is left out. None when no object starts in `text` or no member is
+/// complete.
+pub fn salvage_object(text: &str) -> Option<Map<String, Value>> {
+    let start = text.find('{')?;
+    let mut rest = text[start + 1..].trim_start();
+    let mut out = Map::new();
+    loop {
+        let Some(after_quote) = rest.strip_prefix('"') else {
+            break;
+        };
+        let Some(key_end) = string_end(after_quote) else {
+            break;
+        };
+        let Ok(key) = serde_json::from_str::<String>(&rest[..key_end + 2]) else {
+            break;
+        };
+        rest = after_quote[key_end + 1..].trim_start();
+        let Some(r) = rest.strip_prefix(':') else {
+            break;
+        };
+        rest = r.trim_start();
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+        match values.next() {
+            Some(Ok(v)) => {
+                let used = values.byte_offset();
+                out.insert(key, v);
+                rest = rest[used..].trim_start();
+            }
+            _ => {
+                // A string cut inside: keep what came (closed, so it parses).
+                if let Some(body) = rest.strip_prefix('"') {
+                    if string_end(body).is_none() {
+                        let mut body = body.to_string();
+                        if body.ends_with('\\') && !body.ends_with("\\\\") {
+                            body.pop();
+                        }
+                        if let Ok(s) = serde_json::from_str::<String>(&format!("\"{body}\"")) {
+                            out.insert(key, Value::String(s));
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        match rest.as_bytes().first() {
+            Some(b',') => rest = rest[1..].trim_start(),
+            _ => break,
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Byte index of the closing quote of a JSON string body (after its opening quote).
+fn string_end(body: &str) -> Option<usize> {
+    let b = body.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Calls `f` with each candidate value; stops when `f` returns true.
@@ -195,6 +263,21 @@ fn remove_trailing_commas(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn salvage_keeps_the_members_before_the_cut() {
+        let m = salvage_object(r#"Here: {"a": true, "b": [1, 2], "c": "par"#).unwrap();
+        assert_eq!(m["a"], true);
+        assert_eq!(m["b"], serde_json::json!([1, 2]));
+        assert_eq!(m["c"], "par");
+        let m = salvage_object(r#"{"a": 1, "b": [1, 2"#).unwrap();
+        assert_eq!(m.len(), 1, "a cut list is left out");
+        let m = salvage_object(r#"{"s": "quote \" and \u00e9 and cut \"#).unwrap();
+        assert_eq!(m["s"], "quote \" and é and cut ");
+        assert!(salvage_object("no object here").is_none());
+        assert!(salvage_object(r#"{"a"#).is_none());
+        assert!(salvage_object(r#"{"a": "#).is_none());
+    }
     use serde_json::json;
 
     #[test]

@@ -9,6 +9,7 @@ pub mod calibration;
 pub mod cli;
 pub mod confidence;
 pub mod config;
+pub mod echo;
 pub mod engine;
 pub mod eval;
 pub mod event;

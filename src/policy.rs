@@ -25,6 +25,17 @@ pub enum Reason {
     },
     /// Every `audit_every`-th frame that nothing else escalated.
     Audit,
+    /// The answer repeats runs of the prompt (the skill) instead of describing the frame;
+    /// safety keywords inside the echo were not counted (they are listed here).
+    EchoesPrompt {
+        words: usize,
+        #[serde(default)]
+        ignored_keywords: Vec<String>,
+    },
+    /// The answer hit the token cap (`max_tokens`) and is cut.
+    Cut {
+        max_tokens: u32,
+    },
 }
 
 impl Reason {
@@ -36,6 +47,8 @@ impl Reason {
             Reason::NoConfidence => "NOCONF".into(),
             Reason::Safety { keyword } => format!("SAFETY:{keyword}"),
             Reason::Audit => "AUDIT".into(),
+            Reason::EchoesPrompt { .. } => "ECHO".into(),
+            Reason::Cut { .. } => "CUT".into(),
         }
     }
 
@@ -44,7 +57,20 @@ impl Reason {
         match self {
             Reason::Forced => Priority::Forced,
             Reason::Safety { .. } => Priority::Safety,
-            Reason::LowConfidence { .. } | Reason::NoConfidence => Priority::Confidence,
+            Reason::LowConfidence { .. } | Reason::NoConfidence | Reason::Cut { .. } => {
+                Priority::Confidence
+            }
+            // An echo that swallowed a safety word may hide a real hazard: review it as
+            // soon as a safety keyword would be.
+            Reason::EchoesPrompt {
+                ignored_keywords, ..
+            } => {
+                if ignored_keywords.is_empty() {
+                    Priority::Confidence
+                } else {
+                    Priority::Safety
+                }
+            }
             Reason::Audit => Priority::Audit,
         }
     }
@@ -61,6 +87,19 @@ impl fmt::Display for Reason {
             Reason::NoConfidence => write!(f, "no confidence reported"),
             Reason::Safety { keyword } => write!(f, "safety keyword: {keyword}"),
             Reason::Audit => write!(f, "periodic audit"),
+            Reason::EchoesPrompt {
+                words,
+                ignored_keywords,
+            } => {
+                write!(f, "answer echoes the prompt ({words} words)")?;
+                if !ignored_keywords.is_empty() {
+                    write!(f, ", its {} not counted", ignored_keywords.join(", "))?;
+                }
+                Ok(())
+            }
+            Reason::Cut { max_tokens } => {
+                write!(f, "answer cut at the {max_tokens}-token cap (max_tokens)")
+            }
         }
     }
 }
@@ -104,6 +143,11 @@ pub struct Observation<'a> {
     pub answer: &'a str,
     pub confidence: Option<f32>,
     pub forced: bool,
+    /// The system prompt the answer was given (the skill); runs of it echoed in the
+    /// answer are not observations. Empty: no echo check.
+    pub prompt: &'a str,
+    /// The answer hit this token cap.
+    pub cut_at: Option<u32>,
 }
 
 /// The policy with its one piece of state: how many frames passed since the last audit.
@@ -154,14 +198,41 @@ pub fn evaluate(config: &PolicyConfig, obs: Observation<'_>) -> Vec<Reason> {
         Some(_) => {}
         None => reasons.push(Reason::NoConfidence),
     }
+    if let Some(max_tokens) = obs.cut_at {
+        reasons.push(Reason::Cut { max_tokens });
+    }
+    let spans = if obs.prompt.is_empty() {
+        Vec::new()
+    } else {
+        crate::echo::echoed_spans(obs.answer, obs.prompt)
+    };
+    let own_words = crate::echo::without_spans(obs.answer, &spans);
     // One tokenization for every keyword (it was once per keyword: 12x the work).
-    let hits = text::affirmed_mentions(obs.answer, &config.safety_keywords);
+    let hits = text::affirmed_mentions(&own_words, &config.safety_keywords);
     for (kw, hit) in config.safety_keywords.iter().zip(hits) {
         if hit {
             reasons.push(Reason::Safety {
                 keyword: kw.clone(),
             });
         }
+    }
+    if !spans.is_empty() {
+        let all = text::affirmed_mentions(obs.answer, &config.safety_keywords);
+        let ignored_keywords = config
+            .safety_keywords
+            .iter()
+            .zip(all)
+            .filter(|(kw, hit)| {
+                *hit && !reasons
+                    .iter()
+                    .any(|r| matches!(r, Reason::Safety { keyword } if keyword == *kw))
+            })
+            .map(|(kw, _)| kw.clone())
+            .collect();
+        reasons.push(Reason::EchoesPrompt {
+            words: crate::echo::echoed_word_count(obs.answer, &spans),
+            ignored_keywords,
+        });
     }
     reasons
 }
@@ -182,7 +253,76 @@ mod tests {
             answer,
             confidence,
             forced: false,
+            prompt: "",
+            cut_at: None,
         }
+    }
+
+    const SKILL: &str = "Describe the frame.\nSafety-relevant activity: fire, flame, smoke, a \
+        person who has fallen or is not moving.\nEnd with CONFIDENCE: 0.7";
+
+    #[test]
+    fn an_echoed_hazard_list_is_its_own_reason_not_safety_keywords() {
+        let answer = "Safety-relevant activity: fire, flame, smoke, a person who has fallen.";
+        let o = Observation {
+            prompt: SKILL,
+            ..obs(answer, Some(0.9))
+        };
+        let r = evaluate(&cfg(0), o);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let Reason::EchoesPrompt {
+            words,
+            ignored_keywords,
+        } = &r[0]
+        else {
+            panic!("{r:?}")
+        };
+        assert_eq!(*words, 11);
+        assert_eq!(ignored_keywords, &["smoke", "fire", "flame", "fallen"]);
+        assert_eq!(r[0].badge(), "ECHO");
+        assert!(r[0]
+            .to_string()
+            .starts_with("answer echoes the prompt (11 words), its smoke, fire"));
+        // It swallowed safety words: reviewed as early as a safety keyword would be.
+        assert_eq!(r[0].priority(), Priority::Safety);
+        // Without the prompt the same answer reads as four safety keywords.
+        let r = evaluate(&cfg(0), obs(answer, Some(0.9)));
+        assert_eq!(r.len(), 4, "{r:?}");
+    }
+
+    #[test]
+    fn a_keyword_in_the_models_own_words_still_counts_beside_an_echo() {
+        let answer = "Smoke rises from a pan. Fire, flame, smoke, a person who has fallen.";
+        let o = Observation {
+            prompt: SKILL,
+            ..obs(answer, Some(0.9))
+        };
+        let r = evaluate(&cfg(0), o);
+        assert!(r.contains(&Reason::Safety {
+            keyword: "smoke".into()
+        }));
+        assert!(
+            matches!(r.last(), Some(Reason::EchoesPrompt { ignored_keywords, .. })
+            if ignored_keywords == &["fire", "flame", "fallen"])
+        );
+    }
+
+    #[test]
+    fn a_cut_answer_says_so() {
+        let o = Observation {
+            cut_at: Some(300),
+            ..obs("A cat on a sofa, a cat on a sofa, a cat", None)
+        };
+        let r = evaluate(&cfg(0), o);
+        assert_eq!(
+            r,
+            vec![Reason::NoConfidence, Reason::Cut { max_tokens: 300 }]
+        );
+        assert_eq!(
+            r[1].to_string(),
+            "answer cut at the 300-token cap (max_tokens)"
+        );
+        assert_eq!(r[1].badge(), "CUT");
     }
 
     #[test]
@@ -244,6 +384,8 @@ mod tests {
             answer: "Flames and smoke in the hall.",
             confidence: Some(0.2),
             forced: true,
+            prompt: "",
+            cut_at: None,
         };
         let r = evaluate(&cfg(0), o);
         assert_eq!(r[0], Reason::Forced);

@@ -1,6 +1,6 @@
 //! What the student is asked: the skill as system prompt, the task and the frame.
 
-use crate::ollama::ChatRequest;
+use crate::ollama::{ChatRequest, Sampling};
 use std::sync::Arc;
 
 /// The user message for every frame (an eval case may override it).
@@ -23,5 +23,6 @@ pub fn frame_request(skill: &str, image_base64: Arc<str>) -> ChatRequest {
         images: vec![image_base64],
         format: None,
         stream: true,
+        sampling: Sampling::default(),
     }
 }

@@ -1,7 +1,7 @@
 //! What the teacher is asked about an escalated frame, and reading its verdict.
 
-use crate::json_extract::find_json_value;
-use crate::ollama::ChatRequest;
+use crate::json_extract::{find_json_value, salvage_object};
+use crate::ollama::{ChatRequest, Sampling};
 use crate::policy::Reason;
 use crate::verdict::Verdict;
 use std::sync::Arc;
@@ -46,6 +46,7 @@ pub fn review_request(student_answer: &str, reasons: &[Reason], image: Arc<str>)
         images: vec![image],
         format: Some(verdict_schema()),
         stream: false,
+        sampling: Sampling::default(),
     }
 }
 
@@ -58,12 +59,19 @@ pub fn parse_verdict(reply: &str) -> Verdict {
         raw: Some(crate::sanitize::bound(reply.trim(), 4000)),
         ..Verdict::default()
     };
-    let Some(v) = find_json_value(reply) else {
-        return raw();
+    let found = find_json_value(reply).and_then(|v| match v {
+        serde_json::Value::Object(o) => Some(o),
+        _ => None,
+    });
+    // No whole object: the reply may be one cut by the token cap; keep what it held.
+    let (obj, truncated) = match found {
+        Some(o) => (o, false),
+        None => match salvage_object(reply) {
+            Some(o) => (o, true),
+            None => return raw(),
+        },
     };
-    let Some(obj) = v.as_object() else {
-        return raw();
-    };
+    let obj = &obj;
     let boolean = |k: &str| match obj.get(k) {
         Some(serde_json::Value::Bool(b)) => Some(*b),
         Some(serde_json::Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
@@ -89,11 +97,16 @@ pub fn parse_verdict(reply: &str) -> Verdict {
         }
     };
     let agrees = boolean("agrees");
-    if agrees.is_none() && !obj.contains_key("summary") {
+    if agrees.is_none() && !obj.contains_key("summary") && !obj.contains_key("safety_relevant") {
         return raw();
     }
     Verdict {
-        agrees,
+        // A cut verdict may have gone on to say what is missing: never a full agreement.
+        agrees: if truncated && agrees == Some(true) {
+            None
+        } else {
+            agrees
+        },
         safety_relevant: boolean("safety_relevant"),
         summary: obj
             .get("summary")
@@ -103,6 +116,7 @@ pub fn parse_verdict(reply: &str) -> Verdict {
         missed: list("missed"),
         wrong: list("wrong"),
         raw: None,
+        truncated,
     }
 }
 
@@ -120,6 +134,35 @@ mod tests {
         assert_eq!(v.missed, vec!["smoke"]);
         assert_eq!(v.wrong, vec!["says empty"]);
         assert!(v.raw.is_none());
+    }
+
+    #[test]
+    fn a_cut_verdict_keeps_its_complete_fields_and_never_agrees() {
+        let v = parse_verdict(
+            r#"{"agrees": true, "safety_relevant": true, "summary": "Smoke rises from a pan on the sto"#,
+        );
+        assert!(v.truncated);
+        assert_eq!(v.agrees, None, "a cut verdict is no agreement");
+        assert_eq!(v.safety_relevant, Some(true));
+        assert_eq!(v.summary, "Smoke rises from a pan on the sto");
+        assert!(v.raw.is_none());
+        let v = parse_verdict(
+            "```json\n{\"agrees\": false, \"safety_relevant\": false, \"summary\": \"A desk.\", \"missed\": [\"a lamp\", \"a ca",
+        );
+        assert!(v.truncated);
+        assert_eq!(v.agrees, Some(false), "a disagreement is kept");
+        assert_eq!(v.summary, "A desk.");
+        assert!(
+            v.missed.is_empty(),
+            "a cut list is left out: {:?}",
+            v.missed
+        );
+        // A whole verdict is not truncated.
+        let v = parse_verdict(r#"{"agrees": true, "safety_relevant": false, "summary": "ok"}"#);
+        assert!(!v.truncated);
+        assert_eq!(v.agrees, Some(true));
+        // Nothing complete: raw text.
+        assert!(parse_verdict(r#"{"agr"#).raw.is_some());
     }
 
     #[test]

@@ -13,4 +13,9 @@ pub struct Verdict {
     pub wrong: Vec<String>,
     /// The reply as text, when it was not the JSON asked for.
     pub raw: Option<String>,
+    /// The reply was cut (token cap) before its JSON closed: the fields here are what
+    /// was complete. A cut verdict never counts as an agreement (`agrees` is then only
+    /// ever `Some(false)` or `None`).
+    #[serde(default)]
+    pub truncated: bool,
 }

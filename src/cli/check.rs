@@ -14,6 +14,8 @@ use crate::skill::ensure_writable;
 pub struct CheckRow {
     pub what: String,
     pub ok: bool,
+    /// Passed, but with something the user should know (printed as `warn`).
+    pub warn: bool,
     pub detail: String,
 }
 
@@ -21,7 +23,52 @@ fn row(what: impl Into<String>, ok: bool, detail: impl Into<String>) -> CheckRow
     CheckRow {
         what: what.into(),
         ok,
+        warn: false,
         detail: detail.into(),
+    }
+}
+
+fn warn_row(what: impl Into<String>, detail: impl Into<String>) -> CheckRow {
+    CheckRow {
+        warn: true,
+        ..row(what, true, detail)
+    }
+}
+
+/// Can the model take images? Ok, a FAIL with the fix, or a warning when the server does
+/// not say.
+async fn vision_row(client: &ModelClient, role: Role, text_only: bool) -> CheckRow {
+    let what = format!("{role} images");
+    if text_only {
+        return warn_row(
+            what,
+            format!("{role}.text_only = true: frames are not sent, a note stands in for them"),
+        );
+    }
+    match client.vision().await {
+        Ok(Some(true)) => row(what, true, format!("{} accepts images", client.model())),
+        Ok(Some(false)) => {
+            let e = crate::ollama::ModelError::NoVision {
+                model: client.model().to_string(),
+                message: "the server lists no image input for it".into(),
+            };
+            row(
+                what,
+                false,
+                crate::ollama::error::with_hint(&e.to_string(), &e.hint(role, client.model())),
+            )
+        }
+        Ok(None) => warn_row(
+            what,
+            format!(
+                "cannot verify that {} accepts images (the server does not say)",
+                client.model()
+            ),
+        ),
+        Err(e) => warn_row(
+            what,
+            format!("cannot verify that the model accepts images: {e}"),
+        ),
     }
 }
 
@@ -50,6 +97,7 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
                         true,
                         format!("reachable, model present, {version}"),
                     ));
+                    rows.push(vision_row(&client, role, host.text_only).await);
                 }
                 Ok(_) => rows.push(row(
                     what,
@@ -59,18 +107,11 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
                         host.model
                     ),
                 )),
-                Err(e) => {
-                    let hint = e.hint(role, &host.model);
-                    rows.push(row(
-                        what,
-                        false,
-                        if hint.is_empty() {
-                            e.to_string()
-                        } else {
-                            format!("{e} — {hint}")
-                        },
-                    ))
-                }
+                Err(e) => rows.push(row(
+                    what,
+                    false,
+                    crate::ollama::error::with_hint(&e.to_string(), &e.hint(role, &host.model)),
+                )),
             },
         }
     }
@@ -163,7 +204,12 @@ pub async fn run(config: &Config, origin: &ConfigOrigin) -> i32 {
         .iter()
         .map(|r| {
             vec![
-                if r.ok { "ok" } else { "FAIL" }.to_string(),
+                match (r.ok, r.warn) {
+                    (false, _) => "FAIL",
+                    (true, true) => "warn",
+                    (true, false) => "ok",
+                }
+                .to_string(),
                 r.what.clone(),
                 r.detail.clone(),
             ]

@@ -4,7 +4,7 @@ use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
 use crate::eval::cases::{load_eval_set, Split};
-use crate::eval::runner::{run_case, split_score, CaseResult, PreparedImages};
+use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
 use crate::event::Role;
 use crate::ollama::ModelClient;
 use crate::skill::SkillStore;
@@ -72,6 +72,7 @@ pub async fn run(
                 case,
                 &images,
                 &config.policy.safety_keywords,
+                scoring(&config.eval),
             )
             .await,
         );

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
-/// Longest wait between retries of an offline server.
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Longest wait between retries of an offline server (and between tries after a
+/// permanent error).
+pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How often a healthy server is re-checked.
 const HEALTHY_RECHECK: Duration = Duration::from_secs(30);
 
@@ -19,6 +20,10 @@ pub(super) struct HealthGate {
     pub(super) online: watch::Sender<bool>,
     shown: Mutex<Health>,
     recheck: Notify,
+    /// A call failed permanently (see `ModelError::is_permanent`): the server is
+    /// reachable, so the health check would call it ok; keep showing the failure until a
+    /// call succeeds.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl HealthGate {
@@ -28,12 +33,47 @@ impl HealthGate {
             online: watch::channel(true).0,
             shown: Mutex::new(Health::Unknown),
             recheck: Notify::new(),
+            failing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// A call failed permanently: show why and the fix, but leave the gate open (the
+    /// caller backs off itself).
+    pub(super) fn failing(&self, emitter: &Emitter, error: &ModelError, model: &str) {
+        self.failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let health = Health::Offline {
+            reason: error.to_string(),
+            hint: error.hint(self.role, model),
+        };
+        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        if *shown != health {
+            *shown = health.clone();
+            drop(shown);
+            emitter.emit(Event::Health {
+                role: self.role,
+                health,
+            });
+        }
+    }
+
+    /// What the health check found: a reachable server does not hide a permanent failure.
+    fn probed(&self, emitter: &Emitter, health: Health) {
+        let reachable = matches!(health, Health::Ok { .. } | Health::Slow { .. });
+        if reachable && self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            self.online.send_replace(true);
+            return;
+        }
+        self.set(emitter, health);
     }
 
     /// Show a health state if it differs in kind or reason from the last one shown.
     pub(super) fn set(&self, emitter: &Emitter, health: Health) {
         let online = matches!(health, Health::Ok { .. } | Health::Slow { .. });
+        if online {
+            self.failing
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         self.online.send_replace(online);
         let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
         let same = match (&*shown, &health) {
@@ -107,7 +147,7 @@ pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
                 }
             }
         };
-        gate.set(&shared.emitter, health);
+        gate.probed(&shared.emitter, health);
         let wait = if failures == 0 {
             HEALTHY_RECHECK
         } else {

@@ -178,6 +178,10 @@ impl Shared {
 
     /// Every verdict labels the student's answer: keep it for calibration.
     fn record_calibration(&self, job: &TeacherJob, verdict: &crate::verdict::Verdict) {
+        // A cut verdict is not a label: what it would have said next is unknown.
+        if verdict.truncated {
+            return;
+        }
         let Some(agrees) = verdict.agrees else { return };
         let mut store = self.calibration.lock().unwrap_or_else(|e| e.into_inner());
         store.add(

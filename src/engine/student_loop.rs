@@ -1,12 +1,12 @@
 //! The student loop: take the newest frame, skip it when nothing changed, stream the
 //! student's answer, apply the policy, and hand escalations to the teacher queue.
 
-use super::{wait_gate, Shared, TeacherJob};
+use super::{backoff, wait_gate, Shared, TeacherJob};
 use crate::confidence::parse_answer;
 use crate::event::{Event, Health};
 use crate::frame::slot::SlotReader;
 use crate::frame::{dhash, prep, PreparedFrame};
-use crate::ollama::ModelClient;
+use crate::ollama::{ModelClient, ModelError};
 use crate::policy::{effective_confidence, Observation, Policy, Reason};
 use crate::skill::SkillStore;
 use crate::student;
@@ -41,11 +41,27 @@ pub(super) async fn student_loop(
     let mut last_hash: Option<u64> = None;
     let mut last_answered_at: Option<Instant> = None;
     let mut unchanged_total = 0u64;
+    // Frames taken from the source: answered, failed or skipped as unchanged.
+    let mut frames_taken = 0u64;
+    // Consecutive permanent failures (a 400, a missing model, a text-only model).
+    let mut permanent_failures = 0u32;
+    let mut vision_checked = client.config().text_only;
     loop {
+        if max_frames.is_some_and(|m| frames_taken >= m) {
+            break;
+        }
         if !wait_gate(&shared, &mut held, false, &mut stop).await
             || !wait_gate(&shared, &mut online, true, &mut stop).await
         {
             break;
+        }
+        if !vision_checked {
+            vision_checked = true;
+            if !check_vision(&shared, &client).await {
+                // Refused: stay (the faces show why) until the engine stops.
+                let _ = stop.wait_for(|s| *s).await;
+                break;
+            }
         }
         let taken = tokio::select! {
             t = reader.take() => t,
@@ -57,6 +73,7 @@ pub(super) async fn student_loop(
             });
             break;
         };
+        frames_taken += 1;
         let frame = taken.frame;
         let seq = frame.seq;
         let raw = frame.raw.clone();
@@ -166,7 +183,12 @@ pub(super) async fn student_loop(
                     answer: &parsed.description,
                     confidence,
                     forced,
+                    prompt: &skill,
+                    cut_at: reply
+                        .hit_token_cap()
+                        .then(|| request.max_tokens(client.config()).unwrap_or(0)),
                 });
+                permanent_failures = 0;
                 shared.student_health.set(
                     &shared.emitter,
                     if latency > slow_after {
@@ -214,17 +236,38 @@ pub(super) async fn student_loop(
                 }
                 last_hash = Some(hash);
                 last_answered_at = Some(Instant::now());
-                let n = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
-                if max_frames.is_some_and(|m| n >= m) {
-                    break;
-                }
+                shared.answered.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 shared.emitter.emit(Event::StudentFailed {
                     seq,
                     error: e.to_string(),
                 });
-                if e.is_unreachable() || e.is_missing_model() {
+                if e.is_permanent() {
+                    // Trying again every frame cannot help: say what to fix, and wait
+                    // longer after each failure (capped) until someone fixes it.
+                    permanent_failures += 1;
+                    shared
+                        .student_health
+                        .failing(&shared.emitter, &e, client.model());
+                    let wait = backoff(permanent_failures);
+                    if permanent_failures == 1 {
+                        shared.emitter.emit(Event::Warning {
+                            message: format!(
+                                "student: {} — retrying with backoff (up to {} s between tries)",
+                                crate::ollama::error::with_hint(
+                                    &e.to_string(),
+                                    &e.hint(crate::event::Role::Student, client.model())
+                                ),
+                                super::health::BACKOFF_CAP.as_secs()
+                            ),
+                        });
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                } else if e.is_unreachable() {
                     shared
                         .student_health
                         .offline(&shared.emitter, &e, client.model());
@@ -243,5 +286,40 @@ pub(super) async fn student_loop(
                 }
             }
         }
+    }
+}
+
+/// Ask the server whether the student model takes images. A model known to be text-only
+/// is refused (unless `text_only` is set): every answer would be about no image at all.
+/// Returns false when refused.
+async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
+    match client.vision().await {
+        Ok(Some(false)) => {
+            let e = ModelError::NoVision {
+                model: client.model().to_string(),
+                message: "the server lists no image input for it".into(),
+            };
+            let hint = e.hint(crate::event::Role::Student, client.model());
+            shared
+                .student_health
+                .failing(&shared.emitter, &e, client.model());
+            shared.emitter.emit(Event::StudentRefused {
+                reason: e.to_string(),
+                hint,
+            });
+            false
+        }
+        Ok(None) => {
+            shared.emitter.emit(Event::Warning {
+                message: format!(
+                    "cannot verify that the student model {} accepts images (the server does \
+                     not say); its first answers will show",
+                    client.model()
+                ),
+            });
+            true
+        }
+        // Unknown (an older server, a passing failure): the answers will tell.
+        Ok(Some(true)) | Err(_) => true,
     }
 }

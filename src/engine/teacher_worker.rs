@@ -17,6 +17,8 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
     let max_per_minute = client.config().max_per_minute as usize;
     let device = shared.config.device.name.clone();
     let mut recent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+    // Consecutive permanent failures: each waits longer before the next review.
+    let mut permanent_failures = 0u32;
     loop {
         if !wait_gate(&shared, &mut online, true, &mut stop).await {
             return;
@@ -79,7 +81,23 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                     shared
                         .teacher_health
                         .set(&shared.emitter, Health::Ok { latency_ms });
+                    permanent_failures = 0;
                     let verdict = teacher::parse_verdict(&reply.content);
+                    if reply.hit_token_cap() {
+                        shared.emitter.emit(Event::Warning {
+                            message: format!(
+                                "frame #{}: the teacher's verdict hit its token cap \
+                                 (teacher.max_tokens = {}){}",
+                                job.seq,
+                                client.config().max_tokens,
+                                if verdict.truncated {
+                                    "; what was complete is kept, marked partial"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        });
+                    }
                     shared.record_calibration(&job, &verdict);
                     if verdict.safety_relevant == Some(true) {
                         shared.notify(&job, &verdict);
@@ -136,11 +154,26 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                         shared
                             .teacher_health
                             .offline(&shared.emitter, &e, client.model());
+                    } else if e.is_permanent() {
+                        shared
+                            .teacher_health
+                            .failing(&shared.emitter, &e, client.model());
                     }
                     shared.emitter.emit(Event::TeacherFailed {
                         seq: job.seq,
-                        error: e.to_string(),
+                        error: crate::ollama::error::with_hint(
+                            &e.to_string(),
+                            &e.hint(crate::event::Role::Teacher, client.model()),
+                        ),
                     });
+                    if e.is_permanent() {
+                        // The next review would fail the same way: wait (capped, growing).
+                        permanent_failures += 1;
+                        tokio::select! {
+                            _ = tokio::time::sleep(super::health::backoff(permanent_failures)) => {}
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                    }
                     break;
                 }
             }

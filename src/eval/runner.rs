@@ -2,9 +2,9 @@
 
 use super::cases::{Case, CaseInput, EvalSet, Split};
 use super::score::{score_answer, weighted_mean, CaseScore};
-use crate::config::FrameConfig;
+use crate::config::{EvalConfig, FrameConfig};
 use crate::frame::{prep, PreparedFrame, RawImage};
-use crate::ollama::{ChatRequest, ModelClient};
+use crate::ollama::{ChatRequest, ModelClient, Sampling};
 use crate::student;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -80,6 +80,17 @@ pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRe
         images: imgs,
         format: None,
         stream: true,
+        sampling: Sampling::default(),
+    }
+}
+
+/// Sampling for scoring calls: fixed temperature and seed, so two runs of the same skill
+/// give the same answers and scores (`[eval]` in config).
+pub fn scoring(cfg: &EvalConfig) -> Sampling {
+    Sampling {
+        temperature: Some(cfg.temperature),
+        seed: Some(cfg.seed),
+        max_tokens: None,
     }
 }
 
@@ -90,8 +101,10 @@ pub async fn run_case(
     case: &Case,
     images: &PreparedImages,
     safety_terms: &[String],
+    sampling: Sampling,
 ) -> CaseResult {
-    let req = case_request(skill, case, images);
+    let mut req = case_request(skill, case, images);
+    req.sampling = sampling;
     let result = client.chat(&req, &mut |_| {}).await;
     match result {
         Ok(reply) => CaseResult {

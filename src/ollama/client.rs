@@ -3,7 +3,8 @@
 //! `/api/chat` is read as NDJSON over reqwest by our own line reader: ollama-rs 0.3.6's
 //! stream decodes each network chunk with `String::from_utf8` (dropping a chunk that
 //! splits a multi-byte character) and `eprintln!`s lines it cannot parse (stderr is the
-//! console's screen). ollama-rs, on the same reqwest client, serves `/api/tags`.
+//! console's screen). The small endpoints (`/api/tags`, `/api/show`, `/api/version`) are
+//! plain GETs/POSTs read with a size cap.
 
 use super::error::ModelError;
 use crate::config::{HostConfig, HostKind};
@@ -18,6 +19,14 @@ use std::time::Duration;
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// One NDJSON line longer than this is a malformed stream.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Error bodies are read up to this many bytes.
+const ERROR_BODY_BYTES: usize = 16 * 1024;
+/// `/api/tags` replies are read up to this many bytes (a few hundred models).
+const LIST_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// `/api/show` carries the model's template, parameters and licence.
+const SHOW_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Small JSON endpoints (tags, show, version) give up after this long.
+const LIST_TIMEOUT_SECS: u64 = 15;
 /// How long to wait for a TCP connection before calling a host unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -31,6 +40,44 @@ pub struct ChatRequest {
     pub format: Option<serde_json::Value>,
     /// Stream tokens (calls `on_token` as they arrive); otherwise one JSON reply.
     pub stream: bool,
+    /// Per-call overrides of the host's sampling settings.
+    pub sampling: Sampling,
+}
+
+/// Per-call sampling overrides: eval scoring fixes temperature and seed so two runs
+/// score the same; upskill gives the teacher room for several prompts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sampling {
+    pub temperature: Option<f32>,
+    pub seed: Option<u64>,
+    /// Overrides the host's `max_tokens` (0 = no cap).
+    pub max_tokens: Option<u32>,
+}
+
+/// What stands in for the frame when a host is `text_only`.
+pub const TEXT_ONLY_NOTE: &str = "(No image is attached: this model reads text only, so the \
+camera frame cannot be shown to you. Say that you cannot see the frame.)";
+
+impl ChatRequest {
+    /// The request as a `text_only` host gets it: no images, a note in their place.
+    pub fn without_images(&self) -> ChatRequest {
+        let mut r = self.clone();
+        if !r.images.is_empty() {
+            r.images.clear();
+            r.user = format!("{}\n\n{TEXT_ONLY_NOTE}", r.user);
+        }
+        r
+    }
+
+    /// Temperature for this call: the override, else the host's.
+    pub fn temperature(&self, cfg: &HostConfig) -> Option<f32> {
+        self.sampling.temperature.or(cfg.temperature)
+    }
+
+    /// Token cap for this call (None = no cap).
+    pub fn max_tokens(&self, cfg: &HostConfig) -> Option<u32> {
+        Some(self.sampling.max_tokens.unwrap_or(cfg.max_tokens)).filter(|n| *n > 0)
+    }
 }
 
 /// A complete answer (the server sent `done: true`).
@@ -46,6 +93,14 @@ pub struct ChatReply {
     /// Mean token probability of the answer before its CONFIDENCE line, when the server
     /// sent log-probabilities: a confidence the model cannot simply state.
     pub measured_confidence: Option<f32>,
+}
+
+impl ChatReply {
+    /// The model stopped because it hit the token cap (`done_reason` / `finish_reason`
+    /// `length`): the answer is cut, its last lines (the confidence) may be missing.
+    pub fn hit_token_cap(&self) -> bool {
+        self.done_reason.as_deref() == Some("length")
+    }
 }
 
 /// A client for one model on one server.
@@ -170,6 +225,13 @@ impl ModelClient {
         on_token: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ChatReply, ModelError> {
         let secs = self.config.timeout_secs;
+        let stripped;
+        let req = if self.config.text_only && !req.images.is_empty() {
+            stripped = req.without_images();
+            &stripped
+        } else {
+            req
+        };
         match tokio::time::timeout(Duration::from_secs(secs), self.chat_inner(req, on_token)).await
         {
             Ok(r) => r,
@@ -198,8 +260,18 @@ impl ModelClient {
             "stream": req.stream,
             "think": self.config.think,
         });
-        if let Some(t) = self.config.temperature {
-            body["options"] = serde_json::json!({ "temperature": t });
+        let mut options = serde_json::Map::new();
+        if let Some(t) = req.temperature(&self.config) {
+            options.insert("temperature".into(), serde_json::json!(t));
+        }
+        if let Some(seed) = req.sampling.seed {
+            options.insert("seed".into(), serde_json::json!(seed));
+        }
+        if let Some(n) = req.max_tokens(&self.config) {
+            options.insert("num_predict".into(), serde_json::json!(n));
+        }
+        if !options.is_empty() {
+            body["options"] = serde_json::Value::Object(options);
         }
         if let Some(f) = &req.format {
             body["format"] = f.clone();
@@ -296,51 +368,84 @@ impl ModelClient {
     }
 
     async fn status_error(&self, status: u16, resp: reqwest::Response) -> ModelError {
-        let body = read_capped(resp, 16 * 1024).await;
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-        let message = crate::sanitize::for_screen(&message, 300);
-        if status == 404 {
-            // Ollama's wording differs between versions; the status code does not.
-            return ModelError::ModelNotFound {
-                model: self.config.model.clone(),
-                url: self.base.clone(),
-            };
-        }
-        ModelError::Http { status, message }
+        let body = read_capped(resp, ERROR_BODY_BYTES).await;
+        ollama_status_error(status, &body, &self.config.model, &self.base)
     }
 
-    /// Model names the server has (`/api/tags` through ollama-rs, or `/v1/models`).
+    /// GET (or POST with `body`) a small JSON endpoint of Ollama's API, read capped.
+    async fn ollama_json(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+        cap: usize,
+    ) -> Result<serde_json::Value, ModelError> {
+        let url = format!("{}{path}", self.base);
+        let secs = self.config.timeout_secs.min(LIST_TIMEOUT_SECS);
+        let fut = async {
+            let req = match &body {
+                Some(b) => self.http.post(&url).json(b),
+                None => self.http.get(&url),
+            };
+            let resp = req.send().await.map_err(|e| self.map_send_error(e))?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(self.status_error(status, resp).await);
+            }
+            let bytes = read_capped(resp, cap + 1).await;
+            if bytes.len() > cap {
+                return Err(ModelError::Malformed {
+                    message: format!("{path}: reply longer than {} KiB", cap / 1024),
+                });
+            }
+            serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| ModelError::Malformed {
+                message: format!(
+                    "{path}: {e} in {:?}",
+                    crate::sanitize::for_screen(&String::from_utf8_lossy(&bytes), 80)
+                ),
+            })
+        };
+        match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ModelError::Timeout { secs }),
+        }
+    }
+
+    /// Model names the server has (`/api/tags`, or `/v1/models`), read capped.
     pub async fn list_models(&self) -> Result<Vec<String>, ModelError> {
         if self.config.kind == HostKind::Openai {
             return super::openai::list_models(&self.http, &self.base).await;
         }
-        let url = format!("{}/", self.base);
-        let parsed = reqwest::Url::parse(&url).map_err(|e| ModelError::Request {
-            message: format!("{}.host {:?}: {e}", self.role, self.base),
-        })?;
-        let ollama = ollama_rs::Ollama::builder()
-            .url(parsed)
-            .reqwest_client(self.http.clone())
-            .build();
-        let secs = self.config.timeout_secs.min(15);
-        let fut = ollama.list_local_models();
-        match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-            Err(_) => Err(ModelError::Timeout { secs }),
-            Ok(Ok(models)) => Ok(models.into_iter().map(|m| m.name).collect()),
-            Ok(Err(e)) => Err(self.map_ollama_rs_error(e)),
-        }
+        let v = self.ollama_json("/api/tags", None, LIST_BODY_BYTES).await?;
+        let models =
+            v.get("models")
+                .and_then(|m| m.as_array())
+                .ok_or_else(|| ModelError::Malformed {
+                    message: "/api/tags: no models list".into(),
+                })?;
+        Ok(models
+            .iter()
+            .filter_map(|m| m.get("name").or_else(|| m.get("model")))
+            .filter_map(|n| n.as_str())
+            .map(|n| crate::sanitize::for_screen(n, 200))
+            .collect())
     }
 
-    fn map_ollama_rs_error(&self, e: ollama_rs::error::OllamaError) -> ModelError {
-        match e {
-            ollama_rs::error::OllamaError::ReqwestError(r) => self.map_send_error(r),
-            other => ModelError::Malformed {
-                message: crate::sanitize::for_screen(&other.to_string(), 300),
-            },
+    /// Whether the model takes images: `Some(true)` / `Some(false)` when the server says
+    /// (Ollama `/api/show` capabilities; llama.cpp `/props` modalities or `/v1/models`
+    /// input modalities), `None` when it does not say.
+    pub async fn vision(&self) -> Result<Option<bool>, ModelError> {
+        if self.config.kind == HostKind::Openai {
+            return super::openai::vision(&self.http, &self.base, &self.config.model).await;
         }
+        let v = self
+            .ollama_json(
+                "/api/show",
+                Some(serde_json::json!({"model": self.config.model})),
+                SHOW_BODY_BYTES,
+            )
+            .await
+            .map_err(|e| self.in_host_terms(e))?;
+        Ok(ollama_vision(&v))
     }
 
     /// The server's Ollama version (`/api/version`).
@@ -348,34 +453,62 @@ impl ModelClient {
         if self.config.kind == HostKind::Openai {
             return Ok("an OpenAI-compatible server".into());
         }
-        let url = format!("{}/api/version", self.base);
-        let fut = async {
-            let resp = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| self.map_send_error(e))?;
-            let status = resp.status().as_u16();
-            if status != 200 {
-                return Err(ModelError::Http {
-                    status,
-                    message: String::new(),
-                });
-            }
-            let body = read_capped(resp, 16 * 1024).await;
-            serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("version").and_then(|s| s.as_str()).map(String::from))
-                .ok_or_else(|| ModelError::Malformed {
-                    message: "no version in /api/version reply".into(),
-                })
-        };
-        match tokio::time::timeout(Duration::from_secs(10), fut).await {
-            Ok(r) => r,
-            Err(_) => Err(ModelError::Timeout { secs: 10 }),
-        }
+        let v = self.ollama_json("/api/version", None, 16 * 1024).await?;
+        v.get("version")
+            .and_then(|s| s.as_str())
+            .map(|s| crate::sanitize::for_screen(s, 40))
+            .ok_or_else(|| ModelError::Malformed {
+                message: "no version in /api/version reply".into(),
+            })
     }
+}
+
+/// `capabilities` of an `/api/show` reply: contains `vision` or not; None when the
+/// server (older Ollama) sends no capabilities.
+pub fn ollama_vision(show: &serde_json::Value) -> Option<bool> {
+    let caps = show.get("capabilities")?.as_array()?;
+    Some(caps.iter().any(|c| c.as_str() == Some("vision")))
+}
+
+/// An HTTP error status from an Ollama endpoint. A 404 is a missing model, unless the
+/// body is shaped like another protocol's error (Ollama's `error` is a string; the
+/// OpenAI-compatible servers send an object, FastAPI ones `detail`): then the host
+/// speaks the OpenAI-compatible API and `kind` is wrong.
+pub fn ollama_status_error(status: u16, body: &[u8], model: &str, base: &str) -> ModelError {
+    let json = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let foreign = json.as_ref().is_some_and(|v| {
+        v.get("error").is_some_and(|e| e.is_object()) || v.get("detail").is_some()
+    });
+    if status == 404 && foreign {
+        return ModelError::WrongProtocol {
+            url: base.to_string(),
+        };
+    }
+    let message = json
+        .as_ref()
+        .and_then(|v| match v.get("error") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(e @ serde_json::Value::Object(_)) => {
+                e.get("message").and_then(|m| m.as_str()).map(String::from)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let message = crate::sanitize::for_screen(&message, 300);
+    if status == 404 {
+        // Ollama's wording differs between versions; the status code does not.
+        return ModelError::ModelNotFound {
+            model: model.to_string(),
+            url: base.to_string(),
+        };
+    }
+    if super::error::says_no_vision(&message) {
+        return ModelError::NoVision {
+            model: model.to_string(),
+            message,
+        };
+    }
+    ModelError::Http { status, message }
 }
 
 /// A reqwest send error as a `ModelError` (shared by the Ollama and OpenAI-compatible paths).
@@ -487,11 +620,48 @@ struct ReplyAccumulator {
     content: String,
     cap: usize,
     reply: ChatReply,
-    /// Sum and count of token probabilities before the CONFIDENCE line.
-    prob_sum: f64,
-    prob_count: u64,
+    meter: ConfidenceMeter,
+}
+
+/// The measured confidence: mean token probability of the answer before its CONFIDENCE
+/// line (shared by the Ollama and OpenAI-compatible readers).
+#[derive(Debug, Default)]
+pub(crate) struct ConfidenceMeter {
+    sum: f64,
+    count: u64,
+    /// The last few token characters, lowercased: "CONFIDENCE" may span tokens.
+    tail: String,
     /// The CONFIDENCE line has started: later tokens do not count.
     past_confidence: bool,
+}
+
+impl ConfidenceMeter {
+    /// One token and its log-probability, in answer order.
+    pub(crate) fn token(&mut self, token: &str, logprob: f64) {
+        if self.past_confidence {
+            return;
+        }
+        self.tail.push_str(&token.to_lowercase());
+        if self.tail.contains("confidence") {
+            self.past_confidence = true;
+            return;
+        }
+        if self.tail.len() > 32 {
+            let mut cut = self.tail.len() - 16;
+            while !self.tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.tail.drain(..cut);
+        }
+        if logprob.is_finite() && !token.trim().is_empty() {
+            self.sum += logprob.min(0.0).exp();
+            self.count += 1;
+        }
+    }
+
+    pub(crate) fn value(&self) -> Option<f32> {
+        (self.count > 0).then(|| (self.sum / self.count as f64) as f32)
+    }
 }
 
 impl ReplyAccumulator {
@@ -500,9 +670,7 @@ impl ReplyAccumulator {
             content: String::new(),
             cap,
             reply: ChatReply::default(),
-            prob_sum: 0.0,
-            prob_count: 0,
-            past_confidence: false,
+            meter: ConfidenceMeter::default(),
         }
     }
 
@@ -524,19 +692,7 @@ impl ReplyAccumulator {
         }
         if let Some(lps) = parsed.logprobs {
             for lp in lps {
-                if self.past_confidence || !lp.logprob.is_finite() {
-                    continue;
-                }
-                if lp.token.to_ascii_lowercase().contains("confidence")
-                    || self.content.to_ascii_lowercase().contains("confidence")
-                {
-                    self.past_confidence = true;
-                    continue;
-                }
-                if !lp.token.trim().is_empty() {
-                    self.prob_sum += lp.logprob.min(0.0).exp();
-                    self.prob_count += 1;
-                }
+                self.meter.token(&lp.token, lp.logprob);
             }
         }
         if let Some(m) = parsed.message {
@@ -572,9 +728,7 @@ impl ReplyAccumulator {
             self.content
                 .push_str(&format!("\n[reply cut at {} KiB]", self.cap.div_ceil(1024)));
         }
-        if self.prob_count > 0 {
-            self.reply.measured_confidence = Some((self.prob_sum / self.prob_count as f64) as f32);
-        }
+        self.reply.measured_confidence = self.meter.value();
         self.reply.content = self.content;
         self.reply
     }

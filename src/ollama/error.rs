@@ -25,14 +25,56 @@ pub enum ModelError {
     Malformed { message: String },
     /// The request could not be built (bad header value and such).
     Request { message: String },
+    /// The model answered that it cannot take images (a text-only model).
+    NoVision { model: String, message: String },
+    /// `kind = "ollama"` points at a server that speaks the OpenAI-compatible API.
+    WrongProtocol { url: String },
+}
+
+/// An HTTP 500/400 whose message says the model takes no images (llama.cpp: `image input
+/// is not supported`; Ollama: `… does not support images`).
+pub fn says_no_vision(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("image") || m.contains("vision") || m.contains("multimodal"))
+        && (m.contains("not supported")
+            || m.contains("does not support")
+            || m.contains("unsupported"))
+}
+
+/// `reason — hint`, without the hint when the reason already says it.
+pub fn with_hint(reason: &str, hint: &str) -> String {
+    if hint.is_empty() || reason.contains(hint.trim_start_matches("run: ")) {
+        reason.to_string()
+    } else {
+        format!("{reason} — {hint}")
+    }
 }
 
 impl ModelError {
     /// Worth trying again soon (for the teacher): server overload or a passing failure.
     pub fn is_transient(&self) -> bool {
         match self {
-            ModelError::Http { status, .. } => matches!(status, 500 | 502 | 503 | 504 | 429),
+            ModelError::Http { status, message } => {
+                matches!(status, 500 | 502 | 503 | 504 | 429) && !says_no_vision(message)
+            }
             ModelError::Server { .. } | ModelError::Incomplete { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Trying again will fail the same way until someone changes the config or the
+    /// server: back off (capped) and say what to fix, instead of retrying every frame.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ModelError::ModelNotFound { .. }
+            | ModelError::NotServed { .. }
+            | ModelError::NoVision { .. }
+            | ModelError::WrongProtocol { .. }
+            | ModelError::Request { .. } => true,
+            ModelError::Http { status, message } => {
+                matches!(status, 400 | 401 | 403 | 404 | 405 | 413 | 415 | 422 | 501)
+                    || says_no_vision(message)
+            }
             _ => false,
         }
     }
@@ -74,6 +116,18 @@ impl ModelError {
             ModelError::Http { status: 401, .. } | ModelError::Http { status: 403, .. } => {
                 "check api_key / headers for this host in config.toml".into()
             }
+            ModelError::NoVision { .. } => format!(
+                "use a vision model as {role}.model (Ollama: `ollama show {model}` lists \
+                 `vision` under Capabilities), or set {role}.text_only = true to try the \
+                 pipeline without images"
+            ),
+            ModelError::WrongProtocol { .. } => {
+                format!("set kind = \"openai\" under [{role}] in config.toml")
+            }
+            ModelError::Http { status, .. } if matches!(status, 400 | 422) => {
+                "the server refused the request; check the model and its settings in config.toml"
+                    .into()
+            }
             _ => String::new(),
         }
     }
@@ -108,6 +162,13 @@ impl fmt::Display for ModelError {
             ),
             ModelError::Malformed { message } => write!(f, "malformed reply: {message}"),
             ModelError::Request { message } => write!(f, "bad request: {message}"),
+            ModelError::NoVision { model, message } => {
+                write!(f, "model {model} cannot take images ({message})")
+            }
+            ModelError::WrongProtocol { url } => write!(
+                f,
+                "{url} speaks the OpenAI-compatible API, not Ollama's: set kind = \"openai\""
+            ),
         }
     }
 }

@@ -4,5 +4,5 @@ pub mod client;
 pub mod error;
 pub mod openai;
 
-pub use client::{ChatReply, ChatRequest, ModelClient};
+pub use client::{ChatReply, ChatRequest, ModelClient, Sampling};
 pub use error::ModelError;

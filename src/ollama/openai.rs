@@ -10,7 +10,9 @@
 //! `ModelClient::chat` does for the Ollama path. Authorization and extra headers are the
 //! reqwest client's default headers.
 
-use super::client::{map_send_error, read_capped, ChatReply, ChatRequest, LineReader};
+use super::client::{
+    map_send_error, read_capped, ChatReply, ChatRequest, ConfidenceMeter, LineReader,
+};
 use super::error::ModelError;
 use crate::config::HostConfig;
 use futures_util::StreamExt;
@@ -72,8 +74,25 @@ pub fn chat_body(cfg: &HostConfig, req: &ChatRequest) -> Value {
         "messages": messages,
         "stream": req.stream,
     });
-    if let Some(t) = cfg.temperature {
+    if let Some(t) = req.temperature(cfg) {
         body["temperature"] = json!(t);
+    }
+    if let Some(seed) = req.sampling.seed {
+        body["seed"] = json!(seed);
+    }
+    if let Some(n) = req.max_tokens(cfg) {
+        body["max_tokens"] = json!(n);
+    }
+    if cfg.logprobs {
+        // llama.cpp and vLLM send per-token log-probabilities; the measured confidence
+        // is their mean probability (as on Ollama).
+        body["logprobs"] = json!(true);
+        body["top_logprobs"] = json!(1);
+    }
+    if !cfg.think {
+        // How llama.cpp's server and vLLM switch thinking off for templates that have it
+        // (Qwen 3, Gemma 4 and others); a template without the switch ignores it.
+        body["chat_template_kwargs"] = json!({"enable_thinking": false});
     }
     match &req.format {
         Some(schema @ Value::Object(_)) => {
@@ -196,6 +215,7 @@ fn parse_whole(
             message: "no choices in the reply".into(),
         })?;
     let mut acc = Accumulator::new(max_reply_bytes);
+    acc.logprobs(choice);
     let message = choice.get("message");
     if let Some(r) = message.and_then(reasoning_text) {
         acc.reply.thinking_chars += r.chars().count();
@@ -219,10 +239,14 @@ fn status_error(status: u16, body: &[u8], model: &str, base: &str) -> ModelError
             url: display_base(base),
         };
     }
-    ModelError::Http {
-        status,
-        message: body_message(body),
+    let message = body_message(body);
+    if super::error::says_no_vision(&message) {
+        return ModelError::NoVision {
+            model: model.to_string(),
+            message,
+        };
     }
+    ModelError::Http { status, message }
 }
 
 /// The message of an error body: OpenAI's `{"error":{"message":…}}`, `{"error":"…"}`,
@@ -306,6 +330,81 @@ pub async fn list_models(http: &reqwest::Client, base: &str) -> Result<Vec<Strin
     }
 }
 
+/// Whether the model takes images, as far as the server says: llama.cpp's `/props`
+/// (`modalities.vision`), else `/v1/models` (`architecture.input_modalities` or
+/// `input_modalities` of the model's entry). None when neither says.
+pub async fn vision(
+    http: &reqwest::Client,
+    base: &str,
+    model: &str,
+) -> Result<Option<bool>, ModelError> {
+    let secs = LIST_TIMEOUT_SECS;
+    let get = |url: String| async move {
+        let resp = http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| map_send_error(e, &display_base(base), secs))?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp, 4 * 1024 * 1024).await;
+        Ok::<_, ModelError>((status, body))
+    };
+    let fut = async {
+        let root = display_base(base);
+        let root = root.strip_suffix("/v1").unwrap_or(&root).to_string();
+        let (status, body) = get(format!("{root}/props")).await?;
+        if status == 200 {
+            if let Some(v) = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| props_vision(&v))
+            {
+                return Ok(Some(v));
+            }
+        }
+        let (status, body) = get(endpoint(base, "models")).await?;
+        if status != 200 {
+            return Ok(None);
+        }
+        Ok(serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| models_vision(&v, model)))
+    };
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ModelError::Timeout { secs }),
+    }
+}
+
+/// llama.cpp's `/props`: `{"modalities": {"vision": bool, …}}`.
+pub fn props_vision(props: &Value) -> Option<bool> {
+    props.get("modalities")?.get("vision")?.as_bool()
+}
+
+/// `/v1/models`: the entry for `model` (or the only entry, as llama.cpp serves one model
+/// under any name) and its input modalities.
+pub fn models_vision(models: &Value, model: &str) -> Option<bool> {
+    let data = models.get("data")?.as_array()?;
+    let entry = data
+        .iter()
+        .find(|m| {
+            m.get("id").and_then(Value::as_str) == Some(model)
+                || m.get("aliases")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(model)))
+        })
+        .or(if data.len() == 1 { data.first() } else { None })?;
+    let modalities = entry
+        .get("architecture")
+        .and_then(|a| a.get("input_modalities"))
+        .or_else(|| entry.get("input_modalities"))?
+        .as_array()?;
+    Some(
+        modalities
+            .iter()
+            .any(|m| matches!(m.as_str(), Some("image") | Some("vision"))),
+    )
+}
+
 fn parse_models(body: &[u8]) -> Result<Vec<String>, ModelError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| ModelError::Malformed {
         message: format!("/v1/models: {e}"),
@@ -338,6 +437,7 @@ struct Accumulator {
     content: String,
     cap: usize,
     reply: ChatReply,
+    meter: ConfidenceMeter,
 }
 
 impl Accumulator {
@@ -346,6 +446,26 @@ impl Accumulator {
             content: String::new(),
             cap,
             reply: ChatReply::default(),
+            meter: ConfidenceMeter::default(),
+        }
+    }
+
+    /// `choices[0].logprobs.content[]` of a chunk or a whole reply: `{token, logprob}`.
+    fn logprobs(&mut self, choice: &Value) {
+        let Some(items) = choice
+            .get("logprobs")
+            .and_then(|l| l.get("content"))
+            .and_then(Value::as_array)
+        else {
+            return;
+        };
+        for item in items {
+            if let (Some(token), Some(lp)) = (
+                item.get("token").and_then(Value::as_str),
+                item.get("logprob").and_then(Value::as_f64),
+            ) {
+                self.meter.token(token, lp);
+            }
         }
     }
 
@@ -377,6 +497,7 @@ impl Accumulator {
             self.content
                 .push_str(&format!("\n[reply cut at {} KiB]", self.cap.div_ceil(1024)));
         }
+        self.reply.measured_confidence = self.meter.value();
         self.reply.content = self.content;
         self.reply
     }
@@ -498,6 +619,7 @@ impl SseChat {
         else {
             return Ok(Flow::Continue); // a usage-only chunk
         };
+        self.acc.logprobs(choice);
         if let Some(delta) = choice.get("delta") {
             if let Some(r) = reasoning_text(delta) {
                 self.acc.reply.thinking_chars += r.chars().count();

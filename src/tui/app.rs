@@ -544,6 +544,17 @@ impl App {
                     e.failed = Some(error);
                 }
             }
+            Event::StudentRefused { reason, hint } => {
+                // The status line shows the student's health (offline with this reason);
+                // the notice says that monitoring did not start.
+                self.notify(
+                    format!(
+                        "student not started: {}",
+                        crate::ollama::error::with_hint(&reason, &hint)
+                    ),
+                    true,
+                );
+            }
             Event::Escalated {
                 seq,
                 reasons,

@@ -94,7 +94,10 @@ fn confidence_style(app: &App, c: f32) -> Style {
 fn badge_style(theme: &Theme, r: &Reason) -> Style {
     match r {
         Reason::Safety { .. } => theme.fg(Color::Red).add_modifier(Modifier::BOLD),
-        Reason::LowConfidence { .. } | Reason::NoConfidence => theme.fg(Color::Yellow),
+        Reason::LowConfidence { .. } | Reason::NoConfidence | Reason::Cut { .. } => {
+            theme.fg(Color::Yellow)
+        }
+        Reason::EchoesPrompt { .. } => theme.fg(Color::Yellow),
         Reason::Forced => theme.fg(Color::Magenta),
         Reason::Audit => theme.fg(Color::Cyan),
     }
@@ -417,15 +420,13 @@ fn draw_log(f: &mut Frame, app: &App, area: Rect) {
     // An offline student is the first thing a new user meets: say what to do, in the
     // pane, not only in the (often cut) status bar.
     if let crate::event::Health::Offline { reason, hint } = &app.student_health {
-        let text = if hint.is_empty() {
-            format!("student offline: {}", clean(reason, SHORT_MAX))
-        } else {
-            format!(
-                "student offline: {} — {}",
-                clean(reason, SHORT_MAX),
-                clean(hint, SHORT_MAX)
+        let text = format!(
+            "student offline: {}",
+            clean(
+                &crate::ollama::error::with_hint(reason, hint),
+                SHORT_MAX * 2
             )
-        };
+        );
         let rows = if inner.height >= 6 { 2 } else { 1 };
         let banner = Rect {
             y: inner.bottom() - rows,
@@ -486,7 +487,7 @@ pub fn teacher_text(app: &App) -> Text<'static> {
             format!("teacher offline: {}", clean(reason, SHORT_MAX)),
             t.fg(Color::Red),
         ));
-        if !hint.is_empty() {
+        if !hint.is_empty() && crate::ollama::error::with_hint(reason, hint) != *reason {
             push_text(&mut lines, hint, t.dim());
         }
     }
@@ -527,11 +528,21 @@ pub fn teacher_text(app: &App) -> Text<'static> {
                     "DISAGREES",
                     t.fg(Color::Red).add_modifier(Modifier::BOLD),
                 )],
+                None if v.truncated => vec![Span::styled(
+                    "PARTIAL",
+                    t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                )],
                 None => vec![Span::styled(
                     "verdict not readable",
                     t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
                 )],
             };
+            if v.truncated {
+                head.push(Span::styled(
+                    "  (cut at the token cap)",
+                    t.fg(Color::Yellow),
+                ));
+            }
             if v.safety_relevant == Some(true) {
                 head.push(Span::raw("  "));
                 head.push(Span::styled(

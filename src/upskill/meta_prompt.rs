@@ -3,7 +3,7 @@
 
 use crate::eval::cases::{Case, CaseInput};
 use crate::eval::runner::CaseResult;
-use crate::ollama::ChatRequest;
+use crate::ollama::{ChatRequest, Sampling};
 
 /// The reply format: an object holding the array (`format: "json"` never yields a bare array).
 pub fn candidates_schema(n: usize) -> serde_json::Value {
@@ -97,5 +97,11 @@ pub fn candidates_request(
         images: vec![],
         format: Some(candidates_schema(n)),
         stream: false,
+        sampling: Sampling {
+            // Room for n prompts of up to max_chars each (~3 characters a token) and the
+            // JSON around them, whatever the teacher's own cap for a verdict is.
+            max_tokens: Some(((n * max_chars) / 3 + 256).min(32_768) as u32),
+            ..Sampling::default()
+        },
     }
 }

@@ -9,7 +9,7 @@ use super::meta_prompt::{candidates_request, failure_note};
 use crate::config::Config;
 use crate::eval::bootstrap::{improvement_interval, Interval};
 use crate::eval::cases::{EvalSet, Split};
-use crate::eval::runner::{run_case, split_score, CaseResult, PreparedImages};
+use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
 use crate::ollama::ModelClient;
 use crate::skill::{save_skill, SkillMeta};
 use serde::Serialize;
@@ -390,8 +390,9 @@ async fn score_row(
         let images = images.clone();
         let safety = safety.clone();
         let prompt = prompt.clone();
+        let sampling = scoring(&ctx.config.eval);
         set.spawn(async move {
-            let r = run_case(&client, &prompt, &case, &images, &safety).await;
+            let r = run_case(&client, &prompt, &case, &images, &safety, sampling).await;
             drop(permit);
             (col, r)
         });

@@ -27,7 +27,7 @@ def main() -> int:
 
     params = xllamacpp.CommonParams()
     params.model.path = args.model
-    params.model_alias = args.alias
+    params.model_alias = {args.alias}  # a set of names (a plain string would be split into letters)
     params.hostnames = ["127.0.0.1"]
     params.port = 0
     params.n_ctx = args.ctx
