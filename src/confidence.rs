@@ -4,11 +4,13 @@
 //! end. Accepted forms (any case, markdown bold allowed): `CONFIDENCE: 0.8`,
 //! `Confidence: 80%`, `**Confidence:** 0.8`, `confidence = .8`, `Confidence - 0.75`,
 //! `CONFIDENCE: 0.9.`, `Confidence level: 0.7`, `(confidence: 0.6)`, and, when the value
-//! reads as a number, `Confidence 0.8` / `confidence is 0.8`.
+//! reads as a number, `Confidence 0.8` / `confidence is 0.8`; template echoes
+//! `Confidence: <0.8>` / `[0.8]`.
 //!
 //! Values: a plain number must lie in [0, 1] (float error within [`TOLERANCE`] is
-//! clamped); a percentage in [0 %, 100 %] is divided by 100. Anything else (`high`, `7`,
-//! `-1`, `NaN`, `inf`, `1.5`, `150%`, `0,8`, `7/10`, nothing) gives `None`: a value is
+//! clamped); a percentage in [0 %, 100 %] is divided by 100, and so are `/100`
+//! fractions; `8/10` is 0.8, `0.8/1` is 0.8. Anything else (`high`, `7`, `-1`, `NaN`,
+//! `inf`, `1.5`, `150%`, `0,8`, `7/12`, `11/10`, nothing) gives `None`: a value is
 //! never made up. A `CONFIDENCE:` line with such a value still counts as the confidence
 //! line and is removed from the description.
 
@@ -160,22 +162,60 @@ fn skip(b: &[u8], mut j: usize, pred: impl Fn(u8) -> bool) -> usize {
 
 /// Read the value starting at byte `j` of the (ASCII-lowercased) line. Returns the value
 /// (None when unreadable or out of range) and the byte index after what was consumed.
+///
+/// Besides `0.8` and `80%`: a template echo in angle or square brackets (`<0.8>`,
+/// `[0.8]`: the skill wrote `<a number from 0.0 to 1.0>` and the model kept the
+/// brackets), and the fractions `0.8/1`, `8/10`, `80/100` (a scale the model named
+/// itself; any other denominator is ambiguous and unreadable).
 fn read_value(lower: &str, j: usize) -> (Option<f32>, usize) {
     let b = lower.as_bytes();
-    let run_end = skip(b, j, |c| c.is_ascii_digit() || c == b'.');
     let token_end = || skip(b, j, |c| !c.is_ascii_whitespace());
-    if run_end == j {
+    let closing = match b.get(j) {
+        Some(b'<') => Some(b'>'),
+        Some(b'[') => Some(b']'),
+        _ => None,
+    };
+    let start = if closing.is_some() {
+        skip(b, j + 1, |c| c == b' ')
+    } else {
+        j
+    };
+    let run_end = skip(b, start, |c| c.is_ascii_digit() || c == b'.');
+    if run_end == start {
         return (None, token_end());
     }
-    let number = lower[j..run_end].trim_end_matches('.');
+    let number = lower[start..run_end].trim_end_matches('.');
     let mut k = run_end;
     let after_spaces = skip(b, k, |c| c == b' ');
     let percent = b.get(after_spaces) == Some(&b'%');
+    // The scale the value is on: 1 (plain), 100 (percent or /100), 10 (/10).
+    let mut scale = 1.0;
     if percent {
         k = after_spaces + 1;
+        scale = 100.0;
+    } else if b.get(k) == Some(&b'/') {
+        let den_end = skip(b, k + 1, |c| c.is_ascii_digit());
+        scale = match &lower[k + 1..den_end] {
+            "1" => 1.0,
+            "10" => 10.0,
+            "100" => 100.0,
+            _ => return (None, token_end()),
+        };
+        k = den_end;
+        // A sentence's full stop after the fraction ("7/10.").
+        if b.get(k) == Some(&b'.') && !b.get(k + 1).is_some_and(|c| c.is_ascii_digit()) {
+            k += 1;
+        }
+    }
+    if let Some(close) = closing {
+        let at = skip(b, k, |c| c == b' ');
+        if b.get(at) != Some(&close) {
+            return (None, token_end());
+        }
+        k = at + 1;
     }
     // What follows must end the value: nothing, whitespace, or closing punctuation not
-    // followed by a digit ("0,8", "7/10", "0.8abc" and "1e-3" are unreadable).
+    // followed by a digit ("0,8", "7/12", "0.8abc" and "1e-3" are unreadable).
     let ok_follow = match b.get(k) {
         None => true,
         Some(c) if c.is_ascii_whitespace() => true,
@@ -190,18 +230,10 @@ fn read_value(lower: &str, j: usize) -> (Option<f32>, usize) {
     let Ok(v) = number.parse::<f64>() else {
         return (None, k);
     };
-    let v = if percent {
-        if !(-TOLERANCE * 100.0..=100.0 + TOLERANCE * 100.0).contains(&v) {
-            return (None, k);
-        }
-        v / 100.0
-    } else {
-        if !(-TOLERANCE..=1.0 + TOLERANCE).contains(&v) {
-            return (None, k);
-        }
-        v
-    };
-    (Some(v.clamp(0.0, 1.0) as f32), k)
+    if !(-TOLERANCE * scale..=scale + TOLERANCE * scale).contains(&v) {
+        return (None, k);
+    }
+    ((Some((v / scale).clamp(0.0, 1.0) as f32)), k)
 }
 
 /// Trim, and drop leading/trailing lines made only of markdown punctuation and a
@@ -278,12 +310,32 @@ mod tests {
     fn nonsense_values_give_none() {
         for v in [
             "high", "7", "-1", "-0.5", "NaN", "nan", "inf", "-inf", "1.5", "150%", "", "0,8",
-            "7/10", "0.8abc", "- 1", "-.5", "1e-3", "0.8.5", ".", "%", "101%", "10",
+            "7/12", "11/10", "1.5/1", "8/", "<0.8", "<0.8]", "<1.5>", "0.8abc", "- 1", "-.5",
+            "1e-3", "0.8.5", ".", "%", "101%", "10",
         ] {
             let text = format!("A cat.\nCONFIDENCE: {v}");
             let p = parse_answer(&text);
             assert_eq!(p.confidence, None, "{v:?}");
             // The line is still the confidence line and leaves the description.
+            assert_eq!(p.description, "A cat.", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn template_echoes_and_named_scales_are_read() {
+        for (v, want) in [
+            ("<0.8>", 0.8),
+            ("< 0.8 >", 0.8),
+            ("[0.35]", 0.35),
+            ("0.8/1", 0.8),
+            ("8/10", 0.8),
+            ("7/10.", 0.7),
+            ("80/100", 0.8),
+            ("<8/10>", 0.8),
+            ("10/10", 1.0),
+        ] {
+            let p = parse_answer(&format!("A cat.\nConfidence: {v}"));
+            assert!(close(p.confidence, want), "{v:?}: {:?}", p.confidence);
             assert_eq!(p.description, "A cat.", "{v:?}");
         }
     }

@@ -325,6 +325,7 @@ mod tests {
 
     fn verdict() -> Verdict {
         Verdict {
+            truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),
             summary: "A person cooking while smoke rises from a pan.".into(),

@@ -53,6 +53,7 @@ fn describe(stream: bool) -> ChatRequest {
         images: vec![],
         format: None,
         stream,
+        sampling: Default::default(),
     }
 }
 

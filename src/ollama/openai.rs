@@ -976,6 +976,7 @@ mod tests {
             images: vec![Arc::from("/9j/AAAA"), Arc::from("iVBORw0KGgoAAAA")],
             format: Some(json!({"type": "object"})),
             stream: true,
+            sampling: Default::default(),
         };
         let b = chat_body(&cfg, &req);
         assert_eq!(b["model"], "gemma-3-27b");

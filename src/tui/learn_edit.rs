@@ -194,6 +194,7 @@ pub(crate) mod tests {
 
     pub fn verdict() -> Verdict {
         Verdict {
+            truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),
             summary: "Steam rises from a kettle on the stove.".into(),

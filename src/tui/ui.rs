@@ -874,6 +874,7 @@ pub(crate) mod tests {
         a.handle_event(Event::TeacherVerdict {
             seq: 3,
             verdict: Verdict {
+                truncated: false,
                 agrees: Some(false),
                 safety_relevant: Some(true),
                 summary: "Steam from a kettle, not smoke.".into(),
