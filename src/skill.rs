@@ -12,9 +12,9 @@ pub const DEFAULT_SKILL: &str =
     "You watch a room through a camera. Describe the people, the objects and \
 any safety-relevant activity you see, in a few short plain sentences. Mention fire, smoke, \
 falls, injuries, weapons or other hazards plainly when you see them; when nothing is unsafe, \
-say \"No safety concerns.\" Never invent things you cannot see. End with one line \
-`CONFIDENCE: <0.0-1.0>` that reflects how sure you really are (low for blurry, dark or \
-unclear frames).";
+say \"No safety concerns.\" Never invent things you cannot see. End with one line: \
+CONFIDENCE: and one decimal number between 0.0 and 1.0 (for example CONFIDENCE: 0.35) that \
+reflects how sure you really are (low for blurry, dark or unclear frames).";
 
 /// Longest skill accepted (a skill is a system prompt, not a document).
 pub const MAX_SKILL_CHARS: usize = 8000;

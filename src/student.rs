@@ -6,7 +6,7 @@ use std::sync::Arc;
 /// The user message for every frame (an eval case may override it).
 pub const TASK_PROMPT: &str = "Describe the people, objects and any safety-relevant activity in \
 this image. Say plainly if anything is unsafe; if nothing is, say \"No safety concerns.\" \
-End your answer with a line: CONFIDENCE: <0.0-1.0>";
+End your answer with a line CONFIDENCE: followed by one decimal number between 0.0 and 1.0.";
 
 /// The task for an eval case given as text instead of an image.
 pub fn text_scene_prompt(scene: &str) -> String {

@@ -614,6 +614,8 @@ mod tests {
                 .unwrap();
         assert!(skill.contains("CONFIDENCE:"));
         assert!(skill.contains("No safety concerns."));
+        // No template for the model to echo back (`Confidence: <0.8>`).
+        assert!(!skill.contains("CONFIDENCE: <"), "{skill}");
     }
 
     #[test]

@@ -316,11 +316,8 @@ impl ModelClient {
             .map_err(|e| self.in_host_terms(e));
         }
         let url = format!("{}/api/chat", self.base);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&self.chat_body(req))
-            .send()
+        let body = self.chat_body(req);
+        let resp = send_json(&self.http, &url, &body)
             .await
             .map_err(|e| self.map_send_error(e))?;
         let status = resp.status();
@@ -509,6 +506,50 @@ pub fn ollama_status_error(status: u16, body: &[u8], model: &str, base: &str) ->
         };
     }
     ModelError::Http { status, message }
+}
+
+/// POST a JSON body. A pooled keep-alive connection the server closed while it sat idle
+/// (llama.cpp's server closes one after a few requests or seconds) fails before the
+/// request reaches the server: that one failure is retried once on a fresh connection.
+pub(crate) async fn send_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response, reqwest::Error> {
+    match http.post(url).json(body).send().await {
+        Err(e) if is_stale_connection(&e) => http.post(url).json(body).send().await,
+        r => r,
+    }
+}
+
+/// The connection closed before any response byte: a stale pooled connection, not a
+/// server that refused or timed out.
+fn is_stale_connection(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if text.contains("connection closed before message completed")
+            || text.contains("connection reset")
+            || text.contains("broken pipe")
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// A reqwest send error as a `ModelError` (shared by the Ollama and OpenAI-compatible paths).

@@ -165,10 +165,9 @@ impl fmt::Display for ModelError {
             ModelError::NoVision { model, message } => {
                 write!(f, "model {model} cannot take images ({message})")
             }
-            ModelError::WrongProtocol { url } => write!(
-                f,
-                "{url} speaks the OpenAI-compatible API, not Ollama's: set kind = \"openai\""
-            ),
+            ModelError::WrongProtocol { url } => {
+                write!(f, "{url} speaks the OpenAI-compatible API, not Ollama's")
+            }
         }
     }
 }

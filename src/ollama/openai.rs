@@ -11,7 +11,7 @@
 //! reqwest client's default headers.
 
 use super::client::{
-    map_send_error, read_capped, ChatReply, ChatRequest, ConfidenceMeter, LineReader,
+    map_send_error, read_capped, send_json, ChatReply, ChatRequest, ConfidenceMeter, LineReader,
 };
 use super::error::ModelError;
 use crate::config::HostConfig;
@@ -121,10 +121,7 @@ pub async fn chat(
     max_reply_bytes: usize,
 ) -> Result<ChatReply, ModelError> {
     let url = endpoint(base, "chat/completions");
-    let resp = http
-        .post(&url)
-        .json(&chat_body(cfg, req))
-        .send()
+    let resp = send_json(http, &url, &chat_body(cfg, req))
         .await
         .map_err(|e| map_send_error(e, &display_base(base), cfg.timeout_secs))?;
     let status = resp.status().as_u16();

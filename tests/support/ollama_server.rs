@@ -7,8 +7,9 @@
 //! Wire format follows Ollama's `docs/api.md`:
 //! * `POST /api/chat` — streaming by default (`application/x-ndjson`, one JSON object per line,
 //!   each line written as its own HTTP chunk), `"stream": false` gives one JSON object.
-//! * `GET /api/tags`, `GET /api/version`, `GET /` (`Ollama is running`), anything else is a
-//!   `404 page not found` like Ollama's router.
+//! * `GET /api/tags`, `GET /api/version`, `POST /api/show` (`capabilities`, settable),
+//!   `GET /` (`Ollama is running`), anything else is a `404 page not found` like Ollama's
+//!   router.
 //!
 //! JSON is written the way Go's `encoding/json` writes it (`<`, `>`, `&` escaped as `\u003c`…),
 //! so clients are exercised against the real escaping.
@@ -324,6 +325,9 @@ pub struct State {
     logprob: Option<f64>,
     legacy_not_found: bool,
     version: String,
+    /// `capabilities` of every model in `/api/show`; None: the field is left out (older
+    /// Ollama).
+    capabilities: Option<Vec<String>>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -389,6 +393,12 @@ impl Server<State> {
     pub fn set_version(&self, version: &str) {
         self.lock().version = version.to_string();
     }
+
+    /// What `/api/show` lists under `capabilities` (default `completion`, `vision`);
+    /// None leaves the field out, as Ollama before 0.6.4 did.
+    pub fn set_capabilities(&self, caps: Option<&[&str]>) {
+        self.lock().capabilities = caps.map(|c| c.iter().map(|s| s.to_string()).collect());
+    }
 }
 
 impl State {
@@ -400,6 +410,7 @@ impl State {
             logprob: None,
             legacy_not_found: false,
             version: DEFAULT_VERSION.to_string(),
+            capabilities: Some(vec!["completion".into(), "vision".into()]),
         }
     }
 }
@@ -491,6 +502,42 @@ async fn handle_request(
                 .await?;
         }
         ("POST", "/api/chat") => return handle_chat(shared, conn, req, keep_alive).await,
+        ("POST", "/api/show") => {
+            let name = serde_json::from_slice::<Value>(&req.body)
+                .ok()
+                .and_then(|v| v.get("model").or(v.get("name")).cloned())
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let (models, caps) = {
+                let s = lock(shared);
+                (s.models.clone(), s.capabilities.clone())
+            };
+            let known = models
+                .iter()
+                .any(|m| *m == name || *m == format!("{name}:latest"));
+            if known {
+                let mut v = json!({
+                    "modelfile": "FROM x", "parameters": "", "template": "{{ .Prompt }}",
+                    "details": {"format": "gguf", "family": "gemma3"},
+                    "model_info": {}
+                });
+                if let Some(c) = caps {
+                    v["capabilities"] = json!(c);
+                }
+                conn.write_fixed(
+                    200,
+                    json_type,
+                    go_json(&v).as_bytes(),
+                    keep_alive,
+                    head_only,
+                )
+                .await?;
+            } else {
+                let body = go_json(&json!({ "error": format!("model '{name}' not found") }));
+                conn.write_fixed(404, json_type, body.as_bytes(), keep_alive, head_only)
+                    .await?;
+            }
+        }
         _ => {
             conn.write_fixed(404, text_type, b"404 page not found", keep_alive, head_only)
                 .await?;
