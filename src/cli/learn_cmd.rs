@@ -6,6 +6,7 @@ use super::EXIT_BAD_INPUT;
 use crate::calibration::{report, Report, Sample};
 use crate::config::Config;
 use crate::learn::{learn_from_log, read_log};
+use crate::sanitize::{escape_controls, escape_line};
 use std::path::Path;
 
 pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
@@ -13,7 +14,14 @@ pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
         Ok((added, skipped)) => {
             println!(
                 "added {added} case(s) to {}{}",
-                config.paths.eval.join(crate::learn::LEARNED_FILE).display(),
+                escape_line(
+                    &config
+                        .paths
+                        .eval
+                        .join(crate::learn::LEARNED_FILE)
+                        .display()
+                        .to_string()
+                ),
                 if skipped > 0 {
                     format!(" ({skipped} reviewed frame(s) skipped: no saved frame or no structured verdict)")
                 } else {
@@ -23,7 +31,7 @@ pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("gemmaedge-tui learn: {e}");
+            eprintln!("gemmaedge-tui learn: {}", escape_controls(&e.to_string()));
             EXIT_BAD_INPUT
         }
     }
@@ -33,7 +41,10 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
     let (reviewed, answered) = match read_log(log) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("gemmaedge-tui calibrate: {e}");
+            eprintln!(
+                "gemmaedge-tui calibrate: {}",
+                escape_controls(&e.to_string())
+            );
             return EXIT_BAD_INPUT;
         }
     };
@@ -42,7 +53,7 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
     if reviewed.is_empty() {
         println!(
             "no teacher verdicts in {}: nothing to calibrate yet",
-            log.display()
+            escape_line(&log.display().to_string())
         );
         return 0;
     }
@@ -65,7 +76,8 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
             answered.get(skill).copied(),
             config.policy.confidence_threshold,
         );
-        println!("skill {skill}:");
+        // The skill name comes from the log: escaped, so it cannot drive the terminal.
+        println!("skill {}:", escape_line(skill));
         print!("{}", render(&rep, config.policy.confidence_threshold));
         println!();
     }
