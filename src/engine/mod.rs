@@ -248,6 +248,10 @@ impl Shared {
     }
 }
 
+/// How long the shutdown waits for the capture thread (it sees the stop within 50 ms
+/// unless a read is stuck).
+const CAPTURE_JOIN_LIMIT: Duration = Duration::from_secs(1);
+
 /// Start the engine (inside a tokio runtime). Fails only when no frame source can be
 /// opened at all or a client cannot be built; an offline server is not a failure.
 pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, EngineError> {
@@ -370,7 +374,15 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             health_s.abort();
             health_t.abort();
             commands.abort();
-            let _ = tokio::task::spawn_blocking(move || capture.join()).await;
+            // A capture stuck in a read (a device that never answers) must not hold up the
+            // shutdown: wait a little, then leave the thread behind (it ends with the process).
+            let waited = Instant::now();
+            while !capture.is_finished() && waited.elapsed() < CAPTURE_JOIN_LIMIT {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if capture.is_finished() {
+                let _ = capture.join();
+            }
             notices.abort();
             let _ = shared
                 .calibration
