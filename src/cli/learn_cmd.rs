@@ -10,8 +10,20 @@ use crate::sanitize::{escape_controls, escape_line};
 use std::path::Path;
 
 pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
-    match learn_from_log(log, &config.paths.eval, only_disagreements) {
-        Ok((added, skipped)) => {
+    match learn_from_log(
+        log,
+        &config.paths.eval,
+        &config.paths.logs,
+        only_disagreements,
+    ) {
+        Ok(crate::learn::Learned {
+            added,
+            skipped,
+            refused,
+        }) => {
+            for why in &refused {
+                eprintln!("gemmaedge-tui learn: refused {why}");
+            }
             println!(
                 "added {added} case(s) to {}{}",
                 escape_line(
@@ -28,7 +40,16 @@ pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
                     String::new()
                 }
             );
-            0
+            if refused.is_empty() {
+                0
+            } else {
+                eprintln!(
+                    "gemmaedge-tui learn: {} reviewed frame(s) refused: a log names only its own \
+                     session (YYYYMMDD-HHMMSS) and JPEGs under the logs' frames/ directory",
+                    refused.len()
+                );
+                EXIT_BAD_INPUT
+            }
         }
         Err(e) => {
             eprintln!("gemmaedge-tui learn: {}", escape_controls(&e.to_string()));
