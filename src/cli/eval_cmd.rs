@@ -148,7 +148,15 @@ pub fn render_results(results: &[CaseResult]) -> String {
                     r.score.forbidden.join(",")
                 },
                 if r.score.safety_ok { "ok" } else { "WRONG" }.into(),
-                if r.score.format_ok { "ok" } else { "NO CONF" }.into(),
+                if !r.score.format_ok {
+                    "NO CONF"
+                } else if r.score.overconfident() {
+                    // Wrong, but stated a high confidence: the calibration penalty applied.
+                    "OVERCONF"
+                } else {
+                    "ok"
+                }
+                .into(),
                 r.error
                     .clone()
                     .map(|e| format!("ERROR: {e}"))

@@ -3,7 +3,7 @@
 //! `/api/chat` is read as NDJSON over reqwest by our own line reader: ollama-rs 0.3.6's
 //! stream decodes each network chunk with `String::from_utf8` (dropping a chunk that
 //! splits a multi-byte character) and `eprintln!`s lines it cannot parse (stderr is the
-//! console's screen). ollama-rs, on the same reqwest client, serves `/api/tags`.
+//! console's screen). `/api/tags` is read here too, capped (ollama-rs reads it whole).
 
 use super::error::ModelError;
 use crate::config::{HostConfig, HostKind};
@@ -312,34 +312,66 @@ impl ModelClient {
         ModelError::Http { status, message }
     }
 
-    /// Model names the server has (`/api/tags` through ollama-rs, or `/v1/models`).
+    /// Model names the server has (`/api/tags`, or `/v1/models`). The reply is read at
+    /// most `MAX_TAGS_BYTES` (a server with a hundred models sends well under 100 KB): a
+    /// larger one is an error, not a memory hog.
     pub async fn list_models(&self) -> Result<Vec<String>, ModelError> {
+        const MAX_TAGS_BYTES: usize = 4 * 1024 * 1024;
+        #[derive(Deserialize)]
+        struct Tag {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            models: Vec<Tag>,
+        }
         if self.config.kind == HostKind::Openai {
             return super::openai::list_models(&self.http, &self.base).await;
         }
-        let url = format!("{}/", self.base);
-        let parsed = reqwest::Url::parse(&url).map_err(|e| ModelError::Request {
-            message: format!("{}.host {:?}: {e}", self.role, self.base),
-        })?;
-        let ollama = ollama_rs::Ollama::builder()
-            .url(parsed)
-            .reqwest_client(self.http.clone())
-            .build();
+        let url = format!("{}/api/tags", self.base);
+        let fut = async {
+            let resp = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e))?;
+            let status = resp.status().as_u16();
+            let mut body = Vec::new();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.map_send_error(e))?;
+                if body.len() + chunk.len() > MAX_TAGS_BYTES {
+                    return Err(ModelError::Malformed {
+                        message: format!(
+                            "/api/tags reply larger than {} MiB",
+                            MAX_TAGS_BYTES / (1024 * 1024)
+                        ),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if status != 200 {
+                let text = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]);
+                return Err(ModelError::Http {
+                    status,
+                    message: crate::sanitize::for_screen(text.trim(), 300),
+                });
+            }
+            let tags: Tags = serde_json::from_slice(&body).map_err(|e| ModelError::Malformed {
+                message: format!("/api/tags: {e}"),
+            })?;
+            Ok(tags
+                .models
+                .into_iter()
+                .map(|m| crate::sanitize::for_screen(&m.name, 200))
+                .collect())
+        };
         let secs = self.config.timeout_secs.min(15);
-        let fut = ollama.list_local_models();
         match tokio::time::timeout(Duration::from_secs(secs), fut).await {
             Err(_) => Err(ModelError::Timeout { secs }),
-            Ok(Ok(models)) => Ok(models.into_iter().map(|m| m.name).collect()),
-            Ok(Err(e)) => Err(self.map_ollama_rs_error(e)),
-        }
-    }
-
-    fn map_ollama_rs_error(&self, e: ollama_rs::error::OllamaError) -> ModelError {
-        match e {
-            ollama_rs::error::OllamaError::ReqwestError(r) => self.map_send_error(r),
-            other => ModelError::Malformed {
-                message: crate::sanitize::for_screen(&other.to_string(), 300),
-            },
+            Ok(r) => r,
         }
     }
 
