@@ -225,7 +225,8 @@ impl CalibrationStore {
 
     /// Load, or start empty when the file is missing or unreadable.
     pub fn load(logs: &Path) -> Self {
-        std::fs::read(Self::path(logs))
+        // 5000 samples per skill are well under a megabyte per skill.
+        crate::bounded_read::read_regular(&Self::path(logs), 256 * 1024 * 1024)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()

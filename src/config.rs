@@ -462,7 +462,11 @@ impl Config {
     }
 
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        let text = crate::bounded_read::read_regular_string(
+            path,
+            crate::bounded_read::MAX_CONFIG_FILE_BYTES,
+        )
+        .map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;

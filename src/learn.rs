@@ -1,14 +1,25 @@
 //! Escalations become eval cases: a reviewed frame, its JPEG and the teacher's verdict
 //! turn into a `[[case]]` appended to `eval/learned.toml` (never touching hand-written
 //! case files), so the next upskill targets what the student really gets wrong.
+//!
+//! A session log is a file anyone may hand us, so nothing in it is trusted: a session id
+//! must have the shape the program writes (`YYYYMMDD-HHMMSS`), a frame must resolve (links
+//! followed) under the logs' `frames/` directory, be a regular file, start with the JPEG
+//! signature and be at most [`MAX_FRAME_BYTES`], and every image written must land in
+//! `eval/images/learned/`.
 
 use crate::eval::cases::Split;
 use crate::verdict::Verdict;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const LEARNED_FILE: &str = "learned.toml";
+/// Where learned frames go, relative to the eval dir.
+pub const LEARNED_IMAGES: &str = "images/learned";
+/// Largest saved frame accepted from a log (saved frames are model-size JPEGs, ~100 KB).
+pub const MAX_FRAME_BYTES: u64 = 16 * 1024 * 1024;
 const HEADER: &str =
     "# Cases learned from teacher reviews (`a` in the console, or `gemmaedge-tui learn`).\n\
 # Appended automatically; edit freely. Hand-written cases live in the other files.\n";
@@ -129,7 +140,7 @@ pub fn to_toml(c: &LearnedCase) -> String {
 
 /// Ids and count of the cases already in `learned.toml`.
 pub fn existing(eval_dir: &Path) -> (HashSet<String>, usize) {
-    let text = std::fs::read_to_string(eval_dir.join(LEARNED_FILE)).unwrap_or_default();
+    let text = read_learned(&eval_dir.join(LEARNED_FILE)).unwrap_or_default();
     let v: toml::Table = text.parse().unwrap_or_default();
     let ids: HashSet<String> = v
         .get("case")
@@ -153,26 +164,101 @@ pub fn split_for(index: usize) -> Split {
     }
 }
 
+fn read_learned(path: &Path) -> std::io::Result<String> {
+    crate::bounded_read::read_regular_string(path, crate::bounded_read::MAX_EVAL_FILE_BYTES)
+}
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
+}
+
+/// The session id shape [`crate::session_log::SessionLog`] writes: `YYYYMMDD-HHMMSS`.
+pub fn is_session_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 15
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 8 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+/// A learned image name: letters, digits, `-`, `_` and `.`, not starting with a dot,
+/// ending in `.jpg` (what [`learn_from_log`] and the console make).
+fn is_learned_name(name: &str) -> bool {
+    name.len() <= 200
+        && name.ends_with(".jpg")
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Where a case's image goes: `image` must be `images/learned/<name>.jpg`, and the
+/// directory must resolve (links followed) inside the eval dir. Creates the directory.
+pub fn learned_dest(eval_dir: &Path, image: &str) -> std::io::Result<PathBuf> {
+    let name = image
+        .strip_prefix(LEARNED_IMAGES)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|n| is_learned_name(n))
+        .ok_or_else(|| {
+            invalid(format!(
+                "refusing image path {}: learned images are {LEARNED_IMAGES}/<name>.jpg \
+                 (letters, digits, - _ . only)",
+                crate::sanitize::escape_line(image)
+            ))
+        })?;
+    let dir = eval_dir.join(LEARNED_IMAGES);
+    std::fs::create_dir_all(&dir)?;
+    let real_eval = eval_dir.canonicalize()?;
+    let real_dir = dir.canonicalize()?;
+    if !real_dir.starts_with(&real_eval) {
+        return Err(invalid(format!(
+            "refusing to write into {}: it leads outside the eval dir (to {})",
+            dir.display(),
+            real_dir.display()
+        )));
+    }
+    Ok(real_dir.join(name))
+}
+
+/// Whether bytes start with the JPEG signature (SOI then a marker).
+pub fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+}
+
 /// Copy each case's frame into `eval/images/learned/` and append the cases to
 /// `eval/learned.toml` atomically (existing text kept byte for byte). Returns how many
-/// cases were added (ids already present are skipped).
-pub fn append_cases(eval_dir: &Path, cases: &[(LearnedCase, PathBuf)]) -> std::io::Result<usize> {
+/// cases were added (ids already present are skipped). Every image must be a JPEG going to
+/// [`learned_dest`]; the first that is not stops the whole append (nothing is written).
+pub fn append_cases(eval_dir: &Path, cases: &[(LearnedCase, Arc<[u8]>)]) -> std::io::Result<usize> {
     let (ids, _) = existing(eval_dir);
     let path = eval_dir.join(LEARNED_FILE);
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|_| HEADER.to_string());
-    let mut added = 0;
+    let mut text = match read_learned(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HEADER.to_string(),
+        Err(e) => return Err(e),
+    };
+    let mut writes = Vec::new();
     for (case, jpeg) in cases {
         if ids.contains(&case.id) {
             continue;
         }
-        let dest = eval_dir.join(&case.image);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)?;
+        let dest = learned_dest(eval_dir, &case.image)?;
+        if !is_jpeg(jpeg) {
+            return Err(invalid(format!(
+                "case {}: the frame is not a JPEG",
+                crate::sanitize::escape_line(&case.id)
+            )));
         }
-        let bytes = std::fs::read(jpeg)?;
-        crate::atomic::write_atomic(&dest, &bytes)?;
+        writes.push((dest, jpeg));
         text.push_str(&to_toml(case));
-        added += 1;
+    }
+    let added = writes.len();
+    for (dest, jpeg) in writes {
+        crate::atomic::write_atomic(&dest, jpeg)?;
     }
     if added > 0 {
         crate::atomic::write_atomic(&path, text.as_bytes())?;
@@ -197,59 +283,27 @@ pub struct Reviewed {
 /// Join a session log's answers, escalations and verdicts by (session, seq); also
 /// returns how many answers the log holds per skill.
 pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String, u64>)> {
-    let text = std::fs::read_to_string(path)?;
-    struct Answered {
-        answer: String,
-        confidence: Option<f32>,
-        measured: Option<f32>,
-        reasons: Vec<crate::policy::Reason>,
-        skill: String,
-    }
-    #[derive(Default)]
-    struct Partial {
-        answer: Option<Answered>,
-        frame: Option<PathBuf>,
-        verdict: Option<Verdict>,
-    }
     let mut m: BTreeMap<(String, u64), Partial> = BTreeMap::new();
     let mut answered: BTreeMap<String, u64> = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}:{}: not a JSON line: {e}", path.display(), i + 1),
-            )
-        })?;
-        let session = v["session"].as_str().unwrap_or("").to_string();
-        let Some(seq) = v["seq"].as_u64() else {
-            continue;
-        };
-        let key = (session, seq);
-        match v["type"].as_str() {
-            Some("student_answer") => {
-                let skill = v["skill"].as_str().unwrap_or("").to_string();
-                *answered.entry(skill.clone()).or_default() += 1;
-                m.entry(key).or_default().answer = Some(Answered {
-                    answer: v["answer"].as_str().unwrap_or("").to_string(),
-                    confidence: v["confidence"].as_f64().map(|c| c as f32),
-                    measured: v["measured_confidence"].as_f64().map(|c| c as f32),
-                    reasons: serde_json::from_value(v["reasons"].clone()).unwrap_or_default(),
-                    skill,
-                });
+    // Line by line from a regular file (a FIFO or /dev/zero is refused), each line capped.
+    let lines = crate::bounded_read::for_each_line(
+        path,
+        crate::bounded_read::MAX_LOG_LINE_BYTES,
+        |number, line| {
+            if line.trim().is_empty() {
+                return Ok(());
             }
-            Some("escalated") => {
-                m.entry(key).or_default().frame = v["frame_path"].as_str().map(PathBuf::from);
-            }
-            Some("teacher_verdict") => {
-                m.entry(key).or_default().verdict =
-                    serde_json::from_value(v["verdict"].clone()).ok();
-            }
-            _ => {}
-        }
-    }
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {number}: not a JSON line: {e}"),
+                )
+            })?;
+            read_line(v, &mut m, &mut answered);
+            Ok(())
+        },
+    );
+    lines.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let reviewed = m
         .into_iter()
         .filter_map(|((session, seq), p)| {
@@ -276,26 +330,149 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
     Ok((reviewed, answered))
 }
 
+/// One answer as read from a log, waiting for its verdict.
+struct Answered {
+    answer: String,
+    confidence: Option<f32>,
+    measured: Option<f32>,
+    reasons: Vec<crate::policy::Reason>,
+    skill: String,
+}
+
+/// What the log says about one (session, seq) so far.
+#[derive(Default)]
+struct Partial {
+    answer: Option<Answered>,
+    frame: Option<PathBuf>,
+    verdict: Option<Verdict>,
+}
+
+/// Fold one log line into the map of frames and the answer counts per skill.
+fn read_line(
+    v: serde_json::Value,
+    m: &mut BTreeMap<(String, u64), Partial>,
+    answered: &mut BTreeMap<String, u64>,
+) {
+    let session = v["session"].as_str().unwrap_or("").to_string();
+    let Some(seq) = v["seq"].as_u64() else {
+        return;
+    };
+    let key = (session, seq);
+    match v["type"].as_str() {
+        Some("student_answer") => {
+            let skill = v["skill"].as_str().unwrap_or("").to_string();
+            *answered.entry(skill.clone()).or_default() += 1;
+            m.entry(key).or_default().answer = Some(Answered {
+                answer: v["answer"].as_str().unwrap_or("").to_string(),
+                confidence: v["confidence"].as_f64().map(|c| c as f32),
+                measured: v["measured_confidence"].as_f64().map(|c| c as f32),
+                reasons: serde_json::from_value(v["reasons"].clone()).unwrap_or_default(),
+                skill,
+            });
+        }
+        Some("escalated") => {
+            m.entry(key).or_default().frame = v["frame_path"].as_str().map(PathBuf::from);
+        }
+        Some("teacher_verdict") => {
+            m.entry(key).or_default().verdict = serde_json::from_value(v["verdict"].clone()).ok();
+        }
+        _ => {}
+    }
+}
+
+/// What `learn --from LOG` did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Learned {
+    pub added: usize,
+    /// Reviewed frames without a saved frame or without a structured verdict.
+    pub skipped: usize,
+    /// Reviewed frames refused, each with why (escaped: safe to print).
+    pub refused: Vec<String>,
+}
+
+/// The frames directories a log's frames may be in: `frames/` beside the log, and the
+/// configured logs dir's (resolved; those that do not exist are left out).
+fn frame_roots(log: &Path, logs_dir: &Path) -> Vec<PathBuf> {
+    let beside = log
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("frames");
+    let mut roots: Vec<PathBuf> = [beside, logs_dir.join("frames")]
+        .iter()
+        .filter_map(|d| d.canonicalize().ok())
+        .collect();
+    roots.dedup();
+    roots
+}
+
+/// A reviewed frame's JPEG, if it may be used: it must resolve under one of `roots`, be
+/// a regular file of at most [`MAX_FRAME_BYTES`] and start with the JPEG signature.
+/// `Ok(None)` when it is simply gone (deleted since); `Err` says why it is refused.
+pub fn read_frame(frame: &Path, roots: &[PathBuf]) -> Result<Option<Arc<[u8]>>, String> {
+    let shown = || crate::sanitize::escape_line(&frame.display().to_string());
+    let real = match frame.canonicalize() {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("frame {}: {e}", shown())),
+    };
+    if !roots.iter().any(|r| real.starts_with(r)) {
+        return Err(format!(
+            "frame {} is not in the logs' frames directory",
+            shown()
+        ));
+    }
+    let bytes = crate::bounded_read::read_regular(&real, MAX_FRAME_BYTES)
+        .map_err(|e| format!("frame {}: {e}", shown()))?;
+    if !is_jpeg(&bytes) {
+        return Err(format!("frame {} is not a JPEG", shown()));
+    }
+    Ok(Some(bytes.into()))
+}
+
 /// `learn --from LOG`: add the reviewed frames (optionally only the disagreements).
+/// Frames are taken only from the `frames/` directory beside the log or in `logs_dir`.
 pub fn learn_from_log(
     log: &Path,
     eval_dir: &Path,
+    logs_dir: &Path,
     only_disagreements: bool,
-) -> std::io::Result<(usize, usize)> {
+) -> std::io::Result<Learned> {
     let (reviewed, _) = read_log(log)?;
+    let roots = frame_roots(log, logs_dir);
     let (_, mut n) = existing(eval_dir);
     let mut cases = Vec::new();
-    let mut skipped = 0;
+    let mut out = Learned::default();
     for r in reviewed {
         if only_disagreements && r.verdict.agrees != Some(false) {
             continue;
         }
-        let Some(frame) = r.frame_path.clone().filter(|p| p.is_file()) else {
-            skipped += 1;
+        if !is_session_id(&r.session) {
+            out.refused.push(format!(
+                "frame #{}: session id {:?} is not of the form YYYYMMDD-HHMMSS",
+                r.seq,
+                crate::sanitize::escape_line(&r.session)
+            ));
+            continue;
+        }
+        let Some(path) = r.frame_path.as_deref() else {
+            out.skipped += 1;
             continue;
         };
+        let frame = match read_frame(path, &roots) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                out.skipped += 1;
+                continue;
+            }
+            Err(why) => {
+                out.refused
+                    .push(format!("session {} frame #{}: {why}", r.session, r.seq));
+                continue;
+            }
+        };
         let id = format!("learned-{}-{:06}", r.session, r.seq);
-        let image = format!("images/learned/{id}.jpg");
+        let image = format!("{LEARNED_IMAGES}/{id}.jpg");
         let source = format!(
             "session {} frame #{} ({}), reasons: {}",
             r.session,
@@ -312,11 +489,11 @@ pub fn learn_from_log(
                 cases.push((c, frame));
                 n += 1;
             }
-            None => skipped += 1,
+            None => out.skipped += 1,
         }
     }
-    let added = append_cases(eval_dir, &cases)?;
-    Ok((added, skipped))
+    out.added = append_cases(eval_dir, &cases)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -360,8 +537,9 @@ mod tests {
         let eval = d.path();
         let hand = "# my notes\n[[case]]\nid = \"hand\"\ntext = \"A dog.\"\nexpect = [\"dog\"]\nsafety = false\n";
         std::fs::write(eval.join(LEARNED_FILE), hand).unwrap();
-        let jpeg = d.path().join("f.jpg");
-        image::RgbImage::new(8, 8).save(&jpeg).unwrap();
+        let jpeg_path = d.path().join("f.jpg");
+        image::RgbImage::new(8, 8).save(&jpeg_path).unwrap();
+        let jpeg: Arc<[u8]> = std::fs::read(&jpeg_path).unwrap().into();
         let c = case_from_verdict(
             "learned-a-1",
             "images/learned/a-1.jpg",
@@ -387,5 +565,119 @@ mod tests {
             .any(|g| g == &vec!["smoke".to_string()]));
         assert_eq!(learned.expectation.forbid, vec!["empty", "cat"]);
         assert!(eval.join("images/learned/a-1.jpg").is_file());
+    }
+
+    #[test]
+    fn session_id_shape() {
+        assert!(is_session_id("20261128-093012"));
+        for bad in [
+            "",
+            "a/../../../../tmp/x",
+            "20261128-09301",
+            "20261128_093012",
+            "2026112a-093012",
+            "20261128-093012/..",
+            "20261128-\u{1b}]0;x\u{7}",
+            "２0261128-093012",
+        ] {
+            assert!(!is_session_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn destinations_stay_in_images_learned() {
+        let d = tempfile::tempdir().unwrap();
+        let eval = d.path().join("eval");
+        std::fs::create_dir_all(&eval).unwrap();
+        let ok = learned_dest(&eval, "images/learned/learned-20261128-093012-000002.jpg").unwrap();
+        assert_eq!(
+            ok,
+            eval.canonicalize()
+                .unwrap()
+                .join("images/learned/learned-20261128-093012-000002.jpg")
+        );
+        for bad in [
+            "images/learned/learned-a/../../../../tmp/x-000002.jpg",
+            "images/learned/../x.jpg",
+            "/tmp/x.jpg",
+            "images/other/x.jpg",
+            "images/learned/.hidden.jpg",
+            "images/learned/x.png",
+            "images/learned/a\u{1b}b.jpg",
+        ] {
+            let e = learned_dest(&eval, bad).unwrap_err();
+            assert!(e.to_string().contains("refusing"), "{bad:?}: {e}");
+        }
+        // images/learned itself a link out of the eval dir: refused.
+        #[cfg(unix)]
+        {
+            let eval2 = d.path().join("eval2");
+            let outside = d.path().join("outside");
+            std::fs::create_dir_all(eval2.join("images")).unwrap();
+            std::fs::create_dir_all(&outside).unwrap();
+            std::os::unix::fs::symlink(&outside, eval2.join("images/learned")).unwrap();
+            let e = learned_dest(&eval2, "images/learned/x.jpg").unwrap_err();
+            assert!(e.to_string().contains("outside the eval dir"), "{e}");
+        }
+    }
+
+    #[test]
+    fn frames_only_jpegs_under_the_frames_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let frames = d.path().join("logs/frames");
+        std::fs::create_dir_all(&frames).unwrap();
+        let roots = vec![frames.canonicalize().unwrap()];
+        let jpeg = frames.join("20261128-093012-000001.jpg");
+        std::fs::write(&jpeg, [0xFF, 0xD8, 0xFF, 0xE0, 0, 0]).unwrap();
+        assert!(read_frame(&jpeg, &roots).unwrap().is_some());
+        // Gone: skipped, not refused.
+        assert!(read_frame(&frames.join("gone.jpg"), &roots)
+            .unwrap()
+            .is_none());
+        let secret = d.path().join("secret.txt");
+        std::fs::write(&secret, "password").unwrap();
+        let e = read_frame(&secret, &roots).unwrap_err();
+        assert!(e.contains("not in the logs' frames directory"), "{e}");
+        let e = read_frame(&frames.join("../../secret.txt"), &roots).unwrap_err();
+        assert!(e.contains("not in the logs' frames directory"), "{e}");
+        let text = frames.join("text.jpg");
+        std::fs::write(&text, "not a jpeg").unwrap();
+        assert!(read_frame(&text, &roots)
+            .unwrap_err()
+            .contains("not a JPEG"));
+        #[cfg(unix)]
+        {
+            let link = frames.join("link.jpg");
+            std::os::unix::fs::symlink(&secret, &link).unwrap();
+            let e = read_frame(&link, &roots).unwrap_err();
+            assert!(e.contains("not in the logs' frames directory"), "{e}");
+            let fifo = frames.join("fifo.jpg");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            let e = read_frame(&fifo, &roots).unwrap_err();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        let big = frames.join("big.jpg");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FRAME_BYTES + 1).unwrap();
+        assert!(read_frame(&big, &roots)
+            .unwrap_err()
+            .contains("larger than"));
+    }
+
+    #[test]
+    fn append_refuses_a_non_jpeg() {
+        let d = tempfile::tempdir().unwrap();
+        let c = case_from_verdict(
+            "learned-a-1",
+            "images/learned/a-1.jpg",
+            &verdict(),
+            Split::Train,
+            "test",
+        )
+        .unwrap();
+        let png: Arc<[u8]> = b"\x89PNG\r\n".to_vec().into();
+        assert!(append_cases(d.path(), &[(c, png)]).is_err());
+        assert!(!d.path().join(LEARNED_FILE).exists());
     }
 }

@@ -5,6 +5,7 @@
 //! subcommands are thin faces over it.
 
 pub mod atomic;
+pub mod bounded_read;
 pub mod calibration;
 pub mod cli;
 pub mod confidence;

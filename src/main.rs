@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use gemmaedge_tui::cli;
 use gemmaedge_tui::config::{Config, SourceKind};
 use gemmaedge_tui::engine::EngineOptions;
+use gemmaedge_tui::sanitize::{escape_controls, escape_line};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -75,7 +76,8 @@ fn main() {
     let (mut config, origin) = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("gemmaedge-tui: {e}");
+            // Config errors echo keys, values and paths from the file: escaped.
+            eprintln!("gemmaedge-tui: {}", escape_controls(&e.to_string()));
             std::process::exit(2);
         }
     };
@@ -93,7 +95,7 @@ fn main() {
     if let Err(problems) = config.validate() {
         eprintln!("gemmaedge-tui: invalid options:");
         for p in problems {
-            eprintln!("  - {p}");
+            eprintln!("  - {}", escape_line(&p.to_string()));
         }
         std::process::exit(2);
     }
@@ -145,7 +147,7 @@ fn main() {
     match code {
         Ok(c) => std::process::exit(c),
         Err(e) => {
-            eprintln!("gemmaedge-tui: {e:#}");
+            eprintln!("gemmaedge-tui: {}", escape_controls(&format!("{e:#}")));
             std::process::exit(1);
         }
     }

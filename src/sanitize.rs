@@ -3,16 +3,54 @@
 //! [`strip_controls`] removes whole escape sequences (not just the ESC byte, which would
 //! leave `]0;pwned` or `[31m` behind): CSI, OSC, DCS/SOS/PM/APC strings, two-character
 //! escapes, their 8-bit C1 forms, every other control character but newline, and the
-//! Unicode bidi overrides/isolates that can reorder what the user sees.
+//! invisible Unicode characters that can reorder or hide what the user sees: bidi
+//! controls, the other format characters (zero-width space, marks, word joiner, BOM, …)
+//! and the tag characters (U+E0000 block, which can spell invisible text). The line and
+//! paragraph separators U+2028/U+2029 become newlines.
+//!
+//! [`escape_controls`] makes the same characters visible instead (`\x1b`, `\u{200b}`), and
+//! [`escape_json_invisibles`] escapes them inside serialised JSON, which serde_json writes
+//! raw (C1, U+2028/U+2029, format and tag characters).
 
 const ESC: char = '\x1b';
 const BEL: char = '\x07';
 /// 8-bit String Terminator.
 const ST8: char = '\u{9c}';
 
-/// Bidi embedding/override (U+202A–U+202E) and isolate (U+2066–U+2069) controls.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// Invisible characters that change or hide what is shown without being controls: every
+/// Unicode format character (category Cf: bidi embeddings, overrides, isolates and marks
+/// such as U+202E, U+200F, U+061C; zero-width space and joiners; word joiner; BOM; soft
+/// hyphen; …) and the whole tag block U+E0000–U+E007F.
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}'
+    )
+}
+
+/// U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR: line breaks to some tools, not
+/// to others (a JSON-lines reader splitting on them breaks a line in two).
+fn is_unicode_line_break(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// Remove every terminal control sequence and control character but newline.
@@ -33,11 +71,15 @@ pub fn strip_controls(s: &str) -> String {
                 out.push('\n');
                 i += 1;
             }
+            c if is_unicode_line_break(c) => {
+                out.push('\n');
+                i += 1;
+            }
             '\t' => {
                 out.push(' ');
                 i += 1;
             }
-            c if c.is_control() || is_bidi_control(c) => i += 1,
+            c if c.is_control() || is_invisible_format(c) => i += 1,
             c => {
                 out.push(c);
                 i += 1;
@@ -120,19 +162,52 @@ pub fn for_screen(s: &str, max_chars: usize) -> String {
     bound(&strip_controls(s), max_chars)
 }
 
-/// Make control characters visible (`\x1b`, `\u{9b}`) for logs and files.
-/// C0 controls but `\n` and `\t`, and DEL, are written as `\xNN`; C1 controls and bidi
-/// controls as `\u{NN}`. Everything else is kept as is.
+/// Make control characters visible (`\x1b`, `\u{9b}`) for logs, files and messages that
+/// echo what a file or a server said. C0 controls but `\n` and `\t`, and DEL, are
+/// written as `\xNN`; C1 controls, format and tag characters (see
+/// [`is_invisible_format`]) and U+2028/U+2029 as `\u{NN}`. Everything else is kept.
 pub fn escape_controls(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
             '\n' | '\t' => out.push(c),
             '\0'..='\x1f' | '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() || is_bidi_control(c) => {
+            c if c.is_control() || is_invisible_format(c) || is_unicode_line_break(c) => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32))
             }
             c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `escape_controls` on one line: newlines and tabs escaped too (`\n`, `\t`), so what a
+/// file or server said cannot start a line of its own in a message.
+pub fn escape_line(s: &str) -> String {
+    escape_controls(s).replace('\n', "\\n").replace('\t', "\\t")
+}
+
+/// Serialised JSON with the characters serde_json leaves raw escaped as `\uXXXX` (UTF-16
+/// surrogate pairs above U+FFFF): C1 controls, which a terminal `cat`ing the file would
+/// obey, U+2028/U+2029, which line-splitting tools treat as line ends, and format and tag
+/// characters. Only valid on JSON text, where such characters can only be inside strings;
+/// the value read back is unchanged.
+pub fn escape_json_invisibles(json: String) -> String {
+    let needs = |c: char| {
+        ('\u{80}'..='\u{9f}').contains(&c) || is_unicode_line_break(c) || is_invisible_format(c)
+    };
+    if !json.chars().any(needs) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
         }
     }
     out
@@ -203,6 +278,73 @@ mod tests {
     }
 
     #[test]
+    fn format_and_tag_characters_dropped() {
+        for c in [
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{200e}',
+            '\u{200f}',
+            '\u{61c}',
+            '\u{202e}',
+            '\u{2060}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{e0001}',
+            '\u{e0049}',
+            '\u{e007f}',
+        ] {
+            assert_eq!(
+                strip_controls(&format!("a{c}b")),
+                "ab",
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        // An invisible "IGNORE" spelled in tag characters disappears whole.
+        let tags: String = "IGNORE"
+            .chars()
+            .map(|c| char::from_u32(0xe0000 + c as u32).unwrap())
+            .collect();
+        assert_eq!(strip_controls(&format!("ok{tags}.")), "ok.");
+        // Visible neighbours of those ranges are kept.
+        assert_eq!(
+            strip_controls("\u{2010}\u{2070}\u{fffc}"),
+            "\u{2010}\u{2070}\u{fffc}"
+        );
+    }
+
+    #[test]
+    fn unicode_line_separators_become_newlines() {
+        assert_eq!(strip_controls("a\u{2028}b\u{2029}c"), "a\nb\nc");
+    }
+
+    #[test]
+    fn escape_line_keeps_one_line() {
+        assert_eq!(escape_line("a\nb\tc\x1b[2J"), "a\\nb\\tc\\x1b[2J");
+        assert_eq!(escape_line("x\u{2028}y"), "x\\u{2028}y");
+    }
+
+    #[test]
+    fn json_invisibles_escaped_and_value_unchanged() {
+        let original =
+            "c1 \u{9b}31m ls \u{2028} ps \u{2029} zw \u{200b} rlo \u{202e} tag \u{e0049} ok é ✓";
+        let json = serde_json::to_string(&serde_json::json!({ "s": original })).unwrap();
+        let escaped = escape_json_invisibles(json);
+        assert!(!escaped.chars().any(|c| {
+            ('\u{80}'..='\u{9f}').contains(&c) || is_unicode_line_break(c) || is_invisible_format(c)
+        }));
+        assert!(
+            escaped.contains("\\u009b")
+                && escaped.contains("\\u2028")
+                && escaped.contains("\\udb40\\udc49")
+        );
+        assert!(escaped.contains('é') && escaped.contains('✓'));
+        let back: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(back["s"], original);
+    }
+
+    #[test]
     fn bound_counts_chars_not_bytes() {
         assert_eq!(bound("hello", 5), "hello");
         assert_eq!(bound("hello", 10), "hello");
@@ -225,6 +367,10 @@ mod tests {
         assert_eq!(escape_controls("\u{9b}31m"), "\\u{9b}31m");
         assert_eq!(escape_controls("a\tb\nc\rd\x7f"), "a\tb\nc\\x0dd\\x7f");
         assert_eq!(escape_controls("\u{202e}x"), "\\u{202e}x");
+        assert_eq!(
+            escape_controls("a\u{200b}b\u{2028}\u{e0041}"),
+            "a\\u{200b}b\\u{2028}\\u{e0041}"
+        );
         assert_eq!(escape_controls("plain ✓"), "plain ✓");
         assert!(!escape_controls("\x1b]0;t\x07")
             .chars()

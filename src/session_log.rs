@@ -83,7 +83,10 @@ impl SessionLog {
                 obj.insert("device".into(), serde_json::Value::String(d.clone()));
             }
         }
-        let mut line = escape_c1(value.to_string());
+        // serde_json escapes C0 controls but writes C1, U+2028/2029 and format characters
+        // raw: a terminal `cat`ing the log would obey C1, line-splitting tools break on
+        // U+2028/2029.
+        let mut line = crate::sanitize::escape_json_invisibles(value.to_string());
         line.push('\n');
         let result = self
             .file_for(now)
@@ -125,23 +128,6 @@ impl SessionLog {
     }
 }
 
-/// serde_json escapes C0 controls but writes C1 (U+0080–U+009F) raw; a terminal that
-/// `cat`s the log would obey them. Escape them too (only ever inside JSON strings).
-fn escape_c1(s: String) -> String {
-    if !s.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)) {
-        return s;
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if ('\u{80}'..='\u{9f}').contains(&c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +137,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut log = SessionLog::new(d.path(), Utc::now());
         log.append(&Event::Warning {
-            message: "a \u{1b}]0;x\u{7} b \u{9b}31m".into(),
+            message: "a \u{1b}]0;x\u{7} b \u{9b}31m \u{2028} \u{202e} \u{e0049}".into(),
         })
         .unwrap();
         log.append(&Event::StudentToken {
@@ -174,8 +160,14 @@ mod tests {
         assert!(!lines[0].contains('\u{1b}'));
         assert!(lines[0].contains("\\u001b"));
         assert!(!lines[0].contains('\u{9b}'));
+        for c in ['\u{2028}', '\u{202e}', '\u{e0049}'] {
+            assert!(!lines[0].contains(c), "U+{:04X} raw in the log", c as u32);
+        }
         let back: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(back["message"], "a \u{1b}]0;x\u{7} b \u{9b}31m");
+        assert_eq!(
+            back["message"],
+            "a \u{1b}]0;x\u{7} b \u{9b}31m \u{2028} \u{202e} \u{e0049}"
+        );
     }
 
     #[test]

@@ -47,10 +47,15 @@ impl SkillStore {
 
     fn reload(&mut self) {
         self.stamp = self.file_stamp();
-        let text = std::fs::read_to_string(&self.path)
-            .ok()
-            .map(|t| crate::sanitize::bound(t.trim(), MAX_SKILL_CHARS))
-            .filter(|t| !t.is_empty());
+        // Only a regular file, capped: `skills/skill.txt` -> /dev/zero or a FIFO must
+        // neither fill memory nor hang the student loop.
+        let text = crate::bounded_read::read_regular_string(
+            &self.path,
+            crate::bounded_read::MAX_SKILL_FILE_BYTES,
+        )
+        .ok()
+        .map(|t| crate::sanitize::bound(t.trim(), MAX_SKILL_CHARS))
+        .filter(|t| !t.is_empty());
         self.from_file = text.is_some();
         self.text = Arc::from(text.as_deref().unwrap_or(DEFAULT_SKILL));
     }

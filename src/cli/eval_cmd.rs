@@ -7,6 +7,7 @@ use crate::eval::cases::{load_eval_set, Split};
 use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
 use crate::event::Role;
 use crate::ollama::ModelClient;
+use crate::sanitize::{escape_controls, escape_line};
 use crate::skill::SkillStore;
 use std::io::Write;
 use std::path::Path;
@@ -20,21 +21,27 @@ pub async fn run(
     let eval = match load_eval_set(&config.paths.eval) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("gemmaedge-tui eval: {e}");
+            eprintln!("gemmaedge-tui eval: {}", escape_controls(&e.to_string()));
             return Ok(EXIT_BAD_INPUT);
         }
     };
     let skill = match skill_file {
-        Some(p) => match std::fs::read_to_string(p) {
+        Some(p) => match crate::bounded_read::read_regular_string(
+            p,
+            crate::bounded_read::MAX_SKILL_FILE_BYTES,
+        ) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             Ok(_) => {
-                eprintln!("gemmaedge-tui eval: skill file {} is empty", p.display());
+                eprintln!(
+                    "gemmaedge-tui eval: skill file {} is empty",
+                    escape_line(&p.display().to_string())
+                );
                 return Ok(EXIT_BAD_INPUT);
             }
             Err(e) => {
                 eprintln!(
                     "gemmaedge-tui eval: cannot read skill file {}: {e}",
-                    p.display()
+                    escape_line(&p.display().to_string())
                 );
                 return Ok(EXIT_BAD_INPUT);
             }
@@ -55,7 +62,7 @@ pub async fn run(
     let images = match PreparedImages::prepare(&eval, &config.frame) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("gemmaedge-tui eval: {e}");
+            eprintln!("gemmaedge-tui eval: {}", escape_controls(&e));
             return Ok(EXIT_BAD_INPUT);
         }
     };
@@ -63,7 +70,9 @@ pub async fn run(
     let total = eval.cases.len();
     for (i, case) in eval.cases.iter().enumerate() {
         if !json {
-            eprint!("\r  case {}/{total}: {:<30}", i + 1, case.id);
+            // The id comes from a file: escaped, so it cannot move the cursor or retitle.
+            let id = escape_line(&case.id);
+            eprint!("\r  case {}/{total}: {:<30}", i + 1, id);
         }
         results.push(
             run_case(
@@ -92,7 +101,12 @@ pub async fn run(
             "holdout": holdout,
             "cases": results,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        // Answers are model text: C1 and invisible characters escaped, like the session log.
+        writeln!(
+            out,
+            "{}",
+            crate::sanitize::escape_json_invisibles(serde_json::to_string_pretty(&v)?)
+        )?;
     } else {
         write!(out, "{}", render_results(&results))?;
         writeln!(
@@ -135,7 +149,15 @@ pub fn render_results(results: &[CaseResult]) -> String {
                     r.score.forbidden.join(",")
                 },
                 if r.score.safety_ok { "ok" } else { "WRONG" }.into(),
-                if r.score.format_ok { "ok" } else { "NO CONF" }.into(),
+                if !r.score.format_ok {
+                    "NO CONF"
+                } else if r.score.overconfident() {
+                    // Wrong, but stated a high confidence: the calibration penalty applied.
+                    "OVERCONF"
+                } else {
+                    "ok"
+                }
+                .into(),
                 r.error
                     .clone()
                     .map(|e| format!("ERROR: {e}"))

@@ -6,24 +6,53 @@ use super::EXIT_BAD_INPUT;
 use crate::calibration::{report, Report, Sample};
 use crate::config::Config;
 use crate::learn::{learn_from_log, read_log};
+use crate::sanitize::{escape_controls, escape_line};
 use std::path::Path;
 
 pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
-    match learn_from_log(log, &config.paths.eval, only_disagreements) {
-        Ok((added, skipped)) => {
+    match learn_from_log(
+        log,
+        &config.paths.eval,
+        &config.paths.logs,
+        only_disagreements,
+    ) {
+        Ok(crate::learn::Learned {
+            added,
+            skipped,
+            refused,
+        }) => {
+            for why in &refused {
+                eprintln!("gemmaedge-tui learn: refused {why}");
+            }
             println!(
                 "added {added} case(s) to {}{}",
-                config.paths.eval.join(crate::learn::LEARNED_FILE).display(),
+                escape_line(
+                    &config
+                        .paths
+                        .eval
+                        .join(crate::learn::LEARNED_FILE)
+                        .display()
+                        .to_string()
+                ),
                 if skipped > 0 {
                     format!(" ({skipped} reviewed frame(s) skipped: no saved frame or no structured verdict)")
                 } else {
                     String::new()
                 }
             );
-            0
+            if refused.is_empty() {
+                0
+            } else {
+                eprintln!(
+                    "gemmaedge-tui learn: {} reviewed frame(s) refused: a log names only its own \
+                     session (YYYYMMDD-HHMMSS) and JPEGs under the logs' frames/ directory",
+                    refused.len()
+                );
+                EXIT_BAD_INPUT
+            }
         }
         Err(e) => {
-            eprintln!("gemmaedge-tui learn: {e}");
+            eprintln!("gemmaedge-tui learn: {}", escape_controls(&e.to_string()));
             EXIT_BAD_INPUT
         }
     }
@@ -33,7 +62,10 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
     let (reviewed, answered) = match read_log(log) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("gemmaedge-tui calibrate: {e}");
+            eprintln!(
+                "gemmaedge-tui calibrate: {}",
+                escape_controls(&e.to_string())
+            );
             return EXIT_BAD_INPUT;
         }
     };
@@ -42,7 +74,7 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
     if reviewed.is_empty() {
         println!(
             "no teacher verdicts in {}: nothing to calibrate yet",
-            log.display()
+            escape_line(&log.display().to_string())
         );
         return 0;
     }
@@ -65,7 +97,8 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
             answered.get(skill).copied(),
             config.policy.confidence_threshold,
         );
-        println!("skill {skill}:");
+        // The skill name comes from the log: escaped, so it cannot drive the terminal.
+        println!("skill {}:", escape_line(skill));
         print!("{}", render(&rep, config.policy.confidence_threshold));
         println!();
     }

@@ -17,7 +17,10 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
     let eval = match load_eval_set(&config.paths.eval) {
         Ok(e) => Arc::new(e),
         Err(e) => {
-            eprintln!("gemmaedge-tui upskill: {e}");
+            eprintln!(
+                "gemmaedge-tui upskill: {}",
+                crate::sanitize::escape_controls(&e.to_string())
+            );
             return Ok(EXIT_BAD_INPUT);
         }
     };
@@ -66,7 +69,7 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
                             eprintln!("  dropped a candidate ({why}): {}", crate::sanitize::for_screen(&p, 60));
                         }
                     }
-                    UpskillEvent::Failed(m) => { eprintln!("\nupskill failed: {m}"); }
+                    UpskillEvent::Failed(m) => { eprintln!("\nupskill failed: {}", crate::sanitize::escape_controls(&m)); }
                     UpskillEvent::Cancelled => { eprintln!("\nupskill cancelled; the skill is unchanged"); }
                     _ => {}
                 }

@@ -136,21 +136,22 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    fn limit(&self) -> std::sync::MutexGuard<'_, RateLimit> {
+        self.notify_limit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A confirmed safety-relevant frame: alert whoever the config names (rate-limited,
-    /// sent on its own task so the teacher worker never waits for a webhook).
+    /// sent on its own task so the teacher worker never waits for a webhook). Only a send
+    /// that worked uses up the interval; a failed one is retried (NOTIFY_TRIES in all,
+    /// NOTIFY_RETRY apart) unless a newer alert took the freed slot meanwhile.
     fn notify(self: &Arc<Self>, job: &TeacherJob, verdict: &crate::verdict::Verdict) {
         let Some(notifier) = self.notifier.clone() else {
             return;
         };
-        let Some(suppressed) = self
-            .notify_limit
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allow(Instant::now())
-        else {
+        let Some(suppressed) = self.limit().allow(Instant::now()) else {
             return;
         };
-        let alert = Alert {
+        let mut alert = Alert {
             device: self.config.device.name.clone(),
             seq: job.seq,
             at: Utc::now(),
@@ -163,15 +164,58 @@ impl Shared {
         };
         let shared = self.clone();
         tokio::spawn(async move {
-            match notifier.send(&alert).await {
-                Ok(via) => shared.emitter.emit(Event::Notified {
-                    seq: alert.seq,
-                    via: via.iter().map(|s| s.to_string()).collect(),
-                    suppressed,
-                }),
-                Err(e) => shared.emitter.emit(Event::Warning {
-                    message: format!("notification for frame #{} failed: {e}", alert.seq),
-                }),
+            let mut ways = notifier.ways();
+            // Someone was told: the interval runs from then, and only what failed is retried.
+            let mut delivered = false;
+            for attempt in 1..=NOTIFY_TRIES {
+                let (sent, failed) = notifier.send_by(&alert, &ways).await;
+                if !sent.is_empty() && !delivered {
+                    delivered = true;
+                    shared.limit().sent(Instant::now());
+                }
+                if !sent.is_empty() {
+                    shared.emitter.emit(Event::Notified {
+                        seq: alert.seq,
+                        via: sent.iter().map(|w| w.name().to_string()).collect(),
+                        suppressed: alert.suppressed,
+                    });
+                }
+                if failed.is_empty() {
+                    return;
+                }
+                let last = attempt == NOTIFY_TRIES;
+                if !delivered {
+                    // Free the slot at once; an alert given up on counts as held back.
+                    shared.limit().failed(alert.suppressed + u64::from(last));
+                }
+                let why = failed.iter().map(|f| f.1.as_str()).collect::<Vec<_>>();
+                shared.emitter.emit(Event::Warning {
+                    message: format!(
+                        "notification for frame #{} failed: {}{}",
+                        alert.seq,
+                        why.join("; "),
+                        if last {
+                            " (gave up)".to_string()
+                        } else {
+                            format!(" (retrying in {} s)", NOTIFY_RETRY.as_secs())
+                        }
+                    ),
+                });
+                if last {
+                    return;
+                }
+                ways = failed.into_iter().map(|f| f.0).collect();
+                tokio::time::sleep(NOTIFY_RETRY).await;
+                if shared.stopping() {
+                    return;
+                }
+                if !delivered {
+                    match shared.limit().allow(Instant::now()) {
+                        Some(held) => alert.suppressed = held,
+                        // A newer alert took the slot (and reports this one as held back).
+                        None => return,
+                    }
+                }
             }
         });
     }
@@ -251,6 +295,14 @@ impl Shared {
         self.queue_notify.notify_one();
     }
 }
+
+/// Sends of one alert before giving up, and the wait between them.
+const NOTIFY_TRIES: u32 = 3;
+const NOTIFY_RETRY: Duration = Duration::from_secs(5);
+
+/// How long the shutdown waits for the capture thread (it sees the stop within 50 ms
+/// unless a read is stuck).
+const CAPTURE_JOIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// Start the engine (inside a tokio runtime). Fails only when no frame source can be
 /// opened at all or a client cannot be built; an offline server is not a failure.
@@ -374,7 +426,15 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             health_s.abort();
             health_t.abort();
             commands.abort();
-            let _ = tokio::task::spawn_blocking(move || capture.join()).await;
+            // A capture stuck in a read (a device that never answers) must not hold up the
+            // shutdown: wait a little, then leave the thread behind (it ends with the process).
+            let waited = Instant::now();
+            while !capture.is_finished() && waited.elapsed() < CAPTURE_JOIN_LIMIT {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if capture.is_finished() {
+                let _ = capture.join();
+            }
             notices.abort();
             let _ = shared
                 .calibration

@@ -21,7 +21,7 @@
 
 use super::Expectation;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -143,27 +143,46 @@ impl Fnv1a {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(src.len());
-    while !src.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
+/// A file's text with where each of its lines starts, found once: locating a span is then
+/// a binary search, not a rescan from the top (which made loading quadratic in cases).
+struct Text<'a> {
+    src: &'a str,
+    /// Byte offset of the start of each line (the first is 0).
+    line_starts: Vec<usize>,
 }
 
-/// `file:line:col` for a span, or just `file` without one.
-fn locate(file: &Path, src: &str, span: Option<Range<usize>>) -> String {
+impl<'a> Text<'a> {
+    fn new(src: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Text { src, line_starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.src.len());
+        while !self.src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        // The last line starting at or before `offset`.
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        let col = self.src[start..offset].chars().count() + 1;
+        (line, col)
+    }
+}
+
+/// `file:line:col` for a span, or just `file` without one. The path is escaped: it is
+/// echoed to the terminal.
+fn locate(file: &Path, text: &Text<'_>, span: Option<Range<usize>>) -> String {
+    let shown = crate::sanitize::escape_line(&file.display().to_string());
     match span {
         Some(s) => {
-            let (l, c) = line_col(src, s.start);
-            format!("{}:{l}:{c}", file.display())
+            let (l, c) = text.line_col(s.start);
+            format!("{shown}:{l}:{c}")
         }
-        None => file.display().to_string(),
+        None => shown,
     }
 }
 
@@ -193,6 +212,10 @@ struct Loader<'a> {
     seen_ids: HashMap<String, String>,
     /// Referenced images (path relative to the eval dir, bytes), first reference order, no repeats.
     images: Vec<(String, Vec<u8>)>,
+    /// The relative paths in `images`, to find repeats without a scan.
+    image_seen: HashSet<String>,
+    /// The eval dir resolved (symlinks followed): every image must resolve under it.
+    real_dir: PathBuf,
 }
 
 /// Loads every `*.toml` directly in `dir` (sorted by file name), validating all cases.
@@ -241,11 +264,16 @@ pub fn load_eval_set(dir: &Path) -> Result<EvalSet, EvalError> {
         problems,
         seen_ids: HashMap::new(),
         images: Vec::new(),
+        image_seen: HashSet::new(),
+        real_dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
     };
 
     for name in &names {
         let file = dir.join(name);
-        let src = match std::fs::read_to_string(&file) {
+        let src = match crate::bounded_read::read_regular_string(
+            &file,
+            crate::bounded_read::MAX_EVAL_FILE_BYTES,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 loader
@@ -278,14 +306,16 @@ pub fn load_eval_set(dir: &Path) -> Result<EvalSet, EvalError> {
 impl Loader<'_> {
     /// Parses and validates one file, appending its cases and problems.
     fn load_file(&mut self, file: &Path, src: &str) {
+        let text = Text::new(src);
         let dir = self.dir;
+        let real_dir = self.real_dir.as_path();
         let problems = &mut self.problems;
         let doc = match DeTable::parse(src) {
             Ok(d) => d,
             Err(e) => {
                 problems.push(format!(
                     "{}: {}",
-                    locate(file, src, e.span()),
+                    locate(file, &text, e.span()),
                     e.message().trim_end()
                 ));
                 return;
@@ -296,7 +326,7 @@ impl Loader<'_> {
             if key.get_ref().as_ref() != "case" {
                 problems.push(format!(
                     "{}: unknown top-level key `{}` (only [[case]] tables are allowed)",
-                    locate(file, src, Some(key.span())),
+                    locate(file, &text, Some(key.span())),
                     key.get_ref()
                 ));
             }
@@ -310,7 +340,7 @@ impl Loader<'_> {
             other => {
                 problems.push(format!(
                     "{}: `case` must be an array of tables ([[case]]), found {}",
-                    locate(file, src, Some(case_span)),
+                    locate(file, &text, Some(case_span)),
                     other.type_str()
                 ));
                 return;
@@ -319,7 +349,7 @@ impl Loader<'_> {
 
         for (index, item) in items.into_iter().enumerate() {
             let span = item.span();
-            let at = locate(file, src, Some(span.clone()));
+            let at = locate(file, &text, Some(span.clone()));
             let label = case_label(item.get_ref().as_table(), index);
             let Some(table) = item.get_ref().as_table() else {
                 problems.push(format!(
@@ -349,7 +379,7 @@ impl Loader<'_> {
                     unknown = true;
                     problems.push(format!(
                         "{}: {label}: unknown field `{k}`, expected one of {}",
-                        locate(file, src, Some(key.span())),
+                        locate(file, &text, Some(key.span())),
                         CASE_FIELDS
                             .iter()
                             .map(|f| format!("`{f}`"))
@@ -364,7 +394,7 @@ impl Loader<'_> {
             let raw = match RawCase::deserialize(ValueDeserializer::from(item.clone())) {
                 Ok(r) => r,
                 Err(e) => {
-                    let where_ = locate(file, src, e.span().or(Some(span.clone())));
+                    let where_ = locate(file, &text, e.span().or(Some(span.clone())));
                     let msg = e.message().trim_end();
                     let msg = if msg.contains("untagged enum ExpectEntry") {
                         "each expect entry must be a word or a list of synonym words"
@@ -378,14 +408,21 @@ impl Loader<'_> {
             if duplicate {
                 continue;
             }
-            let Some(case) = validate_case(dir, file, &at, &label, raw, problems) else {
+            let Some(case) = validate_case((dir, real_dir), file, &at, &label, raw, problems)
+            else {
                 continue;
             };
             if let CaseInput::Image(path) = &case.input {
                 let rel = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-                if !self.images.iter().any(|(r, _)| *r == rel) {
-                    match std::fs::read(path) {
-                        Ok(bytes) => self.images.push((rel, bytes)),
+                if !self.image_seen.contains(&rel) {
+                    match crate::bounded_read::read_regular(
+                        path,
+                        crate::bounded_read::MAX_IMAGE_FILE_BYTES,
+                    ) {
+                        Ok(bytes) => {
+                            self.image_seen.insert(rel.clone());
+                            self.images.push((rel, bytes));
+                        }
                         Err(e) => problems.push(format!(
                             "{}: {label}: cannot read image {rel}: {e}",
                             file.display()
@@ -400,7 +437,7 @@ impl Loader<'_> {
 
 /// Checks one deserialized case; pushes its problems and returns it only when it is sound.
 fn validate_case(
-    dir: &Path,
+    dirs: (&Path, &Path),
     file: &Path,
     at: &str,
     label: &str,
@@ -437,7 +474,7 @@ fn validate_case(
                 Some(CaseInput::Text(t.trim().to_string()))
             }
         }
-        (None, Some(rel)) => check_image(dir, rel).map_or_else(
+        (None, Some(rel)) => check_image(dirs.0, dirs.1, rel).map_or_else(
             |why| {
                 problems.push(format!("{fname}: {label}: image {rel} {why}"));
                 None
@@ -506,9 +543,12 @@ fn validate_case(
     })
 }
 
-/// Resolves an image path against the eval dir and checks its header decodes.
-/// Returns the reason (completing "image <rel> ...") on failure.
-fn check_image(dir: &Path, rel: &str) -> Result<PathBuf, String> {
+/// Resolves an image path against the eval dir (`real_dir`: the same, symlinks followed)
+/// and checks its header decodes to a size we agree to decode. The path must stay inside
+/// the eval dir: no `..`, and no symlink leading out. Only a regular file is opened, without
+/// blocking. Returns the reason (completing "image <rel> ...") on failure.
+fn check_image(dir: &Path, real_dir: &Path, rel: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
     if rel.trim().is_empty() {
         return Err("is an empty path".into());
     }
@@ -516,18 +556,30 @@ fn check_image(dir: &Path, rel: &str) -> Result<PathBuf, String> {
     if relp.is_absolute() {
         return Err("must be relative to the eval dir".into());
     }
+    if relp.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err("must not contain `..`: images live under the eval dir".into());
+    }
     let path = dir.join(relp);
-    if !path.is_file() {
-        return Err("not found".into());
+    let real = match path.canonicalize() {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("not found".into()),
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    };
+    if !real.starts_with(real_dir) {
+        return Err(format!(
+            "leads outside the eval dir (a symlink to {}): copy the image into the eval dir",
+            real.display()
+        ));
     }
-    let dims = image::ImageReader::open(&path)
-        .and_then(|r| r.with_guessed_format())
+    let file =
+        crate::bounded_read::open_regular(&path).map_err(|e| format!("cannot be read: {e}"))?;
+    let (w, h) = image::ImageReader::new(std::io::BufReader::new(file))
+        .with_guessed_format()
         .map_err(|e| format!("cannot be read: {e}"))?
-        .into_dimensions();
-    match dims {
-        Ok(_) => Ok(path),
-        Err(e) => Err(format!("is not a readable image: {e}")),
-    }
+        .into_dimensions()
+        .map_err(|e| format!("is not a readable image: {e}"))?;
+    crate::frame::prep::check_dimensions(w, h).map_err(|why| format!("is {why}"))?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -912,6 +964,121 @@ mod tests {
     }
 
     #[test]
+    fn images_must_stay_in_the_eval_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let eval = d.path().join("eval");
+        tiny_png(d.path(), "outside.png");
+        tiny_png(&eval, "images/in.png");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.path().join("outside.png"), eval.join("images/link.png"))
+            .unwrap();
+        // A link that stays inside is fine.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(eval.join("images/in.png"), eval.join("images/alias.png"))
+            .unwrap();
+        write(
+            &eval,
+            "cases.toml",
+            "[[case]]\nid = \"up\"\nimage = \"../outside.png\"\nsafety = false\n\n\
+             [[case]]\nid = \"up-inside\"\nimage = \"images/../images/in.png\"\nsafety = false\n\n\
+             [[case]]\nid = \"link\"\nimage = \"images/link.png\"\nsafety = false\n\n\
+             [[case]]\nid = \"alias\"\nimage = \"images/alias.png\"\nsafety = false\n",
+        );
+        let e = load_err(&eval);
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(lines.len() == 3 || cfg!(not(unix)), "{e}");
+        assert!(
+            lines[0].contains("case \"up\": image ../outside.png must not contain `..`"),
+            "{e}"
+        );
+        assert!(
+            lines[1].contains("case \"up-inside\"") && lines[1].contains("`..`"),
+            "{e}"
+        );
+        #[cfg(unix)]
+        assert!(
+            lines[2].contains("case \"link\": image images/link.png leads outside the eval dir"),
+            "{e}"
+        );
+        assert!(!e.contains("\"alias\""), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifo_image_and_case_file_do_not_block() {
+        let d = tempfile::tempdir().unwrap();
+        let mkfifo = |p: &Path| {
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        };
+        fs::create_dir_all(d.path().join("images")).unwrap();
+        mkfifo(&d.path().join("images/fifo.png"));
+        write(
+            d.path(),
+            "cases.toml",
+            "[[case]]\nid = \"fifo\"\nimage = \"images/fifo.png\"\nsafety = false\n",
+        );
+        let started = std::time::Instant::now();
+        let e = load_err(d.path());
+        assert!(e.contains("not a regular file (a FIFO)"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_bomb_sized_image_is_refused_from_its_header() {
+        let d = tempfile::tempdir().unwrap();
+        // A PNG header claiming 13000x13000: refused before any decoding.
+        let p = d.path().join("images/bomb.png");
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, png_header(13_000, 13_000)).unwrap();
+        write(
+            d.path(),
+            "cases.toml",
+            "[[case]]\nid = \"bomb\"\nimage = \"images/bomb.png\"\nsafety = false\n",
+        );
+        let e = load_err(d.path());
+        assert!(
+            e.contains("image images/bomb.png is too large: 13000x13000 is 169.0 MP"),
+            "{e}"
+        );
+    }
+
+    /// A PNG that only has a header (IHDR for an 8-bit RGB image, an empty IDAT, IEND):
+    /// enough for its size to be read, nothing to decode.
+    fn png_header(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&crc32(&body).to_be_bytes());
+        };
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        chunk(b"IDAT", &[]);
+        chunk(b"IEND", &[]);
+        out
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for b in bytes {
+            c ^= u32::from(*b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+
+    #[test]
     fn empty_synonym_list_and_empty_words() {
         let d = tempfile::tempdir().unwrap();
         write(
@@ -1013,10 +1180,15 @@ mod tests {
     #[test]
     fn line_col_counts_characters() {
         let src = "ab\ncdé\nxyz";
-        assert_eq!(line_col(src, 0), (1, 1));
-        assert_eq!(line_col(src, 3), (2, 1));
-        assert_eq!(line_col(src, 8), (3, 1));
-        assert_eq!(line_col(src, 9), (3, 2));
-        assert_eq!(line_col(src, 100), (3, 4));
+        let t = Text::new(src);
+        assert_eq!(t.line_col(0), (1, 1));
+        assert_eq!(t.line_col(2), (1, 3));
+        assert_eq!(t.line_col(3), (2, 1));
+        assert_eq!(t.line_col(8), (3, 1));
+        assert_eq!(t.line_col(9), (3, 2));
+        assert_eq!(t.line_col(100), (3, 4));
+        // Inside a multi-byte character: its start.
+        assert_eq!(t.line_col(6), (2, 3));
+        assert_eq!(Text::new("").line_col(0), (1, 1));
     }
 }

@@ -42,8 +42,11 @@ impl PreparedImages {
         let mut m = HashMap::new();
         for c in &set.cases {
             if let CaseInput::Image(path) = &c.input {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| format!("case {:?}: cannot read {}: {e}", c.id, path.display()))?;
+                let bytes = crate::bounded_read::read_regular(
+                    path,
+                    crate::bounded_read::MAX_IMAGE_FILE_BYTES,
+                )
+                .map_err(|e| format!("case {:?}: cannot read {}: {e}", c.id, path.display()))?;
                 let p = prep::prepare(&RawImage::Encoded(bytes.into()), cfg)
                     .map_err(|e| format!("case {:?}: {}: {e}", c.id, path.display()))?;
                 m.insert(c.id.clone(), Arc::new(p));

@@ -18,8 +18,19 @@ pub struct CaseScore {
     pub safety_ok: bool,
     /// Was there a parseable CONFIDENCE line?
     pub format_ok: bool,
+    /// Taken off for stating a high confidence on a case the answer fails (see
+    /// [`calibration_penalty`]); 0 when the answer passes or said it was unsure.
+    #[serde(default)]
+    pub calibration_penalty: f64,
     /// Combined, 0..1.
     pub total: f64,
+}
+
+impl CaseScore {
+    /// The answer failed the case but said it was sure of it.
+    pub fn overconfident(&self) -> bool {
+        self.calibration_penalty > 0.0
+    }
 }
 
 /// Weight of the share of `expect` groups mentioned.
@@ -30,6 +41,31 @@ pub const W_SAFETY: f64 = 0.3;
 pub const W_FORMAT: f64 = 0.2;
 /// Penalty for each forbidden word mentioned (affirmed).
 pub const FORBID_PENALTY: f64 = 0.25;
+/// Stated confidence above this on a failed case is penalised.
+pub const CONFIDENT_ABOVE: f64 = 0.5;
+/// The calibration penalty at a stated confidence of 1.0 on a failed case.
+pub const W_CALIBRATION: f64 = 0.3;
+
+/// Whether an answer fails its case: the wrong safety stance, a forbidden word affirmed,
+/// or fewer than half of the expected groups mentioned.
+pub fn fails(expect_share: f64, forbidden: usize, safety_ok: bool) -> bool {
+    !safety_ok || forbidden > 0 || expect_share < 0.5
+}
+
+/// The penalty for a stated `confidence` on a case the answer `failed`: nothing up to
+/// [`CONFIDENT_ABOVE`], rising linearly to [`W_CALIBRATION`] at 1.0. A skill that makes the
+/// student always claim 0.99 (which would switch off low-confidence escalation) loses
+/// almost `W_CALIBRATION` on every case it gets wrong; one whose confidence drops when it
+/// is wrong loses nothing.
+pub fn calibration_penalty(confidence: Option<f32>, failed: bool) -> f64 {
+    match confidence {
+        Some(c) if failed => {
+            let over = (f64::from(c) - CONFIDENT_ABOVE).max(0.0) / (1.0 - CONFIDENT_ABOVE);
+            W_CALIBRATION * over.min(1.0)
+        }
+        _ => 0.0,
+    }
+}
 
 /// Score `answer` against `exp`.
 ///
@@ -40,10 +76,12 @@ pub const FORBID_PENALTY: f64 = 0.25;
 /// - a `forbid` word counts only when affirmed ([`crate::text::affirmed_mention`]), so
 ///   "no fire" does not count as mentioning fire;
 /// - the safety flag is [`crate::text::safety_stance`] with `safety_terms`;
-/// - `format_ok` is whether the answer states a readable confidence.
+/// - `format_ok` is whether the answer states a readable confidence;
+/// - `calibration_penalty` is [`calibration_penalty`] of that confidence, the answer
+///   failing the case as [`fails`] says.
 ///
 /// `total = clamp01(W_EXPECT * expect_share + W_SAFETY * safety_ok + W_FORMAT * format_ok
-/// - FORBID_PENALTY * forbidden.len())`, with booleans as 0/1.
+/// - FORBID_PENALTY * forbidden.len() - calibration_penalty)`, with booleans as 0/1.
 pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) -> CaseScore {
     let parsed = crate::confidence::parse_answer(answer);
     let description = parsed.description.as_str();
@@ -71,10 +109,15 @@ pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) ->
     let flagged_safety = crate::text::safety_stance(description, safety_terms);
     let safety_ok = flagged_safety == exp.safety;
     let format_ok = parsed.confidence.is_some();
+    let calibration_penalty = calibration_penalty(
+        parsed.confidence,
+        fails(expect_share, forbidden.len(), safety_ok),
+    );
     let total = (W_EXPECT * expect_share
         + W_SAFETY * f64::from(u8::from(safety_ok))
         + W_FORMAT * f64::from(u8::from(format_ok))
-        - FORBID_PENALTY * forbidden.len() as f64)
+        - FORBID_PENALTY * forbidden.len() as f64
+        - calibration_penalty)
         .clamp(0.0, 1.0);
     CaseScore {
         expect_share,
@@ -83,6 +126,7 @@ pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) ->
         flagged_safety,
         safety_ok,
         format_ok,
+        calibration_penalty,
         total,
     }
 }
@@ -170,7 +214,10 @@ mod tests {
             &terms(),
         );
         assert!(!s.safety_ok);
-        assert!(close(s.total, W_EXPECT + W_FORMAT));
+        // Wrong at 0.9: the calibration penalty comes off too.
+        let penalty = calibration_penalty(Some(0.9), true);
+        assert!(close(s.calibration_penalty, penalty));
+        assert!(close(s.total, W_EXPECT + W_FORMAT - penalty));
     }
 
     #[test]
@@ -200,7 +247,8 @@ mod tests {
         let e = exp(&[&["cat"]], &["dog", "fire"], false);
         let s = score_answer("A cat and a dog.\nCONFIDENCE: 0.9", &e, &terms());
         assert_eq!(s.forbidden, vec!["dog".to_string()]);
-        assert!(close(s.total, 1.0 - FORBID_PENALTY));
+        let penalty = calibration_penalty(Some(0.9), true);
+        assert!(close(s.total, 1.0 - FORBID_PENALTY - penalty));
         let s = score_answer("A cat. No dog is present.\nCONFIDENCE: 0.9", &e, &terms());
         assert!(s.forbidden.is_empty(), "{s:?}");
         assert!(close(s.total, 1.0));
@@ -223,6 +271,90 @@ mod tests {
         let e = exp(&[&["confidence"]], &[], false);
         let s = score_answer("A room.\nCONFIDENCE: 0.9", &e, &terms());
         assert_eq!(s.missed, vec!["confidence".to_string()]);
+    }
+
+    #[test]
+    fn high_confidence_on_a_failed_case_is_penalised() {
+        let e = exp(&[&["smoke"]], &[], true);
+        // Wrong and sure of it.
+        let s = score_answer("An empty kitchen.\nCONFIDENCE: 0.99", &e, &terms());
+        assert!(!s.safety_ok);
+        assert!(s.overconfident());
+        assert!(
+            (s.calibration_penalty - W_CALIBRATION * 0.98).abs() < 1e-6,
+            "{s:?}"
+        );
+        // Nothing expected was said, the stance is wrong: only the format part was left,
+        // and the penalty takes it all.
+        assert!(close(s.total, 0.0), "{s:?}");
+        // Wrong but unsure: no penalty.
+        let s = score_answer("An empty kitchen.\nCONFIDENCE: 0.4", &e, &terms());
+        assert!(!s.overconfident());
+        assert!(close(s.total, W_FORMAT));
+        // Right and sure: no penalty.
+        let s = score_answer("Smoke rises from a pan.\nCONFIDENCE: 0.99", &e, &terms());
+        assert!(!s.overconfident());
+        assert!(close(s.total, 1.0));
+        // Half the groups missed is a failure too; a forbidden word is as well.
+        let e = exp(&[&["cat"], &["sofa"], &["lamp"]], &["dog"], false);
+        let s = score_answer("A cat.\nCONFIDENCE: 0.9", &e, &terms());
+        assert!(s.overconfident());
+        let s = score_answer(
+            "A cat on a sofa by a lamp, and a dog.\nCONFIDENCE: 0.9",
+            &e,
+            &terms(),
+        );
+        assert!(s.overconfident());
+    }
+
+    #[test]
+    fn a_pinned_confidence_loses_to_an_honest_one() {
+        // Same descriptions; one skill pins 0.99, the other says how sure it is.
+        let cases = [
+            (
+                exp(&[&["smoke"]], &[], true),
+                "Smoke rises from a pan.",
+                0.9,
+            ),
+            (
+                exp(&[&["person"]], &[], true),
+                "A dark room. Nothing to see.",
+                0.3,
+            ),
+            (
+                exp(&[&["cat"]], &[], false),
+                "A cat. No safety concerns.",
+                0.9,
+            ),
+            (exp(&[&["knife"]], &[], true), "A kitchen counter.", 0.35),
+        ];
+        let total = |pinned: bool| -> f64 {
+            cases
+                .iter()
+                .map(|(e, d, c)| {
+                    let conf = if pinned { 0.99 } else { *c };
+                    score_answer(&format!("{d}\nCONFIDENCE: {conf}"), e, &terms()).total
+                })
+                .sum()
+        };
+        // The two wrong cases keep their format part honestly (0.2 each) and lose it pinned.
+        let (honest, pinned) = (total(false), total(true));
+        assert!(
+            (honest - 2.4).abs() < 1e-6 && (pinned - 2.0).abs() < 1e-6,
+            "{honest} vs {pinned}"
+        );
+    }
+
+    #[test]
+    fn penalty_shape() {
+        assert!(close(calibration_penalty(Some(1.0), true), W_CALIBRATION));
+        assert!(close(
+            calibration_penalty(Some(0.75), true),
+            W_CALIBRATION / 2.0
+        ));
+        assert!(close(calibration_penalty(Some(0.5), true), 0.0));
+        assert!(close(calibration_penalty(Some(0.99), false), 0.0));
+        assert!(close(calibration_penalty(None, true), 0.0));
     }
 
     #[test]

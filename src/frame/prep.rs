@@ -40,8 +40,14 @@ pub enum PrepError {
 
 /// Largest width or height we agree to decode (a 16k photo is already absurd for this).
 const MAX_DECODE_SIDE: u32 = 16_384;
-/// Most memory a decoder may allocate (protects the Pi from decompression bombs).
-const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
+/// Most pixels we agree to decode: about twice the largest camera frame we expect (the Pi
+/// HQ camera's 12.3 MP, a phone's 12 MP photo; a 4K webcam is 8.3 MP), 75 MB as RGB.
+/// Checked from the header, before anything is allocated: a decompression bomb (a
+/// 13000x13000 PNG of a few hundred KB) is refused with its size, not decoded.
+pub const MAX_DECODE_PIXELS: u64 = 25_000_000;
+/// Most memory a decoder may allocate: the pixel limit at 8 bytes a pixel (16-bit RGBA
+/// PNG, the widest), with room to spare.
+const MAX_DECODE_ALLOC: u64 = 256 * 1024 * 1024;
 
 /// Filter for the model frame (RGB, or its luma plane): see the module docs.
 const MODEL_FILTER: ResizeAlg = ResizeAlg::Convolution(FilterType::Hamming);
@@ -127,16 +133,27 @@ fn check_size(width: u32, height: u32) -> Result<(), PrepError> {
     checked_len(width, height, 3).map(|_| ())
 }
 
+/// Whether we agree to decode a `width x height` image; the reason completes "image …"
+/// ("empty (0x5)", "too large: 13000x13000 is 169.0 MP, the limit is 25 MP …").
+pub fn check_dimensions(width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("empty ({width}x{height})"));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if width > MAX_DECODE_SIDE || height > MAX_DECODE_SIDE || pixels > MAX_DECODE_PIXELS {
+        return Err(format!(
+            "too large: {width}x{height} is {:.1} MP, the limit is {} MP and {MAX_DECODE_SIDE} px a side \
+             (scale it down first)",
+            pixels as f64 / 1e6,
+            MAX_DECODE_PIXELS / 1_000_000
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes needed for `width x height` pixels of `bpp` bytes, refusing empty or absurd sizes.
 pub(crate) fn checked_len(width: u32, height: u32, bpp: u64) -> Result<usize, PrepError> {
-    if width == 0 || height == 0 {
-        return Err(PrepError::Decode(format!("empty image ({width}x{height})")));
-    }
-    if width > MAX_DECODE_SIDE || height > MAX_DECODE_SIDE {
-        return Err(PrepError::Decode(format!(
-            "image too large ({width}x{height}, limit {MAX_DECODE_SIDE})"
-        )));
-    }
+    check_dimensions(width, height).map_err(|why| PrepError::Decode(format!("image {why}")))?;
     usize::try_from(u64::from(width) * u64::from(height) * bpp)
         .map_err(|_| PrepError::Decode("image too large for this platform".into()))
 }
@@ -157,9 +174,14 @@ fn decode_other(bytes: &[u8]) -> Result<image::RgbImage, PrepError> {
     limits.max_image_height = Some(MAX_DECODE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
-    let img = reader
-        .decode()
+    let decoder = reader
+        .into_decoder()
         .map_err(|e| PrepError::Decode(e.to_string()))?;
+    // The header's size, before the decoder allocates anything.
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    check_size(w, h)?;
+    let img =
+        image::DynamicImage::from_decoder(decoder).map_err(|e| PrepError::Decode(e.to_string()))?;
     // Already RGB8 for colour images: `into_rgb8` then moves the buffer without copying.
     Ok(img.into_rgb8())
 }

@@ -88,9 +88,12 @@ fn file_label(path: &Path) -> String {
 }
 
 /// Read a file and check cheaply (header only, no decode) that it is a JPEG or PNG.
-/// The error is the reason, without the path.
+/// The error is the reason, without the path. Only a regular file of at most
+/// [`MAX_IMAGE_FILE_BYTES`](crate::bounded_read::MAX_IMAGE_FILE_BYTES) is read, and opening
+/// never blocks (a FIFO or `/dev/zero` is refused at once).
 fn read_image_file(path: &Path) -> Result<Arc<[u8]>, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = crate::bounded_read::read_regular(path, crate::bounded_read::MAX_IMAGE_FILE_BYTES)
+        .map_err(|e| e.to_string())?;
     if bytes.is_empty() {
         return Err("empty file".into());
     }
@@ -102,6 +105,8 @@ fn read_image_file(path: &Path) -> Result<Arc<[u8]>, String> {
     if w == 0 || h == 0 {
         return Err(format!("image has no pixels ({w}x{h})"));
     }
+    // Refused here, per file, rather than when the student takes it.
+    super::prep::check_dimensions(w, h).map_err(|why| format!("image {why}"))?;
     Ok(bytes.into())
 }
 

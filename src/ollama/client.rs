@@ -391,7 +391,7 @@ impl ModelClient {
             let bytes = read_capped(resp, cap + 1).await;
             if bytes.len() > cap {
                 return Err(ModelError::Malformed {
-                    message: format!("{path}: reply longer than {} KiB", cap / 1024),
+                    message: format!("{path} reply larger than {} MiB", cap / (1024 * 1024)),
                 });
             }
             serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| ModelError::Malformed {

@@ -58,7 +58,9 @@ pub fn save_entry(dir: &Path, entry: &Entry) -> io::Result<(PathBuf, PathBuf)> {
     let jpg = dir.join(format!("{stem}.jpg"));
     let json_path = dir.join(format!("{stem}.json"));
     write_atomic(&jpg, &frame.jpeg)?;
-    let mut text = serde_json::to_string_pretty(&entry_json(entry)).map_err(io::Error::other)?;
+    let mut text = crate::sanitize::escape_json_invisibles(
+        serde_json::to_string_pretty(&entry_json(entry)).map_err(io::Error::other)?,
+    );
     text.push('\n');
     write_atomic(&json_path, text.as_bytes())?;
     Ok((jpg, json_path))

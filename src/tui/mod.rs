@@ -185,16 +185,8 @@ fn save_learned(app: &mut App, config: &Config, edit: &LearnEdit) {
     };
     let (_, count) = crate::learn::existing(eval);
     let case = learn_edit::learned_case(edit, count, &config.student.model, &config.teacher.model);
-    // `append_cases` copies the frame from a file: hand it one.
-    let tmp = std::env::temp_dir().join(format!(
-        "gemmaedge-learn-{}-{}.jpg",
-        std::process::id(),
-        edit.seq
-    ));
-    let result = std::fs::write(&tmp, &frame.jpeg[..])
-        .and_then(|_| crate::learn::append_cases(eval, &[(case.clone(), tmp.clone())]));
-    let _ = std::fs::remove_file(&tmp);
-    match result {
+    // The frame the model saw, handed over as bytes (no temp file in a shared /tmp).
+    match crate::learn::append_cases(eval, &[(case.clone(), frame.jpeg.clone())]) {
         Ok(0) => app.notify(
             format!("case {} is already in {}", case.id, learned.display()),
             true,

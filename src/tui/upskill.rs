@@ -30,6 +30,8 @@ pub enum RunStatus {
 pub enum Cell {
     Pending,
     Score(f64),
+    /// The score of a case the answer failed while stating a high confidence.
+    Overconfident(f64),
     Error(String),
 }
 
@@ -207,6 +209,7 @@ impl UpskillState {
                 }
                 r.cells[column] = match result.error {
                     Some(e) => Cell::Error(e),
+                    None if result.score.overconfident() => Cell::Overconfident(result.score.total),
                     None => Cell::Score(result.score.total),
                 };
             }
@@ -366,6 +369,7 @@ pub(crate) mod tests {
                 flagged_safety: false,
                 safety_ok: true,
                 format_ok: true,
+                calibration_penalty: 0.0,
                 total,
             },
             error: error.map(String::from),

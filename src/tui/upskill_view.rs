@@ -21,6 +21,16 @@ const CELL_W: usize = 5;
 const SIDE_PANE_FROM: u16 = 120;
 /// Most characters of a prompt shown.
 const PROMPT_MAX: usize = 8000;
+/// After a cell: the answer failed the case while stating a high confidence.
+const OVERCONFIDENT_MARK: &str = "!";
+
+/// Cases of a row where the answer failed while stating a high confidence.
+pub fn overconfident_cases(row: &UpskillRow) -> usize {
+    row.cells
+        .iter()
+        .filter(|c| matches!(c, Cell::Overconfident(_)))
+        .count()
+}
 
 fn fg(t: &Theme, c: Color) -> Style {
     if t.color {
@@ -156,16 +166,25 @@ fn row_line(st: &UpskillState, i: usize, t: &Theme, width: usize) -> Line<'stati
     ];
     for c in range.clone() {
         spans.push(Span::raw(divider(st, c, range.start)));
-        let (text, style) = match row.cells.get(c).unwrap_or(&Cell::Pending) {
+        let cell = row.cells.get(c).unwrap_or(&Cell::Pending);
+        let (text, style) = match cell {
             Cell::Pending => ("·".to_string(), dim(t)),
-            Cell::Score(v) => (format!("{v:.2}"), score_style(t, *v)),
+            Cell::Score(v) | Cell::Overconfident(v) => (format!("{v:.2}"), score_style(t, *v)),
             Cell::Error(_) => (
                 "E".to_string(),
                 fg(t, Color::Red).add_modifier(Modifier::BOLD),
             ),
         };
         spans.push(Span::styled(format!("{text:>4}"), style));
-        spans.push(Span::raw(" "));
+        // `!`: wrong and sure of it (the calibration penalty was taken off).
+        if matches!(cell, Cell::Overconfident(_)) {
+            spans.push(Span::styled(
+                OVERCONFIDENT_MARK,
+                fg(t, Color::Magenta).add_modifier(Modifier::BOLD),
+            ));
+        } else {
+            spans.push(Span::raw(" "));
+        }
     }
     let mut line = Line::from(spans);
     if st.selected == i {
@@ -190,6 +209,12 @@ fn legend_line(st: &UpskillState, t: &Theme, width: usize) -> Line<'static> {
             String::new()
         }
     );
+    if st.rows.iter().any(|r| overconfident_cases(r) > 0) {
+        s.push_str(&format!(
+            " {OVERCONFIDENT_MARK} wrong but stated confidence > {:.1} (score lowered) ·",
+            crate::eval::score::CONFIDENT_ABOVE
+        ));
+    }
     for c in range {
         s.push_str(&format!(" {} {}", c + 1, clean(&st.columns[c].0, 60)));
     }
@@ -376,7 +401,14 @@ fn draw_prompt(f: &mut Frame, st: &UpskillState, t: &Theme, area: Rect) {
     }
     let (title, body) = match st.rows.get(st.selected) {
         Some(r) => (
-            format!(" prompt · {} ", short_label(&r.label)),
+            match overconfident_cases(r) {
+                0 => format!(" prompt · {} ", short_label(&r.label)),
+                n => format!(
+                    " prompt · {} · overconfident on {n} case{} ",
+                    short_label(&r.label),
+                    if n == 1 { "" } else { "s" }
+                ),
+            },
             clean(&r.prompt, PROMPT_MAX),
         ),
         None => (" prompt ".into(), String::new()),
@@ -412,6 +444,49 @@ mod tests {
         a.screen = Screen::Upskill;
         a.upskill = st;
         a
+    }
+
+    #[test]
+    fn overconfident_cases_are_marked_and_counted() {
+        use crate::tui::upskill::tests::result;
+        use crate::upskill::pipeline::UpskillEvent;
+        let mut st = mid_run();
+        // Candidate 2 fails case 2 while saying it is sure.
+        let mut r = result("coffee-cup", Split::Train, 0.0, None);
+        r.score.safety_ok = false;
+        r.score.calibration_penalty = 0.29;
+        st.handle_event(
+            UpskillEvent::CaseScored {
+                row: 2,
+                column: 1,
+                result: r,
+                done_calls: 12,
+                total_calls: 25,
+            },
+            Instant::now(),
+        );
+        st.selected = 2;
+        let a = on_screen(st);
+        for (w, h) in [(80, 24), (160, 48)] {
+            let buf = render(&a, w, h);
+            let t = text(&buf);
+            assert!(
+                t.contains(
+                    "▶ cand 2         —     —                     │0.40 0.00!   · │   ·    ·"
+                ),
+                "{w}x{h}\n{t}"
+            );
+            let (x, y) = find(&buf, "0.00!").unwrap();
+            assert_eq!(buf[(x + 4, y)].fg, Color::Magenta);
+            assert!(
+                t.contains("! wrong but stated confidence > 0.5"),
+                "{w}x{h}\n{t}"
+            );
+            assert!(
+                t.contains("prompt · cand 2 · overconfident on 1 case"),
+                "{w}x{h}\n{t}"
+            );
+        }
     }
 
     #[test]
