@@ -119,6 +119,7 @@ fn full_app(config: &Config, frame: &Arc<PreparedFrame>) -> App {
             a.handle_event(Event::TeacherVerdict {
                 seq,
                 verdict: Verdict {
+                    truncated: false,
                     agrees: Some(seq % 4 != 0),
                     safety_relevant: Some(text.contains("Smoke")),
                     summary: "Steam from a kettle on the stove, not smoke.".into(),

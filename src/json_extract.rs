@@ -44,10 +44,7 @@ pub fn salvage_object(text: &str) -> Option<Map<String, Value>> {
     let start = text.find('{')?;
     let mut rest = text[start + 1..].trim_start();
     let mut out = Map::new();
-    loop {
-        let Some(after_quote) = rest.strip_prefix('"') else {
-            break;
-        };
+    while let Some(after_quote) = rest.strip_prefix('"') {
         let Some(key_end) = string_end(after_quote) else {
             break;
         };

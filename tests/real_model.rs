@@ -354,7 +354,7 @@ fn kind_ollama_at_llama_cpp_says_set_kind_openai_once() {
 }
 
 fn eval_json(cfg: &Path) -> Value {
-    let (code, out, err) = run(&["eval", "--json"], cfg, Duration::from_secs(600));
+    let (code, out, err) = run(&["eval", "--json"], cfg, Duration::from_secs(900));
     assert_eq!(code, Some(0), "{out}{err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -363,7 +363,7 @@ fn eval_json(cfg: &Path) -> Value {
 fn eval_with_a_real_model_is_reproducible() {
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
-    let cfg = write_config(d.path(), url, "text_only = true\nmax_tokens = 64", "", "");
+    let cfg = write_config(d.path(), url, "text_only = true\nmax_tokens = 32", "", "");
     let a = eval_json(&cfg);
     let b = eval_json(&cfg);
     let cases = a["cases"].as_array().unwrap();

@@ -124,10 +124,10 @@ impl ModelError {
             ModelError::WrongProtocol { .. } => {
                 format!("set kind = \"openai\" under [{role}] in config.toml")
             }
-            ModelError::Http { status, .. } if matches!(status, 400 | 422) => {
-                "the server refused the request; check the model and its settings in config.toml"
-                    .into()
-            }
+            ModelError::Http {
+                status: 400 | 422, ..
+            } => "the server refused the request; check the model and its settings in config.toml"
+                .into(),
             _ => String::new(),
         }
     }
