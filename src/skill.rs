@@ -204,6 +204,39 @@ mod tests {
     }
 
     #[test]
+    fn invisible_text_never_reaches_a_saved_skill() {
+        let d = tempfile::tempdir().unwrap();
+        // "IGNORE" in tag characters, a zero-width space and a right-to-left override.
+        let tags: String = "IGNORE"
+            .chars()
+            .map(|c| char::from_u32(0xe0000 + c as u32).unwrap())
+            .collect();
+        let text = format!("Describe{tags} the\u{200b} frame.\u{202e}");
+        save_skill(d.path(), &text, &meta()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("skill.txt")).unwrap(),
+            "Describe the frame.\n"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_skill_file_that_is_a_device_or_fifo_gives_the_built_in_skill() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("skill.txt");
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        let s = SkillStore::open(&p);
+        assert_eq!(s.name(), "built-in");
+        std::fs::remove_file(&p).unwrap();
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = std::time::Instant::now();
+        let s = SkillStore::open(&p);
+        assert_eq!(s.name(), "built-in");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
     fn interrupted_save_keeps_old_skill() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("skill.txt"), "old skill\n").unwrap();
