@@ -54,25 +54,37 @@ async fn run_for(mut h: EngineHandle, run_for: Duration) -> Vec<Event> {
     events
 }
 
+/// The Ollama test servers for the student and the teacher.
+async fn servers() -> (OllamaTestServer, OllamaTestServer) {
+    (
+        OllamaTestServer::start(&[STUDENT]).await,
+        OllamaTestServer::start(&[TEACHER]).await,
+    )
+}
+
+/// Run the engine for `frames` frames taken and collect every event.
+async fn run_frames(c: Config, frames: u64) -> Vec<Event> {
+    let h = engine::start(
+        c,
+        EngineOptions {
+            max_frames: Some(frames),
+        },
+    )
+    .unwrap();
+    collect(h, 20).await
+}
+
 fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
     events.iter().filter(|e| f(e)).count()
 }
 
 #[tokio::test]
 async fn max_frames_counts_frames_taken_even_when_every_answer_fails() {
-    let s = OllamaTestServer::start(&[STUDENT]).await;
-    let t = OllamaTestServer::start(&[TEACHER]).await;
+    let (s, t) = servers().await;
     // A passing failure on every call (transient: retried on the next frame).
     s.set_handler(|_| Reply::error(503, "server busy"));
     let dir = tempfile::tempdir().unwrap();
-    let h = engine::start(
-        config(dir.path(), &s.url(), &t.url()),
-        EngineOptions {
-            max_frames: Some(3),
-        },
-    )
-    .unwrap();
-    let events = collect(h, 20).await;
+    let events = run_frames(config(dir.path(), &s.url(), &t.url()), 3).await;
     assert_eq!(
         count(&events, |e| matches!(e, Event::StudentFailed { .. })),
         3
@@ -85,8 +97,7 @@ async fn max_frames_counts_frames_taken_even_when_every_answer_fails() {
 
 #[tokio::test]
 async fn max_frames_ends_a_still_scene_behind_the_change_gate() {
-    let s = OllamaTestServer::start(&[STUDENT]).await;
-    let t = OllamaTestServer::start(&[TEACHER]).await;
+    let (s, t) = servers().await;
     s.set_handler(|_| Reply::text("A still room.\nCONFIDENCE: 0.9"));
     let dir = tempfile::tempdir().unwrap();
     let still = dir.path().join("still");
@@ -95,14 +106,7 @@ async fn max_frames_ends_a_still_scene_behind_the_change_gate() {
     let mut c = config(dir.path(), &s.url(), &t.url());
     c.source.path = still.to_string_lossy().into_owned();
     c.source.min_change = 0.05;
-    let h = engine::start(
-        c,
-        EngineOptions {
-            max_frames: Some(4),
-        },
-    )
-    .unwrap();
-    let events = collect(h, 20).await;
+    let events = run_frames(c, 4).await;
     assert_eq!(
         count(&events, |e| matches!(e, Event::StudentAnswer { .. })),
         1
@@ -115,8 +119,7 @@ async fn max_frames_ends_a_still_scene_behind_the_change_gate() {
 
 #[tokio::test]
 async fn a_permanent_error_backs_off_and_says_what_to_fix() {
-    let s = OllamaTestServer::start(&[STUDENT]).await;
-    let t = OllamaTestServer::start(&[TEACHER]).await;
+    let (s, t) = servers().await;
     // What llama.cpp answers a text-only model that is sent an image; here the server
     // does not say up front (no capabilities), so only the answer tells.
     s.set_capabilities(None);
@@ -163,8 +166,7 @@ async fn a_permanent_error_backs_off_and_says_what_to_fix() {
 
 #[tokio::test]
 async fn a_model_that_says_it_is_text_only_is_refused_before_any_frame() {
-    let s = OllamaTestServer::start(&[STUDENT]).await;
-    let t = OllamaTestServer::start(&[TEACHER]).await;
+    let (s, t) = servers().await;
     s.set_capabilities(Some(&["completion"]));
     let dir = tempfile::tempdir().unwrap();
     let h = engine::start(
@@ -185,21 +187,13 @@ async fn a_model_that_says_it_is_text_only_is_refused_before_any_frame() {
 
 #[tokio::test]
 async fn text_only_sends_no_image_and_a_note_instead() {
-    let s = OllamaTestServer::start(&[STUDENT]).await;
-    let t = OllamaTestServer::start(&[TEACHER]).await;
+    let (s, t) = servers().await;
     s.set_capabilities(Some(&["completion"]));
     s.set_handler(|_| Reply::text("I cannot see the frame.\nCONFIDENCE: 0.2"));
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &s.url(), &t.url());
     c.student.text_only = true;
-    let h = engine::start(
-        c,
-        EngineOptions {
-            max_frames: Some(1),
-        },
-    )
-    .unwrap();
-    let events = collect(h, 20).await;
+    let events = run_frames(c, 1).await;
     assert_eq!(
         count(&events, |e| matches!(e, Event::StudentAnswer { .. })),
         1
@@ -214,20 +208,12 @@ async fn text_only_sends_no_image_and_a_note_instead() {
 
 #[tokio::test]
 async fn caps_are_sent_and_a_cut_answer_is_shown_as_cut() {
-    let s = OllamaTestServer::start(&[STUDENT]).await;
-    let t = OllamaTestServer::start(&[TEACHER]).await;
+    let (s, t) = servers().await;
     s.set_handler(|_| Reply::text("A cat on a sofa, a cat on a sofa, a cat on a"));
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &s.url(), &t.url());
     c.student.max_tokens = 64;
-    let h = engine::start(
-        c,
-        EngineOptions {
-            max_frames: Some(1),
-        },
-    )
-    .unwrap();
-    let events = collect(h, 20).await;
+    let events = run_frames(c, 1).await;
     let chat = &s.chat_requests()[0];
     assert_eq!(chat.options.as_ref().unwrap()["num_predict"], 64);
     // The test server says `done_reason: "stop"`: not cut.
@@ -249,14 +235,7 @@ async fn caps_are_sent_and_a_cut_answer_is_shown_as_cut() {
     c.student.kind = HostKind::Openai;
     c.student.model = "m".into();
     c.student.max_tokens = 64;
-    let h = engine::start(
-        c,
-        EngineOptions {
-            max_frames: Some(1),
-        },
-    )
-    .unwrap();
-    let events = collect(h, 20).await;
+    let events = run_frames(c, 1).await;
     let chat = &s.chat_requests()[0];
     assert_eq!(chat.raw["max_tokens"], 64);
     assert_eq!(chat.raw["logprobs"], true);

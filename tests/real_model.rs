@@ -9,7 +9,7 @@
 //! with `GEMMAEDGE_REAL_MODEL=required` (set by `.ci/run`) a missing server fails them.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -420,30 +420,7 @@ fn upskill_with_a_real_teacher_ends_with_a_decision() {
         "[upskill]\ncandidates = 2\nmax_prompt_chars = 600\nbootstrap_samples = 200",
     );
     let before = std::fs::read_to_string(d.path().join("skills/skill.txt")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["upskill", "--yes", "--config"])
-        .arg(&cfg)
-        .current_dir(d.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take().map(|mut s| s.write_all(b"")));
-    let began = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(900),
-            "upskill ended in time"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, stdout, stderr) = run(&["upskill", "--yes"], &cfg, Duration::from_secs(900));
     let after = std::fs::read_to_string(d.path().join("skills/skill.txt")).unwrap();
     // A decision either way: the skill stays with the reason, or a candidate replaced it
     // and a history copy was kept. A run that found no usable candidate says so.

@@ -48,10 +48,7 @@ async fn vision_row(client: &ModelClient, role: Role, text_only: bool) -> CheckR
     match client.vision().await {
         Ok(Some(true)) => row(what, true, format!("{} accepts images", client.model())),
         Ok(Some(false)) => {
-            let e = crate::ollama::ModelError::NoVision {
-                model: client.model().to_string(),
-                message: "the server lists no image input for it".into(),
-            };
+            let e = crate::ollama::ModelError::text_only_model(client.model());
             row(
                 what,
                 false,

@@ -42,19 +42,7 @@ impl HealthGate {
     pub(super) fn failing(&self, emitter: &Emitter, error: &ModelError, model: &str) {
         self.failing
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let health = Health::Offline {
-            reason: error.to_string(),
-            hint: error.hint(self.role, model),
-        };
-        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
-        if *shown != health {
-            *shown = health.clone();
-            drop(shown);
-            emitter.emit(Event::Health {
-                role: self.role,
-                health,
-            });
-        }
+        self.show(emitter, offline_health(self.role, error, model));
     }
 
     /// What the health check found: a reachable server does not hide a permanent failure.
@@ -75,6 +63,11 @@ impl HealthGate {
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
         self.online.send_replace(online);
+        self.show(emitter, health);
+    }
+
+    /// Emit `health` if it differs in kind or reason from the last one shown.
+    fn show(&self, emitter: &Emitter, health: Health) {
         let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
         let same = match (&*shown, &health) {
             (Health::Ok { .. }, Health::Ok { .. }) | (Health::Slow { .. }, Health::Slow { .. }) => {
@@ -93,14 +86,15 @@ impl HealthGate {
     }
 
     pub(super) fn offline(&self, emitter: &Emitter, error: &ModelError, model: &str) {
-        self.set(
-            emitter,
-            Health::Offline {
-                reason: error.to_string(),
-                hint: error.hint(self.role, model),
-            },
-        );
+        self.set(emitter, offline_health(self.role, error, model));
         self.recheck.notify_one();
+    }
+}
+
+fn offline_health(role: Role, error: &ModelError, model: &str) -> Health {
+    Health::Offline {
+        reason: error.to_string(),
+        hint: error.hint(role, model),
     }
 }
 

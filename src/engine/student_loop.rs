@@ -295,10 +295,7 @@ pub(super) async fn student_loop(
 async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
     match client.vision().await {
         Ok(Some(false)) => {
-            let e = ModelError::NoVision {
-                model: client.model().to_string(),
-                message: "the server lists no image input for it".into(),
-            };
+            let e = ModelError::text_only_model(client.model());
             let hint = e.hint(crate::event::Role::Student, client.model());
             shared
                 .student_health

@@ -43,7 +43,7 @@ pub fn says_no_vision(message: &str) -> bool {
 
 /// `reason — hint`, without the hint when the reason already says it.
 pub fn with_hint(reason: &str, hint: &str) -> String {
-    if hint.is_empty() || reason.contains(hint.trim_start_matches("run: ")) {
+    if hint.is_empty() || reason.contains(hint) {
         reason.to_string()
     } else {
         format!("{reason} — {hint}")
@@ -51,6 +51,14 @@ pub fn with_hint(reason: &str, hint: &str) -> String {
 }
 
 impl ModelError {
+    /// The server says the model takes no image input (found before any call).
+    pub fn text_only_model(model: &str) -> ModelError {
+        ModelError::NoVision {
+            model: model.to_string(),
+            message: "the server lists no image input for it".into(),
+        }
+    }
+
     /// Worth trying again soon (for the teacher): server overload or a passing failure.
     pub fn is_transient(&self) -> bool {
         match self {
