@@ -1,5 +1,6 @@
-//! Soak: the real binary, headless, for 2000 answered frames against the Ollama test
-//! server with random faults on 10% of calls. No panic, every frame accounted for in the
+//! Soak: the real binary, headless, for 2000 frames taken (`--max-frames` counts frames
+//! answered, failed or unchanged) against the Ollama test server with random faults on
+//! 10% of calls. No panic, every frame accounted for in the
 //! session log, memory flat. `#[ignore]`d for quick local runs; CI runs it
 //! (`cargo test -- --include-ignored`).
 
@@ -123,15 +124,16 @@ fn soak_2000_frames_with_random_faults() {
         let line = line.unwrap();
         if line.contains(" student ") && !line.contains("student failed") && line.contains('#') {
             answers += 1;
-            if answers % 50 == 0 {
-                peak = peak.max(rss_kib(pid));
+            // Warm (the allocator settles over the first few hundred answers): the
+            // highest sample in answers 200-400 is the baseline, later samples the peak.
+            if answers % 50 == 0 && answers >= 200 {
+                let rss = rss_kib(pid);
+                if answers <= 400 {
+                    rss_at_200 = rss_at_200.max(rss);
+                } else {
+                    peak = peak.max(rss);
+                }
             }
-            if answers == 200 {
-                rss_at_200 = rss_kib(pid);
-            }
-        }
-        if answers == FRAMES - 1 {
-            peak = peak.max(rss_kib(pid));
         }
     }
     let rss_end = peak;
@@ -139,7 +141,11 @@ fn soak_2000_frames_with_random_faults() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(answers, FRAMES);
+    // 10% of calls fail: about 1800 answers in 2000 frames.
+    assert!(
+        answers >= FRAMES * 8 / 10,
+        "{answers} answers in {FRAMES} frames"
+    );
     assert!(
         faults.load(Ordering::Relaxed) >= 150,
         "faults were injected"
@@ -197,15 +203,23 @@ fn soak_2000_frames_with_random_faults() {
         "frames without an outcome: {unaccounted:?}"
     );
     assert_eq!(
+        taken.len() as u64,
+        FRAMES,
+        "--max-frames counts frames taken"
+    );
+    assert_eq!(
         outcome.values().filter(|o| *o == "answered").count() as u64,
-        FRAMES
+        answers,
+        "every answer printed is in the log"
     );
     assert!(outcome.values().any(|o| o.starts_with("failed")));
 
-    // Memory flat: resident set at the end within 10% of frame 200.
+    // Memory flat: the peak after answer 400 within 10% of the warm resident set.
     assert!(rss_at_200 > 0);
     let growth = rss_end as f64 / rss_at_200 as f64;
-    eprintln!("soak: RSS at 200 answers {rss_at_200} KiB, peak after {rss_end} KiB ({growth:.3}x)");
+    eprintln!(
+        "soak: RSS at 200-400 answers {rss_at_200} KiB, peak after {rss_end} KiB ({growth:.3}x)"
+    );
     assert!(
         growth <= 1.10,
         "RSS grew from {rss_at_200} KiB to {rss_end} KiB"
