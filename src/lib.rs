@@ -20,6 +20,7 @@ pub mod json_extract;
 pub mod learn;
 pub mod notify;
 pub mod ollama;
+pub mod output_contract;
 pub mod policy;
 pub mod sanitize;
 pub mod session_log;

@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Used when `skills/skill.txt` is missing or empty.
+/// Used when `skills/skill.txt` is missing or empty. Like every skill, it is only the
+/// instructions: the output contract (`crate::output_contract`) is appended to it.
 pub const DEFAULT_SKILL: &str =
     "You watch a room through a camera. Describe the people, the objects and \
 any safety-relevant activity you see, in a few short plain sentences. Mention fire, smoke, \
-falls, injuries, weapons or other hazards plainly when you see them; when nothing is unsafe, \
-say \"No safety concerns.\" Never invent things you cannot see. End with one line: \
-CONFIDENCE: and one decimal number between 0.0 and 1.0 (for example CONFIDENCE: 0.35) that \
-reflects how sure you really are (low for blurry, dark or unclear frames).";
+falls, injuries, weapons or other hazards plainly when you see them. Never invent things you \
+cannot see.";
 
 /// Longest skill accepted (a skill is a system prompt, not a document).
 pub const MAX_SKILL_CHARS: usize = 8000;
@@ -100,6 +99,12 @@ pub struct SkillMeta {
     pub saved_at: chrono::DateTime<chrono::Utc>,
     /// Why it was saved (e.g. "upskill winner", "applied by user").
     pub note: String,
+    /// How the scores were taken (temperature, seed), so they can be taken again.
+    #[serde(default)]
+    pub scoring: Option<crate::config::EvalConfig>,
+    /// The output contract the skill was scored with (appended to its instructions).
+    #[serde(default)]
+    pub contract: String,
 }
 
 /// Replace `skills/skill.txt` atomically and keep a copy in `skills/history/` with a
@@ -160,6 +165,8 @@ mod tests {
             teacher_model: "t".into(),
             saved_at: chrono::Utc::now(),
             note: "test".into(),
+            scoring: None,
+            contract: String::new(),
         }
     }
 

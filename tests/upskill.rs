@@ -6,6 +6,7 @@ use gemmaedge_tui::config::Config;
 use gemmaedge_tui::eval::cases::load_eval_set;
 use gemmaedge_tui::event::Role;
 use gemmaedge_tui::ollama::ModelClient;
+use gemmaedge_tui::output_contract::OUTPUT_CONTRACT;
 use gemmaedge_tui::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::path::Path;
 use std::sync::Arc;
@@ -115,6 +116,7 @@ async fn setup(teacher_reply: &str) -> Setup {
     c.teacher.timeout_secs = 10;
     c.paths.eval = dir.path().join("eval");
     c.paths.skills = dir.path().join("skills");
+    c.paths.logs = dir.path().join("logs");
     c.upskill.bootstrap_samples = 500;
     std::fs::create_dir_all(&c.paths.eval).unwrap();
     std::fs::create_dir_all(&c.paths.skills).unwrap();
@@ -172,7 +174,7 @@ fn history(ctx: &UpskillContext) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn the_candidate_that_hits_the_expected_words_wins_and_is_saved() {
     // Prose, a fence, an object holding the array, and a trailing comma.
-    let teacher = "Here are three improved prompts:\n```json\n{\"prompts\": [\n  \"POOR candidate one\",\n  \"GOOD candidate: name every person and object, flag hazards, end with CONFIDENCE.\",\n  \"POOR candidate three\",\n]}\n```\nGood luck!";
+    let teacher = "Here are three improved prompts:\n```json\n{\"prompts\": [\n  \"POOR candidate one: describe the frame.\",\n  \"GOOD candidate: name every person and object, flag hazards, end with CONFIDENCE.\",\n  \"POOR candidate three: list what you see.\",\n]}\n```\nGood luck!";
     let s = setup(teacher).await;
     let (outcome, events) = run(s.ctx.clone()).await;
     let o = outcome.expect("a finished run");
@@ -218,7 +220,7 @@ async fn the_candidate_that_hits_the_expected_words_wins_and_is_saved() {
 #[tokio::test]
 async fn better_on_train_but_worse_on_holdout_is_not_applied() {
     // OVERFIT is perfect on train and poor on holdout; the baseline is the reverse.
-    let s = setup("[\"OVERFIT: tuned to the train scenes\"]").await;
+    let s = setup("[\"OVERFIT: describe the train scenes you know.\"]").await;
     let mut ctx = s.ctx.clone();
     ctx.current_skill = "HOLDOUT-GOOD baseline".into();
     s.student.set_handler(|req: &ChatRequest| {
@@ -245,7 +247,7 @@ async fn better_on_train_but_worse_on_holdout_is_not_applied() {
 
 #[tokio::test]
 async fn no_candidate_beats_the_baseline_so_the_skill_stays() {
-    let s = setup("[\"POOR one\", \"POOR two\"]").await;
+    let s = setup("[\"POOR one: describe the frame.\", \"POOR two: list the objects.\"]").await;
     let (outcome, _) = run(s.ctx.clone()).await;
     let o = outcome.unwrap();
     assert_eq!(o.winner, None);
@@ -269,7 +271,7 @@ async fn teacher_reply_without_prompts_fails_clearly() {
 
 #[tokio::test]
 async fn cancel_stops_further_student_calls() {
-    let s = setup("[\"GOOD candidate\"]").await;
+    let s = setup("[\"GOOD candidate: describe everything.\"]").await;
     s.student.set_handler(|req: &ChatRequest| {
         Reply::Delayed(Duration::from_millis(150), Box::new(student_handler(req)))
     });
@@ -313,4 +315,168 @@ fn eval_dir_is_read_from_disk_each_time() {
     std::fs::write(d.path().join("cases.toml"), CASES).unwrap();
     let set = load_eval_set(Path::new(d.path())).unwrap();
     assert_eq!(set.cases.len(), 6);
+}
+
+/// The report the run wrote (from its `Report` event).
+fn report(events: &[UpskillEvent]) -> serde_json::Value {
+    let path = events
+        .iter()
+        .find_map(|e| match e {
+            UpskillEvent::Report(p) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("a Report event");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn phases(events: &[UpskillEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            UpskillEvent::Phase(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fewer_candidates_than_asked_are_asked_for_once_more_and_said() {
+    let s = setup("[\"GOOD one: describe everything you see.\"]").await;
+    s._teacher.push_reply(Reply::text(
+        "[\"POOR two: describe the frame.\", \"POOR three: list the objects.\"]",
+    ));
+    let (outcome, events) = run(s.ctx.clone()).await;
+    let o = outcome.expect("a finished run");
+    assert_eq!(o.rows.len(), 4, "the missing two came on the second ask");
+    let p = phases(&events);
+    assert!(
+        p.iter().any(|x| x == "the teacher wrote 1 of 3 candidates; asking once more for the missing 2"),
+        "{p:?}"
+    );
+    let asks = s._teacher.chat_requests();
+    assert_eq!(asks.len(), 2);
+    assert!(asks[1]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .contains("Write 2 different"));
+    let r = report(&events);
+    assert_eq!(r["status"], "finished");
+    assert_eq!(r["teacher_replies"].as_array().unwrap().len(), 2);
+    assert_eq!(r["teacher_replies"][1]["asked"], 2);
+    assert_eq!(r["kept"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_scene_description_is_rejected_with_its_reason_and_the_shortfall_said() {
+    let scene = "A person is standing on the floor, holding a wooden chair. The room is bright.";
+    let s = setup(&format!(
+        "[\"{scene}\", \"GOOD: describe everything you see.\"]"
+    ))
+    .await;
+    let mut ctx = s.ctx.clone();
+    ctx.candidates = 2;
+    // The second ask gets a reply with no prompts at all.
+    s._teacher.push_reply(Reply::text("Sorry, no more ideas."));
+    let (outcome, events) = run(ctx).await;
+    let o = outcome.expect("a finished run with the one instruction");
+    assert_eq!(o.rows.len(), 2);
+    assert!(o.rows[1].prompt.starts_with("GOOD"));
+    let dropped: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            UpskillEvent::Dropped(d) => Some(d.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0].0, scene);
+    assert!(
+        dropped[0].1.contains("not an instruction"),
+        "{}",
+        dropped[0].1
+    );
+    assert!(phases(&events)
+        .iter()
+        .any(|x| x == "the teacher wrote 1 of 2 candidates; scoring those"));
+    let r = report(&events);
+    assert_eq!(r["rejected"][0]["prompt"], scene);
+    assert!(r["rejected"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("scene description"));
+    // The teacher's raw replies are kept, word for word.
+    assert!(r["teacher_replies"][0]["reply"]
+        .as_str()
+        .unwrap()
+        .contains("wooden chair"));
+    assert_eq!(r["teacher_replies"][1]["reply"], "Sorry, no more ideas.");
+    // Rows have the eval --json shape: label, prompt, train, holdout, cases.
+    for k in ["label", "prompt", "train", "holdout", "cases"] {
+        assert!(
+            r["rows"][1].get(k).is_some(),
+            "row has {k}: {}",
+            r["rows"][1]
+        );
+    }
+    assert_eq!(r["rows"][1]["cases"].as_array().unwrap().len(), 6);
+    assert!(r["rows"][1]["cases"][0]["answer"].is_string());
+}
+
+#[tokio::test]
+async fn every_candidate_is_scored_with_the_output_contract_appended() {
+    // This candidate says nothing about the confidence line or the Safety rule.
+    let s = setup("[\"GOOD: describe every person and object you see.\"]").await;
+    let mut ctx = s.ctx.clone();
+    ctx.candidates = 1;
+    let (outcome, _) = run(ctx).await;
+    let o = outcome.unwrap();
+    assert_eq!(
+        o.rows[1].prompt,
+        "GOOD: describe every person and object you see."
+    );
+    let systems: Vec<String> = s
+        .student
+        .chat_requests()
+        .iter()
+        .map(|r| r.messages[0].content.clone())
+        .collect();
+    assert_eq!(systems.len(), 12);
+    for sys in &systems {
+        assert!(sys.ends_with(OUTPUT_CONTRACT), "{sys}");
+    }
+    assert!(systems
+        .iter()
+        .any(|x| x.starts_with("GOOD: describe every person")));
+    // The teacher was shown the fixed part and told not to repeat it.
+    let meta = s._teacher.chat_requests()[0]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .clone();
+    assert!(meta.contains(OUTPUT_CONTRACT));
+    assert!(meta.contains("do not repeat the answer format"));
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_a_report_too() {
+    let s = setup("I cannot help with that.").await;
+    let (outcome, events) = run(s.ctx.clone()).await;
+    assert!(outcome.is_none());
+    let r = report(&events);
+    assert_eq!(r["status"], "failed");
+    assert!(r["error"]
+        .as_str()
+        .unwrap()
+        .contains("no usable candidates"));
+    assert_eq!(
+        r["rows"].as_array().unwrap().len(),
+        1,
+        "the baseline row is kept"
+    );
+    assert_eq!(r["teacher_replies"][0]["reply"], "I cannot help with that.");
+    assert_eq!(r["scoring"]["temperature"], 0.0);
 }

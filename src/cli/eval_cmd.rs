@@ -94,13 +94,21 @@ pub async fn run(
     let holdout = split_score(&refs, Split::Holdout);
     let mut out = std::io::stdout().lock();
     if json {
-        let v = serde_json::json!({
-            "student": client.model(),
-            "eval_hash": eval.hash,
-            "train": train,
-            "holdout": holdout,
-            "cases": results,
-        });
+        // One row of an upskill run report (label, prompt, train, holdout, interval,
+        // cases), with the run's facts beside it: the two share one schema.
+        let row = crate::upskill::pipeline::RowSummary {
+            label: "skill".into(),
+            prompt: skill.to_string(),
+            train,
+            holdout,
+            interval: None,
+            results,
+        };
+        let mut v = serde_json::to_value(&row)?;
+        v["student"] = serde_json::json!(client.model());
+        v["eval_hash"] = serde_json::json!(eval.hash);
+        v["scoring"] = serde_json::to_value(&config.eval)?;
+        v["contract"] = serde_json::json!(crate::output_contract::OUTPUT_CONTRACT);
         // Answers are model text: C1 and invisible characters escaped, like the session log.
         writeln!(
             out,

@@ -52,6 +52,8 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let task = tokio::spawn(pipeline::run(ctx.clone(), tx, cancel_rx));
     let started = Instant::now();
+    // A bar redrawn with `\r` only on a terminal; a pipe or a file gets one line a phase.
+    let bar = std::io::stderr().is_terminal();
     let mut phase = String::new();
     let mut cancelled = false;
     loop {
@@ -59,12 +61,34 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
                 match ev {
-                    UpskillEvent::Phase(p) => { phase = p; progress(0, 0, &phase, started); }
-                    UpskillEvent::CaseScored { done_calls, total_calls, .. } => {
+                    UpskillEvent::Phase(p) => {
+                        phase = p;
+                        if bar {
+                            progress(0, 0, &phase, started);
+                        } else {
+                            eprintln!("upskill: {} ({}s)", crate::sanitize::for_screen(&phase, 200), started.elapsed().as_secs());
+                        }
+                    }
+                    UpskillEvent::CaseScored { done_calls, total_calls, .. } if bar => {
                         progress(done_calls, total_calls, &phase, started);
                     }
+                    UpskillEvent::RowDone { row, score } if !bar => {
+                        eprintln!(
+                            "upskill: row {row} scored: train {}, holdout {}",
+                            fmt_score(score.train),
+                            fmt_score(score.holdout)
+                        );
+                    }
+                    UpskillEvent::Report(p) => {
+                        if bar { eprintln!(); }
+                        eprintln!("upskill: run report {}", p.display());
+                    }
+                    UpskillEvent::ReportFailed(e) => {
+                        if bar { eprintln!(); }
+                        eprintln!("upskill: {}", crate::sanitize::for_screen(&e, 300));
+                    }
                     UpskillEvent::Dropped(d) => {
-                        eprintln!();
+                        if bar { eprintln!(); }
                         for (p, why) in d {
                             eprintln!("  dropped a candidate ({why}): {}", crate::sanitize::for_screen(&p, 60));
                         }

@@ -183,7 +183,7 @@ pub(super) async fn student_loop(
                     answer: &parsed.description,
                     confidence,
                     forced,
-                    prompt: &skill,
+                    prompt: request.system.as_deref().unwrap_or(""),
                     cut_at: reply
                         .hit_token_cap()
                         .then(|| request.max_tokens(client.config()).unwrap_or(0)),

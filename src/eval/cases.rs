@@ -664,10 +664,12 @@ mod tests {
         let skill =
             fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("skills/skill.txt"))
                 .unwrap();
-        assert!(skill.contains("CONFIDENCE:"));
-        assert!(skill.contains("No safety concerns."));
+        // The skill is the instructions; the student gets them with the output contract.
+        let prompt = crate::output_contract::compose(&skill);
+        assert!(prompt.contains("CONFIDENCE:"));
+        assert!(prompt.contains("No safety concerns."));
         // No template for the model to echo back (`Confidence: <0.8>`).
-        assert!(!skill.contains("CONFIDENCE: <"), "{skill}");
+        assert!(!prompt.contains("CONFIDENCE: <"), "{prompt}");
     }
 
     #[test]

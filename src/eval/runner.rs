@@ -56,7 +56,7 @@ impl PreparedImages {
     }
 }
 
-/// The request the student gets for a case under a skill.
+/// The request the student gets for a case under a skill (instructions + output contract).
 pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRequest {
     let (user, imgs) = match &case.input {
         CaseInput::Text(scene) => (
@@ -78,7 +78,7 @@ pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRe
         ),
     };
     ChatRequest {
-        system: Some(skill.to_string()),
+        system: Some(crate::output_contract::compose(skill)),
         user,
         images: imgs,
         format: None,

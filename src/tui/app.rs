@@ -39,6 +39,8 @@ pub enum Action {
     CancelUpskill,
     /// Save this row of the finished run as the skill (confirmed with `y`).
     ApplyUpskill(usize),
+    /// Read the newest upskill run report and show its summary (`o` on the upskill screen).
+    OpenUpskillReport,
     /// Load the calibration store and show its report (`c`).
     OpenCalibration,
     /// Append the edited case to `eval/learned.toml` (`a`, then Enter).

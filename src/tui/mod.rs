@@ -228,6 +228,26 @@ pub fn perform(app: &mut App, action: Action, console: &mut Console) -> bool {
             }
         },
         Action::ApplyUpskill(row) => apply_upskill_row(app, console, row),
+        Action::OpenUpskillReport => {
+            app.upskill.report_text =
+                Some(match crate::upskill::report::latest(&config.paths.logs) {
+                    None => format!(
+                        "no upskill report under {} yet",
+                        config.paths.logs.display()
+                    ),
+                    Some(p) => match crate::bounded_read::read_regular(&p, 16 * 1024 * 1024)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    {
+                        Some(v) => format!(
+                            "report {}\n{}",
+                            p.display(),
+                            crate::upskill::report::summary_text(&v)
+                        ),
+                        None => format!("cannot read the report {}", p.display()),
+                    },
+                });
+        }
         Action::OpenCalibration => {
             app.calibration = Some(calibration_view::load(
                 &config.paths.logs,

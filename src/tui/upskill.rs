@@ -72,6 +72,10 @@ pub struct UpskillState {
     pub applied: Option<(usize, Result<String, String>)>,
     /// The skill file, for "saved skills/skill.txt".
     pub skill_path: PathBuf,
+    /// Where this run's report was written, or why it could not be.
+    pub report: Option<Result<PathBuf, String>>,
+    /// The last report's summary, shown in the prompt pane (`o`; any key hides it).
+    pub report_text: Option<String>,
 }
 
 impl UpskillState {
@@ -92,6 +96,8 @@ impl UpskillState {
             confirm: None,
             applied: None,
             skill_path,
+            report: None,
+            report_text: None,
         }
     }
 
@@ -243,6 +249,8 @@ impl UpskillState {
                 self.phase = "cancelled".into();
                 return self.end(RunStatus::Cancelled, now);
             }
+            UpskillEvent::Report(p) => self.report = Some(Ok(p)),
+            UpskillEvent::ReportFailed(e) => self.report = Some(Err(e)),
         }
         vec![Action::Redraw]
     }
@@ -284,6 +292,9 @@ impl UpskillState {
 
     /// Keys on the upskill screen. `Esc` when idle returns `None`: the app goes back.
     pub fn handle_key(&mut self, key: KeyEvent) -> Option<Vec<Action>> {
+        if self.report_text.take().is_some() {
+            return Some(vec![Action::Redraw]);
+        }
         if let Some(row) = self.confirm {
             match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
@@ -325,6 +336,9 @@ impl UpskillState {
                 if !self.running() {
                     return Some(vec![Action::OpenUpskill, Action::Redraw]);
                 }
+            }
+            KeyCode::Char('o') => {
+                return Some(vec![Action::OpenUpskillReport, Action::Redraw]);
             }
             KeyCode::Enter => {
                 if self.status != RunStatus::Finished || self.outcome.is_none() {

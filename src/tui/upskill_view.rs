@@ -261,7 +261,7 @@ fn keys_hint(st: &UpskillState) -> &'static str {
     } else if st.running() {
         "↑↓ row · ←→ cases · Esc cancel the run · q quit"
     } else {
-        "↑↓ row · ←→ cases · Enter apply row · r run again · Esc back · q quit"
+        "↑↓ row · ←→ cases · Enter apply row · r run again · o last report · Esc back · q quit"
     }
 }
 
@@ -399,8 +399,12 @@ fn draw_prompt(f: &mut Frame, st: &UpskillState, t: &Theme, area: Rect) {
     if area.height < 2 || area.width < 4 {
         return;
     }
-    let (title, body) = match st.rows.get(st.selected) {
-        Some(r) => (
+    let (title, body) = match (&st.report_text, st.rows.get(st.selected)) {
+        (Some(text), _) => (
+            " last run report (any key closes) ".to_string(),
+            clean(text, PROMPT_MAX),
+        ),
+        (None, Some(r)) => (
             match overconfident_cases(r) {
                 0 => format!(" prompt · {} ", short_label(&r.label)),
                 n => format!(
@@ -409,11 +413,28 @@ fn draw_prompt(f: &mut Frame, st: &UpskillState, t: &Theme, area: Rect) {
                     if n == 1 { "" } else { "s" }
                 ),
             },
-            clean(&r.prompt, PROMPT_MAX),
+            // The instructions, then the fixed output contract every row is scored with.
+            if r.prompt.is_empty() {
+                String::new()
+            } else {
+                clean(&crate::output_contract::display(&r.prompt), PROMPT_MAX)
+            },
         ),
-        None => (" prompt ".into(), String::new()),
+        (None, None) => (" prompt ".into(), String::new()),
     };
-    let lines: Vec<Line> = body.lines().map(|l| Line::raw(l.to_string())).collect();
+    let divider = crate::output_contract::DIVIDER;
+    let mut past_divider = false;
+    let lines: Vec<Line> = body
+        .lines()
+        .map(|l| {
+            past_divider |= l == divider;
+            if past_divider {
+                Line::styled(l.to_string(), dim(t))
+            } else {
+                Line::raw(l.to_string())
+            }
+        })
+        .collect();
     let body = if lines.is_empty() {
         Paragraph::new("(no prompt yet)").style(dim(t))
     } else {

@@ -60,7 +60,7 @@ pub fn decide(rows: &[RowScore], min_improvement: f64) -> Decision {
             best: Some(i),
             reason: format!(
                 "best candidate #{i} scores {train:.3} on train vs {base_train:.3} now: \
-                 +{gain:.3} is below the required +{min_improvement:.3}"
+                 {gain:+.3} is below the required +{min_improvement:.3}"
             ),
         };
     }

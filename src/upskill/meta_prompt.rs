@@ -77,16 +77,20 @@ pub fn candidates_request(
     };
     let user = format!(
         "A small vision model on a Raspberry Pi watches a room through a webcam. For each frame \
-         it gets a system prompt (its \"skill\") and must describe the people, the objects and \
-         any safety-relevant activity, say plainly when something is unsafe (and \"No safety \
-         concerns.\" when nothing is), and end with a line `CONFIDENCE: <0.0-1.0>`.\n\n\
-         Current skill (score {:.2} of 1.00 on the train cases):\n<<<\n{current_skill}\n>>>\n\n\
+         it gets a system prompt and must describe the people, the objects and any \
+         safety-relevant activity. The system prompt has two parts: the instructions (its \
+         \"skill\", which you will rewrite) and a fixed answer format that the program \
+         always appends after them:\n<<<\n{contract}\n>>>\n\n\
+         Current instructions (score {:.2} of 1.00 on the train cases):\n<<<\n{current_skill}\n>>>\n\n\
          Train cases it failed, and why:\n{failures}\n\n\
-         Write {n} different improved system prompts for the small model that fix these failures \
-         without breaking what works. Each at most {max_chars} characters, plain text, addressed \
-         to the small model. Do not mention the test cases. \
+         Write {n} different improved versions of the instructions that fix these failures \
+         without breaking what works. Each is a system prompt addressed to the small model \
+         (\"You …\", \"Describe …\"), at most {max_chars} characters, plain text. Do not \
+         describe a scene yourself, do not repeat the answer format (it is appended anyway) \
+         and do not mention the test cases. \
          Reply as JSON: {{\"prompts\": [\"...\", \"...\"]}}",
-        baseline_train
+        baseline_train,
+        contract = crate::output_contract::OUTPUT_CONTRACT,
     );
     ChatRequest {
         system: Some(

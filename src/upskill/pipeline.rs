@@ -3,9 +3,11 @@
 //! Progress is reported as events so the console fills its matrix live and the CLI
 //! draws a progress bar; cancelling stops further student calls at once.
 
+use super::candidates::{rejection, same_instructions};
 use super::decision::{decide, Decision, RowScore};
 use super::extract::extract_prompts;
 use super::meta_prompt::{candidates_request, failure_note};
+use super::report::{Rejected, RunReport, TeacherReply};
 use crate::config::Config;
 use crate::eval::bootstrap::{improvement_interval, Interval};
 use crate::eval::cases::{EvalSet, Split};
@@ -48,6 +50,10 @@ pub enum UpskillEvent {
     Finished(UpskillOutcome),
     Failed(String),
     Cancelled,
+    /// The run report was written here (after `Finished`, `Failed` or `Cancelled`).
+    Report(PathBuf),
+    /// The report could not be written.
+    ReportFailed(String),
 }
 
 /// The result of a run.
@@ -65,10 +71,13 @@ pub struct UpskillOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct RowSummary {
     pub label: String,
+    /// The skill's instructions (the output contract is appended to them when scored).
     pub prompt: String,
     pub train: Option<f64>,
     pub holdout: Option<f64>,
     pub interval: Option<Interval>,
+    /// Serialized as `cases`: the shape `eval --json` has too.
+    #[serde(rename = "cases")]
     pub results: Vec<CaseResult>,
 }
 
@@ -118,20 +127,44 @@ pub async fn run(
     tx: mpsc::UnboundedSender<UpskillEvent>,
     cancel: watch::Receiver<bool>,
 ) -> Option<UpskillOutcome> {
-    match run_inner(&ctx, &tx, cancel).await {
+    let mut report = RunReport::new(
+        ctx.student.model(),
+        ctx.teacher.model(),
+        &ctx.eval.hash,
+        &ctx.config.eval,
+        ctx.candidates.max(1),
+    );
+    let result = run_inner(&ctx, &tx, cancel, &mut report).await;
+    report.finished_at = Some(chrono::Utc::now());
+    let outcome = match result {
         Ok(outcome) => {
+            report.status = "finished".into();
+            report.winner = outcome.winner;
+            report.decision = Some(outcome.reason.clone());
+            report.applied = outcome.applied.clone();
             let _ = tx.send(UpskillEvent::Finished(outcome.clone()));
             Some(outcome)
         }
         Err(Ok(Cancelled)) => {
+            report.status = "cancelled".into();
             let _ = tx.send(UpskillEvent::Cancelled);
             None
         }
         Err(Err(message)) => {
+            report.status = "failed".into();
+            report.error = Some(message.clone());
             let _ = tx.send(UpskillEvent::Failed(message));
             None
         }
-    }
+    };
+    let _ = tx.send(match report.write(&ctx.config.paths.logs) {
+        Ok(path) => UpskillEvent::Report(path),
+        Err(e) => UpskillEvent::ReportFailed(format!(
+            "could not write the run report under {}: {e}",
+            ctx.config.paths.logs.display()
+        )),
+    });
+    outcome
 }
 
 type Stop = Result<Cancelled, String>;
@@ -147,6 +180,7 @@ async fn run_inner(
     ctx: &UpskillContext,
     tx: &mpsc::UnboundedSender<UpskillEvent>,
     mut cancel: watch::Receiver<bool>,
+    report: &mut RunReport,
 ) -> Result<UpskillOutcome, Stop> {
     let eval = ctx.eval.clone();
     let columns = column_order(&eval);
@@ -186,6 +220,7 @@ async fn run_inner(
     )
     .await?;
     let base = summarize("current skill", &ctx.current_skill, base_results, None);
+    report.rows.push(base.clone());
     let _ = tx.send(UpskillEvent::RowDone {
         row: 0,
         score: row_score(&base),
@@ -202,34 +237,16 @@ async fn run_inner(
         .filter(|(&i, _)| eval.cases[i].split == Split::Train)
         .filter_map(|(&i, r)| failure_note(&eval.cases[i], r))
         .collect();
-    let req = candidates_request(
+    let prompts = ask_for_candidates(
+        ctx,
         n_candidates,
-        &ctx.current_skill,
         base.train.unwrap_or(0.0),
         &failures,
-        ctx.config.upskill.max_prompt_chars,
-    );
-    let mut ignore_tokens = |_: &str| {};
-    let reply = tokio::select! {
-        r = ctx.teacher.chat(&req, &mut ignore_tokens) => r.map_err(|e| Err(format!("teacher: {e}")))?,
-        _ = cancel.wait_for(|c| *c) => return Err(Ok(Cancelled)),
-    };
-    let extracted = extract_prompts(&reply.content, ctx.config.upskill.max_prompt_chars)
-        .map_err(|why| Err(format!("no usable candidates: {why}")))?;
-    if !extracted.dropped.is_empty() {
-        let _ = tx.send(UpskillEvent::Dropped(extracted.dropped.clone()));
-    }
-    let prompts: Vec<String> = extracted
-        .prompts
-        .into_iter()
-        .filter(|p| p.trim() != ctx.current_skill.trim())
-        .take(n_candidates)
-        .collect();
-    if prompts.is_empty() {
-        return Err(Err(
-            "no usable candidates: the teacher only repeated the current skill".into(),
-        ));
-    }
+        tx,
+        &mut cancel,
+        report,
+    )
+    .await?;
     let total_calls = columns.len() * (1 + prompts.len());
     rows.push(base);
     for (k, p) in prompts.iter().enumerate() {
@@ -261,6 +278,7 @@ async fn run_inner(
         .await?;
         let interval = Some(train_interval(&rows[0].results, &results, &ctx.config));
         let summary = summarize(&format!("candidate {row}"), p, results, interval);
+        report.rows.push(summary.clone());
         let _ = tx.send(UpskillEvent::RowDone {
             row,
             score: row_score(&summary),
@@ -292,6 +310,114 @@ async fn run_inner(
     Ok(outcome)
 }
 
+/// The teacher's candidates: asked for `n`, each extracted one checked (an instruction,
+/// not the current skill), and asked once more for the missing ones when it wrote fewer.
+/// Every reply and every rejection goes into the report.
+async fn ask_for_candidates(
+    ctx: &UpskillContext,
+    n: usize,
+    baseline_train: f64,
+    failures: &[String],
+    tx: &mpsc::UnboundedSender<UpskillEvent>,
+    cancel: &mut watch::Receiver<bool>,
+    report: &mut RunReport,
+) -> Result<Vec<String>, Stop> {
+    let max_chars = ctx.config.upskill.max_prompt_chars;
+    let mut kept: Vec<String> = Vec::new();
+    let mut last_problem = String::new();
+    for attempt in 0..2 {
+        let missing = n - kept.len();
+        if attempt > 0 {
+            let _ = tx.send(UpskillEvent::Phase(format!(
+                "the teacher wrote {} of {n} candidates; asking once more for the missing {missing}",
+                kept.len()
+            )));
+        }
+        let req = candidates_request(
+            missing,
+            &ctx.current_skill,
+            baseline_train,
+            failures,
+            max_chars,
+        );
+        let mut ignore_tokens = |_: &str| {};
+        let reply = tokio::select! {
+            r = ctx.teacher.chat(&req, &mut ignore_tokens) => r,
+            _ = cancel.wait_for(|c| *c) => return Err(Ok(Cancelled)),
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                report.teacher_replies.push(TeacherReply {
+                    asked: missing,
+                    reply: None,
+                    error: Some(e.to_string()),
+                });
+                if kept.is_empty() {
+                    return Err(Err(format!("teacher: {e}")));
+                }
+                break;
+            }
+        };
+        report.teacher_replies.push(TeacherReply {
+            asked: missing,
+            reply: Some(reply.content.clone()),
+            error: None,
+        });
+        let mut dropped: Vec<(String, String)> = Vec::new();
+        match extract_prompts(&reply.content, max_chars) {
+            Err(why) => last_problem = why,
+            Ok(extracted) => {
+                dropped.extend(extracted.dropped);
+                for p in extracted.prompts {
+                    let why = rejection(&p, &ctx.current_skill).or_else(|| {
+                        kept.iter()
+                            .any(|k| same_instructions(&p, k))
+                            .then(|| "duplicate of another candidate".to_string())
+                    });
+                    match why {
+                        Some(why) => dropped.push((p, why)),
+                        None if kept.len() < n => kept.push(p),
+                        None => dropped.push((p, "more than asked for".into())),
+                    }
+                }
+            }
+        }
+        if !dropped.is_empty() {
+            report
+                .rejected
+                .extend(dropped.iter().map(|(p, why)| Rejected {
+                    prompt: p.clone(),
+                    reason: why.clone(),
+                }));
+            last_problem = format!(
+                "{} rejected ({})",
+                dropped.len(),
+                dropped
+                    .iter()
+                    .map(|(_, w)| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            let _ = tx.send(UpskillEvent::Dropped(dropped));
+        }
+        if kept.len() >= n {
+            break;
+        }
+    }
+    report.kept = kept.clone();
+    if kept.is_empty() {
+        return Err(Err(format!("no usable candidates: {last_problem}")));
+    }
+    if kept.len() < n {
+        let _ = tx.send(UpskillEvent::Phase(format!(
+            "the teacher wrote {} of {n} candidates; scoring those",
+            kept.len()
+        )));
+    }
+    Ok(kept)
+}
+
 /// Save row `row` of a finished run as the skill (history copy + sidecar, atomic).
 pub fn apply(
     ctx: &UpskillContext,
@@ -310,6 +436,8 @@ pub fn apply(
         teacher_model: ctx.teacher.model().to_string(),
         saved_at: chrono::Utc::now(),
         note: note.to_string(),
+        scoring: Some(ctx.config.eval.clone()),
+        contract: crate::output_contract::OUTPUT_CONTRACT.to_string(),
     };
     save_skill(&ctx.config.paths.skills, &r.prompt, &meta)
 }

@@ -1,0 +1,78 @@
+//! The output contract: the fixed end of every student system prompt.
+//!
+//! A skill has two parts. The instructions (`skills/skill.txt`) say what to look at and how
+//! to describe it; upskill may rewrite them. The contract says what the answer must end
+//! with, the format the confidence parser and the policy rely on (the `Safety:` sentence or
+//! `No safety concerns.`, and the `CONFIDENCE:` last line). The program appends it to
+//! every skill, in the spirit of a DSPy signature, so no candidate a teacher writes can
+//! break the parser.
+
+/// Appended to every skill's instructions.
+pub const OUTPUT_CONTRACT: &str = "Answer format (always, whatever the instructions above say):\n\
+- If something is unsafe, say what and where in one sentence starting with \"Safety:\". If nothing is unsafe, write exactly: No safety concerns.\n\
+- End with one last line: the word CONFIDENCE, a colon and one decimal number between 0.0 and 1.0, for example CONFIDENCE: 0.35 or CONFIDENCE: 0.9. The number must reflect how sure you really are: high (0.8 or more) only when the frame is clear and the scene unambiguous, low (0.4 or less) when it is blurry, dark, partly hidden or hard to recognise.";
+
+/// The line that separates the two parts where both are shown to a person.
+pub const DIVIDER: &str = "--- output contract (fixed, appended by the program) ---";
+
+/// The system prompt the student gets: the instructions, then the contract. Instructions
+/// that already end with the contract (a skill saved with it) do not get it twice.
+pub fn compose(instructions: &str) -> String {
+    let instructions = instructions.trim_end();
+    if instructions.ends_with(OUTPUT_CONTRACT) {
+        return instructions.to_string();
+    }
+    format!("{instructions}\n\n{OUTPUT_CONTRACT}")
+}
+
+/// The instructions of a composed prompt (the contract taken off when present).
+pub fn instructions(prompt: &str) -> &str {
+    prompt
+        .trim_end()
+        .strip_suffix(OUTPUT_CONTRACT)
+        .map(str::trim_end)
+        .unwrap_or(prompt)
+}
+
+/// Both parts for a person to read: the instructions, the divider, the contract.
+pub fn display(instructions: &str) -> String {
+    format!(
+        "{}\n\n{DIVIDER}\n{OUTPUT_CONTRACT}",
+        self::instructions(instructions).trim_end()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::confidence::parse_answer;
+
+    #[test]
+    fn compose_appends_the_contract_once() {
+        let p = compose("Describe the room.\n");
+        assert!(p.starts_with("Describe the room.\n\n"));
+        assert!(p.ends_with(OUTPUT_CONTRACT));
+        assert_eq!(compose(&p), p, "not twice");
+        assert_eq!(instructions(&p), "Describe the room.");
+        assert_eq!(instructions("Only instructions."), "Only instructions.");
+    }
+
+    #[test]
+    fn the_contract_asks_for_what_the_parser_reads() {
+        // Its own example line parses: the format it asks for is the one we read.
+        let example = "A cat on a sofa.\nNo safety concerns.\nCONFIDENCE: 0.35";
+        assert_eq!(parse_answer(example).confidence, Some(0.35));
+        assert!(OUTPUT_CONTRACT.contains("CONFIDENCE: 0.35"));
+        assert!(OUTPUT_CONTRACT.contains("No safety concerns."));
+        assert!(OUTPUT_CONTRACT.contains("\"Safety:\""));
+        // No template for a model to echo back.
+        assert!(!OUTPUT_CONTRACT.contains('<'));
+    }
+
+    #[test]
+    fn display_shows_both_parts() {
+        let d = display("Look closely.");
+        assert!(d.starts_with("Look closely.\n\n--- output contract"));
+        assert!(d.ends_with(OUTPUT_CONTRACT));
+    }
+}
