@@ -133,6 +133,17 @@ mod tests {
     }
 
     #[test]
+    fn a_loss_is_printed_with_one_sign() {
+        let d = decide(&[base(0.5, 0.5), row(0.421, 0.6, -0.1)], 0.02);
+        assert!(
+            d.reason().contains(": -0.079 is below the required +0.020"),
+            "{}",
+            d.reason()
+        );
+        assert!(!d.reason().contains("+-"));
+    }
+
+    #[test]
     fn too_small_gain_keeps_skill() {
         let d = decide(&[base(0.5, 0.5), row(0.51, 0.6, 0.001)], 0.02);
         assert!(matches!(d, Decision::Keep { best: Some(1), .. }));
