@@ -204,6 +204,9 @@ pub struct PolicyConfig {
     /// Which confidence the policy uses: what the student says, what its token
     /// probabilities measure, or the lower of the two.
     pub confidence: ConfidenceMode,
+    /// Warn when more than this share of the answers in the last 5 minutes escalate
+    /// (an escalation storm floods the teacher queue); 0 = never warn.
+    pub storm_share: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -240,6 +243,7 @@ impl Default for PolicyConfig {
                 .collect(),
             teacher_queue: 8,
             confidence: ConfidenceMode::Stated,
+            storm_share: 0.5,
         }
     }
 }
@@ -608,6 +612,12 @@ impl Config {
             .any(|k| k.trim().is_empty())
         {
             p.push("policy.safety_keywords must not contain an empty word".into());
+        }
+        if !(0.0..=1.0).contains(&self.policy.storm_share) {
+            p.push(format!(
+                "policy.storm_share must be between 0.0 (off) and 1.0, got {}",
+                self.policy.storm_share
+            ));
         }
         if self.policy.teacher_queue == 0 || self.policy.teacher_queue > 1000 {
             p.push(format!(

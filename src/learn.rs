@@ -280,11 +280,27 @@ pub struct Reviewed {
     pub verdict: Verdict,
 }
 
-/// Join a session log's answers, escalations and verdicts by (session, seq); also
-/// returns how many answers the log holds per skill.
-pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String, u64>)> {
+/// What a session log holds, joined by (session, seq).
+#[derive(Debug, Default)]
+pub struct LogSummary {
+    /// Answers with their verdicts.
+    pub reviewed: Vec<Reviewed>,
+    /// Answers per skill.
+    pub answered: BTreeMap<String, u64>,
+    /// Frames dropped from the full teacher queue, per trigger (`no confidence`, …; a
+    /// frame with two triggers counts under both).
+    pub dropped: BTreeMap<String, u64>,
+    /// Frames dropped from the full teacher queue.
+    pub dropped_frames: u64,
+}
+
+/// Join a session log's answers, escalations and verdicts by (session, seq); count the
+/// answers per skill and the frames dropped from the teacher queue per trigger.
+pub fn read_log(path: &Path) -> std::io::Result<LogSummary> {
     let mut m: BTreeMap<(String, u64), Partial> = BTreeMap::new();
     let mut answered: BTreeMap<String, u64> = BTreeMap::new();
+    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+    let mut dropped_frames = 0u64;
     // Line by line from a regular file (a FIFO or /dev/zero is refused), each line capped.
     let lines = crate::bounded_read::for_each_line(
         path,
@@ -299,6 +315,16 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
                     format!("line {number}: not a JSON line: {e}"),
                 )
             })?;
+            if v["type"] == "teacher_dropped" {
+                dropped_frames += 1;
+                let reasons: Vec<crate::policy::Reason> =
+                    serde_json::from_value(v["reasons"].clone()).unwrap_or_default();
+                for r in &reasons {
+                    *dropped
+                        .entry(crate::calibration::trigger_name(r))
+                        .or_default() += 1;
+                }
+            }
             read_line(v, &mut m, &mut answered);
             Ok(())
         },
@@ -327,7 +353,12 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Reviewed>, BTreeMap<String,
             })
         })
         .collect();
-    Ok((reviewed, answered))
+    Ok(LogSummary {
+        reviewed,
+        answered,
+        dropped,
+        dropped_frames,
+    })
 }
 
 /// One answer as read from a log, waiting for its verdict.
@@ -438,7 +469,7 @@ pub fn learn_from_log(
     logs_dir: &Path,
     only_disagreements: bool,
 ) -> std::io::Result<Learned> {
-    let (reviewed, _) = read_log(log)?;
+    let reviewed = read_log(log)?.reviewed;
     let roots = frame_roots(log, logs_dir);
     let (_, mut n) = existing(eval_dir);
     let mut cases = Vec::new();

@@ -12,6 +12,7 @@ pub mod confidence;
 pub mod config;
 pub mod echo;
 pub mod engine;
+pub mod escalation_rate;
 pub mod eval;
 pub mod event;
 pub mod frame;

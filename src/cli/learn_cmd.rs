@@ -59,7 +59,7 @@ pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
 }
 
 pub fn calibrate(config: &Config, log: &Path) -> i32 {
-    let (reviewed, answered) = match read_log(log) {
+    let summary = match read_log(log) {
         Ok(x) => x,
         Err(e) => {
             eprintln!(
@@ -69,6 +69,19 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
+    let (reviewed, answered) = (&summary.reviewed, &summary.answered);
+    if summary.dropped_frames > 0 {
+        println!(
+            "dropped from the full teacher queue: {} frame(s), by trigger: {}",
+            summary.dropped_frames,
+            summary
+                .dropped
+                .iter()
+                .map(|(t, n)| format!("{n} {}", escape_line(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut skills: Vec<&String> = answered.keys().collect();
     skills.dedup();
     if reviewed.is_empty() {

@@ -46,6 +46,8 @@ pub(super) async fn student_loop(
     // Consecutive permanent failures (a 400, a missing model, a text-only model).
     let mut permanent_failures = 0u32;
     let mut vision_checked = client.config().text_only;
+    let mut recent = crate::escalation_rate::EscalationRate::default();
+    let mut storm_warned = false;
     loop {
         if max_frames.is_some_and(|m| frames_taken >= m) {
             break;
@@ -234,6 +236,7 @@ pub(super) async fn student_loop(
                 if !reasons.is_empty() {
                     shared.escalate(job);
                 }
+                storm_warned = storm_check(&shared, &mut recent, &reasons, storm_warned);
                 last_hash = Some(hash);
                 last_answered_at = Some(Instant::now());
                 shared.answered.fetch_add(1, Ordering::Relaxed);
@@ -319,4 +322,33 @@ async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
         // Unknown (an older server, a passing failure): the answers will tell.
         Ok(Some(true)) | Err(_) => true,
     }
+}
+
+/// Count this answer in the recent escalation rate; warn once when it passes
+/// `policy.storm_share` (again only after it fell back below 80% of the limit). Returns
+/// whether a storm is being warned about.
+fn storm_check(
+    shared: &Shared,
+    recent: &mut crate::escalation_rate::EscalationRate,
+    reasons: &[crate::policy::Reason],
+    warned: bool,
+) -> bool {
+    let now = Instant::now();
+    recent.record(now, reasons);
+    let limit = shared.config.policy.storm_share;
+    let Some(share) = recent.share(now).filter(|_| limit > 0.0) else {
+        return warned;
+    };
+    if share > limit && !warned {
+        shared.emitter.emit(Event::Warning {
+            message: crate::escalation_rate::storm_warning(
+                share,
+                limit,
+                recent,
+                shared.config.policy.confidence_threshold,
+            ),
+        });
+        return true;
+    }
+    warned && share >= limit * 0.8
 }

@@ -197,6 +197,10 @@ pub struct App {
     pub superseded: u64,
     pub answers: u64,
     pub escalations: u64,
+    /// Escalations over the last 5 minutes (the status bar's rate).
+    pub recent: crate::escalation_rate::EscalationRate,
+    /// Warn (`!` in the status bar) above this recent share; 0 = never.
+    pub storm_share: f64,
     pub disagreements: u64,
     pub teacher_queue: usize,
     pub reviewing: Option<u64>,
@@ -259,6 +263,8 @@ impl App {
             superseded: 0,
             answers: 0,
             escalations: 0,
+            recent: Default::default(),
+            storm_share: config.policy.storm_share,
             disagreements: 0,
             teacher_queue: 0,
             reviewing: None,
@@ -338,6 +344,15 @@ impl App {
     /// Escalated / answered, 0..1 (None before the first answer).
     pub fn escalation_rate(&self) -> Option<f64> {
         (self.answers > 0).then(|| self.escalations as f64 / self.answers as f64)
+    }
+
+    /// The status bar's rate: over the last 5 minutes once there are enough answers
+    /// there, else since the start; and whether it passes `policy.storm_share`.
+    pub fn status_escalation(&self, now: Instant) -> Option<(f64, bool)> {
+        let share = self.recent.share(now).or_else(|| self.escalation_rate())?;
+        let storm =
+            self.storm_share > 0.0 && self.recent.share(now).is_some_and(|s| s > self.storm_share);
+        Some((share, storm))
     }
 
     pub fn health(&self, role: Role) -> &Health {
@@ -527,6 +542,7 @@ impl App {
                 ..
             } => {
                 self.answers += 1;
+                self.recent.record(Instant::now(), &reasons);
                 self.latencies.push_back(latency_ms);
                 while self.latencies.len() > LATENCY_WINDOW {
                     self.latencies.pop_front();

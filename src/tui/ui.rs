@@ -238,10 +238,16 @@ pub fn status_line(app: &App) -> Line<'static> {
         None,
     ));
     spans.push(sep());
-    let rate = app
-        .escalation_rate()
-        .map_or("—".to_string(), |r| format!("{:.0}%", r * 100.0));
+    let (rate, storm) = app
+        .status_escalation(std::time::Instant::now())
+        .map_or(("—".to_string(), false), |(r, storm)| {
+            (format!("{:.0}%", r * 100.0), storm)
+        });
     spans.push(Span::raw(format!("frames {} esc {rate}", app.frames_seen)));
+    if storm {
+        // An escalation storm: the warning says why; here it stays visible.
+        spans.push(Span::styled(" storm!", app.theme.fg(Color::Red)));
+    }
     if app.unchanged > 0 {
         spans.push(Span::raw(format!(" unchanged {}", app.unchanged)));
     }
@@ -796,6 +802,29 @@ pub(crate) mod tests {
         assert_eq!(buf[(x, y)].fg, Color::Red);
         let (x, y) = find(&buf, "[LOW]").unwrap();
         assert_eq!(buf[(x, y)].fg, Color::Yellow);
+    }
+
+    #[test]
+    fn an_escalation_storm_shows_in_the_status_bar() {
+        let mut a = sample();
+        for seq in 10..22 {
+            a.handle_event(Event::StudentAnswer {
+                seq,
+                at: chrono::Utc::now(),
+                answer: "A blurry shape.".into(),
+                confidence: None,
+                measured_confidence: None,
+                latency_ms: 900,
+                reasons: vec![Reason::NoConfidence],
+                skill: "skill.txt".into(),
+            });
+        }
+        let buf = render(&a, 300, 40);
+        let status = &rows(&buf)[0];
+        // 14 of the 16 answers (the sample's 4 and these 12) escalated.
+        assert!(status.contains("esc 88% storm!"), "{status}");
+        let (x, y) = find(&buf, "storm!").unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Red);
     }
 
     #[test]
