@@ -321,3 +321,31 @@ fn check_with_kind_ollama_at_an_openai_server_names_the_fix_once() {
     assert!(line.contains("speaks the OpenAI-compatible API"), "{line}");
     assert_eq!(line.matches("kind = \"openai\"").count(), 1, "{line}");
 }
+
+#[tokio::test]
+async fn escalations_left_when_the_engine_stops_are_reported_not_lost() {
+    let (s, t) = servers().await;
+    s.set_handler(|_| Reply::text("A blurry shape.\nCONFIDENCE: 0.2"));
+    // A teacher slower than the run: one review in flight, the rest queued.
+    t.set_handler(|_| Reply::delayed(Duration::from_secs(30), Reply::text("{}")));
+    let dir = tempfile::tempdir().unwrap();
+    let h = engine::start(
+        config(dir.path(), &s.url(), &t.url()),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let events = run_for(h, Duration::from_millis(800)).await;
+    let escalated = count(&events, |e| matches!(e, Event::Escalated { .. }));
+    let ended = count(&events, |e| {
+        matches!(
+            e,
+            Event::TeacherVerdict { .. }
+                | Event::TeacherFailed { .. }
+                | Event::TeacherDropped { .. }
+        )
+    });
+    assert!(escalated >= 2, "{escalated}");
+    assert_eq!(escalated, ended, "every escalation has an end");
+    assert!(events.iter().any(|e| matches!(e,
+        Event::TeacherFailed { error, .. } if error == "not reviewed: the engine stopped first")));
+}

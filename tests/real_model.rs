@@ -385,6 +385,12 @@ fn eval_with_a_real_model_is_reproducible() {
     let cfg = write_config(d.path(), url, "text_only = true\nmax_tokens = 32", "", "");
     let a = eval_json(&cfg);
     let b = eval_json(&cfg);
+    // The shape of an upskill report's rows, with the run's facts beside it.
+    for k in [
+        "label", "prompt", "train", "holdout", "cases", "scoring", "contract",
+    ] {
+        assert!(a.get(k).is_some(), "eval --json has {k}");
+    }
     let cases = a["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 25, "every shipped case scored");
     assert!(
@@ -417,7 +423,7 @@ fn upskill_with_a_real_teacher_ends_with_a_decision() {
         url,
         "text_only = true\nmax_tokens = 48",
         "text_only = true",
-        "[upskill]\ncandidates = 2\nmax_prompt_chars = 600\nbootstrap_samples = 200",
+        "[upskill]\ncandidates = 1\nmax_prompt_chars = 600\nbootstrap_samples = 200",
     );
     let before = std::fs::read_to_string(d.path().join("skills/skill.txt")).unwrap();
     let (status, stdout, stderr) = run(&["upskill", "--yes"], &cfg, Duration::from_secs(900));
@@ -441,4 +447,31 @@ fn upskill_with_a_real_teacher_ends_with_a_decision() {
             "the applied skill has its history copy and sidecar"
         );
     }
+    // The run report holds what the real teacher wrote, word for word, and the decision.
+    let report_path = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("upskill: run report "))
+        .unwrap_or_else(|| panic!("the report path on stderr: {stderr}"));
+    let report: Value = serde_json::from_slice(&std::fs::read(report_path).unwrap()).unwrap();
+    let first = &report["teacher_replies"][0];
+    assert!(
+        first["reply"].as_str().is_some_and(|r| !r.is_empty()),
+        "the teacher's raw reply: {first}"
+    );
+    assert!(
+        report["status"] == "finished" || report["status"] == "failed",
+        "{}",
+        report["status"]
+    );
+    assert!(
+        report["decision"].is_string() || report["error"].is_string(),
+        "a decision or the reason there was none"
+    );
+    let kept = report["kept"].as_array().unwrap().len();
+    let rejected = report["rejected"].as_array().unwrap().len();
+    eprintln!(
+        "real teacher: kept {kept}, rejected {rejected}: {}",
+        report["rejected"]
+    );
+    assert_eq!(report["rows"][0]["cases"].as_array().unwrap().len(), 25);
 }

@@ -423,6 +423,15 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
                 let _ = tokio::time::timeout(grace, student_task).await;
             }
             let _ = tokio::time::timeout(Duration::from_millis(300), teacher_task).await;
+            // Escalations the teacher did not get to: said, not silently forgotten.
+            loop {
+                let left = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let Some(job) = left else { break };
+                shared.emitter.emit(Event::TeacherFailed {
+                    seq: job.seq,
+                    error: "not reviewed: the engine stopped first".into(),
+                });
+            }
             health_s.abort();
             health_t.abort();
             commands.abort();

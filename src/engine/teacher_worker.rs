@@ -61,7 +61,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = stop.wait_for(|s| *s) => return requeue(&shared, job),
                 }
                 recent.pop_front();
             }
@@ -73,7 +73,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
             let mut ignore_tokens = |_: &str| {};
             let result = tokio::select! {
                 r = client.chat(&request, &mut ignore_tokens) => r,
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => return requeue(&shared, job),
             };
             match result {
                 Ok(reply) => {
@@ -146,7 +146,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                     let wait = super::health::backoff(attempt);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = stop.wait_for(|s| *s) => return,
+                        _ = stop.wait_for(|s| *s) => return requeue(&shared, job),
                     }
                 }
                 Err(e) => {
@@ -171,7 +171,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                         permanent_failures += 1;
                         tokio::select! {
                             _ = tokio::time::sleep(super::health::backoff(permanent_failures)) => {}
-                            _ = stop.wait_for(|s| *s) => return,
+                            _ = stop.wait_for(|s| *s) => return requeue(&shared, job),
                         }
                     }
                     break;
@@ -179,4 +179,15 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
             }
         }
     }
+}
+
+/// The engine stops with this job unreviewed: back into the queue, where the engine's stop
+/// reports every job left (nothing vanishes from the log).
+fn requeue(shared: &Shared, job: super::TeacherJob) {
+    let priority = priority_of(&job.reasons).unwrap_or(crate::policy::Priority::Audit);
+    let _ = shared
+        .queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push_front(priority, job);
 }

@@ -638,6 +638,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("upskill ↑ ↓", "select a row · ← → scroll the cases"),
     ("upskill Enter", "apply the selected row (asks y/n)"),
     ("upskill r", "run again"),
+    ("upskill o", "the newest run report (any key closes it)"),
     ("upskill Esc", "cancel the run · back when stopped"),
     ("calib. r Esc", "reload · back"),
 ];
