@@ -48,6 +48,46 @@ pub enum Health {
     },
 }
 
+/// Whether a model is in the server's memory (Ollama `/api/ps`, and the calls we make).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelLoad {
+    /// Not asked yet (and never known on OpenAI-compatible hosts).
+    #[default]
+    Unknown,
+    /// The server has not loaded it: the next call waits for a load.
+    NotLoaded,
+    /// A load is under way (a warm-up, or a call that found it unloaded).
+    Loading,
+    Loaded,
+}
+
+impl ModelLoad {
+    /// The words the status bar and `check` use (empty for `Unknown`).
+    pub fn label(self) -> &'static str {
+        match self {
+            ModelLoad::Unknown => "",
+            ModelLoad::NotLoaded => "not loaded",
+            ModelLoad::Loading => "loading…",
+            ModelLoad::Loaded => "loaded",
+        }
+    }
+}
+
+/// Why the engine sent a warm-up (a load request) to a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum WarmReason {
+    /// Monitoring started.
+    Start,
+    /// `keep_alive` would run out before the next call.
+    KeepAlive,
+    /// The server no longer has it (evicted, restarted, expired).
+    Dropped,
+    /// A safety keyword appeared in the student's streamed answer to this frame.
+    Keyword { seq: u64, keyword: String },
+}
+
 /// Engine → face.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -149,6 +189,19 @@ pub enum Event {
     Health {
         role: Role,
         health: Health,
+    },
+    /// A model's load state changed (Ollama hosts only). `took_ms`: how long the load that
+    /// just finished took, when the engine saw it begin.
+    ModelLoad {
+        role: Role,
+        state: ModelLoad,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        took_ms: Option<u64>,
+    },
+    /// The engine asked the server to load this model (an empty chat), and why.
+    WarmUp {
+        role: Role,
+        reason: WarmReason,
     },
     /// Capture paused or resumed.
     Paused {

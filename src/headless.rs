@@ -220,6 +220,28 @@ pub fn describe(ev: &Event) -> Option<String> {
                 first_line(&crate::ollama::error::with_hint(reason, hint))
             ),
         },
+        Event::ModelLoad {
+            role,
+            state,
+            took_ms,
+        } => match (state, took_ms) {
+            (crate::event::ModelLoad::Unknown, _) => return None,
+            (crate::event::ModelLoad::Loaded, Some(ms)) => {
+                format!("{role} model loaded (in {:.1} s)", *ms as f64 / 1000.0)
+            }
+            (s, _) => format!("{role} model {}", s.label()),
+        },
+        Event::WarmUp { role, reason } => match reason {
+            // Every half keep_alive while calm: in the session log, not on the screen.
+            crate::event::WarmReason::KeepAlive => return None,
+            crate::event::WarmReason::Start => format!("{role}: loading the model"),
+            crate::event::WarmReason::Dropped => {
+                format!("{role}: the server dropped the model; loading it again")
+            }
+            crate::event::WarmReason::Keyword { seq, keyword } => {
+                format!("#{seq} {keyword:?} in the answer: making sure the {role} is loaded")
+            }
+        },
         Event::Notified { seq, via, suppressed } => format!(
             "#{seq} safety alert sent via {}{}",
             via.join(" and "),
