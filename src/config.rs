@@ -164,9 +164,8 @@ impl fmt::Display for KeepAlive {
 /// a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `"1h30m"`, `"2.5s"`; `"0"` alone
 /// needs no unit. Returns (negative, magnitude).
 fn parse_go_duration(s: &str) -> Result<(bool, Duration), String> {
-    let bad = || {
-        format!("{s:?} is not a duration (use a number with a unit: \"30m\", \"24h\", \"90s\")")
-    };
+    let bad =
+        || format!("{s:?} is not a duration (use a number with a unit: \"30m\", \"24h\", \"90s\")");
     let (neg, mut rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -1026,11 +1025,18 @@ mod tests {
     #[test]
     fn keep_alive_forms_read_like_ollama() {
         let ka = |t: &str| {
-            parse(&format!("[teacher]\nkeep_alive = {t}\n"))
-                .map(|c| (c.teacher.keep_alive.span().unwrap(), c.teacher.keep_alive.wire()))
+            parse(&format!("[teacher]\nkeep_alive = {t}\n")).map(|c| {
+                (
+                    c.teacher.keep_alive.span().unwrap(),
+                    c.teacher.keep_alive.wire(),
+                )
+            })
         };
         let mins = |m: u64| KeepAliveSpan::For(Duration::from_secs(m * 60));
-        assert_eq!(ka("\"30m\"").unwrap(), (mins(30), Some(serde_json::json!("30m"))));
+        assert_eq!(
+            ka("\"30m\"").unwrap(),
+            (mins(30), Some(serde_json::json!("30m")))
+        );
         assert_eq!(ka("\"1h30m\"").unwrap().0, mins(90));
         assert_eq!(
             ka("\"2.5s\"").unwrap().0,
@@ -1042,10 +1048,7 @@ mod tests {
             ka("-1").unwrap(),
             (KeepAliveSpan::Forever, Some(serde_json::json!(-1)))
         );
-        assert_eq!(
-            ka("300").unwrap(),
-            (mins(5), Some(serde_json::json!(300)))
-        );
+        assert_eq!(ka("300").unwrap(), (mins(5), Some(serde_json::json!(300))));
         assert_eq!(
             ka("1.5").unwrap(),
             (
@@ -1055,9 +1058,19 @@ mod tests {
         );
         assert_eq!(ka("\"\"").unwrap(), (KeepAliveSpan::ServerDefault, None));
         // Go's ParseDuration wants a unit: Ollama would answer every call with a 400.
-        for bad in ["\"5\"", "\"5 min\"", "\"forever\"", "\"1d\"", "\"-\"", "\"1e3s\""] {
+        for bad in [
+            "\"5\"",
+            "\"5 min\"",
+            "\"forever\"",
+            "\"1d\"",
+            "\"-\"",
+            "\"1e3s\"",
+        ] {
             let e = ka(bad).unwrap_err().to_string();
-            assert!(e.contains("teacher.keep_alive must be a duration"), "{bad}: {e}");
+            assert!(
+                e.contains("teacher.keep_alive must be a duration"),
+                "{bad}: {e}"
+            );
         }
         assert_eq!(
             Config::default().teacher.keep_alive.span().unwrap(),

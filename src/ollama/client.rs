@@ -884,7 +884,10 @@ mod tests {
             ..ChatRequest::default()
         };
         for (ka, wire) in [
-            (KeepAlive::Text("30m".into()), Some(serde_json::json!("30m"))),
+            (
+                KeepAlive::Text("30m".into()),
+                Some(serde_json::json!("30m")),
+            ),
             (KeepAlive::Seconds(-1.0), Some(serde_json::json!(-1))),
             (KeepAlive::Seconds(0.0), Some(serde_json::json!(0))),
             (KeepAlive::Text(String::new()), None),

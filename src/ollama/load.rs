@@ -153,7 +153,11 @@ mod tests {
         t.observe(false, before);
         assert_eq!(t.state(), ModelLoad::NotLoaded);
         let call = t.begin();
-        assert_eq!(t.state(), ModelLoad::Loading, "a call to an unloaded model loads it");
+        assert_eq!(
+            t.state(),
+            ModelLoad::Loading,
+            "a call to an unloaded model loads it"
+        );
         // Ollama lists a loading model: still loading.
         t.observe(true, Instant::now());
         assert_eq!(t.state(), ModelLoad::Loading);
@@ -173,7 +177,8 @@ mod tests {
 
     #[test]
     fn ps_names() {
-        let ps = serde_json::json!({"models": [{"name": "gemma4:latest", "model": "gemma4:latest"}]});
+        let ps =
+            serde_json::json!({"models": [{"name": "gemma4:latest", "model": "gemma4:latest"}]});
         assert_eq!(ps_lists(&ps, "gemma4"), Some(true));
         assert_eq!(ps_lists(&ps, "gemma4:latest"), Some(true));
         assert_eq!(ps_lists(&ps, "gemma4:26b"), Some(false));

@@ -521,7 +521,10 @@ pub fn teacher_text(app: &App) -> Text<'static> {
         TeacherState::Reviewing => lines.push(Line::styled(
             if app.teacher_load == ModelLoad::Loading {
                 // A cold start is not a slow answer: say which it is.
-                format!("{} reviewing… (the teacher model is loading)", app.spinner_char())
+                format!(
+                    "{} reviewing… (the teacher model is loading)",
+                    app.spinner_char()
+                )
             } else {
                 format!("{} reviewing…", app.spinner_char())
             },
@@ -872,8 +875,14 @@ pub(crate) mod tests {
             took_ms: None,
         });
         let s = status(&a);
-        assert!(s.contains("student gemma4:e2b@127.0.0.1 ok 1.2s (med 1.2s) loaded |"), "{s}");
-        assert!(s.contains("teacher gemma4:26b@mac-mini.local ok 2.0s loading… |"), "{s}");
+        assert!(
+            s.contains("student gemma4:e2b@127.0.0.1 ok 1.2s (med 1.2s) loaded |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("teacher gemma4:26b@mac-mini.local ok 2.0s loading… |"),
+            "{s}"
+        );
         let buf = render(&a, 300, 40);
         let (x, y) = find(&buf, "loading…").unwrap();
         assert_eq!(buf[(x, y)].fg, Color::Yellow);
@@ -883,13 +892,20 @@ pub(crate) mod tests {
             queue_len: 0,
         });
         let t = text(&render(&a, 160, 48));
-        assert!(t.contains("reviewing… (the teacher model is loading)"), "{t}");
+        assert!(
+            t.contains("reviewing… (the teacher model is loading)"),
+            "{t}"
+        );
         a.handle_event(Event::ModelLoad {
             role: crate::event::Role::Teacher,
             state: ModelLoad::NotLoaded,
             took_ms: None,
         });
-        assert!(status(&a).contains("ok 2.0s not loaded |"), "{}", status(&a));
+        assert!(
+            status(&a).contains("ok 2.0s not loaded |"),
+            "{}",
+            status(&a)
+        );
     }
 
     #[test]
