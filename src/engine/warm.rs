@@ -26,6 +26,9 @@ const MAX_POLL: Duration = Duration::from_secs(15);
 /// models could otherwise be made to swap back and forth).
 const MAX_RELOAD_GAP: Duration = Duration::from_secs(60);
 const MIN_TICK: Duration = Duration::from_secs(1);
+/// A load request answers at once when the model is in memory; one still running after
+/// this long is a load (shown as loading even when the model was thought loaded).
+const LOAD_SHOWS_AFTER: Duration = Duration::from_millis(300);
 
 /// When to warm and poll, from the host's config.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,7 +128,9 @@ pub(super) async fn warm_loop(
     let mut state_rx = client.load_state().subscribe();
     let mut loading_since: Option<Instant> = None;
     let mut warming: Option<JoinHandle<Result<(), ModelError>>> = None;
+    // When the warm-up under way started (and whether it was already shown as loading).
     let mut last_warm: Option<Instant> = None;
+    let mut warm_shown = false;
     let mut last_error = String::new();
     let mut next_poll = Instant::now();
     let mut ready = ready;
@@ -149,6 +154,9 @@ pub(super) async fn warm_loop(
         // The next wake-up: the next poll, or when keep_alive would need a warm-up.
         let now = Instant::now();
         let mut wake = next_poll;
+        if let (Some(_), false, Some(t)) = (warming.as_ref(), warm_shown, last_warm) {
+            wake = wake.min(t + LOAD_SHOWS_AFTER);
+        }
         if let (true, Some(after), None, Some(idle)) = (
             plan.warm,
             plan.rewarm_after,
@@ -171,7 +179,7 @@ pub(super) async fn warm_loop(
                 let state = *state_rx.borrow_and_update();
                 let took_ms = match state {
                     ModelLoad::Loading => {
-                        loading_since = Some(Instant::now());
+                        loading_since.get_or_insert_with(Instant::now);
                         None
                     }
                     ModelLoad::Loaded => loading_since.take().map(|t| t.elapsed().as_millis() as u64),
@@ -186,6 +194,7 @@ pub(super) async fn warm_loop(
             }
             done = async { warming.as_mut().expect("guarded").await }, if warming.is_some() => {
                 warming = None;
+                warm_shown = false;
                 if let Some(r) = ready.take() {
                     r.send_replace(true);
                 }
@@ -224,6 +233,13 @@ pub(super) async fn warm_loop(
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
+                if let (Some(_), false, Some(t)) = (warming.as_ref(), warm_shown, last_warm) {
+                    if now >= t + LOAD_SHOWS_AFTER {
+                        warm_shown = true;
+                        loading_since.get_or_insert(t);
+                        client.load_state().loading();
+                    }
+                }
                 if now >= next_poll {
                     next_poll = now + plan.poll_every;
                     let _ = client.loaded().await;

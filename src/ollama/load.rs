@@ -89,6 +89,14 @@ impl LoadTracker {
         }
     }
 
+    /// A call under way is taking longer than a call to a loaded model would (a load
+    /// request answers at once when the model is in memory): it is loading.
+    pub fn loading(&self) {
+        if self.in_flight() > 0 {
+            self.set(ModelLoad::Loading);
+        }
+    }
+
     /// Calls under way.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
