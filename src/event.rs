@@ -240,3 +240,38 @@ pub enum Command {
     /// Stop, flush the log, and send `Stopped`.
     Shutdown,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_events_as_log_lines() {
+        let ev = Event::ModelLoad {
+            role: Role::Teacher,
+            state: ModelLoad::NotLoaded,
+            took_ms: None,
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"model_load","role":"teacher","state":"not_loaded"}"#
+        );
+        // `took_ms` may be absent.
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert!(matches!(back, Event::ModelLoad { took_ms: None, .. }));
+        let ev = Event::WarmUp {
+            role: Role::Teacher,
+            reason: WarmReason::Keyword {
+                seq: 4,
+                keyword: "fire".into(),
+            },
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"warm_up","role":"teacher","reason":{"why":"keyword","seq":4,"keyword":"fire"}}"#
+        );
+        assert!(serde_json::from_str::<Event>(&line).is_ok());
+    }
+}

@@ -266,3 +266,51 @@ pub fn describe(ev: &Event) -> Option<String> {
     };
     Some(format!("{now} {body}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ModelLoad, Role, WarmReason};
+
+    #[test]
+    fn model_load_and_warm_up_lines() {
+        let line = |ev: Event| describe(&ev).map(|l| l.split_once(' ').unwrap().1.to_string());
+        assert_eq!(
+            line(Event::ModelLoad {
+                role: Role::Teacher,
+                state: ModelLoad::Loaded,
+                took_ms: Some(8040),
+            })
+            .as_deref(),
+            Some("teacher model loaded (in 8.0 s)")
+        );
+        assert_eq!(
+            line(Event::ModelLoad {
+                role: Role::Student,
+                state: ModelLoad::Loading,
+                took_ms: None,
+            })
+            .as_deref(),
+            Some("student model loading…")
+        );
+        assert_eq!(
+            line(Event::WarmUp {
+                role: Role::Teacher,
+                reason: WarmReason::Keyword {
+                    seq: 7,
+                    keyword: "smoke".into()
+                },
+            })
+            .as_deref(),
+            Some("#7 \"smoke\" in the answer: making sure the teacher is loaded")
+        );
+        // The periodic re-warm is in the session log only.
+        assert_eq!(
+            line(Event::WarmUp {
+                role: Role::Teacher,
+                reason: WarmReason::KeepAlive,
+            }),
+            None
+        );
+    }
+}
