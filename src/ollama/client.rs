@@ -3,8 +3,9 @@
 //! `/api/chat` is read as NDJSON over reqwest by our own line reader: ollama-rs 0.3.6's
 //! stream decodes each network chunk with `String::from_utf8` (dropping a chunk that
 //! splits a multi-byte character) and `eprintln!`s lines it cannot parse (stderr is the
-//! console's screen). The small endpoints (`/api/tags`, `/api/show`, `/api/version`) are
-//! plain GETs/POSTs read with a size cap.
+//! console's screen). The small endpoints (`/api/tags`, `/api/show`, `/api/version`,
+//! `/api/ps`) are plain GETs/POSTs read with a size cap. Every chat carries the host's
+//! `keep_alive`; `load()` is Ollama's load request (a chat with no messages).
 
 use super::error::ModelError;
 use super::load::{ps_lists, LoadTracker};

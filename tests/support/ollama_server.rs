@@ -7,7 +7,8 @@
 //! Wire format follows Ollama's `docs/api.md`:
 //! * `POST /api/chat` — streaming by default (`application/x-ndjson`, one JSON object per line,
 //!   each line written as its own HTTP chunk), `"stream": false` gives one JSON object.
-//! * `GET /api/tags`, `GET /api/version`, `POST /api/show` (`capabilities`, settable),
+//! * `GET /api/tags`, `GET /api/version`, `GET /api/ps`, `POST /api/show` (`capabilities`,
+//!   settable),
 //!   `GET /` (`Ollama is running`), anything else is a `404 page not found` like Ollama's
 //!   router.
 //!
