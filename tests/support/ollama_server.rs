@@ -8,9 +8,8 @@
 //! * `POST /api/chat` — streaming by default (`application/x-ndjson`, one JSON object per line,
 //!   each line written as its own HTTP chunk), `"stream": false` gives one JSON object.
 //! * `GET /api/tags`, `GET /api/version`, `GET /api/ps`, `POST /api/show` (`capabilities`,
-//!   settable),
-//!   `GET /` (`Ollama is running`), anything else is a `404 page not found` like Ollama's
-//!   router.
+//!   settable), `GET /` (`Ollama is running`), anything else is a `404 page not found` like
+//!   Ollama's router.
 //!
 //! Model residency, like Ollama's scheduler: a model that is not in memory costs
 //! [`OllamaTestServer::set_load_time`] before its first byte (0 by default, so nothing
