@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Everything the program reads from `config.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -79,6 +80,134 @@ pub struct HostConfig {
     /// The model reads text only: frames are not sent, a note stands in for the image.
     /// For trying the pipeline with a text model; its answers cannot describe the frame.
     pub text_only: bool,
+    /// How long Ollama keeps the model loaded after a call ends (sent with every call):
+    /// a duration ("30m", "24h"), a number of seconds, negative = keep loaded, 0 = unload
+    /// after each call, "" = not sent (the server's `OLLAMA_KEEP_ALIVE`, 5m by default).
+    /// OpenAI-compatible hosts ignore it.
+    pub keep_alive: KeepAlive,
+    /// Load the model when monitoring starts and keep it loaded while it runs: reloaded
+    /// before `keep_alive` runs out, after the server dropped it, and (teacher) as soon as
+    /// a safety keyword appears in the student's streamed answer. Ollama hosts only.
+    pub warm_up: bool,
+}
+
+/// `keep_alive` as written in the config: Ollama's duration string or a number of seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeepAlive {
+    Seconds(f64),
+    Text(String),
+}
+
+/// What a `keep_alive` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAliveSpan {
+    /// Not sent: the server decides (`OLLAMA_KEEP_ALIVE`, 5 minutes unless set).
+    ServerDefault,
+    /// Negative: Ollama never unloads the model for idleness.
+    Forever,
+    /// Unloaded this long after the last call ends (zero: right after each call).
+    For(Duration),
+}
+
+/// The default `keep_alive` of both roles (see `config.toml` for the trade-off).
+pub const DEFAULT_KEEP_ALIVE: &str = "30m";
+
+impl Default for KeepAlive {
+    fn default() -> Self {
+        KeepAlive::Text(DEFAULT_KEEP_ALIVE.into())
+    }
+}
+
+impl KeepAlive {
+    /// Read it like Ollama does (Go's `time.ParseDuration` for strings, seconds for
+    /// numbers); Err says what is wrong.
+    pub fn span(&self) -> Result<KeepAliveSpan, String> {
+        match self {
+            KeepAlive::Text(t) if t.trim().is_empty() => Ok(KeepAliveSpan::ServerDefault),
+            KeepAlive::Text(t) => match parse_go_duration(t.trim())? {
+                (true, _) => Ok(KeepAliveSpan::Forever),
+                (false, d) => Ok(KeepAliveSpan::For(d)),
+            },
+            KeepAlive::Seconds(s) if !s.is_finite() => Err(format!("{s} is not a number")),
+            KeepAlive::Seconds(s) if *s < 0.0 => Ok(KeepAliveSpan::Forever),
+            KeepAlive::Seconds(s) if *s > 1e9 => Err(format!("{s} seconds is too long")),
+            KeepAlive::Seconds(s) => Ok(KeepAliveSpan::For(Duration::from_secs_f64(*s))),
+        }
+    }
+
+    /// The JSON value sent as `keep_alive` (None: not sent). Strings go as written, so the
+    /// server reads exactly what the config says.
+    pub fn wire(&self) -> Option<serde_json::Value> {
+        match self {
+            KeepAlive::Text(t) if t.trim().is_empty() => None,
+            KeepAlive::Text(t) => Some(serde_json::Value::String(t.trim().to_string())),
+            KeepAlive::Seconds(s) if s.fract() == 0.0 && s.abs() < 1e15 => {
+                Some(serde_json::json!(*s as i64))
+            }
+            KeepAlive::Seconds(s) => Some(serde_json::json!(s)),
+        }
+    }
+}
+
+impl fmt::Display for KeepAlive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeepAlive::Text(t) if t.trim().is_empty() => f.write_str("server default"),
+            KeepAlive::Text(t) => f.write_str(t.trim()),
+            KeepAlive::Seconds(s) => write!(f, "{s} s"),
+        }
+    }
+}
+
+/// Go's `time.ParseDuration`: an optional sign, then one or more decimal numbers each with
+/// a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `"1h30m"`, `"2.5s"`; `"0"` alone
+/// needs no unit. Returns (negative, magnitude).
+fn parse_go_duration(s: &str) -> Result<(bool, Duration), String> {
+    let bad =
+        || format!("{s:?} is not a duration (use a number with a unit: \"30m\", \"24h\", \"90s\")");
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Ok((false, Duration::ZERO));
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num = &rest[..num_len];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err(bad());
+        }
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += value * secs;
+    }
+    // Go's Duration is an int64 of nanoseconds: about 292 years.
+    if total > 9.2e9 {
+        return Err(format!("{s:?} is longer than Ollama accepts"));
+    }
+    Ok((neg && total > 0.0, Duration::from_secs_f64(total)))
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,6 +233,8 @@ impl HostConfig {
             max_per_minute: 0,
             max_tokens: DEFAULT_STUDENT_MAX_TOKENS,
             text_only: false,
+            keep_alive: KeepAlive::default(),
+            warm_up: true,
         }
     }
     fn teacher_default() -> Self {
@@ -121,6 +252,8 @@ impl HostConfig {
             max_per_minute: 0,
             max_tokens: DEFAULT_TEACHER_MAX_TOKENS,
             text_only: false,
+            keep_alive: KeepAlive::default(),
+            warm_up: true,
         }
     }
 }
@@ -538,6 +671,13 @@ impl Config {
                     h.max_tokens
                 ));
             }
+            if let Err(why) = h.keep_alive.span() {
+                p.push(format!(
+                    "{name}.keep_alive must be a duration like \"30m\", \"24h\", \"90s\", a number of \
+                     seconds (-1 = keep loaded, 0 = unload after each call) or \"\" (the server's \
+                     default): {why}"
+                ));
+            }
             if h.max_retries > 10 {
                 p.push(format!(
                     "{name}.max_retries must be between 0 and 10, got {}",
@@ -838,6 +978,11 @@ mod tests {
         let text = include_str!("../config.toml");
         let c = parse(text).expect("shipped config.toml must parse");
         assert_eq!(c.policy, PolicyConfig::default());
+        let d = Config::default();
+        for (shipped, default) in [(&c.student, &d.student), (&c.teacher, &d.teacher)] {
+            assert_eq!(shipped.keep_alive, default.keep_alive);
+            assert_eq!(shipped.warm_up, default.warm_up);
+        }
     }
 
     #[test]
@@ -885,6 +1030,62 @@ mod tests {
     fn folder_without_path_is_invalid() {
         let e = parse("[source]\nkind = \"folder\"\n").unwrap_err();
         assert!(e.to_string().contains("source.path"));
+    }
+
+    #[test]
+    fn keep_alive_forms_read_like_ollama() {
+        let ka = |t: &str| {
+            parse(&format!("[teacher]\nkeep_alive = {t}\n")).map(|c| {
+                (
+                    c.teacher.keep_alive.span().unwrap(),
+                    c.teacher.keep_alive.wire(),
+                )
+            })
+        };
+        let mins = |m: u64| KeepAliveSpan::For(Duration::from_secs(m * 60));
+        assert_eq!(
+            ka("\"30m\"").unwrap(),
+            (mins(30), Some(serde_json::json!("30m")))
+        );
+        assert_eq!(ka("\"1h30m\"").unwrap().0, mins(90));
+        assert_eq!(
+            ka("\"2.5s\"").unwrap().0,
+            KeepAliveSpan::For(Duration::from_millis(2500))
+        );
+        assert_eq!(ka("\"0\"").unwrap().0, KeepAliveSpan::For(Duration::ZERO));
+        assert_eq!(ka("\"-1m\"").unwrap().0, KeepAliveSpan::Forever);
+        assert_eq!(
+            ka("-1").unwrap(),
+            (KeepAliveSpan::Forever, Some(serde_json::json!(-1)))
+        );
+        assert_eq!(ka("300").unwrap(), (mins(5), Some(serde_json::json!(300))));
+        assert_eq!(
+            ka("1.5").unwrap(),
+            (
+                KeepAliveSpan::For(Duration::from_millis(1500)),
+                Some(serde_json::json!(1.5))
+            )
+        );
+        assert_eq!(ka("\"\"").unwrap(), (KeepAliveSpan::ServerDefault, None));
+        // Go's ParseDuration wants a unit: Ollama would answer every call with a 400.
+        for bad in [
+            "\"5\"",
+            "\"5 min\"",
+            "\"forever\"",
+            "\"1d\"",
+            "\"-\"",
+            "\"1e3s\"",
+        ] {
+            let e = ka(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("teacher.keep_alive must be a duration"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            Config::default().teacher.keep_alive.span().unwrap(),
+            mins(30)
+        );
     }
 
     #[test]

@@ -48,6 +48,46 @@ pub enum Health {
     },
 }
 
+/// Whether a model is in the server's memory (Ollama `/api/ps`, and the calls we make).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelLoad {
+    /// Not asked yet (and never known on OpenAI-compatible hosts).
+    #[default]
+    Unknown,
+    /// The server has not loaded it: the next call waits for a load.
+    NotLoaded,
+    /// A load is under way (a warm-up, or a call that found it unloaded).
+    Loading,
+    Loaded,
+}
+
+impl ModelLoad {
+    /// The words the status bar and `check` use (empty for `Unknown`).
+    pub fn label(self) -> &'static str {
+        match self {
+            ModelLoad::Unknown => "",
+            ModelLoad::NotLoaded => "not loaded",
+            ModelLoad::Loading => "loading…",
+            ModelLoad::Loaded => "loaded",
+        }
+    }
+}
+
+/// Why the engine sent a warm-up (a load request) to a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum WarmReason {
+    /// Monitoring started.
+    Start,
+    /// `keep_alive` would run out before the next call.
+    KeepAlive,
+    /// The server no longer has it (evicted, restarted, expired).
+    Dropped,
+    /// A safety keyword appeared in the student's streamed answer to this frame.
+    Keyword { seq: u64, keyword: String },
+}
+
 /// Engine → face.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -150,6 +190,19 @@ pub enum Event {
         role: Role,
         health: Health,
     },
+    /// A model's load state changed (Ollama hosts only). `took_ms`: how long the load that
+    /// just finished took, when the engine saw it begin.
+    ModelLoad {
+        role: Role,
+        state: ModelLoad,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        took_ms: Option<u64>,
+    },
+    /// The engine asked the server to load this model (an empty chat), and why.
+    WarmUp {
+        role: Role,
+        reason: WarmReason,
+    },
     /// Capture paused or resumed.
     Paused {
         paused: bool,
@@ -186,4 +239,39 @@ pub enum Command {
     HoldStudent(bool),
     /// Stop, flush the log, and send `Stopped`.
     Shutdown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_events_as_log_lines() {
+        let ev = Event::ModelLoad {
+            role: Role::Teacher,
+            state: ModelLoad::NotLoaded,
+            took_ms: None,
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"model_load","role":"teacher","state":"not_loaded"}"#
+        );
+        // `took_ms` may be absent.
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert!(matches!(back, Event::ModelLoad { took_ms: None, .. }));
+        let ev = Event::WarmUp {
+            role: Role::Teacher,
+            reason: WarmReason::Keyword {
+                seq: 4,
+                keyword: "fire".into(),
+            },
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"warm_up","role":"teacher","reason":{"why":"keyword","seq":4,"keyword":"fire"}}"#
+        );
+        assert!(serde_json::from_str::<Event>(&line).is_ok());
+    }
 }

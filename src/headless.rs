@@ -220,6 +220,28 @@ pub fn describe(ev: &Event) -> Option<String> {
                 first_line(&crate::ollama::error::with_hint(reason, hint))
             ),
         },
+        Event::ModelLoad {
+            role,
+            state,
+            took_ms,
+        } => match (state, took_ms) {
+            (crate::event::ModelLoad::Unknown, _) => return None,
+            (crate::event::ModelLoad::Loaded, Some(ms)) => {
+                format!("{role} model loaded (in {:.1} s)", *ms as f64 / 1000.0)
+            }
+            (s, _) => format!("{role} model {}", s.label()),
+        },
+        Event::WarmUp { role, reason } => match reason {
+            // Every half keep_alive while calm: in the session log, not on the screen.
+            crate::event::WarmReason::KeepAlive => return None,
+            crate::event::WarmReason::Start => format!("{role}: loading the model"),
+            crate::event::WarmReason::Dropped => {
+                format!("{role}: the server dropped the model; loading it again")
+            }
+            crate::event::WarmReason::Keyword { seq, keyword } => {
+                format!("#{seq} {keyword:?} in the answer: making sure the {role} is loaded")
+            }
+        },
         Event::Notified { seq, via, suppressed } => format!(
             "#{seq} safety alert sent via {}{}",
             via.join(" and "),
@@ -243,4 +265,52 @@ pub fn describe(ev: &Event) -> Option<String> {
         }
     };
     Some(format!("{now} {body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ModelLoad, Role, WarmReason};
+
+    #[test]
+    fn model_load_and_warm_up_lines() {
+        let line = |ev: Event| describe(&ev).map(|l| l.split_once(' ').unwrap().1.to_string());
+        assert_eq!(
+            line(Event::ModelLoad {
+                role: Role::Teacher,
+                state: ModelLoad::Loaded,
+                took_ms: Some(8040),
+            })
+            .as_deref(),
+            Some("teacher model loaded (in 8.0 s)")
+        );
+        assert_eq!(
+            line(Event::ModelLoad {
+                role: Role::Student,
+                state: ModelLoad::Loading,
+                took_ms: None,
+            })
+            .as_deref(),
+            Some("student model loading…")
+        );
+        assert_eq!(
+            line(Event::WarmUp {
+                role: Role::Teacher,
+                reason: WarmReason::Keyword {
+                    seq: 7,
+                    keyword: "smoke".into()
+                },
+            })
+            .as_deref(),
+            Some("#7 \"smoke\" in the answer: making sure the teacher is loaded")
+        );
+        // The periodic re-warm is in the session log only.
+        assert_eq!(
+            line(Event::WarmUp {
+                role: Role::Teacher,
+                reason: WarmReason::KeepAlive,
+            }),
+            None
+        );
+    }
 }

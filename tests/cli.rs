@@ -135,6 +135,53 @@ fn check_reports_ok_rows_and_fails_for_an_offline_teacher() {
 }
 
 #[test]
+fn check_says_whether_each_model_is_loaded() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    // The teacher has been loaded (with the production client's load request); the
+    // student has not.
+    let mut host = gemmaedge_tui::config::Config::default().teacher;
+    host.host = teacher.url();
+    host.model = TEACHER.into();
+    let client =
+        gemmaedge_tui::ollama::ModelClient::new(&host, gemmaedge_tui::event::Role::Teacher)
+            .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.load())
+        .unwrap();
+    assert_eq!(teacher.loaded_models(), vec![TEACHER.to_string()]);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), "");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |what: &str| {
+        text.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what} row in {text}"))
+            .to_string()
+    };
+    let s = line("student model memory");
+    assert!(s.starts_with("warn"), "{text}");
+    assert!(
+        s.contains("gemma4:e2b not loaded: the next call waits for a load (keep_alive 30m"),
+        "{s}"
+    );
+    let t = line("teacher model memory");
+    assert!(t.starts_with("ok"), "{text}");
+    assert!(
+        t.contains("gemma4:26b loaded (keep_alive 30m; monitoring loads it at start"),
+        "{t}"
+    );
+    assert!(student.load_requests().is_empty(), "check loads nothing");
+}
+
+#[test]
 fn eval_prints_a_table_and_totals() {
     let student = OllamaTestServer::start_in_thread(&[STUDENT]);
     student

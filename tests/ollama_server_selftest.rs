@@ -709,3 +709,174 @@ fn wait_for_chats_blocking_times_out_and_succeeds() {
     assert!(server.wait_for_chats_blocking(1, Duration::from_secs(5)));
     assert!(t.join().unwrap().contains("\"done\":true"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model residency: loads, keep_alive, /api/ps
+// ---------------------------------------------------------------------------------------------
+
+async fn ps_names(server: &OllamaTestServer) -> Vec<String> {
+    let v: Value = client()
+        .get(format!("{}/api/ps", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert!(m["expires_at"].as_str().is_some(), "{m}");
+            m["name"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn with_keep_alive(mut body: Value, ka: Value) -> Value {
+    body["keep_alive"] = ka;
+    body
+}
+
+#[tokio::test]
+async fn a_cold_model_costs_the_load_time_once_and_loads_are_counted() {
+    let server = OllamaTestServer::start(&[MODEL]).await;
+    server.set_load_time(Duration::from_millis(300));
+    assert!(ps_names(&server).await.is_empty());
+    let began = std::time::Instant::now();
+    let r = post_chat(
+        &server,
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "a"}], "stream": false}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        began.elapsed() >= Duration::from_millis(300),
+        "the load came first"
+    );
+    post_chat(&server, chat_body(MODEL))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(server.load_count(MODEL), 1);
+    let served = server.served();
+    assert_eq!(served.len(), 2);
+    assert!(served[0].cold && !served[1].cold, "{served:?}");
+    assert_eq!(ps_names(&server).await, vec![MODEL.to_string()]);
+    // Requests that arrive during a load wait for that same load.
+    assert!(server.evict(MODEL));
+    let (a, b) = tokio::join!(
+        post_chat(&server, chat_body(MODEL)),
+        post_chat(&server, chat_body(MODEL))
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    assert_eq!(server.load_count(MODEL), 2);
+    assert!(server.served()[2..].iter().all(|s| s.cold));
+}
+
+#[tokio::test]
+async fn an_empty_chat_loads_the_model_and_is_not_a_chat() {
+    let server = OllamaTestServer::start(&[MODEL]).await;
+    server.set_load_time(Duration::from_millis(200));
+    let r = post_chat(
+        &server,
+        json!({"model": MODEL, "messages": [], "keep_alive": "10m"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["done_reason"], "load");
+    assert_eq!(v["done"], true);
+    assert_eq!(server.chat_count(), 0, "a load is not a chat");
+    assert_eq!(server.load_requests().len(), 1);
+    assert!(server.loads()[0].by_load_request);
+    assert_eq!(ps_names(&server).await, vec![MODEL.to_string()]);
+    // The chat after it finds the model loaded.
+    post_chat(&server, chat_body(MODEL))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(server.load_count(MODEL), 1);
+    assert!(!server.served()[1].cold);
+    // keep_alive 0 unloads.
+    let v: Value = post_chat(
+        &server,
+        json!({"model": MODEL, "messages": [], "keep_alive": 0}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["done_reason"], "unload");
+    assert!(ps_names(&server).await.is_empty());
+    // Unknown model: 404 as for a chat; a keep_alive Go cannot parse: 400.
+    let r = post_chat(&server, json!({"model": "nope:1b", "messages": []})).await;
+    assert_eq!(r.status(), 404);
+    let r = post_chat(
+        &server,
+        json!({"model": MODEL, "messages": [], "keep_alive": "5"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = post_chat(&server, with_keep_alive(chat_body(MODEL), json!("5 min"))).await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn keep_alive_runs_from_the_end_of_the_last_request() {
+    let server = OllamaTestServer::start(&[MODEL]).await;
+    // A request in progress holds the model however short its keep_alive.
+    server.push_reply(Reply::Hang);
+    let c = client();
+    let url = format!("{}/api/chat", server.url());
+    let body = with_keep_alive(chat_body(MODEL), json!("200ms"));
+    let hanging = tokio::spawn(async move { c.post(url).json(&body).send().await });
+    assert!(server.wait_for_chats(1, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        ps_names(&server).await,
+        vec![MODEL.to_string()],
+        "held while in use"
+    );
+    hanging.abort();
+    let _ = hanging.await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        ps_names(&server).await.is_empty(),
+        "unloaded 200 ms after the request ended"
+    );
+    // Seconds as a number; 0 = unload right after; negative = never.
+    post_chat(&server, with_keep_alive(chat_body(MODEL), json!(0)))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(ps_names(&server).await.is_empty());
+    post_chat(&server, with_keep_alive(chat_body(MODEL), json!(-1)))
+        .await
+        .text()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ps_names(&server).await, vec![MODEL.to_string()]);
+    // No keep_alive: the server default.
+    server.set_default_keep_alive(support::ollama_server::Session::For(Duration::from_millis(
+        100,
+    )));
+    post_chat(&server, chat_body(MODEL))
+        .await
+        .text()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(ps_names(&server).await.is_empty());
+    assert_eq!(server.load_count(MODEL), 3);
+    let sent: Vec<Option<Value>> = server.served().into_iter().map(|s| s.keep_alive).collect();
+    assert_eq!(
+        sent,
+        vec![Some(json!("200ms")), Some(json!(0)), Some(json!(-1)), None]
+    );
+}

@@ -69,6 +69,47 @@ async fn vision_row(client: &ModelClient, role: Role, text_only: bool) -> CheckR
     }
 }
 
+/// Is the model in memory (Ollama `/api/ps`)? Never a FAIL: a model that is not loaded
+/// still answers, after a load. None on OpenAI-compatible hosts (they do not say).
+async fn load_row(client: &ModelClient, role: Role) -> Option<CheckRow> {
+    let cfg = client.config();
+    if cfg.kind == crate::config::HostKind::Openai {
+        return None;
+    }
+    let what = format!("{role} model memory");
+    let ka = format!("keep_alive {}", cfg.keep_alive);
+    let span = cfg.keep_alive.span().ok();
+    if span == Some(crate::config::KeepAliveSpan::For(std::time::Duration::ZERO)) {
+        return Some(warn_row(
+            what,
+            format!(
+                "{role}.keep_alive = 0: unloaded after every call, so every call waits for a load"
+            ),
+        ));
+    }
+    let plan = if cfg.warm_up {
+        "monitoring loads it at start and keeps it loaded"
+    } else {
+        "warm_up = false: a call after a calm spell longer than keep_alive waits for a load"
+    };
+    Some(match client.loaded().await {
+        Ok(Some(true)) => row(
+            what,
+            true,
+            format!("{} loaded ({ka}; {plan})", client.model()),
+        ),
+        Ok(Some(false)) => warn_row(
+            what,
+            format!(
+                "{} not loaded: the next call waits for a load ({ka}; {plan})",
+                client.model()
+            ),
+        ),
+        Ok(None) => return None,
+        Err(e) => warn_row(what, format!("cannot tell whether it is loaded: {e}")),
+    })
+}
+
 /// Run every check (never fails itself: each problem is a row).
 pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
     let mut rows = vec![row("config", true, format!("parsed ({origin})"))];
@@ -95,6 +136,7 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
                         format!("reachable, model present, {version}"),
                     ));
                     rows.push(vision_row(&client, role, host.text_only).await);
+                    rows.extend(load_row(&client, role).await);
                 }
                 Ok(_) => rows.push(row(
                     what,

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch, Notify};
 mod health;
 mod student_loop;
 mod teacher_worker;
+mod warm;
 
 pub use health::{backoff, model_listed};
 use health::{health_loop, HealthGate};
@@ -125,6 +126,11 @@ struct Shared {
     calibration_failing: std::sync::atomic::AtomicBool,
     /// The teacher worker is reviewing a frame.
     teacher_busy: std::sync::atomic::AtomicBool,
+    /// A safety keyword appeared in the student's streamed answer to this frame: the
+    /// teacher's warm loop makes sure it is loaded.
+    teacher_keyword: mpsc::UnboundedSender<(u64, String)>,
+    /// The student's start warm-up is over (or there is none): its first frame may go.
+    student_ready: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -326,6 +332,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let started = Utc::now();
     let log = SessionLog::new(&config.paths.logs, started).with_device(&config.device.name);
     let skills = SkillStore::open(&config.skill_path());
+    let (keyword_tx, keyword_rx) = mpsc::unbounded_channel();
 
     let shared = Arc::new(Shared {
         emitter: Emitter {
@@ -348,6 +355,8 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             config.notify.min_interval_secs,
         ))),
         teacher_busy: std::sync::atomic::AtomicBool::new(false),
+        teacher_keyword: keyword_tx,
+        student_ready: watch::channel(false).0,
         config,
     });
 
@@ -387,6 +396,18 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             let commands = tokio::spawn(command_loop(shared.clone(), cmd_rx));
             let health_s = tokio::spawn(health_loop(shared.clone(), student.clone()));
             let health_t = tokio::spawn(health_loop(shared.clone(), teacher.clone()));
+            let warm_s = tokio::spawn(warm::warm_loop(
+                shared.clone(),
+                student.clone(),
+                None,
+                Some(shared.student_ready.clone()),
+            ));
+            let warm_t = tokio::spawn(warm::warm_loop(
+                shared.clone(),
+                teacher.clone(),
+                Some(keyword_rx),
+                None,
+            ));
             let teacher_task = tokio::spawn(teacher_loop(shared.clone(), teacher));
             let student_task = tokio::spawn(student_loop(
                 shared.clone(),
@@ -434,6 +455,8 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             }
             health_s.abort();
             health_t.abort();
+            warm_s.abort();
+            warm_t.abort();
             commands.abort();
             // A capture stuck in a read (a device that never answers) must not hold up the
             // shutdown: wait a little, then leave the thread behind (it ends with the process).

@@ -48,6 +48,14 @@ pub(super) async fn student_loop(
     let mut vision_checked = client.config().text_only;
     let mut recent = crate::escalation_rate::EscalationRate::default();
     let mut storm_warned = false;
+    // The start warm-up first: the first answer is then about a frame taken once the model
+    // is in memory, and its latency is an answer's, not a load's.
+    {
+        let mut ready = shared.student_ready.subscribe();
+        if !wait_gate(&shared, &mut ready, true, &mut stop).await {
+            return;
+        }
+    }
     loop {
         if max_frames.is_some_and(|m| frames_taken >= m) {
             break;
@@ -153,7 +161,16 @@ pub(super) async fn student_loop(
         let began = Instant::now();
         let result = {
             let emitter = &shared.emitter;
-            let mut on_token = |t: &str| emitter.token(seq, t);
+            // A safety keyword mid-answer: the teacher will be asked, make sure it is loaded.
+            let mut keywords =
+                super::warm::KeywordWatch::new(&shared.config.policy.safety_keywords);
+            let keyword_tx = &shared.teacher_keyword;
+            let mut on_token = |t: &str| {
+                emitter.token(seq, t);
+                if let Some(kw) = keywords.push(t) {
+                    let _ = keyword_tx.send((seq, kw.to_string()));
+                }
+            };
             tokio::select! {
                 r = client.chat(&request, &mut on_token) => r,
                 _ = stop.wait_for(|s| *s) => {

@@ -3,10 +3,12 @@
 //! `/api/chat` is read as NDJSON over reqwest by our own line reader: ollama-rs 0.3.6's
 //! stream decodes each network chunk with `String::from_utf8` (dropping a chunk that
 //! splits a multi-byte character) and `eprintln!`s lines it cannot parse (stderr is the
-//! console's screen). The small endpoints (`/api/tags`, `/api/show`, `/api/version`) are
-//! plain GETs/POSTs read with a size cap.
+//! console's screen). The small endpoints (`/api/tags`, `/api/show`, `/api/version`,
+//! `/api/ps`) are plain GETs/POSTs read with a size cap. Every chat carries the host's
+//! `keep_alive`; `load()` is Ollama's load request (a chat with no messages).
 
 use super::error::ModelError;
+use super::load::{ps_lists, LoadTracker};
 use crate::config::{HostConfig, HostKind};
 use crate::event::Role;
 use futures_util::StreamExt;
@@ -112,6 +114,8 @@ pub struct ModelClient {
     config: HostConfig,
     role: Role,
     max_reply_bytes: usize,
+    /// The model's load state on an Ollama server, shared by the clones of this client.
+    load: Arc<LoadTracker>,
 }
 
 impl std::fmt::Debug for ModelClient {
@@ -192,6 +196,7 @@ impl ModelClient {
             config: config.clone(),
             role,
             max_reply_bytes: MAX_REPLY_BYTES,
+            load: Arc::new(LoadTracker::default()),
         })
     }
 
@@ -209,6 +214,12 @@ impl ModelClient {
 
     pub fn config(&self) -> &HostConfig {
         &self.config
+    }
+
+    /// What this client knows about its model's load state (Ollama hosts; on an
+    /// OpenAI-compatible host it stays `Unknown`).
+    pub fn load_state(&self) -> &LoadTracker {
+        &self.load
     }
 
     /// Lower the reply cap (tests and benches).
@@ -232,11 +243,82 @@ impl ModelClient {
         } else {
             req
         };
-        match tokio::time::timeout(Duration::from_secs(secs), self.chat_inner(req, on_token)).await
-        {
+        let call = (self.config.kind == HostKind::Ollama).then(|| self.load.begin());
+        let result =
+            match tokio::time::timeout(Duration::from_secs(secs), self.chat_inner(req, on_token))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(ModelError::Timeout { secs }),
+            };
+        if let (Some(call), Ok(_)) = (call, &result) {
+            call.succeeded();
+        }
+        result
+    }
+
+    /// Load the model without asking anything (Ollama: a chat with no messages, answered
+    /// `done_reason: "load"` once the model is in memory), with this host's `keep_alive`.
+    /// Bounded by `timeout_secs`: a cold start of a big model takes minutes. Not for
+    /// OpenAI-compatible hosts (they say nothing about loading): Ok without a call.
+    pub async fn load(&self) -> Result<(), ModelError> {
+        if self.config.kind == HostKind::Openai {
+            return Ok(());
+        }
+        let secs = self.config.timeout_secs;
+        let mut body = serde_json::json!({
+            "model": self.config.model,
+            "messages": [],
+            "stream": false,
+        });
+        if let Some(ka) = self.config.keep_alive.wire() {
+            body["keep_alive"] = ka;
+        }
+        let call = self.load.begin();
+        let url = format!("{}/api/chat", self.base);
+        let fut = async {
+            let resp = send_json(&self.http, &url, &body)
+                .await
+                .map_err(|e| self.map_send_error(e))?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(self.status_error(status, resp).await);
+            }
+            let bytes = read_capped(resp, ERROR_BODY_BYTES).await;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| ModelError::Malformed {
+                    message: format!("load reply: {e}"),
+                })?;
+            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(ModelError::Server {
+                    message: crate::sanitize::for_screen(e, 500),
+                });
+            }
+            Ok(())
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(secs), fut).await {
             Ok(r) => r,
             Err(_) => Err(ModelError::Timeout { secs }),
+        };
+        if result.is_ok() {
+            call.succeeded();
         }
+        result
+    }
+
+    /// Is the model in the server's memory now (Ollama `/api/ps`)? Updates
+    /// [`ModelClient::load_state`]. None on OpenAI-compatible hosts (they do not say).
+    pub async fn loaded(&self) -> Result<Option<bool>, ModelError> {
+        if self.config.kind == HostKind::Openai {
+            return Ok(None);
+        }
+        let asked_at = std::time::Instant::now();
+        let v = self.ollama_json("/api/ps", None, LIST_BODY_BYTES).await?;
+        let listed = ps_lists(&v, &self.config.model).ok_or_else(|| ModelError::Malformed {
+            message: "/api/ps: no models list".into(),
+        })?;
+        self.load.observe(listed, asked_at);
+        Ok(Some(listed))
     }
 
     fn chat_body(&self, req: &ChatRequest) -> serde_json::Value {
@@ -278,6 +360,9 @@ impl ModelClient {
         }
         if self.config.logprobs {
             body["logprobs"] = serde_json::Value::Bool(true);
+        }
+        if let Some(ka) = self.config.keep_alive.wire() {
+            body["keep_alive"] = ka;
         }
         body
     }
@@ -790,6 +875,31 @@ mod tests {
         Err(ModelError::Incomplete {
             received_chars: acc.content.len(),
         })
+    }
+
+    #[test]
+    fn keep_alive_goes_in_every_chat_body_as_written() {
+        use crate::config::KeepAlive;
+        let req = ChatRequest {
+            user: "hi".into(),
+            ..ChatRequest::default()
+        };
+        for (ka, wire) in [
+            (
+                KeepAlive::Text("30m".into()),
+                Some(serde_json::json!("30m")),
+            ),
+            (KeepAlive::Seconds(-1.0), Some(serde_json::json!(-1))),
+            (KeepAlive::Seconds(0.0), Some(serde_json::json!(0))),
+            (KeepAlive::Text(String::new()), None),
+        ] {
+            let cfg = HostConfig {
+                keep_alive: ka,
+                ..HostConfig::default()
+            };
+            let c = ModelClient::new(&cfg, Role::Student).unwrap();
+            assert_eq!(c.chat_body(&req).get("keep_alive").cloned(), wire);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod load;
 pub mod openai;
 
 pub use client::{ChatReply, ChatRequest, ModelClient, Sampling};

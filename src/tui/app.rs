@@ -2,7 +2,7 @@
 //! so every behaviour can be tested without one.
 
 use crate::config::Config;
-use crate::event::{Command, Event, Health, Role};
+use crate::event::{Command, Event, Health, ModelLoad, Role};
 use crate::frame::PreparedFrame;
 use crate::policy::Reason;
 use crate::verdict::Verdict;
@@ -177,6 +177,9 @@ pub struct App {
     pub paused: bool,
     pub student_health: Health,
     pub teacher_health: Health,
+    /// Whether each model is loaded (Ollama hosts; `Unknown` shows nothing).
+    pub student_load: ModelLoad,
+    pub teacher_load: ModelLoad,
     pub student_name: String,
     pub teacher_name: String,
     student_host: String,
@@ -243,6 +246,8 @@ impl App {
             paused: false,
             student_health: Health::Unknown,
             teacher_health: Health::Unknown,
+            student_load: ModelLoad::Unknown,
+            teacher_load: ModelLoad::Unknown,
             student_name: format!("{}@{student_host}", config.student.model),
             teacher_name: format!("{}@{teacher_host}", config.teacher.model),
             student_host,
@@ -635,6 +640,11 @@ impl App {
                 Role::Student => self.student_health = health,
                 Role::Teacher => self.teacher_health = health,
             },
+            Event::ModelLoad { role, state, .. } => match role {
+                Role::Student => self.student_load = state,
+                Role::Teacher => self.teacher_load = state,
+            },
+            Event::WarmUp { .. } => {}
             Event::Paused { paused } => self.paused = paused,
             Event::SkillLoaded { name, chars } => {
                 self.notify(format!("skill loaded: {name} ({chars} chars)"), false);

@@ -5,7 +5,7 @@
 use super::app::{App, Entry, Screen, TeacherState, Theme};
 use super::images::ImageState;
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
-use crate::event::Health;
+use crate::event::{Health, ModelLoad};
 use crate::policy::Reason;
 use crate::sanitize;
 use chrono::Local;
@@ -176,6 +176,19 @@ fn health_spans(
     }
 }
 
+/// A model's load state after its health (nothing when unknown: OpenAI-compatible hosts
+/// do not say).
+fn load_spans(app: &App, load: ModelLoad) -> Vec<Span<'static>> {
+    let t = &app.theme;
+    let style = match load {
+        ModelLoad::Unknown => return Vec::new(),
+        ModelLoad::Loaded => t.dim(),
+        ModelLoad::Loading => t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ModelLoad::NotLoaded => t.fg(Color::Yellow),
+    };
+    vec![Span::raw(" "), Span::styled(load.label(), style)]
+}
+
 /// The status bar as one line (clipped to the width by ratatui).
 pub fn status_line(app: &App) -> Line<'static> {
     let t = &app.theme;
@@ -225,6 +238,7 @@ pub fn status_line(app: &App) -> Line<'static> {
         app.last_latency(),
         app.median_latency(),
     ));
+    spans.extend(load_spans(app, app.student_load));
     spans.push(sep());
     spans.push(Span::styled("teacher ", bold));
     spans.push(Span::raw(format!(
@@ -237,6 +251,7 @@ pub fn status_line(app: &App) -> Line<'static> {
         app.teacher_latency,
         None,
     ));
+    spans.extend(load_spans(app, app.teacher_load));
     spans.push(sep());
     let (rate, storm) = app
         .status_escalation(std::time::Instant::now())
@@ -510,7 +525,15 @@ pub fn teacher_text(app: &App) -> Text<'static> {
             lines.push(Line::raw(format!("waiting for teacher (queued #{pos})")))
         }
         TeacherState::Reviewing => lines.push(Line::styled(
-            format!("{} reviewing…", app.spinner_char()),
+            if app.teacher_load == ModelLoad::Loading {
+                // A cold start is not a slow answer: say which it is.
+                format!(
+                    "{} reviewing… (the teacher model is loading)",
+                    app.spinner_char()
+                )
+            } else {
+                format!("{} reviewing…", app.spinner_char())
+            },
             t.fg(Color::Cyan),
         )),
         TeacherState::Failed(err) => {
@@ -858,6 +881,61 @@ pub(crate) mod tests {
             r[0]
         );
         assert!(r[1].starts_with('┌'), "{}", r[1]);
+    }
+
+    #[test]
+    fn status_bar_shows_model_load_state() {
+        let mut a = sample();
+        a.student_health = Health::Ok { latency_ms: 1200 };
+        a.teacher_health = Health::Ok { latency_ms: 2000 };
+        let status = |a: &App| rows(&render(a, 300, 40))[0].clone();
+        assert!(
+            !status(&a).contains("loaded") && !status(&a).contains("loading"),
+            "unknown (OpenAI-compatible hosts): nothing shown: {}",
+            status(&a)
+        );
+        a.handle_event(Event::ModelLoad {
+            role: crate::event::Role::Student,
+            state: ModelLoad::Loaded,
+            took_ms: Some(900),
+        });
+        a.handle_event(Event::ModelLoad {
+            role: crate::event::Role::Teacher,
+            state: ModelLoad::Loading,
+            took_ms: None,
+        });
+        let s = status(&a);
+        assert!(
+            s.contains("student gemma4:e2b@127.0.0.1 ok 1.2s (med 1.2s) loaded |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("teacher gemma4:26b@mac-mini.local ok 2.0s loading… |"),
+            "{s}"
+        );
+        let buf = render(&a, 300, 40);
+        let (x, y) = find(&buf, "loading…").unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Yellow);
+        // A review during the load says so.
+        a.handle_event(Event::TeacherStarted {
+            seq: 3,
+            queue_len: 0,
+        });
+        let t = text(&render(&a, 160, 48));
+        assert!(
+            t.contains("reviewing… (the teacher model is loading)"),
+            "{t}"
+        );
+        a.handle_event(Event::ModelLoad {
+            role: crate::event::Role::Teacher,
+            state: ModelLoad::NotLoaded,
+            took_ms: None,
+        });
+        assert!(
+            status(&a).contains("ok 2.0s not loaded |"),
+            "{}",
+            status(&a)
+        );
     }
 
     #[test]

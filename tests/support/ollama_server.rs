@@ -7,9 +7,19 @@
 //! Wire format follows Ollama's `docs/api.md`:
 //! * `POST /api/chat` — streaming by default (`application/x-ndjson`, one JSON object per line,
 //!   each line written as its own HTTP chunk), `"stream": false` gives one JSON object.
-//! * `GET /api/tags`, `GET /api/version`, `POST /api/show` (`capabilities`, settable),
-//!   `GET /` (`Ollama is running`), anything else is a `404 page not found` like Ollama's
-//!   router.
+//! * `GET /api/tags`, `GET /api/version`, `GET /api/ps`, `POST /api/show` (`capabilities`,
+//!   settable), `GET /` (`Ollama is running`), anything else is a `404 page not found` like
+//!   Ollama's router.
+//!
+//! Model residency, like Ollama's scheduler: a model that is not in memory costs
+//! [`OllamaTestServer::set_load_time`] before its first byte (0 by default, so nothing
+//! waits unless a test asks), requests arriving during a load wait for that same load, and
+//! a model is unloaded when its `keep_alive` (the latest request's; the server default,
+//! 5 minutes, when absent; negative = never; 0 = right away) runs out after its last
+//! request ends. `POST /api/chat` with no messages is a load (Ollama's documented way:
+//! `done_reason: "load"`, or `"unload"` with `keep_alive: 0`); it is not a chat, so it is
+//! recorded in `load_requests()`, not `chat_requests()`. `GET /api/ps` lists what is loaded.
+//! `loads()` and `served()` tell which request paid for a load.
 //!
 //! JSON is written the way Go's `encoding/json` writes it (`<`, `>`, `&` escaped as `\u003c`…),
 //! so clients are exercised against the real escaping.
@@ -25,6 +35,7 @@
 #[path = "http.rs"]
 mod http;
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -122,6 +133,222 @@ impl ChatMessage {
             .filter_map(|s| decode_go_base64(s).ok())
             .collect()
     }
+}
+
+/// One load the server performed (a model brought into memory).
+#[derive(Debug, Clone)]
+pub struct LoadRecord {
+    pub model: String,
+    /// Started by a load request (no messages), not by a chat.
+    pub by_load_request: bool,
+    pub started: Instant,
+}
+
+/// One `/api/chat` request that reached a model (chat or load), in order of arrival.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub model: String,
+    /// A load request (no messages).
+    pub load_request: bool,
+    /// It found the model not in memory (or still loading) and waited for a load.
+    pub cold: bool,
+    /// Its last user message (to tell which chat it was).
+    pub user: Option<String>,
+    /// Its `keep_alive` as sent (None: absent).
+    pub keep_alive: Option<Value>,
+    pub arrived: Instant,
+}
+
+/// How long a model stays loaded after its last request ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    Forever,
+    For(Duration),
+}
+
+/// A model in memory.
+struct Resident {
+    /// When its load is done (in the past once loaded).
+    ready_at: Instant,
+    /// Requests holding it (a request waiting for its load holds it too).
+    active: usize,
+    /// The latest request's `keep_alive`.
+    session: Session,
+    /// Set when `active` drops to 0: unloaded then (None: never, or busy).
+    expires: Option<Instant>,
+}
+
+/// The server's models in memory and the loads it did.
+struct Residency {
+    load_time: Duration,
+    default_session: Session,
+    models: HashMap<String, Resident>,
+    loads: Vec<LoadRecord>,
+    served: Vec<Served>,
+    load_requests: Vec<ChatRequest>,
+}
+
+impl Residency {
+    fn new() -> Self {
+        Residency {
+            load_time: Duration::ZERO,
+            default_session: Session::For(Duration::from_secs(300)),
+            models: HashMap::new(),
+            loads: Vec::new(),
+            served: Vec::new(),
+            load_requests: Vec::new(),
+        }
+    }
+
+    /// Unload what has expired.
+    fn expire(&mut self, now: Instant) {
+        self.models
+            .retain(|_, r| r.active > 0 || r.expires.is_none_or(|t| t > now));
+    }
+
+    /// A request takes the model (loading it if needed); when it may start.
+    /// `record`: keep it in `served` (off while the server does not record).
+    fn acquire(
+        &mut self,
+        chat: &ChatRequest,
+        session: Session,
+        load_request: bool,
+        record: bool,
+    ) -> Instant {
+        let now = Instant::now();
+        self.expire(now);
+        let model = normalize_model(&chat.model);
+        let load_time = self.load_time;
+        let mut cold = false;
+        let r = self.models.entry(model.clone()).or_insert_with(|| {
+            cold = true;
+            Resident {
+                ready_at: now + load_time,
+                active: 0,
+                session,
+                expires: None,
+            }
+        });
+        if cold {
+            self.loads.push(LoadRecord {
+                model: model.clone(),
+                by_load_request: load_request,
+                started: now,
+            });
+        }
+        let cold = cold || r.ready_at > now;
+        r.active += 1;
+        r.session = session;
+        r.expires = None;
+        let ready_at = r.ready_at;
+        if !record {
+            return ready_at;
+        }
+        self.served.push(Served {
+            model,
+            load_request,
+            cold,
+            user: chat.last_content("user").map(String::from),
+            keep_alive: chat.raw.get("keep_alive").cloned(),
+            arrived: now,
+        });
+        ready_at
+    }
+
+    /// A request ends: the keep-alive clock starts when the last one does.
+    fn release(&mut self, model: &str) {
+        let now = Instant::now();
+        let model = normalize_model(model);
+        let Some(r) = self.models.get_mut(&model) else {
+            return;
+        };
+        r.active = r.active.saturating_sub(1);
+        if r.active == 0 {
+            match r.session {
+                Session::Forever => r.expires = None,
+                Session::For(d) if d.is_zero() => {
+                    self.models.remove(&model);
+                }
+                Session::For(d) => r.expires = Some(now + d),
+            }
+        }
+    }
+}
+
+/// Holds a model for one request; releases it when dropped (also when the connection
+/// breaks or the server stops).
+struct Hold {
+    shared: Shared,
+    model: String,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        lock(&self.shared).residency.release(&self.model);
+    }
+}
+
+/// `keep_alive` the way Ollama reads it: absent or null = the server default; a number of
+/// seconds; a Go duration string; negative = forever. Err: Ollama's 400 message.
+fn parse_session(v: Option<&Value>, default: Session) -> Result<Session, String> {
+    match v {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => {
+            let secs = n.as_f64().unwrap_or(0.0);
+            Ok(if secs < 0.0 {
+                Session::Forever
+            } else {
+                Session::For(Duration::from_secs_f64(secs))
+            })
+        }
+        Some(Value::String(s)) => go_duration(s)
+            .map(|(neg, d)| {
+                if neg {
+                    Session::Forever
+                } else {
+                    Session::For(d)
+                }
+            })
+            .ok_or_else(|| format!("time: invalid duration \"{s}\"")),
+        Some(other) => Err(format!("Unsupported type: '{other}'")),
+    }
+}
+
+/// Go's `time.ParseDuration` (enough of it): sign, then number+unit pairs; "0" alone.
+fn go_duration(s: &str) -> Option<(bool, Duration)> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some((false, Duration::ZERO));
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut secs = 0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        secs += value
+            * match &rest[..u] {
+                "ns" => 1e-9,
+                "us" | "µs" | "μs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return None,
+            };
+        rest = &rest[u..];
+    }
+    Some((neg && secs > 0.0, Duration::from_secs_f64(secs)))
 }
 
 /// What the server does with one `/api/chat` request.
@@ -328,6 +555,7 @@ pub struct State {
     /// `capabilities` of every model in `/api/show`; None: the field is left out (older
     /// Ollama).
     capabilities: Option<Vec<String>>,
+    residency: Residency,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -399,6 +627,60 @@ impl Server<State> {
     pub fn set_capabilities(&self, caps: Option<&[&str]>) {
         self.lock().capabilities = caps.map(|c| c.iter().map(|s| s.to_string()).collect());
     }
+
+    /// What loading a model that is not in memory costs (default 0).
+    pub fn set_load_time(&self, d: Duration) {
+        self.lock().residency.load_time = d;
+    }
+
+    /// The `keep_alive` of requests that send none (Ollama's `OLLAMA_KEEP_ALIVE`, 5m).
+    pub fn set_default_keep_alive(&self, session: Session) {
+        self.lock().residency.default_session = session;
+    }
+
+    /// The loads performed so far, in order.
+    pub fn loads(&self) -> Vec<LoadRecord> {
+        self.lock().residency.loads.clone()
+    }
+
+    /// Loads of `model` so far.
+    pub fn load_count(&self, model: &str) -> usize {
+        let m = normalize_model(model);
+        self.loads().iter().filter(|l| l.model == m).count()
+    }
+
+    /// Every chat and load request that reached a model, in order of arrival.
+    pub fn served(&self) -> Vec<Served> {
+        self.lock().residency.served.clone()
+    }
+
+    /// Load requests (`/api/chat` with no messages), in order.
+    pub fn load_requests(&self) -> Vec<ChatRequest> {
+        self.lock().residency.load_requests.clone()
+    }
+
+    /// Models in memory now (a model still loading included), sorted.
+    pub fn loaded_models(&self) -> Vec<String> {
+        let mut st = self.lock();
+        st.residency.expire(Instant::now());
+        let mut v: Vec<String> = st.residency.models.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Unload a model no request holds, as Ollama does when another model needs the memory
+    /// (or after a restart). False when it is not loaded or busy.
+    pub fn evict(&self, model: &str) -> bool {
+        let mut st = self.lock();
+        let m = normalize_model(model);
+        st.residency.expire(Instant::now());
+        if st.residency.models.get(&m).is_some_and(|r| r.active == 0) {
+            st.residency.models.remove(&m);
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl State {
@@ -411,6 +693,7 @@ impl State {
             legacy_not_found: false,
             version: DEFAULT_VERSION.to_string(),
             capabilities: Some(vec!["completion".into(), "vision".into()]),
+            residency: Residency::new(),
         }
     }
 }
@@ -501,6 +784,11 @@ async fn handle_request(
             conn.write_fixed(200, json_type, body.as_bytes(), keep_alive, head_only)
                 .await?;
         }
+        ("GET" | "HEAD", "/api/ps") => {
+            let body = go_json(&ps_json(&mut lock(shared)));
+            conn.write_fixed(200, json_type, body.as_bytes(), keep_alive, head_only)
+                .await?;
+        }
         ("POST", "/api/chat") => return handle_chat(shared, conn, req, keep_alive).await,
         ("POST", "/api/show") => {
             let name = serde_json::from_slice::<Value>(&req.body)
@@ -544,6 +832,42 @@ async fn handle_request(
         }
     }
     Ok(true)
+}
+
+/// `/api/ps`: the models in memory. Like Ollama, a model loading or in use shows
+/// `expires_at` as now + its keep_alive; one kept forever, ~292 years ahead.
+fn ps_json(st: &mut State) -> Value {
+    let now = Instant::now();
+    st.residency.expire(now);
+    let wall = chrono::Utc::now();
+    let mut names: Vec<&String> = st.residency.models.keys().collect();
+    names.sort();
+    let list: Vec<Value> = names
+        .into_iter()
+        .map(|name| {
+            let r = &st.residency.models[name];
+            let expires = match (r.expires, r.session) {
+                (Some(t), _) => wall + chrono::Duration::from_std(t - now).unwrap_or_default(),
+                (None, Session::For(d)) => wall + chrono::Duration::from_std(d).unwrap_or_default(),
+                (None, Session::Forever) => wall + chrono::Duration::days(365 * 292),
+            };
+            json!({
+                "name": name,
+                "model": name,
+                "size": 7_365_960_935u64,
+                "digest": "a2af6cc3eb7fa8be8504abaf9b04e88f17a119ec3f04a3addf55f92841195f5a",
+                "details": {
+                    "parent_model": "", "format": "gguf", "family": "gemma3",
+                    "families": ["gemma3"], "parameter_size": "4.3B",
+                    "quantization_level": "Q4_K_M"
+                },
+                "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "size_vram": 7_365_960_935u64,
+                "context_length": 4096
+            })
+        })
+        .collect();
+    json!({ "models": list })
 }
 
 fn tags_json(models: &[String]) -> Value {
@@ -671,6 +995,9 @@ async fn handle_chat(
         }
     };
     let chat = parse_chat(raw, &req.headers);
+    if chat.messages.is_empty() {
+        return handle_load(shared, conn, chat, keep_alive).await;
+    }
     http::record_chat(shared, &chat);
 
     // Validation in Ollama's order: JSON binding (base64 images) first, then the model.
@@ -713,8 +1040,31 @@ async fn handle_chat(
         return Ok(true);
     }
 
+    let default_session = lock(shared).residency.default_session;
+    let session = match parse_session(chat.raw.get("keep_alive"), default_session) {
+        Ok(s) => s,
+        Err(msg) => {
+            let body = go_json(&json!({ "error": msg }));
+            conn.write_fixed(400, json_type, body.as_bytes(), keep_alive, false)
+                .await?;
+            return Ok(true);
+        }
+    };
+
     let reply = http::next_reply(shared, &chat)
         .unwrap_or_else(|| Reply::Text(DEFAULT_REPLY_TEXT.to_string()));
+    // The model is taken before the reply (a cold one loads first) and held until the
+    // reply is sent or the connection goes.
+    let ready_at = {
+        let mut st = lock(shared);
+        let record = st.net().recording;
+        st.residency.acquire(&chat, session, false, record)
+    };
+    let _hold = Hold {
+        shared: shared.clone(),
+        model: chat.model.clone(),
+    };
+    tokio::time::sleep_until(ready_at.into()).await;
     let logprob = lock(shared)
         .logprob
         .filter(|_| chat.raw.get("logprobs") == Some(&Value::Bool(true)));
@@ -724,6 +1074,77 @@ async fn handle_chat(
         logprob,
     };
     send_reply(conn, &chat, reply, defaults, keep_alive).await
+}
+
+/// `/api/chat` with no messages: load the model (or unload it with `keep_alive: 0`) and
+/// answer once it is in memory, as Ollama does.
+async fn handle_load(
+    shared: &Shared,
+    conn: &mut Conn,
+    chat: ChatRequest,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let json_type = "application/json; charset=utf-8";
+    if lock(shared).net().recording {
+        lock(shared).residency.load_requests.push(chat.clone());
+    }
+    let fail = |code: u16, msg: String| (code, go_json(&json!({ "error": msg })));
+    let (known, default_session) = {
+        let st = lock(shared);
+        let wanted = normalize_model(&chat.model);
+        (
+            st.models.iter().any(|m| normalize_model(m) == wanted),
+            st.residency.default_session,
+        )
+    };
+    let checked = if chat.model.is_empty() {
+        Err(fail(400, "model is required".into()))
+    } else if !known {
+        Err(fail(404, format!("model '{}' not found", chat.model)))
+    } else {
+        parse_session(chat.raw.get("keep_alive"), default_session).map_err(|m| fail(400, m))
+    };
+    let session = match checked {
+        Ok(s) => s,
+        Err((code, body)) => {
+            conn.write_fixed(code, json_type, body.as_bytes(), keep_alive, false)
+                .await?;
+            return Ok(true);
+        }
+    };
+    let reason = if session == Session::For(Duration::ZERO) {
+        let mut st = lock(shared);
+        let m = normalize_model(&chat.model);
+        if st.residency.models.get(&m).is_some_and(|r| r.active == 0) {
+            st.residency.models.remove(&m);
+        } else if let Some(r) = st.residency.models.get_mut(&m) {
+            r.session = session;
+        }
+        "unload"
+    } else {
+        let ready_at = {
+            let mut st = lock(shared);
+            let record = st.net().recording;
+            st.residency.acquire(&chat, session, true, record)
+        };
+        let hold = Hold {
+            shared: shared.clone(),
+            model: chat.model.clone(),
+        };
+        tokio::time::sleep_until(ready_at.into()).await;
+        drop(hold);
+        "load"
+    };
+    let body = go_json(&json!({
+        "model": chat.model,
+        "created_at": rfc3339_now(),
+        "message": { "role": "assistant", "content": "" },
+        "done_reason": reason,
+        "done": true
+    }));
+    conn.write_fixed(200, json_type, body.as_bytes(), keep_alive, false)
+        .await?;
+    Ok(true)
 }
 
 #[derive(Clone, Copy)]
