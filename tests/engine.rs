@@ -85,10 +85,14 @@ async fn student_gets_skill_as_system_prompt_and_a_small_jpeg() {
     for r in &reqs {
         assert_eq!(r.model, STUDENT);
         assert_eq!(r.messages[0].role, "system");
+        // The skill's instructions, then the fixed output contract.
         assert_eq!(
             r.messages[0].content,
-            "SKILL-MARKER: describe what you see."
+            gemmaedge_tui::output_contract::compose("SKILL-MARKER: describe what you see.")
         );
+        assert!(r.messages[0]
+            .content
+            .starts_with("SKILL-MARKER: describe what you see.\n\n"));
         assert_eq!(r.think, Some(false), "thinking must be off for the student");
         assert!(r.stream, "the student's answer is streamed");
         let user = r.messages.last().unwrap();

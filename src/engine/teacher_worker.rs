@@ -185,9 +185,16 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
 /// reports every job left (nothing vanishes from the log).
 fn requeue(shared: &Shared, job: super::TeacherJob) {
     let priority = priority_of(&job.reasons).unwrap_or(crate::policy::Priority::Audit);
-    let _ = shared
+    let pushed_out = shared
         .queue
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push_front(priority, job);
+    // A full queue pushes out its lowest-priority, oldest entry: say so, as always.
+    if let Some(d) = pushed_out {
+        shared.emitter.emit(Event::TeacherDropped {
+            seq: d.seq,
+            reasons: d.reasons,
+        });
+    }
 }
