@@ -7,6 +7,7 @@ use super::candidates::{rejection, same_instructions};
 use super::decision::{decide, Decision, RowScore};
 use super::extract::extract_prompts;
 use super::meta_prompt::{candidates_request, failure_note};
+pub use super::report::RowSummary;
 use super::report::{Rejected, RunReport, TeacherReply};
 use crate::config::Config;
 use crate::eval::bootstrap::{improvement_interval, Interval};
@@ -66,19 +67,6 @@ pub struct UpskillOutcome {
     /// Where the applied skill's history copy went, when it was saved.
     pub applied: Option<PathBuf>,
     pub eval_hash: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RowSummary {
-    pub label: String,
-    /// The skill's instructions (the output contract is appended to them when scored).
-    pub prompt: String,
-    pub train: Option<f64>,
-    pub holdout: Option<f64>,
-    pub interval: Option<Interval>,
-    /// Serialized as `cases`: the shape `eval --json` has too.
-    #[serde(rename = "cases")]
-    pub results: Vec<CaseResult>,
 }
 
 /// Everything a run needs.

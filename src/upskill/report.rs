@@ -4,11 +4,27 @@
 //! intervals and the decision. Its rows have the shape of `eval --json` (label, prompt,
 //! train, holdout, interval, cases).
 
-use super::pipeline::RowSummary;
 use crate::config::EvalConfig;
+use crate::eval::bootstrap::Interval;
+use crate::eval::runner::CaseResult;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// One skill scored on the eval set: a row of an upskill run (and of its report), and
+/// the body of `eval --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowSummary {
+    pub label: String,
+    /// The skill's instructions (the output contract is appended to them when scored).
+    pub prompt: String,
+    pub train: Option<f64>,
+    pub holdout: Option<f64>,
+    pub interval: Option<Interval>,
+    /// Serialized as `cases`: the shape `eval --json` has too.
+    #[serde(rename = "cases")]
+    pub results: Vec<CaseResult>,
+}
 
 /// One call to the teacher for candidates: how many it was asked for and what it said.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
