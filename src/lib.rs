@@ -24,6 +24,8 @@ pub mod ollama;
 pub mod output_contract;
 pub mod policy;
 pub mod sanitize;
+pub mod scheduler;
+pub mod service;
 pub mod session_log;
 pub mod skill;
 pub mod student;

@@ -4,7 +4,7 @@
 use crate::eval::bootstrap::Interval;
 
 /// A row's totals: row 0 is the current skill (baseline).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RowScore {
     pub train: Option<f64>,
     pub holdout: Option<f64>,

@@ -7,3 +7,4 @@ pub mod extract;
 pub mod meta_prompt;
 pub mod pipeline;
 pub mod report;
+pub mod runner;

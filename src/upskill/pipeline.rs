@@ -15,13 +15,14 @@ use crate::eval::cases::{EvalSet, Split};
 use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
 use crate::ollama::ModelClient;
 use crate::skill::{save_skill, SkillMeta};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-/// What the pipeline reports as it goes.
-#[derive(Debug, Clone)]
+/// What the pipeline reports as it goes (also the service's wire shape for a run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum UpskillEvent {
     /// Case ids in column order (train first, then holdout).
     Started {
@@ -58,7 +59,7 @@ pub enum UpskillEvent {
 }
 
 /// The result of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpskillOutcome {
     pub rows: Vec<RowSummary>,
     /// Row that would replace the skill (when the decision is to apply).

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// One skill scored on the eval set: a row of an upskill run (and of its report), and
 /// the body of `eval --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RowSummary {
     pub label: String,
     /// The skill's instructions (the output contract is appended to them when scored).

@@ -1,0 +1,414 @@
+//! The control socket's wire format: newline-delimited JSON, one message per line,
+//! versioned by a hello in each direction. Pure: encoding, decoding and their limits.
+//!
+//! A console sends `hello` first; the service answers with its own `hello` (or an
+//! `error` naming both versions, then closes). The service then sends a snapshot
+//! (`snapshot_begin`, the replayed messages, `snapshot_end`) and after it the live
+//! messages. Engine events ride in `event` with the same fields as the session log's
+//! lines; the frame a `frame_taken` event carries goes along as base64 JPEG.
+
+use crate::event::{Command, Event};
+use crate::frame::PreparedFrame;
+use crate::upskill::pipeline::UpskillEvent;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Bumped on any change a peer of the previous version would misread.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest line a console may send (a learned case with its fields is a few KiB).
+pub const MAX_CLIENT_LINE: usize = 64 * 1024;
+/// Longest line the service sends (an event with a frame: a 640 px JPEG in base64).
+pub const MAX_SERVER_LINE: usize = 8 * 1024 * 1024;
+
+/// What this service can do, named in its hello (a console may check for one).
+pub const CAPABILITIES: &[&str] = &["events", "frames", "commands", "upskill", "learn", "eval"];
+
+/// Console → service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Hello {
+        protocol: u32,
+        /// Who is attaching (shown in the service's log), e.g. `console`, `eval`.
+        client: String,
+    },
+    /// `e`: escalate the current frame.
+    Escalate,
+    /// `p`: pause or resume capture.
+    SetPaused { paused: bool },
+    /// `u`: start an upskill run in the service.
+    UpskillStart {
+        #[serde(default)]
+        candidates: Option<usize>,
+    },
+    /// Esc on the upskill screen: stop the run.
+    UpskillCancel,
+    /// `y` on a finished run's row: save it as the skill.
+    UpskillApply { row: usize },
+    /// `a` then Enter: the service appends this case (with the frame of `seq` it kept).
+    SaveLearned {
+        seq: u64,
+        captured_at: DateTime<Utc>,
+        expect: Vec<String>,
+        forbid: Vec<String>,
+        safety: bool,
+    },
+    /// `s`: the service saves this entry's frame and answer under `logs/saved/`.
+    SaveEntry { seq: u64 },
+    /// Score the current skill (or this skill text) on the eval set through the
+    /// service's student scheduler; the reply is one `eval_done`.
+    Eval {
+        #[serde(default)]
+        skill: Option<String>,
+    },
+}
+
+impl ClientMsg {
+    /// The engine command this message is, when it is one.
+    pub fn engine_command(&self) -> Option<Command> {
+        match self {
+            ClientMsg::Escalate => Some(Command::ForceEscalate),
+            ClientMsg::SetPaused { paused } => Some(Command::SetPaused(*paused)),
+            _ => None,
+        }
+    }
+}
+
+/// Who answers on the socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub protocol: u32,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub device: String,
+    pub version: String,
+    pub capabilities: Vec<String>,
+}
+
+/// Session totals a snapshot carries (the replayed entries are only the recent ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub frames_seen: u64,
+    pub superseded: u64,
+    pub unchanged: u64,
+    pub answers: u64,
+    pub escalations: u64,
+    pub disagreements: u64,
+}
+
+/// Service → console (in memory, the frame is the event's own `image`).
+#[derive(Debug, Clone)]
+pub enum ServerMsg {
+    Hello(ServiceInfo),
+    /// Forget what was shown: a snapshot follows (on attach, and on resync).
+    SnapshotBegin {
+        resync: bool,
+    },
+    SnapshotEnd {
+        counters: Counters,
+    },
+    Event(Event),
+    Upskill(UpskillEvent),
+    /// An upskill run could not start (and why).
+    UpskillRefused(String),
+    /// The result of a command, for the status bar.
+    Notice {
+        text: String,
+        warning: bool,
+    },
+    /// The answer to `eval`: the row as `eval --json` prints it, or why it failed.
+    EvalDone {
+        result: Result<serde_json::Value, String>,
+    },
+    /// Something this console sent was refused; the service closes the connection.
+    Error(String),
+}
+
+/// A frame on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WireFrame {
+    width: u32,
+    height: u32,
+    jpeg: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Wire {
+    Hello(ServiceInfo),
+    SnapshotBegin {
+        resync: bool,
+    },
+    SnapshotEnd {
+        counters: Counters,
+    },
+    Event {
+        event: Event,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame: Option<WireFrame>,
+    },
+    Upskill {
+        event: UpskillEvent,
+    },
+    UpskillRefused {
+        message: String,
+    },
+    Notice {
+        text: String,
+        warning: bool,
+    },
+    EvalDone {
+        #[serde(default)]
+        ok: Option<serde_json::Value>,
+        #[serde(default)]
+        error: Option<String>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// Why a line could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("line too long ({len} bytes, at most {max})")]
+    TooLong { len: usize, max: usize },
+    #[error("not a message of protocol {PROTOCOL_VERSION}: {0}")]
+    Malformed(String),
+}
+
+/// One console line (without its newline). An unknown `type` is `Malformed`.
+pub fn decode_client(line: &str) -> Result<ClientMsg, ProtocolError> {
+    if line.len() > MAX_CLIENT_LINE {
+        return Err(ProtocolError::TooLong {
+            len: line.len(),
+            max: MAX_CLIENT_LINE,
+        });
+    }
+    serde_json::from_str(line).map_err(|e| ProtocolError::Malformed(short(&e.to_string())))
+}
+
+/// A console message as one line, with its newline.
+pub fn encode_client(msg: &ClientMsg) -> String {
+    let mut s = serde_json::to_string(msg).expect("client messages serialize");
+    s.push('\n');
+    s
+}
+
+/// A service message as one line, with its newline. Token events are not sent
+/// differently: they are small.
+pub fn encode_server(msg: &ServerMsg) -> String {
+    let wire = match msg {
+        ServerMsg::Hello(info) => Wire::Hello(info.clone()),
+        ServerMsg::SnapshotBegin { resync } => Wire::SnapshotBegin { resync: *resync },
+        ServerMsg::SnapshotEnd { counters } => Wire::SnapshotEnd {
+            counters: *counters,
+        },
+        ServerMsg::Event(event) => {
+            let frame = match event {
+                Event::FrameTaken {
+                    image: Some(img), ..
+                } => Some(WireFrame {
+                    width: img.width,
+                    height: img.height,
+                    jpeg: img.base64.to_string(),
+                }),
+                _ => None,
+            };
+            Wire::Event {
+                event: event.clone(),
+                frame,
+            }
+        }
+        ServerMsg::Upskill(event) => Wire::Upskill {
+            event: event.clone(),
+        },
+        ServerMsg::UpskillRefused(message) => Wire::UpskillRefused {
+            message: message.clone(),
+        },
+        ServerMsg::Notice { text, warning } => Wire::Notice {
+            text: text.clone(),
+            warning: *warning,
+        },
+        ServerMsg::EvalDone { result } => match result {
+            Ok(v) => Wire::EvalDone {
+                ok: Some(v.clone()),
+                error: None,
+            },
+            Err(e) => Wire::EvalDone {
+                ok: None,
+                error: Some(e.clone()),
+            },
+        },
+        ServerMsg::Error(message) => Wire::Error {
+            message: message.clone(),
+        },
+    };
+    let mut s = serde_json::to_string(&wire).expect("service messages serialize");
+    s.push('\n');
+    s
+}
+
+/// One service line (without its newline); a frame is decoded back into the event.
+pub fn decode_server(line: &str) -> Result<ServerMsg, ProtocolError> {
+    if line.len() > MAX_SERVER_LINE {
+        return Err(ProtocolError::TooLong {
+            len: line.len(),
+            max: MAX_SERVER_LINE,
+        });
+    }
+    let wire: Wire =
+        serde_json::from_str(line).map_err(|e| ProtocolError::Malformed(short(&e.to_string())))?;
+    Ok(match wire {
+        Wire::Hello(info) => ServerMsg::Hello(info),
+        Wire::SnapshotBegin { resync } => ServerMsg::SnapshotBegin { resync },
+        Wire::SnapshotEnd { counters } => ServerMsg::SnapshotEnd { counters },
+        Wire::Event { mut event, frame } => {
+            if let (Event::FrameTaken { image, .. }, Some(f)) = (&mut event, frame) {
+                let jpeg = base64::engine::general_purpose::STANDARD
+                    .decode(f.jpeg.as_bytes())
+                    .map_err(|e| ProtocolError::Malformed(format!("frame: {e}")))?;
+                *image = Some(Arc::new(PreparedFrame {
+                    width: f.width,
+                    height: f.height,
+                    jpeg: jpeg.into(),
+                    base64: f.jpeg.into(),
+                }));
+            }
+            ServerMsg::Event(event)
+        }
+        Wire::Upskill { event } => ServerMsg::Upskill(event),
+        Wire::UpskillRefused { message } => ServerMsg::UpskillRefused(message),
+        Wire::Notice { text, warning } => ServerMsg::Notice { text, warning },
+        Wire::EvalDone { ok, error } => ServerMsg::EvalDone {
+            result: match (ok, error) {
+                (Some(v), None) => Ok(v),
+                (_, Some(e)) => Err(e),
+                (None, None) => Err("the service sent an empty eval result".into()),
+            },
+        },
+        Wire::Error { message } => ServerMsg::Error(message),
+    })
+}
+
+/// The hello a console sends.
+pub fn client_hello(client: &str) -> ClientMsg {
+    ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        client: client.into(),
+    }
+}
+
+/// What the service says to a console of another protocol version.
+pub fn version_mismatch(theirs: u32) -> String {
+    format!(
+        "protocol mismatch: the console speaks version {theirs}, this service (gemmaedge-tui {}) speaks {PROTOCOL_VERSION}; run the same gemmaedge-tui build for `serve` and the console",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// serde's messages can quote the input: keep them short.
+fn short(s: &str) -> String {
+    crate::sanitize::strip_controls(&s.chars().take(200).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_round_trip_and_name_their_type() {
+        let msgs = [
+            client_hello("console"),
+            ClientMsg::Escalate,
+            ClientMsg::SetPaused { paused: true },
+            ClientMsg::UpskillStart { candidates: None },
+            ClientMsg::UpskillApply { row: 2 },
+            ClientMsg::SaveEntry { seq: 4 },
+        ];
+        for m in msgs {
+            let line = encode_client(&m);
+            assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+            assert_eq!(decode_client(line.trim_end()).unwrap(), m);
+        }
+        assert_eq!(
+            encode_client(&ClientMsg::Escalate),
+            "{\"type\":\"escalate\"}\n"
+        );
+        assert_eq!(
+            ClientMsg::SetPaused { paused: false }.engine_command(),
+            Some(Command::SetPaused(false))
+        );
+    }
+
+    #[test]
+    fn bad_client_lines_are_errors_not_panics() {
+        for bad in [
+            "",
+            "{",
+            "[1,2]",
+            "{\"type\":\"format_disk\"}",
+            "{\"type\":\"upskill_apply\",\"row\":-1}",
+            "{\"type\":\"hello\",\"protocol\":\"one\",\"client\":\"x\"}",
+        ] {
+            assert!(
+                matches!(decode_client(bad), Err(ProtocolError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        let long = format!("{{\"type\":\"hello\",\"client\":\"{}\"}}", "x".repeat(70_000));
+        assert!(matches!(
+            decode_client(&long),
+            Err(ProtocolError::TooLong { .. })
+        ));
+        // Control characters from the line never reach the message text raw.
+        let e = decode_client("{\"type\":\"\u{1b}[2J\"}").unwrap_err();
+        assert!(!e.to_string().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_frame_rides_with_its_event() {
+        let jpeg: Arc<[u8]> = vec![0xff, 0xd8, 1, 2, 3].into();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
+        let ev = Event::FrameTaken {
+            seq: 7,
+            captured_at: Utc::now(),
+            label: "a.jpg".into(),
+            width: 4,
+            height: 2,
+            jpeg_bytes: 5,
+            superseded: 0,
+            image: Some(Arc::new(PreparedFrame {
+                width: 4,
+                height: 2,
+                jpeg: jpeg.clone(),
+                base64: b64.into(),
+            })),
+        };
+        let line = encode_server(&ServerMsg::Event(ev));
+        let back = decode_server(line.trim_end()).unwrap();
+        let ServerMsg::Event(Event::FrameTaken {
+            seq: 7,
+            image: Some(img),
+            ..
+        }) = back
+        else {
+            panic!("{back:?}")
+        };
+        assert_eq!(&*img.jpeg, &*jpeg);
+        assert_eq!((img.width, img.height), (4, 2));
+        // The event part has the session log's fields.
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"]["type"], "frame_taken");
+        assert_eq!(v["event"]["seq"], 7);
+    }
+
+    #[test]
+    fn the_mismatch_message_names_both_versions() {
+        let m = version_mismatch(9);
+        assert!(m.contains("version 9") && m.contains(&format!("speaks {PROTOCOL_VERSION}")));
+    }
+}

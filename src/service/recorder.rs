@@ -1,0 +1,370 @@
+//! What a console attaching now needs to show what one attached all along shows: the
+//! recent entries (their events, in order), the models' health and load, the newest
+//! frame, a running (or the last) upskill run, and the session's totals. Pure.
+
+use super::protocol::{Counters, ServerMsg};
+use crate::event::{Event, Role};
+use crate::upskill::pipeline::UpskillEvent;
+use std::collections::VecDeque;
+
+/// Entries whose frames a snapshot carries (older ones go without their image: a
+/// thousand frames would be tens of MB per attach).
+pub const FRAMES_IN_SNAPSHOT: usize = 20;
+/// Upskill events kept for a run (a run of 8 rows × 100 cases is ~1000).
+const MAX_UPSKILL_EVENTS: usize = 20_000;
+/// Longest streamed answer kept for the frame in progress (as the console keeps it).
+const MAX_STREAM_CHARS: usize = 16_000;
+
+/// The events of one frame (`seq`).
+#[derive(Debug, Clone)]
+struct Entry {
+    seq: u64,
+    events: Vec<Event>,
+    /// The student's answer streaming in, before its `student_answer`.
+    streaming: Option<String>,
+}
+
+/// The service's memory of the session, for snapshots.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    history: usize,
+    started: Option<Event>,
+    skill: Option<Event>,
+    paused: Option<Event>,
+    refused: Option<Event>,
+    health: [Option<Event>; 2],
+    load: [Option<Event>; 2],
+    entries: VecDeque<Entry>,
+    upskill: Vec<UpskillEvent>,
+    upskill_dropped: u64,
+    counters: Counters,
+    stopped: Option<Event>,
+}
+
+fn role_index(r: Role) -> usize {
+    match r {
+        Role::Student => 0,
+        Role::Teacher => 1,
+    }
+}
+
+/// The frame an event belongs to.
+pub fn seq_of(ev: &Event) -> Option<u64> {
+    match ev {
+        Event::FrameTaken { seq, .. }
+        | Event::StudentToken { seq, .. }
+        | Event::StudentAnswer { seq, .. }
+        | Event::StudentFailed { seq, .. }
+        | Event::Escalated { seq, .. }
+        | Event::TeacherDropped { seq, .. }
+        | Event::TeacherStarted { seq, .. }
+        | Event::TeacherVerdict { seq, .. }
+        | Event::TeacherFailed { seq, .. }
+        | Event::Notified { seq, .. } => Some(*seq),
+        _ => None,
+    }
+}
+
+impl Recorder {
+    /// Keep the events of the last `history` frames (`console.history`).
+    pub fn new(history: usize) -> Self {
+        Recorder {
+            history: history.max(1),
+            started: None,
+            skill: None,
+            paused: None,
+            refused: None,
+            health: [None, None],
+            load: [None, None],
+            entries: VecDeque::new(),
+            upskill: Vec::new(),
+            upskill_dropped: 0,
+            counters: Counters::default(),
+            stopped: None,
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// An upskill run is under way (started, not yet ended).
+    pub fn upskill_running(&self) -> bool {
+        matches!(self.upskill.first(), Some(UpskillEvent::Started { .. }))
+            && !self.upskill.iter().any(|e| {
+                matches!(
+                    e,
+                    UpskillEvent::Finished(_) | UpskillEvent::Failed(_) | UpskillEvent::Cancelled
+                )
+            })
+    }
+
+    /// Remember an engine event.
+    pub fn record(&mut self, ev: &Event) {
+        let c = &mut self.counters;
+        match ev {
+            Event::Started { .. } => self.started = Some(ev.clone()),
+            Event::SkillLoaded { .. } => self.skill = Some(ev.clone()),
+            Event::Paused { .. } => self.paused = Some(ev.clone()),
+            Event::StudentRefused { .. } => self.refused = Some(ev.clone()),
+            Event::Health { role, .. } => self.health[role_index(*role)] = Some(ev.clone()),
+            Event::ModelLoad { role, .. } => self.load[role_index(*role)] = Some(ev.clone()),
+            Event::Stopped { .. } => self.stopped = Some(ev.clone()),
+            Event::FrameUnchanged {
+                unchanged_total, ..
+            } => c.unchanged = *unchanged_total,
+            Event::FrameTaken { superseded, .. } => {
+                c.frames_seen += 1;
+                c.superseded += superseded;
+            }
+            Event::StudentAnswer { .. } => c.answers += 1,
+            Event::Escalated { .. } => c.escalations += 1,
+            Event::TeacherVerdict { verdict, .. } if verdict.agrees == Some(false) => {
+                c.disagreements += 1
+            }
+            _ => {}
+        }
+        let Some(seq) = seq_of(ev) else { return };
+        let entry = match self.entries.iter().rposition(|e| e.seq == seq) {
+            Some(i) => &mut self.entries[i],
+            None => {
+                // Only a new, newer frame opens an entry; late events of a forgotten
+                // frame are dropped, as the console drops them.
+                if self.entries.back().is_some_and(|e| e.seq > seq) {
+                    return;
+                }
+                self.entries.push_back(Entry {
+                    seq,
+                    events: Vec::new(),
+                    streaming: None,
+                });
+                while self.entries.len() > self.history {
+                    self.entries.pop_front();
+                }
+                self.entries.back_mut().expect("just pushed")
+            }
+        };
+        match ev {
+            Event::StudentToken { text, .. } => {
+                let s = entry.streaming.get_or_insert_with(String::new);
+                let room = MAX_STREAM_CHARS.saturating_sub(s.chars().count());
+                s.extend(text.chars().take(room));
+            }
+            Event::StudentAnswer { .. } | Event::StudentFailed { .. } => {
+                entry.streaming = None;
+                entry.events.push(ev.clone());
+            }
+            _ => entry.events.push(ev.clone()),
+        }
+        // Frames older than the newest few lose their image.
+        if self.entries.len() > FRAMES_IN_SNAPSHOT {
+            let i = self.entries.len() - FRAMES_IN_SNAPSHOT - 1;
+            for e in &mut self.entries[i].events {
+                if let Event::FrameTaken { image, .. } = e {
+                    *image = None;
+                }
+            }
+        }
+    }
+
+    /// Remember an upskill event (a new run forgets the previous one).
+    pub fn record_upskill(&mut self, ev: &UpskillEvent) {
+        if matches!(ev, UpskillEvent::Started { .. }) {
+            self.upskill.clear();
+            self.upskill_dropped = 0;
+        }
+        if self.upskill.len() < MAX_UPSKILL_EVENTS {
+            self.upskill.push(ev.clone());
+        } else {
+            self.upskill_dropped += 1;
+        }
+    }
+
+    /// The kept frame of an entry (for `a` and `s` from a console).
+    pub fn frame_of(&self, seq: u64) -> Option<std::sync::Arc<crate::frame::PreparedFrame>> {
+        self.entries
+            .iter()
+            .find(|e| e.seq == seq)?
+            .events
+            .iter()
+            .find_map(|ev| match ev {
+                Event::FrameTaken { image, .. } => image.clone(),
+                _ => None,
+            })
+    }
+
+    /// The events of an entry, in order (for `s`).
+    pub fn events_of(&self, seq: u64) -> Option<&[Event]> {
+        self.entries
+            .iter()
+            .find(|e| e.seq == seq)
+            .map(|e| e.events.as_slice())
+    }
+
+    /// The messages a console replays to be where one attached all along is.
+    pub fn snapshot(&self, resync: bool) -> Vec<ServerMsg> {
+        let mut out = vec![ServerMsg::SnapshotBegin { resync }];
+        let singles = [&self.started, &self.skill, &self.paused, &self.refused];
+        let roles = self.health.iter().chain(self.load.iter());
+        for ev in singles.into_iter().chain(roles).flatten() {
+            out.push(ServerMsg::Event(ev.clone()));
+        }
+        for e in &self.entries {
+            for ev in &e.events {
+                out.push(ServerMsg::Event(ev.clone()));
+            }
+            if let Some(text) = &e.streaming {
+                out.push(ServerMsg::Event(Event::StudentToken {
+                    seq: e.seq,
+                    text: text.clone(),
+                }));
+            }
+        }
+        for ev in &self.upskill {
+            out.push(ServerMsg::Upskill(ev.clone()));
+        }
+        if let Some(ev) = &self.stopped {
+            out.push(ServerMsg::Event(ev.clone()));
+        }
+        out.push(ServerMsg::SnapshotEnd {
+            counters: self.counters,
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Health;
+    use crate::frame::PreparedFrame;
+    use chrono::Utc;
+    use std::sync::Arc;
+
+    fn frame(seq: u64, with_image: bool) -> Event {
+        Event::FrameTaken {
+            seq,
+            captured_at: Utc::now(),
+            label: format!("f{seq}"),
+            width: 2,
+            height: 2,
+            jpeg_bytes: 3,
+            superseded: 1,
+            image: with_image.then(|| {
+                Arc::new(PreparedFrame {
+                    width: 2,
+                    height: 2,
+                    jpeg: vec![1, 2, 3].into(),
+                    base64: "AQID".into(),
+                })
+            }),
+        }
+    }
+
+    fn answer(seq: u64) -> Event {
+        Event::StudentAnswer {
+            seq,
+            at: Utc::now(),
+            answer: format!("answer {seq}"),
+            confidence: Some(0.9),
+            measured_confidence: None,
+            latency_ms: 10,
+            reasons: vec![],
+            skill: "skill.txt".into(),
+        }
+    }
+
+    fn events(snap: &[ServerMsg]) -> Vec<&Event> {
+        snap.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_recent_entries_and_the_totals() {
+        let mut r = Recorder::new(3);
+        r.record(&Event::Health {
+            role: Role::Student,
+            health: Health::Ok { latency_ms: 5 },
+        });
+        for seq in 1..=5 {
+            r.record(&frame(seq, true));
+            r.record(&answer(seq));
+        }
+        let snap = r.snapshot(false);
+        assert!(matches!(snap[0], ServerMsg::SnapshotBegin { resync: false }));
+        let ServerMsg::SnapshotEnd { counters } = snap.last().unwrap() else {
+            panic!()
+        };
+        assert_eq!(counters.answers, 5);
+        assert_eq!(counters.frames_seen, 5);
+        assert_eq!(counters.superseded, 5);
+        let seqs: Vec<u64> = events(&snap).iter().filter_map(|e| seq_of(e)).collect();
+        assert_eq!(seqs, vec![3, 3, 4, 4, 5, 5]);
+        assert!(matches!(events(&snap)[0], Event::Health { .. }));
+        // A late event of a forgotten frame does not come back.
+        r.record(&Event::TeacherFailed {
+            seq: 1,
+            error: "x".into(),
+        });
+        assert!(r.events_of(1).is_none());
+    }
+
+    #[test]
+    fn a_streaming_answer_is_one_token_event_until_it_ends() {
+        let mut r = Recorder::new(10);
+        r.record(&frame(1, false));
+        for t in ["A per", "son ", "stands."] {
+            r.record(&Event::StudentToken {
+                seq: 1,
+                text: t.into(),
+            });
+        }
+        let snap = r.snapshot(true);
+        let evs = events(&snap);
+        assert!(matches!(evs.last(), Some(Event::StudentToken { text, .. }) if text == "A person stands."));
+        r.record(&answer(1));
+        let snap = r.snapshot(true);
+        assert!(!events(&snap)
+            .iter()
+            .any(|e| matches!(e, Event::StudentToken { .. })));
+    }
+
+    #[test]
+    fn only_the_newest_frames_keep_their_image() {
+        let mut r = Recorder::new(100);
+        for seq in 1..=(FRAMES_IN_SNAPSHOT as u64 + 5) {
+            r.record(&frame(seq, true));
+        }
+        assert!(r.frame_of(1).is_none());
+        assert!(r.frame_of(5).is_none());
+        assert!(r.frame_of(6).is_some());
+        assert!(r.frame_of(FRAMES_IN_SNAPSHOT as u64 + 5).is_some());
+    }
+
+    #[test]
+    fn an_upskill_run_is_replayed_and_a_new_one_replaces_it() {
+        let mut r = Recorder::new(10);
+        r.record_upskill(&UpskillEvent::Started {
+            cases: vec![],
+            total_calls: 4,
+        });
+        r.record_upskill(&UpskillEvent::Phase("scoring".into()));
+        assert!(r.upskill_running());
+        r.record_upskill(&UpskillEvent::Cancelled);
+        assert!(!r.upskill_running());
+        r.record_upskill(&UpskillEvent::Started {
+            cases: vec![],
+            total_calls: 2,
+        });
+        let ups: Vec<_> = r
+            .snapshot(false)
+            .into_iter()
+            .filter(|m| matches!(m, ServerMsg::Upskill(_)))
+            .collect();
+        assert_eq!(ups.len(), 1);
+    }
+}
