@@ -26,6 +26,10 @@ pub const MAX_SERVER_LINE: usize = 8 * 1024 * 1024;
 /// What this service can do, named in its hello (a console may check for one).
 pub const CAPABILITIES: &[&str] = &["events", "frames", "commands", "upskill", "learn", "eval"];
 
+fn yes() -> bool {
+    true
+}
+
 /// Console → service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -43,6 +47,10 @@ pub enum ClientMsg {
     UpskillStart {
         #[serde(default)]
         candidates: Option<usize>,
+        /// Save a winner without asking (the console's `u`); `upskill` from a shell
+        /// asks first and sends `upskill_apply`.
+        #[serde(default = "yes")]
+        auto_apply: bool,
     },
     /// Esc on the upskill screen: stop the run.
     UpskillCancel,
@@ -56,8 +64,6 @@ pub enum ClientMsg {
         forbid: Vec<String>,
         safety: bool,
     },
-    /// `s`: the service saves this entry's frame and answer under `logs/saved/`.
-    SaveEntry { seq: u64 },
     /// Score the current skill (or this skill text) on the eval set through the
     /// service's student scheduler; the reply is one `eval_done`.
     Eval {
@@ -325,9 +331,12 @@ mod tests {
             client_hello("console"),
             ClientMsg::Escalate,
             ClientMsg::SetPaused { paused: true },
-            ClientMsg::UpskillStart { candidates: None },
+            ClientMsg::UpskillStart {
+                candidates: None,
+                auto_apply: true,
+            },
             ClientMsg::UpskillApply { row: 2 },
-            ClientMsg::SaveEntry { seq: 4 },
+            ClientMsg::Eval { skill: None },
         ];
         for m in msgs {
             let line = encode_client(&m);

@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// `[service]` in config.toml.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// The control socket (default: `$XDG_RUNTIME_DIR/gemmaedge.sock`, else
@@ -18,6 +18,19 @@ pub struct ServiceConfig {
     pub socket: Option<PathBuf>,
     /// A group whose members may attach too (default: only this user).
     pub group: Option<String>,
+    /// Messages queued per attached console before it counts as fallen behind and gets
+    /// a fresh snapshot instead (16–65536).
+    pub client_queue: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            socket: None,
+            group: None,
+            client_queue: 2048,
+        }
+    }
 }
 
 /// Why the socket cannot be set up or used.
@@ -270,7 +283,7 @@ mod tests {
         );
         let cfg = ServiceConfig {
             socket: Some("/srv/g.sock".into()),
-            group: None,
+            ..ServiceConfig::default()
         };
         assert_eq!(socket_path(None, &cfg), PathBuf::from("/srv/g.sock"));
         assert_eq!(

@@ -47,6 +47,7 @@ impl UpskillRunner {
     pub fn start(
         &mut self,
         candidates: Option<usize>,
+        auto_apply: bool,
         events: mpsc::UnboundedSender<UpskillEvent>,
     ) -> Result<(), String> {
         if self.active() {
@@ -67,7 +68,7 @@ impl UpskillRunner {
             )
         })?;
         let n = candidates.unwrap_or(config.upskill.candidates);
-        let ctx = UpskillContext::from_config(config, Arc::new(eval), n, true)
+        let ctx = UpskillContext::from_config(config, Arc::new(eval), n, auto_apply)
             .map_err(|e| format!("cannot set up the model clients: {e}"))?;
         let (cancel, cancel_rx) = watch::channel(false);
         let task = tokio::spawn(pipeline::run(ctx.clone(), events, cancel_rx));
