@@ -32,6 +32,7 @@ pub mod student;
 pub mod teacher;
 pub mod teacher_queue;
 pub mod text;
+pub mod toml_diag;
 pub mod tui;
 pub mod upskill;
 pub mod verdict;

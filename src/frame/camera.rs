@@ -19,7 +19,7 @@
 //! device (`/dev/videoN` absent) is tested and gives a clean error; the streaming path
 //! compiles against nokhwa 0.10 / nokhwa-bindings-linux 0.1 but has not met real hardware.
 
-use super::source::{stop_requested, Capture, FrameSource, SourceError};
+use super::source::contract::{stop_requested, Capture, FrameSource, SourceError};
 use super::RawImage;
 use nokhwa::pixel_format::RgbFormat;
 use nokhwa::utils::{CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType};

@@ -5,6 +5,7 @@ pub mod camera;
 pub mod dhash;
 pub mod pixels;
 pub mod prep;
+pub mod prep_error;
 pub mod slot;
 pub mod source;
 pub mod turbo;

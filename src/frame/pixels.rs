@@ -2,7 +2,7 @@
 //! (camera MJPEG, JPEG files, YUYV camera frames) or packed RGB (PNG files, RGB buffers).
 
 use super::dhash;
-use super::prep::PrepError;
+use super::prep_error::PrepError;
 
 /// Planar 8-bit YCbCr, full range as in JPEG/JFIF. Rows are `y_stride` bytes (at least
 /// `width`; libjpeg-turbo pads luma to whole chroma samples); chroma planes are tight.
@@ -37,7 +37,7 @@ impl Planes {
     /// `data` exactly `width * height * 2` bytes. No RGB on the way: the JPEG encoder takes
     /// the planes as they are.
     pub fn from_yuyv(width: u32, height: u32, data: &[u8]) -> Result<Planes, PrepError> {
-        let expected = super::prep::checked_len(width, height, 2)?;
+        let expected = super::prep_error::checked_len(width, height, 2)?;
         if width % 2 != 0 {
             return Err(PrepError::Decode(format!(
                 "YUYV width must be even, got {width}"

@@ -17,7 +17,7 @@
 //! resizer in `prep`.
 
 use super::pixels::{Chroma, Planes};
-use super::prep::PrepError;
+use super::prep_error::PrepError;
 use std::cell::RefCell;
 use std::ffi::CStr;
 use turbojpeg_sys as tj;
