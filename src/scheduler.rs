@@ -142,7 +142,8 @@ impl Scheduler {
             dispatch(&mut s, &self.state);
             rx
         };
-        rx.await.expect("the scheduler never drops a waiter it has not served")
+        rx.await
+            .expect("the scheduler never drops a waiter it has not served")
     }
 
     pub fn stats(&self) -> SchedulerStats {

@@ -15,8 +15,8 @@ pub use models::{
 };
 pub use sections::{
     hostname, ConfidenceMode, ConsoleConfig, DeviceConfig, EvalConfig, FrameConfig, NotifyConfig,
-    PathsConfig, PolicyConfig, PrivacyConfig, SourceConfig, SourceKind, UpskillConfig,
-    DEFAULT_SAFETY_KEYWORDS,
+    PathsConfig, PolicyConfig, PrivacyConfig, ServiceConfig, SourceConfig, SourceKind,
+    UpskillConfig, DEFAULT_SAFETY_KEYWORDS,
 };
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ pub struct Config {
     pub device: DeviceConfig,
     pub notify: NotifyConfig,
     pub eval: EvalConfig,
+    pub service: ServiceConfig,
 }
 
 impl Default for Config {
@@ -56,6 +57,7 @@ impl Default for Config {
             device: DeviceConfig::default(),
             notify: NotifyConfig::default(),
             eval: EvalConfig::default(),
+            service: ServiceConfig::default(),
         }
     }
 }

@@ -146,6 +146,10 @@ pub struct UpskillConfig {
     pub max_prompt_chars: usize,
     /// Bootstrap resamples for the improvement interval.
     pub bootstrap_samples: usize,
+    /// While monitoring runs, how many eval/upskill student calls may go between two live
+    /// frames (live frames go first otherwise). 1: a frame waits for at most the one
+    /// call in flight, so frames are answered at least every 2 × the call time.
+    pub calls_between_frames: usize,
 }
 
 impl Default for UpskillConfig {
@@ -156,6 +160,7 @@ impl Default for UpskillConfig {
             min_improvement: 0.02,
             max_prompt_chars: 2000,
             bootstrap_samples: 1000,
+            calls_between_frames: 1,
         }
     }
 }
@@ -246,6 +251,30 @@ impl Default for EvalConfig {
         EvalConfig {
             temperature: 0.0,
             seed: 42,
+        }
+    }
+}
+
+/// `[service]` in config.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// The control socket (default: `$XDG_RUNTIME_DIR/gemmaedge.sock`, else
+    /// `/tmp/gemmaedge-<uid>/gemmaedge.sock`).
+    pub socket: Option<PathBuf>,
+    /// A group whose members may attach too (default: only this user).
+    pub group: Option<String>,
+    /// Messages queued per attached console before it counts as fallen behind and gets
+    /// a fresh snapshot instead (16–65536).
+    pub client_queue: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            socket: None,
+            group: None,
+            client_queue: 2048,
         }
     }
 }

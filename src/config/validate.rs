@@ -133,8 +133,16 @@ impl Config {
         });
         let samples = up.bootstrap_samples;
         p.check_range("upskill.bootstrap_samples", samples, 10..=100_000, "");
+        p.check_range(
+            "upskill.calls_between_frames",
+            up.calls_between_frames,
+            0..=64,
+            "",
+        );
         p.check_range("eval.temperature", self.eval.temperature, 0.0..=2.0, "");
         p.check_range("console.history", self.console.history, 10..=100_000, "");
+        let queue = self.service.client_queue;
+        p.check_range("service.client_queue", queue, 16..=65_536, "");
 
         if p.0.is_empty() {
             Ok(())

@@ -368,7 +368,10 @@ mod tests {
                 "{bad}"
             );
         }
-        let long = format!("{{\"type\":\"hello\",\"client\":\"{}\"}}", "x".repeat(70_000));
+        let long = format!(
+            "{{\"type\":\"hello\",\"client\":\"{}\"}}",
+            "x".repeat(70_000)
+        );
         assert!(matches!(
             decode_client(&long),
             Err(ProtocolError::TooLong { .. })

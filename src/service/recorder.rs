@@ -295,7 +295,10 @@ mod tests {
             r.record(&answer(seq));
         }
         let snap = r.snapshot(false);
-        assert!(matches!(snap[0], ServerMsg::SnapshotBegin { resync: false }));
+        assert!(matches!(
+            snap[0],
+            ServerMsg::SnapshotBegin { resync: false }
+        ));
         let ServerMsg::SnapshotEnd { counters } = snap.last().unwrap() else {
             panic!()
         };
@@ -325,7 +328,9 @@ mod tests {
         }
         let snap = r.snapshot(true);
         let evs = events(&snap);
-        assert!(matches!(evs.last(), Some(Event::StudentToken { text, .. }) if text == "A person stands."));
+        assert!(
+            matches!(evs.last(), Some(Event::StudentToken { text, .. }) if text == "A person stands.")
+        );
         r.record(&answer(1));
         let snap = r.snapshot(true);
         assert!(!events(&snap)

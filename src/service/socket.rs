@@ -5,33 +5,10 @@
 //! `[service] group` names a group (then 0660 and the group's members may connect). A
 //! peer is checked by its credentials (SO_PEERCRED), not by the file mode alone.
 
+use crate::config::ServiceConfig;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-/// `[service]` in config.toml.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServiceConfig {
-    /// The control socket (default: `$XDG_RUNTIME_DIR/gemmaedge.sock`, else
-    /// `/tmp/gemmaedge-<uid>/gemmaedge.sock`).
-    pub socket: Option<PathBuf>,
-    /// A group whose members may attach too (default: only this user).
-    pub group: Option<String>,
-    /// Messages queued per attached console before it counts as fallen behind and gets
-    /// a fresh snapshot instead (16–65536).
-    pub client_queue: usize,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        ServiceConfig {
-            socket: None,
-            group: None,
-            client_queue: 2048,
-        }
-    }
-}
 
 /// Why the socket cannot be set up or used.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +51,10 @@ pub fn socket_path(flag: Option<&Path>, cfg: &ServiceConfig) -> PathBuf {
     if let Some(p) = flag.or(cfg.socket.as_deref()) {
         return p.to_path_buf();
     }
-    default_path(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from), my_uid())
+    default_path(
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        my_uid(),
+    )
 }
 
 /// The default for a given `$XDG_RUNTIME_DIR` and uid (pure).
@@ -166,7 +146,9 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<tokio::net::UnixListener,
             }
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(s) => {
-                    let pid = peer_pid(&s).map(|p| format!(" (pid {p})")).unwrap_or_default();
+                    let pid = peer_pid(&s)
+                        .map(|p| format!(" (pid {p})"))
+                        .unwrap_or_default();
                     return Err(SocketError::Live {
                         path: path.into(),
                         pid,
@@ -258,7 +240,11 @@ pub fn parse_status_groups(status: &str) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
