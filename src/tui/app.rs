@@ -6,9 +6,10 @@ use crate::config::Config;
 use crate::event::{Event, Health, Role};
 use crate::tui::action::{Action, Screen};
 use crate::tui::keys::{self, Context, KeyAction};
+use crate::tui::popups::help;
 use crate::tui::popups::learn_editor::LearnEditor;
 use crate::tui::roles::RoleView;
-use crate::tui::screens::calibration::CalibrationData;
+use crate::tui::screens::calibration::{self, CalibrationData};
 use crate::tui::screens::monitor::view::Ctx;
 use crate::tui::screens::monitor::{Monitor, TeacherState, MAX_ANSWER_CHARS};
 use crate::tui::screens::upskill::UpskillState;
@@ -419,7 +420,7 @@ impl App {
         if ctrl {
             return Vec::new();
         }
-        if self.help && keys::lookup(&[Context::Help], &key) == Some(KeyAction::CloseHelp) {
+        if self.help && help::closes(&key) {
             self.help = false;
             return vec![Action::Redraw];
         }
@@ -445,18 +446,20 @@ impl App {
                 }
             }
             Screen::Calibration => {
-                match keys::lookup(&[Context::Calibration, Context::All], &key) {
-                    Some(KeyAction::Quit) => vec![Action::Quit],
+                match keys::lookup(&[Context::All], &key) {
+                    Some(KeyAction::Quit) => return vec![Action::Quit],
                     Some(KeyAction::Help) => {
                         self.help = true;
-                        vec![Action::Redraw]
+                        return vec![Action::Redraw];
                     }
-                    Some(KeyAction::Back) => {
+                    _ => {}
+                }
+                match calibration::handle_key(&key) {
+                    Some(acts) => acts,
+                    None => {
                         self.screen = Screen::Monitor;
                         vec![Action::Redraw]
                     }
-                    Some(KeyAction::Reload) => vec![Action::OpenCalibration, Action::Redraw],
-                    _ => Vec::new(),
                 }
             }
         }

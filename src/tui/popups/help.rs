@@ -1,12 +1,18 @@
 //! The help overlay (`?`): every key of the screens, from the key table, in a box.
 
-use crate::tui::keys;
+use crate::tui::keys::{self, Context, KeyAction};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::block;
+use crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
+
+/// The key closes the overlay (`Esc`, `?`).
+pub fn closes(key: &KeyEvent) -> bool {
+    keys::lookup(&[Context::Help], key) == Some(KeyAction::CloseHelp)
+}
 
 /// The overlay, centered over `area`.
 pub fn draw(f: &mut Frame, theme: &Theme, area: Rect) {

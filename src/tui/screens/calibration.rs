@@ -2,8 +2,11 @@
 //! teacher verdicts the engine records in `logs/calibration.json`.
 
 use crate::calibration::{report, CalibrationStore, Report, Sample};
+use crate::tui::action::Action;
+use crate::tui::keys::{self, Context, KeyAction};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, clean, truncate_width};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
@@ -133,6 +136,15 @@ fn bar_label(i: usize, count: u64, width: u16) -> String {
         format!("{lo:.1} n={count}")
     } else {
         format!(".{i} n{count}")
+    }
+}
+
+/// A key on the view: the actions to take, or None = back to the monitor.
+pub fn handle_key(key: &KeyEvent) -> Option<Vec<Action>> {
+    match keys::lookup(&[Context::Calibration], key) {
+        Some(KeyAction::Back) => None,
+        Some(KeyAction::Reload) => Some(vec![Action::OpenCalibration, Action::Redraw]),
+        _ => Some(Vec::new()),
     }
 }
 

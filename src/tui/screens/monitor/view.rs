@@ -396,3 +396,59 @@ fn draw_teacher(f: &mut Frame, m: &Monitor, cx: &Ctx, area: Rect) {
         area,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::event::Event;
+    use crate::tui::app::tests::app;
+    use crate::tui::render_tests::{render, rows, sample, text};
+
+    #[test]
+    fn source_and_skipped_frames_show() {
+        let mut a = sample();
+        // The source's name closes the frame pane's title (cut first when narrow).
+        let t = text(&render(&a, 160, 48));
+        assert!(t.contains("#4 · live · img4.jpg · camera 0"), "{t}");
+        assert!(
+            !rows(&render(&a, 300, 40))[0].contains("skipped"),
+            "nothing skipped: nothing shown"
+        );
+        a.handle_event(Event::FrameTaken {
+            seq: 5,
+            captured_at: chrono::Utc::now(),
+            label: "img5.jpg".into(),
+            width: 768,
+            height: 432,
+            jpeg_bytes: 1000,
+            superseded: 3,
+            image: None,
+        });
+        a.handle_event(Event::FrameTaken {
+            seq: 6,
+            captured_at: chrono::Utc::now(),
+            label: "img6.jpg".into(),
+            width: 768,
+            height: 432,
+            jpeg_bytes: 1000,
+            superseded: 2,
+            image: None,
+        });
+        assert_eq!(a.superseded, 5);
+        let status = rows(&render(&a, 300, 40))[0].clone();
+        assert!(
+            status.contains("frames 6 esc 25% skipped 5 | queue"),
+            "{status}"
+        );
+        // Before the first frame the pane still names the source.
+        let mut b = app();
+        b.handle_event(Event::Started {
+            at: chrono::Utc::now(),
+            student: "gemma4:e2b".into(),
+            teacher: "gemma4:26b".into(),
+            source: "folder eval/images".into(),
+            skill: "skill.txt".into(),
+        });
+        let t = text(&render(&b, 160, 48));
+        assert!(t.contains("┌ frame · folder eval/images ─"), "{t}");
+    }
+}
