@@ -1,7 +1,7 @@
 //! Saving one log entry: the JPEG the model saw and what was said about it.
 
-use super::app::{Entry, TeacherState};
 use crate::atomic::write_atomic;
+use crate::tui::screens::monitor::state::{Entry, TeacherState};
 use chrono::Local;
 use serde_json::json;
 use std::io;
@@ -100,7 +100,7 @@ mod tests {
         });
         let dir = tempfile::tempdir().unwrap();
         let saved = dir.path().join("logs/saved");
-        let (jpg, js) = save_entry(&saved, a.entry(7).unwrap()).unwrap();
+        let (jpg, js) = save_entry(&saved, a.monitor.entry(7).unwrap()).unwrap();
         assert_eq!(std::fs::read(&jpg).unwrap(), &img.jpeg[..]);
         let name = jpg.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with("-7.jpg"), "{name}");
@@ -126,7 +126,7 @@ mod tests {
         let mut a = app();
         a.handle_event(frame(1));
         let dir = tempfile::tempdir().unwrap();
-        let e = save_entry(dir.path(), a.entry(1).unwrap()).unwrap_err();
+        let e = save_entry(dir.path(), a.monitor.entry(1).unwrap()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

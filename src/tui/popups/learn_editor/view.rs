@@ -1,21 +1,12 @@
 //! Drawing the `a` editor: a small box over the monitor with three editable lines.
 
-use super::app::{App, Theme};
-use super::learn_edit::{LearnEditor, FIELDS};
-use super::ui::{clean, truncate_width};
+use super::state::{LearnEditor, FIELDS};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{block, clean, truncate_width};
 use ratatui::layout::Rect;
-use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
-
-fn fg(t: &Theme, c: Color) -> Style {
-    if t.color {
-        Style::default().fg(c)
-    } else {
-        Style::default()
-    }
-}
 
 /// One field line; the focused one shows its cursor and scrolls to keep it in view.
 fn field_line(ed: &LearnEditor, i: usize, t: &Theme, width: usize) -> Line<'static> {
@@ -24,9 +15,9 @@ fn field_line(ed: &LearnEditor, i: usize, t: &Theme, width: usize) -> Line<'stat
     let chars: Vec<char> = clean(&ed.fields[i], 1000).chars().collect();
     let focused = ed.focus == i;
     let name_style = if focused {
-        fg(t, Color::Cyan).add_modifier(Modifier::BOLD)
+        t.accent().patch(t.bold())
     } else {
-        Style::default().add_modifier(Modifier::BOLD)
+        t.bold()
     };
     let mut spans = vec![Span::styled(name, name_style)];
     if !focused {
@@ -45,20 +36,13 @@ fn field_line(ed: &LearnEditor, i: usize, t: &Theme, width: usize) -> Line<'stat
         String::new()
     };
     spans.push(Span::raw(before));
-    spans.push(Span::styled(
-        at,
-        Style::default().add_modifier(Modifier::REVERSED),
-    ));
+    spans.push(Span::styled(at, t.selected()));
     spans.push(Span::raw(after));
     Line::from(spans)
 }
 
 /// The editor box, centered over `area`.
-pub fn draw(f: &mut Frame, app: &App, area: Rect) {
-    let Some(ed) = &app.learn else {
-        return;
-    };
-    let t = &app.theme;
+pub fn draw(f: &mut Frame, ed: &LearnEditor, t: &Theme, area: Rect) {
     let w = 76.min(area.width.saturating_sub(2));
     let h = 10.min(area.height.saturating_sub(2));
     if w < 20 || h < 5 {
@@ -72,13 +56,13 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     };
     let inner_w = w.saturating_sub(2) as usize;
     let mut lines = vec![Line::from(vec![
-        Span::styled("teacher: ", Style::default().add_modifier(Modifier::BOLD)),
+        Span::styled("teacher: ", t.bold()),
         Span::styled(
             truncate_width(
                 &clean(&ed.summary, 500).replace('\n', " "),
                 inner_w.saturating_sub(9),
             ),
-            fg(t, Color::DarkGray),
+            t.dim(),
         ),
     ])];
     lines.push(Line::raw(""));
@@ -89,11 +73,11 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     match &ed.error {
         Some(e) => lines.push(Line::styled(
             truncate_width(&format!("⚠ {e}"), inner_w),
-            fg(t, Color::Yellow).add_modifier(Modifier::BOLD),
+            t.warn().patch(t.bold()),
         )),
         None => lines.push(Line::styled(
             truncate_width("words separated by commas · safety: yes or no", inner_w),
-            fg(t, Color::DarkGray),
+            t.dim(),
         )),
     }
     lines.push(Line::styled(
@@ -101,20 +85,17 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             "Tab/↑↓ field · ←→ Home End · Enter saves · Esc cancels",
             inner_w,
         ),
-        fg(t, Color::DarkGray),
+        t.dim(),
     ));
     let title = truncate_width(&format!(" new eval case from #{} ", ed.seq), inner_w);
     f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
-        r,
-    );
+    f.render_widget(Paragraph::new(lines).block(block(title)), r);
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::tui::learn_edit::tests::editor;
-    use crate::tui::ui::tests::{find, render, sample, text};
+    use crate::tui::popups::learn_editor::state::tests::editor;
+    use crate::tui::render_tests::{find, render, sample, text};
     use ratatui::style::Modifier;
 
     #[test]

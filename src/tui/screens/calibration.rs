@@ -1,13 +1,16 @@
 //! The calibration view (`c`): how far the student's confidence can be trusted, from the
 //! teacher verdicts the engine records in `logs/calibration.json`.
 
-use super::app::{App, Theme};
-use super::ui::{clean, truncate_width};
 use crate::calibration::{report, CalibrationStore, Report, Sample};
+use crate::tui::action::Action;
+use crate::tui::keys::{self, Context, KeyAction};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{block, clean, truncate_width};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Paragraph, Wrap};
 use ratatui::Frame;
 use std::path::Path;
 
@@ -57,7 +60,7 @@ fn pct(x: f64) -> String {
 /// The lines under the chart: totals, audits, the suggested threshold.
 pub fn summary_lines(d: &CalibrationData, theme: &Theme) -> Vec<Line<'static>> {
     let r = &d.report;
-    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let bold = theme.bold();
     let mut first = format!(
         "reviewed {} · ECE {} · escalated {}",
         r.samples,
@@ -80,31 +83,19 @@ pub fn summary_lines(d: &CalibrationData, theme: &Theme) -> Vec<Line<'static>> {
                 d.threshold,
                 pct(load)
             ),
-            theme_fg(theme, Color::Cyan),
+            theme.accent(),
         )),
         None => lines.push(Line::styled(
             "suggested threshold: — (no reviewed answer reported a confidence)",
-            theme_dim(theme),
+            theme.dim(),
         )),
     }
     lines
 }
 
-fn theme_fg(t: &Theme, c: Color) -> Style {
-    if t.color {
-        Style::default().fg(c)
-    } else {
-        Style::default()
-    }
-}
-
-fn theme_dim(t: &Theme) -> Style {
-    theme_fg(t, Color::DarkGray)
-}
-
 /// The per-trigger table as lines (header first).
 pub fn trigger_lines(d: &CalibrationData, theme: &Theme, width: usize) -> Vec<Line<'static>> {
-    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let bold = theme.bold();
     let mut lines = vec![Line::styled(
         truncate_width(
             &format!(
@@ -125,17 +116,13 @@ pub fn trigger_lines(d: &CalibrationData, theme: &Theme, width: usize) -> Vec<Li
             t.precision().map_or("—".into(), pct),
             if drop { "  candidate to drop" } else { "" }
         );
-        let style = if drop {
-            theme_fg(theme, Color::Yellow)
-        } else {
-            Style::default()
-        };
+        let style = if drop { theme.warn() } else { Style::default() };
         lines.push(Line::styled(truncate_width(&row, width), style));
     }
     if d.report.triggers.is_empty() {
         lines.push(Line::styled(
             "(no escalation triggers recorded)",
-            theme_dim(theme),
+            theme.dim(),
         ));
     }
     lines
@@ -152,33 +139,39 @@ fn bar_label(i: usize, count: u64, width: u16) -> String {
     }
 }
 
-pub fn draw(f: &mut Frame, app: &App, area: Rect) {
-    let t = &app.theme;
-    let scope = app
-        .calibration
-        .as_ref()
-        .map_or("…".to_string(), |d| clean(&d.scope, 200));
+/// A key on the view: the actions to take, or None = back to the monitor.
+pub fn handle_key(key: &KeyEvent) -> Option<Vec<Action>> {
+    match keys::lookup(&[Context::Calibration], key) {
+        Some(KeyAction::Back) => None,
+        Some(KeyAction::Reload) => Some(vec![Action::OpenCalibration, Action::Redraw]),
+        _ => Some(Vec::new()),
+    }
+}
+
+/// The view in `area`; `data` is None while it loads.
+pub fn draw(f: &mut Frame, data: Option<&CalibrationData>, t: &Theme, area: Rect) {
+    let scope = data.map_or("…".to_string(), |d| clean(&d.scope, 200));
     let title = truncate_width(
         &format!(" calibration · {scope} · r reload · Esc back "),
         area.width.saturating_sub(2) as usize,
     );
-    let block = Block::default().borders(Borders::ALL).title(title);
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let pane = block(title);
+    let inner = pane.inner(area);
+    f.render_widget(pane, area);
     if inner.width == 0 || inner.height == 0 {
         return;
     }
-    let Some(d) = &app.calibration else {
-        f.render_widget(Paragraph::new("loading…").style(theme_dim(t)), inner);
+    let Some(d) = data else {
+        f.render_widget(Paragraph::new("loading…").style(t.dim()), inner);
         return;
     };
     if d.report.samples == 0 {
         f.render_widget(
             Paragraph::new(vec![
-                Line::styled("no teacher verdicts yet", Style::default().add_modifier(Modifier::BOLD)),
+                Line::styled("no teacher verdicts yet", t.bold()),
                 Line::styled(
                     "every teacher verdict labels a student answer; they collect in logs/calibration.json as frames are escalated (e escalates the current one)",
-                    theme_dim(t),
+                    t.dim(),
                 ),
             ])
             .wrap(Wrap { trim: true }),
@@ -205,16 +198,12 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             let agree = b.agreement();
             // At least 1 so a 0% bin still shows its value.
             let value = agree.map_or(0, |a| ((a * 100.0).round() as u64).max(1));
-            let color = match agree {
-                Some(a) if a >= 0.8 => Color::Green,
-                Some(a) if a >= 0.5 => Color::Yellow,
-                _ => Color::Red,
-            };
+            let style = agree.map_or(t.fail(), |a| t.level(a, 0.5, 0.8));
             Bar::default()
                 .value(value)
                 .text_value(agree.map_or("—".into(), pct))
                 .label(Line::from(bar_label(i, b.count, bar_width)))
-                .style(theme_fg(t, color))
+                .style(style)
         })
         .collect();
     let chart_block = Block::default().title(truncate_width(
@@ -228,13 +217,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             .bar_width(bar_width)
             .bar_gap(1)
             .max(100)
-            .value_style(if t.color {
-                Style::default()
-                    .fg(Color::Black)
-                    .add_modifier(Modifier::BOLD)
-            } else {
-                Style::default().add_modifier(Modifier::REVERSED)
-            }),
+            .value_style(t.bar_value()),
         chart_area,
     );
     f.render_widget(
@@ -331,8 +314,9 @@ pub(crate) mod tests {
 mod render_tests {
     use super::tests::store;
     use super::*;
-    use crate::tui::app::Screen;
-    use crate::tui::ui::tests::{find, render, sample, text};
+    use crate::tui::action::Screen;
+    use crate::tui::render_tests::{find, render, sample, text};
+    use ratatui::style::Color;
 
     #[test]
     fn report_at_80x24_and_160x48() {

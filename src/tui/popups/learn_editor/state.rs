@@ -1,25 +1,17 @@
 //! The `a` editor: turn a reviewed frame into an eval case. Three lines (expect, forbid,
 //! safety) pre-filled from the teacher's verdict, edited with a small line editor. Pure.
 
-use super::app::Action;
-use crate::learn::{self, LearnedCase};
+use crate::learn;
+use crate::tui::action::Action;
+use crate::tui::keys::{self, Context, KeyAction};
+use crate::tui::learn_case::LearnEdit;
 use crate::verdict::Verdict;
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 
 pub const FIELDS: [&str; 3] = ["expect", "forbid", "safety"];
 /// Longest field accepted (characters).
 const FIELD_MAX: usize = 400;
-
-/// What the user confirmed, ready to become a case.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LearnEdit {
-    pub seq: u64,
-    pub captured_at: DateTime<Utc>,
-    pub expect: Vec<String>,
-    pub forbid: Vec<String>,
-    pub safety: bool,
-}
 
 /// The open editor.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,36 +103,41 @@ impl LearnEditor {
 
     /// A key in the editor. `None` = closed (Esc); otherwise the actions to take.
     pub fn handle_key(&mut self, key: KeyEvent) -> Option<Vec<Action>> {
-        match key.code {
-            KeyCode::Esc => return None,
-            KeyCode::Enter => match self.result() {
+        let Some(action) = keys::lookup(&[Context::LearnEditor], &key) else {
+            return Some(Vec::new());
+        };
+        match action {
+            KeyAction::Cancel => return None,
+            KeyAction::Submit => match self.result() {
                 Ok(edit) => return Some(vec![Action::SaveLearned(edit), Action::Redraw]),
                 Err(e) => self.error = Some(e),
             },
-            KeyCode::Tab | KeyCode::Down => self.focus_on(self.focus + 1),
-            KeyCode::BackTab | KeyCode::Up => self.focus_on(self.focus + FIELDS.len() - 1),
-            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyCode::Right => self.cursor = (self.cursor + 1).min(self.len()),
-            KeyCode::Home => self.cursor = 0,
-            KeyCode::End => self.cursor = self.len(),
-            KeyCode::Backspace => {
+            KeyAction::NextField => self.focus_on(self.focus + 1),
+            KeyAction::PrevField => self.focus_on(self.focus + FIELDS.len() - 1),
+            KeyAction::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyAction::Right => self.cursor = (self.cursor + 1).min(self.len()),
+            KeyAction::Home => self.cursor = 0,
+            KeyAction::End => self.cursor = self.len(),
+            KeyAction::Backspace => {
                 if self.cursor > 0 {
                     let at = self.byte_at(self.cursor - 1);
                     self.fields[self.focus].remove(at);
                     self.cursor -= 1;
                 }
             }
-            KeyCode::Delete => {
+            KeyAction::Delete => {
                 if self.cursor < self.len() {
                     let at = self.byte_at(self.cursor);
                     self.fields[self.focus].remove(at);
                 }
             }
-            KeyCode::Char(c) if !c.is_control() => {
-                if self.len() < FIELD_MAX {
-                    let at = self.byte_at(self.cursor);
-                    self.fields[self.focus].insert(at, c);
-                    self.cursor += 1;
+            KeyAction::Type => {
+                if let KeyCode::Char(c) = key.code {
+                    if self.len() < FIELD_MAX {
+                        let at = self.byte_at(self.cursor);
+                        self.fields[self.focus].insert(at, c);
+                        self.cursor += 1;
+                    }
                 }
             }
             _ => return Some(Vec::new()),
@@ -149,43 +146,11 @@ impl LearnEditor {
     }
 }
 
-/// `learned-<YYYYmmdd-HHMMSS>-<seq>` from the frame's capture time (local clock).
-pub fn case_id(edit: &LearnEdit) -> String {
-    format!(
-        "learned-{}-{}",
-        edit.captured_at
-            .with_timezone(&Local)
-            .format("%Y%m%d-%H%M%S"),
-        edit.seq
-    )
-}
-
-/// The case to append: id, image path, split from how many learned cases exist already.
-pub fn learned_case(
-    edit: &LearnEdit,
-    existing: usize,
-    student_model: &str,
-    teacher_model: &str,
-) -> LearnedCase {
-    let id = case_id(edit);
-    LearnedCase {
-        image: format!("images/learned/{id}.jpg"),
-        expect: edit.expect.clone(),
-        forbid: edit.forbid.clone(),
-        safety: edit.safety,
-        split: learn::split_for(existing),
-        source: format!(
-            "console, frame #{}, student {student_model}, teacher {teacher_model}",
-            edit.seq
-        ),
-        id,
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::eval::cases::Split;
+    use crate::tui::learn_case::{case_id, learned_case};
     use crossterm::event::KeyModifiers;
 
     fn key(c: KeyCode) -> KeyEvent {

@@ -1,13 +1,14 @@
 //! Drawing the upskill screen: the live score matrix (rows = skills, columns = eval cases),
 //! totals and intervals, progress, the selected prompt, and the decision.
 
-use super::app::{App, Theme};
-use super::ui::{clean, truncate_width};
-use super::upskill::{Cell, RunStatus, UpskillRow, UpskillState};
+use super::state::{Cell, RunStatus, UpskillRow, UpskillState};
+use crate::tui::popups::confirm;
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{block, clean, truncate_width};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use std::time::{Duration, Instant};
 
@@ -32,22 +33,6 @@ pub fn overconfident_cases(row: &UpskillRow) -> usize {
         .count()
 }
 
-fn fg(t: &Theme, c: Color) -> Style {
-    if t.color {
-        Style::default().fg(c)
-    } else {
-        Style::default()
-    }
-}
-
-fn dim(t: &Theme) -> Style {
-    fg(t, Color::DarkGray)
-}
-
-fn bold() -> Style {
-    Style::default().add_modifier(Modifier::BOLD)
-}
-
 /// `1:05`, `12:00`.
 pub fn clock(d: Duration) -> String {
     let s = d.as_secs();
@@ -66,16 +51,7 @@ fn short_label(label: &str) -> String {
 }
 
 fn score_style(t: &Theme, v: f64) -> Style {
-    fg(
-        t,
-        if v >= 0.8 {
-            Color::Green
-        } else if v >= 0.5 {
-            Color::Yellow
-        } else {
-            Color::Red
-        },
-    )
+    t.level(v, 0.5, 0.8)
 }
 
 fn total(v: Option<f64>) -> String {
@@ -110,16 +86,16 @@ fn divider(st: &UpskillState, col: usize, start: usize) -> &'static str {
     }
 }
 
-fn header_line(st: &UpskillState, width: usize) -> Line<'static> {
+fn header_line(st: &UpskillState, t: &Theme, width: usize) -> Line<'static> {
     let range = visible(st, width);
     let head = format!(
         "  {:<LABEL_W$} {:>5} {:>5} {:<INTERVAL_W$} │",
         "skill", "train", "hold", "gain (90% interval)"
     );
-    let mut spans = vec![Span::styled(head, bold())];
+    let mut spans = vec![Span::styled(head, t.bold())];
     for c in range.clone() {
         spans.push(Span::raw(divider(st, c, range.start)));
-        spans.push(Span::styled(format!("{:>4} ", c + 1), bold()));
+        spans.push(Span::styled(format!("{:>4} ", c + 1), t.bold()));
     }
     Line::from(spans)
 }
@@ -134,14 +110,14 @@ fn row_line(st: &UpskillState, i: usize, t: &Theme, width: usize) -> Line<'stati
         label.push_str(" ★");
     }
     let label_style = if winner {
-        fg(t, Color::Green).add_modifier(Modifier::BOLD)
+        t.ok().patch(t.bold())
     } else {
         Style::default()
     };
     let iv = interval_text(row);
     let iv_style = match row.interval {
-        Some(x) if x.lo > 0.0 => fg(t, Color::Green),
-        Some(_) => fg(t, Color::Yellow),
+        Some(x) if x.lo > 0.0 => t.ok(),
+        Some(_) => t.warn(),
         None => Style::default(),
     };
     let mut spans = vec![
@@ -153,12 +129,12 @@ fn row_line(st: &UpskillState, i: usize, t: &Theme, width: usize) -> Line<'stati
         Span::raw(" "),
         Span::styled(
             total(row.train),
-            row.train.map_or(dim(t), |v| score_style(t, v)),
+            row.train.map_or(t.dim(), |v| score_style(t, v)),
         ),
         Span::raw(" "),
         Span::styled(
             total(row.holdout),
-            row.holdout.map_or(dim(t), |v| score_style(t, v)),
+            row.holdout.map_or(t.dim(), |v| score_style(t, v)),
         ),
         Span::raw(" "),
         Span::styled(format!("{iv:<INTERVAL_W$}"), iv_style),
@@ -168,27 +144,21 @@ fn row_line(st: &UpskillState, i: usize, t: &Theme, width: usize) -> Line<'stati
         spans.push(Span::raw(divider(st, c, range.start)));
         let cell = row.cells.get(c).unwrap_or(&Cell::Pending);
         let (text, style) = match cell {
-            Cell::Pending => ("·".to_string(), dim(t)),
+            Cell::Pending => ("·".to_string(), t.dim()),
             Cell::Score(v) | Cell::Overconfident(v) => (format!("{v:.2}"), score_style(t, *v)),
-            Cell::Error(_) => (
-                "E".to_string(),
-                fg(t, Color::Red).add_modifier(Modifier::BOLD),
-            ),
+            Cell::Error(_) => ("E".to_string(), t.fail().patch(t.bold())),
         };
         spans.push(Span::styled(format!("{text:>4}"), style));
         // `!`: wrong and sure of it (the calibration penalty was taken off).
         if matches!(cell, Cell::Overconfident(_)) {
-            spans.push(Span::styled(
-                OVERCONFIDENT_MARK,
-                fg(t, Color::Magenta).add_modifier(Modifier::BOLD),
-            ));
+            spans.push(Span::styled(OVERCONFIDENT_MARK, t.manual().patch(t.bold())));
         } else {
             spans.push(Span::raw(" "));
         }
     }
     let mut line = Line::from(spans);
     if st.selected == i {
-        line = line.patch_style(Style::default().add_modifier(Modifier::REVERSED));
+        line = line.patch_style(t.selected());
     }
     line
 }
@@ -218,11 +188,10 @@ fn legend_line(st: &UpskillState, t: &Theme, width: usize) -> Line<'static> {
     for c in range {
         s.push_str(&format!(" {} {}", c + 1, clean(&st.columns[c].0, 60)));
     }
-    Line::styled(truncate_width(&s, width), dim(t))
+    Line::styled(truncate_width(&s, width), t.dim())
 }
 
-fn progress_line(st: &UpskillState, app: &App, width: usize, now: Instant) -> Line<'static> {
-    let t = &app.theme;
+fn progress_line(st: &UpskillState, t: &Theme, width: usize, now: Instant) -> Line<'static> {
     let bar_w = (width / 4).clamp(10, 30);
     let filled = (st.done_calls * bar_w)
         .checked_div(st.total_calls)
@@ -237,8 +206,8 @@ fn progress_line(st: &UpskillState, app: &App, width: usize, now: Instant) -> Li
         tail.push_str(&format!(" · ~{} left", clock(left)));
     }
     Line::from(vec![
-        Span::styled("█".repeat(filled), fg(t, Color::Cyan)),
-        Span::styled("░".repeat(bar_w - filled), dim(t)),
+        Span::styled("█".repeat(filled), t.accent()),
+        Span::styled("░".repeat(bar_w - filled), t.dim()),
         Span::raw(tail),
     ])
 }
@@ -265,20 +234,15 @@ fn keys_hint(st: &UpskillState) -> &'static str {
     }
 }
 
-pub fn draw(f: &mut Frame, app: &App, area: Rect) {
-    draw_at(f, app, area, Instant::now());
-}
-
-pub fn draw_at(f: &mut Frame, app: &App, area: Rect, now: Instant) {
-    let st = &app.upskill;
-    let t = &app.theme;
+/// The screen in `area`, its clocks read at `now`; `spinner` turns while a run goes.
+pub fn draw(f: &mut Frame, st: &UpskillState, t: &Theme, spinner: char, area: Rect, now: Instant) {
     let title = format!(" upskill · {} ", status_title(st));
-    let block = Block::default().borders(Borders::ALL).title(truncate_width(
+    let pane = block(truncate_width(
         &title,
         area.width.saturating_sub(2) as usize,
     ));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
+    let inner = pane.inner(area);
+    f.render_widget(pane, area);
     if inner.width < 4 || inner.height < 4 {
         return;
     }
@@ -303,10 +267,10 @@ pub fn draw_at(f: &mut Frame, app: &App, area: Rect, now: Instant) {
             RunStatus::Finished
                 if st.winner().is_some() || matches!(st.applied, Some((_, Ok(_)))) =>
             {
-                fg(t, Color::Green).add_modifier(Modifier::BOLD)
+                t.ok().patch(t.bold())
             }
-            RunStatus::Finished | RunStatus::Cancelled => fg(t, Color::Yellow),
-            _ => fg(t, Color::Red).add_modifier(Modifier::BOLD),
+            RunStatus::Finished | RunStatus::Cancelled => t.warn(),
+            _ => t.fail().patch(t.bold()),
         };
         extra.push(Line::styled(clean(d, 2000), style));
     }
@@ -318,7 +282,7 @@ pub fn draw_at(f: &mut Frame, app: &App, area: Rect, now: Instant) {
                 st.dropped.len(),
                 why.join("; ")
             ),
-            dim(t),
+            t.dim(),
         ));
     }
     if let Some(row) = st.confirm {
@@ -326,12 +290,12 @@ pub fn draw_at(f: &mut Frame, app: &App, area: Rect, now: Instant) {
             .rows
             .get(row)
             .map_or("?".into(), |r| short_label(&r.label));
-        extra.push(Line::styled(
-            format!(
-                "apply {label} as the skill (saves {})? y/n",
+        extra.push(confirm::line(
+            t,
+            &format!(
+                "apply {label} as the skill (saves {})",
                 st.skill_path.display()
             ),
-            fg(t, Color::Yellow).add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
     }
     let extra_h = if extra.is_empty() {
@@ -356,28 +320,28 @@ pub fn draw_at(f: &mut Frame, app: &App, area: Rect, now: Instant) {
     .areas(main);
 
     let spin = if st.running() {
-        format!("{} ", app.spinner_char())
+        format!("{spinner} ")
     } else {
         String::new()
     };
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::raw(spin),
-            Span::styled("phase: ", bold()),
+            Span::styled("phase: ", t.bold()),
             Span::raw(truncate_width(&clean(&st.phase, 300), w.saturating_sub(9))),
         ])),
         phase_a,
     );
-    f.render_widget(Paragraph::new(progress_line(st, app, w, now)), prog_a);
+    f.render_widget(Paragraph::new(progress_line(st, t, w, now)), prog_a);
 
     if st.rows.is_empty() {
         let msg = match &st.status {
             RunStatus::Refused(_) | RunStatus::Failed(_) => String::new(),
             _ => "waiting for the first scores…".into(),
         };
-        f.render_widget(Paragraph::new(msg).style(dim(t)), matrix_a);
+        f.render_widget(Paragraph::new(msg).style(t.dim()), matrix_a);
     } else {
-        let mut lines = vec![header_line(st, w)];
+        let mut lines = vec![header_line(st, t, w)];
         for i in 0..st.rows.len() {
             lines.push(row_line(st, i, t, w));
         }
@@ -390,7 +354,7 @@ pub fn draw_at(f: &mut Frame, app: &App, area: Rect, now: Instant) {
     let prompt_area = side.unwrap_or(prompt_a);
     draw_prompt(f, st, t, prompt_area);
     f.render_widget(
-        Paragraph::new(truncate_width(keys_hint(st), w)).style(dim(t)),
+        Paragraph::new(truncate_width(keys_hint(st), w)).style(t.dim()),
         keys_a,
     );
 }
@@ -429,223 +393,26 @@ fn draw_prompt(f: &mut Frame, st: &UpskillState, t: &Theme, area: Rect) {
         .map(|l| {
             past_divider |= l == divider;
             if past_divider {
-                Line::styled(l.to_string(), dim(t))
+                Line::styled(l.to_string(), t.dim())
             } else {
                 Line::raw(l.to_string())
             }
         })
         .collect();
     let body = if lines.is_empty() {
-        Paragraph::new("(no prompt yet)").style(dim(t))
+        Paragraph::new("(no prompt yet)").style(t.dim())
     } else {
         Paragraph::new(lines)
     };
     f.render_widget(
-        body.wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(truncate_width(
-                &title,
-                area.width.saturating_sub(2) as usize,
-            ))),
+        body.wrap(Wrap { trim: false }).block(block(truncate_width(
+            &title,
+            area.width.saturating_sub(2) as usize,
+        ))),
         area,
     );
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::eval::cases::Split;
-    use crate::tui::app::tests::key;
-    use crate::tui::app::Screen;
-    use crate::tui::ui::tests::{find, render, rows, sample, text};
-    use crate::tui::upskill::tests::{finished, mid_run};
-    use crossterm::event::KeyCode;
-
-    fn on_screen(st: UpskillState) -> App {
-        let mut a = sample();
-        a.screen = Screen::Upskill;
-        a.upskill = st;
-        a
-    }
-
-    #[test]
-    fn overconfident_cases_are_marked_and_counted() {
-        use crate::tui::upskill::tests::result;
-        use crate::upskill::pipeline::UpskillEvent;
-        let mut st = mid_run();
-        // Candidate 2 fails case 2 while saying it is sure.
-        let mut r = result("coffee-cup", Split::Train, 0.0, None);
-        r.score.safety_ok = false;
-        r.score.calibration_penalty = 0.29;
-        st.handle_event(
-            UpskillEvent::CaseScored {
-                row: 2,
-                column: 1,
-                result: r,
-                done_calls: 12,
-                total_calls: 25,
-            },
-            Instant::now(),
-        );
-        st.selected = 2;
-        let a = on_screen(st);
-        for (w, h) in [(80, 24), (160, 48)] {
-            let buf = render(&a, w, h);
-            let t = text(&buf);
-            assert!(
-                t.contains(
-                    "▶ cand 2         —     —                     │0.40 0.00!   · │   ·    ·"
-                ),
-                "{w}x{h}\n{t}"
-            );
-            let (x, y) = find(&buf, "0.00!").unwrap();
-            assert_eq!(buf[(x + 4, y)].fg, Color::Magenta);
-            assert!(
-                t.contains("! wrong but stated confidence > 0.5"),
-                "{w}x{h}\n{t}"
-            );
-            assert!(
-                t.contains("prompt · cand 2 · overconfident on 1 case"),
-                "{w}x{h}\n{t}"
-            );
-        }
-    }
-
-    #[test]
-    fn mid_run_matrix_at_80x24_and_160x48() {
-        let a = on_screen(mid_run());
-        for (w, h) in [(80, 24), (160, 48)] {
-            let buf = render(&a, w, h);
-            let t = text(&buf);
-            assert!(t.contains("upskill · running"), "{t}");
-            assert!(t.contains("phase: scoring candidate 2 of 2"), "{t}");
-            assert!(t.contains("11/15 calls · 0:00 elapsed"), "{t}");
-            assert!(
-                t.contains("skill      train  hold gain (90% interval) │   1    2    3 │   4    5"),
-                "{w}x{h}\n{t}"
-            );
-            assert!(
-                t.contains(
-                    "▶ current     0.58  0.63                     │0.50 0.25 1.00 │0.50 0.75"
-                ),
-                "{w}x{h}\n{t}"
-            );
-            assert!(
-                t.contains(
-                    "  cand 1      0.70  0.90 +0.12 [+0.03,+0.20] │0.90 0.90    E │0.90 0.90"
-                ),
-                "{w}x{h}\n{t}"
-            );
-            assert!(
-                t.contains(
-                    "  cand 2         —     —                     │0.40    ·    · │   ·    ·"
-                ),
-                "{w}x{h}\n{t}"
-            );
-            assert!(
-                t.contains(
-                    "cases 1-5 of 5 · train 1-3, holdout 4-5 · 1 lighter-flame 2 coffee-cup"
-                ),
-                "{w}x{h}\n{t}"
-            );
-            assert!(t.contains("prompt · current"), "{t}");
-            assert!(t.contains("Describe the scene."), "{t}");
-            assert!(t.contains("Esc cancel the run"), "{t}");
-            let (x, y) = find(&buf, "0.25").unwrap();
-            assert_eq!(buf[(x, y)].fg, Color::Red);
-            let (x, y) = find(&buf, "1.00").unwrap();
-            assert_eq!(buf[(x, y)].fg, Color::Green);
-            let (x, y) = find(&buf, "   E").unwrap();
-            assert_eq!(buf[(x + 3, y)].fg, Color::Red);
-            let (x, y) = find(&buf, "▶ current").unwrap();
-            assert!(buf[(x, y)].modifier.contains(Modifier::REVERSED));
-            // The frame stays whole: right border on every body row.
-            for y in 2..h - 1 {
-                assert_eq!(buf[(w - 1, y)].symbol(), "│", "{w}x{h} y={y}\n{t}");
-            }
-        }
-        // Wide: the prompt pane sits beside the matrix.
-        let buf = render(&a, 160, 48);
-        let (px, py) = find(&buf, "prompt · current").unwrap();
-        let (mx, my) = find(&buf, "▶ current").unwrap();
-        assert!(
-            px > mx + 60 && py < my,
-            "prompt at {px},{py}; matrix at {mx},{my}"
-        );
-        // Narrow: below it.
-        let buf = render(&a, 80, 24);
-        let (_, py) = find(&buf, "prompt · current").unwrap();
-        let (_, my) = find(&buf, "▶ current").unwrap();
-        assert!(py > my);
-    }
-
-    #[test]
-    fn finished_run_shows_the_decision_and_winner() {
-        let mut a = on_screen(finished());
-        for (w, h) in [(80, 24), (160, 48)] {
-            let t = text(&render(&a, w, h));
-            assert!(t.contains("upskill · finished"), "{t}");
-            assert!(t.contains("▶ cand 1 ★"), "{t}");
-            assert!(
-                t.contains("applied candidate 1: saved skills/skill.txt; used from the next"),
-                "{w}x{h}\n{t}"
-            );
-            assert!(t.contains("prompt · cand 1"), "{t}");
-            assert!(t.contains("Candidate prompt 1: name every object"), "{t}");
-            assert!(t.contains("Enter apply row"), "{t}");
-        }
-        a.handle_key(key(KeyCode::Down));
-        a.handle_key(key(KeyCode::Enter));
-        let t = text(&render(&a, 80, 24));
-        assert!(
-            t.contains("apply cand 2 as the skill (saves skills/skill.txt)? y/n"),
-            "{t}"
-        );
-        assert!(t.contains("y apply · n cancel"), "{t}");
-    }
-
-    #[test]
-    fn many_cases_scroll_and_refusal_shows() {
-        let mut st = mid_run();
-        st.columns = (0..25)
-            .map(|i| {
-                (
-                    format!("case-{i}"),
-                    if i < 18 { Split::Train } else { Split::Holdout },
-                )
-            })
-            .collect();
-        let a = on_screen(st.clone());
-        let t = text(&render(&a, 80, 24));
-        assert!(t.contains("cases 1-6 of 25 (←/→)"), "{t}");
-        let t = text(&render(&a, 160, 48));
-        assert!(t.contains("cases 1-"), "{t}");
-        st.col_offset = 20;
-        let t = text(&render(&on_screen(st.clone()), 80, 24));
-        assert!(t.contains("cases 20-25 of 25"), "{t}");
-        assert!(t.contains("  20   21   22   23   24   25"), "{t}");
-        let mut st = UpskillState::new("skills/skill.txt".into());
-        st.refuse("the skills dir /ro is not writable (Permission denied)");
-        let t = text(&render(&on_screen(st), 80, 24));
-        assert!(t.contains("upskill · not started"), "{t}");
-        assert!(
-            t.contains("not started: the skills dir /ro is not writable"),
-            "{t}"
-        );
-        // Every size keeps the first row readable and nothing panics.
-        for (w, h) in [(60, 16), (61, 17), (100, 30), (300, 100)] {
-            let r = rows(&render(&a, w, h));
-            assert!(r.len() == h as usize);
-        }
-    }
-
-    #[test]
-    fn prompt_text_is_sanitized() {
-        let mut st = mid_run();
-        st.rows[0].prompt = "Be brief.\x1b]0;pwned\x07 \x1b[2J\u{9b}1m".into();
-        let t = text(&render(&on_screen(st), 80, 24));
-        assert!(t.contains("Be brief."), "{t}");
-        for bad in ['\x1b', '\x07', '\u{9b}'] {
-            assert!(!t.contains(bad));
-        }
-    }
-}
+#[path = "view_tests.rs"]
+mod tests;

@@ -1,0 +1,35 @@
+//! What the run loop must do after a key, mouse event or engine event (`Action`), and which
+//! screen is showing. Shared by every screen and popup.
+
+use super::learn_case::LearnEdit;
+use crate::event::Command;
+
+/// What the run loop must do after a key, mouse event or engine event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Quit,
+    Engine(Command),
+    /// Start an upskill run (`u`, or `r` on the upskill screen); the app already shows it.
+    OpenUpskill,
+    /// Esc during a run: stop it (in-flight work stops promptly).
+    CancelUpskill,
+    /// Save this row of the finished run as the skill (confirmed with `y`).
+    ApplyUpskill(usize),
+    /// Read the newest upskill run report and show its summary (`o` on the upskill screen).
+    OpenUpskillReport,
+    /// Load the calibration store and show its report (`c`).
+    OpenCalibration,
+    /// Append the edited case to `eval/learned.toml` (`a`, then Enter).
+    SaveLearned(LearnEdit),
+    /// Save this entry's frame and answer under `logs/saved/`.
+    SaveEntry(u64),
+    Redraw,
+}
+
+/// Which screen is showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Monitor,
+    Upskill,
+    Calibration,
+}

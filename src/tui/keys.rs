@@ -1,0 +1,432 @@
+//! The one key table: every key, the screen or popup it works on, what it does and its help
+//! text. The handlers look keys up here, the help overlay lists it, and a test holds the
+//! README's key table to it.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Where a key works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    Monitor,
+    Upskill,
+    Calibration,
+    /// The help overlay, while open.
+    Help,
+    /// The `a` editor, while open.
+    LearnEditor,
+    /// The upskill screen's `y`/`n` question, while asked.
+    Confirm,
+    /// Every screen (not inside the editor or a question).
+    All,
+}
+
+impl Context {
+    /// The name in the README's `Screen` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Monitor => "monitor",
+            Context::Upskill => "upskill",
+            Context::Calibration => "calibration",
+            Context::Help => "help",
+            Context::LearnEditor => "learn editor",
+            Context::Confirm => "confirm",
+            Context::All => "all",
+        }
+    }
+
+    /// What the help overlay puts before the keys; None = not listed there (the popups
+    /// show their own hints).
+    fn overlay_prefix(self) -> Option<&'static str> {
+        match self {
+            Context::Monitor | Context::All => Some(""),
+            Context::Upskill => Some("upskill "),
+            Context::Calibration => Some("calib. "),
+            Context::Help | Context::LearnEditor | Context::Confirm => None,
+        }
+    }
+}
+
+/// A key as the table names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// This character, without Ctrl.
+    Char(char),
+    /// Ctrl and this letter (either case).
+    Ctrl(char),
+    /// This key, whatever the modifiers.
+    Code(KeyCode),
+    /// Any printable character (the editor's typing).
+    Printable,
+}
+
+impl Key {
+    pub fn matches(self, key: &KeyEvent) -> bool {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match (self, key.code) {
+            (Key::Char(c), KeyCode::Char(k)) => !ctrl && c == k,
+            (Key::Ctrl(c), KeyCode::Char(k)) => ctrl && k.eq_ignore_ascii_case(&c),
+            (Key::Code(c), k) => c == k,
+            (Key::Printable, KeyCode::Char(k)) => !k.is_control(),
+            _ => false,
+        }
+    }
+}
+
+/// What a key asks for; the screen or popup it was looked up for carries it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+    Escalate,
+    Learn,
+    OpenUpskill,
+    OpenCalibration,
+    Pause,
+    Save,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    /// Enter on the monitor: pin the highlighted entry.
+    Pin,
+    /// Esc: back (to live, to the monitor) or cancel a run.
+    Back,
+    Help,
+    CloseHelp,
+    Quit,
+    /// The editor: insert the typed character.
+    Type,
+    Backspace,
+    Delete,
+    NextField,
+    PrevField,
+    /// The editor's Enter: save the case.
+    Submit,
+    /// The editor's Esc.
+    Cancel,
+    /// Upskill Enter: apply the selected row (asks first).
+    Apply,
+    Rerun,
+    Report,
+    Reload,
+    Yes,
+    No,
+}
+
+/// One row of the table: the keys (each with its action), how the README and the help
+/// overlay spell them, and the help text.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBinding {
+    pub context: Context,
+    pub keys: &'static [(Key, KeyAction)],
+    /// The README's `Key` column (the overlay drops the backticks).
+    pub label: &'static str,
+    pub help: &'static str,
+}
+
+use Context as C;
+use Key::{Char, Code, Ctrl, Printable};
+use KeyAction as A;
+
+/// Every key of the console, in the order the help overlay and the README list them.
+pub const KEYS: &[KeyBinding] = &[
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('e'), A::Escalate)],
+        label: "`e`",
+        help: "escalate the current frame to the teacher",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('a'), A::Learn)],
+        label: "`a`",
+        help: "learn: make the reviewed entry an eval case",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('u'), A::OpenUpskill)],
+        label: "`u`",
+        help: "upskill: improve the skill with the teacher",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('c'), A::OpenCalibration)],
+        label: "`c`",
+        help: "calibration: how far to trust confidence",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('p'), A::Pause)],
+        label: "`p`",
+        help: "pause / resume capture",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('s'), A::Save)],
+        label: "`s`",
+        help: "save the entry: frame + answer + verdict",
+    },
+    KeyBinding {
+        context: C::All,
+        keys: &[(Char('q'), A::Quit), (Ctrl('c'), A::Quit)],
+        label: "`q` `Ctrl-C`",
+        help: "quit (cancels a running upskill)",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Code(KeyCode::Up), A::Up), (Code(KeyCode::Down), A::Down)],
+        label: "`↑` `↓`",
+        help: "move in the log (mouse wheel too)",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[
+            (Code(KeyCode::PageUp), A::PageUp),
+            (Code(KeyCode::PageDown), A::PageDown),
+        ],
+        label: "`PgUp` `PgDn`",
+        help: "move a page",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Code(KeyCode::Home), A::Home), (Code(KeyCode::End), A::End)],
+        label: "`Home` `End`",
+        help: "oldest / newest (End follows live)",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Code(KeyCode::Enter), A::Pin)],
+        label: "`Enter`",
+        help: "show the highlighted entry (or click it)",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Code(KeyCode::Esc), A::Back)],
+        label: "`Esc`",
+        help: "back to live · close help",
+    },
+    KeyBinding {
+        context: C::All,
+        keys: &[(Char('?'), A::Help)],
+        label: "`?`",
+        help: "this help",
+    },
+    KeyBinding {
+        context: C::Upskill,
+        keys: &[(Code(KeyCode::Up), A::Up), (Code(KeyCode::Down), A::Down)],
+        label: "`↑` `↓`",
+        help: "select a row (its prompt shows)",
+    },
+    KeyBinding {
+        context: C::Upskill,
+        keys: &[
+            (Code(KeyCode::Left), A::Left),
+            (Code(KeyCode::Right), A::Right),
+        ],
+        label: "`←` `→`",
+        help: "scroll the case columns",
+    },
+    KeyBinding {
+        context: C::Upskill,
+        keys: &[(Code(KeyCode::Enter), A::Apply)],
+        label: "`Enter`",
+        help: "apply the selected row (asks y/n)",
+    },
+    KeyBinding {
+        context: C::Upskill,
+        keys: &[(Char('r'), A::Rerun)],
+        label: "`r`",
+        help: "run again",
+    },
+    KeyBinding {
+        context: C::Upskill,
+        keys: &[(Char('o'), A::Report)],
+        label: "`o`",
+        help: "the newest run report (any key closes it)",
+    },
+    KeyBinding {
+        context: C::Upskill,
+        keys: &[(Code(KeyCode::Esc), A::Back)],
+        label: "`Esc`",
+        help: "cancel the run · back when stopped",
+    },
+    KeyBinding {
+        context: C::Calibration,
+        keys: &[
+            (Char('r'), A::Reload),
+            (Code(KeyCode::Esc), A::Back),
+            (Char('c'), A::Back),
+        ],
+        label: "`r` `Esc` `c`",
+        help: "reload · back",
+    },
+    KeyBinding {
+        context: C::Help,
+        keys: &[
+            (Code(KeyCode::Esc), A::CloseHelp),
+            (Char('?'), A::CloseHelp),
+        ],
+        label: "`Esc` `?`",
+        help: "close the help",
+    },
+    KeyBinding {
+        context: C::LearnEditor,
+        keys: &[
+            (Printable, A::Type),
+            (Code(KeyCode::Backspace), A::Backspace),
+            (Code(KeyCode::Delete), A::Delete),
+            (Code(KeyCode::Left), A::Left),
+            (Code(KeyCode::Right), A::Right),
+            (Code(KeyCode::Home), A::Home),
+            (Code(KeyCode::End), A::End),
+        ],
+        label: "typing, `Backspace` `Delete` `←` `→` `Home` `End`",
+        help: "edit the focused line",
+    },
+    KeyBinding {
+        context: C::LearnEditor,
+        keys: &[
+            (Code(KeyCode::Tab), A::NextField),
+            (Code(KeyCode::Down), A::NextField),
+        ],
+        label: "`Tab` `↓`",
+        help: "next line",
+    },
+    KeyBinding {
+        context: C::LearnEditor,
+        keys: &[
+            (Code(KeyCode::BackTab), A::PrevField),
+            (Code(KeyCode::Up), A::PrevField),
+        ],
+        label: "`Shift-Tab` `↑`",
+        help: "previous line",
+    },
+    KeyBinding {
+        context: C::LearnEditor,
+        keys: &[(Code(KeyCode::Enter), A::Submit)],
+        label: "`Enter`",
+        help: "append the case to eval/learned.toml",
+    },
+    KeyBinding {
+        context: C::LearnEditor,
+        keys: &[(Code(KeyCode::Esc), A::Cancel)],
+        label: "`Esc`",
+        help: "cancel",
+    },
+    KeyBinding {
+        context: C::Confirm,
+        keys: &[(Char('y'), A::Yes), (Char('Y'), A::Yes)],
+        label: "`y`",
+        help: "apply the row",
+    },
+    KeyBinding {
+        context: C::Confirm,
+        keys: &[
+            (Char('n'), A::No),
+            (Char('N'), A::No),
+            (Code(KeyCode::Esc), A::No),
+        ],
+        label: "`n` `Esc`",
+        help: "keep the skill",
+    },
+];
+
+/// The action of `key` in the first of `contexts` that binds it.
+pub fn lookup(contexts: &[Context], key: &KeyEvent) -> Option<KeyAction> {
+    contexts.iter().find_map(|c| {
+        KEYS.iter()
+            .filter(|b| b.context == *c)
+            .flat_map(|b| b.keys.iter())
+            .find(|(k, _)| k.matches(key))
+            .map(|(_, a)| *a)
+    })
+}
+
+/// The help overlay's rows: keys (prefixed by their screen) and help text.
+pub fn overlay_rows() -> Vec<(String, &'static str)> {
+    KEYS.iter()
+        .filter_map(|b| {
+            let prefix = b.context.overlay_prefix()?;
+            Some((format!("{prefix}{}", b.label.replace('`', "")), b.help))
+        })
+        .collect()
+}
+
+/// The README's key table, row by row (`| screen | keys | help |`).
+pub fn readme_rows() -> Vec<String> {
+    KEYS.iter()
+        .map(|b| format!("| {} | {} | {} |", b.context.name(), b.label, b.help))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_these_keys() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Keys\n")
+            .nth(1)
+            .expect("README has a ## Keys section");
+        let rows: Vec<&str> = section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2) // header and |---|
+            .collect();
+        let want = readme_rows();
+        assert_eq!(
+            rows,
+            want,
+            "README's key table differs from tui/keys.rs; it should read:\n| Screen | Key | What it does |\n|---|---|---|\n{}",
+            want.join("\n")
+        );
+    }
+
+    #[test]
+    fn lookup_follows_the_contexts_in_order() {
+        assert_eq!(
+            lookup(&[Context::Monitor, Context::All], &key(KeyCode::Char('c'))),
+            Some(KeyAction::OpenCalibration)
+        );
+        assert_eq!(
+            lookup(&[Context::Calibration], &key(KeyCode::Char('c'))),
+            Some(KeyAction::Back)
+        );
+        let ctrl_c = KeyEvent::new(KeyCode::Char('C'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(&[Context::All], &ctrl_c), Some(KeyAction::Quit));
+        let ctrl_q = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(&[Context::All], &ctrl_q), None);
+        assert_eq!(
+            lookup(&[Context::LearnEditor], &key(KeyCode::Char('q'))),
+            Some(KeyAction::Type)
+        );
+        assert_eq!(lookup(&[Context::Monitor], &key(KeyCode::Char('z'))), None);
+    }
+
+    #[test]
+    fn every_key_is_bound_once_per_context() {
+        for (i, a) in KEYS.iter().enumerate() {
+            for b in &KEYS[i + 1..] {
+                if a.context != b.context {
+                    continue;
+                }
+                for (ka, _) in a.keys {
+                    assert!(
+                        !b.keys.iter().any(|(kb, _)| kb == ka),
+                        "{ka:?} twice in {}",
+                        a.context.name()
+                    );
+                }
+            }
+        }
+    }
+}

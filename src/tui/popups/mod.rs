@@ -1,0 +1,5 @@
+//! What opens over a screen: the help overlay, the `a` editor, the `y`/`n` question.
+
+pub mod confirm;
+pub mod help;
+pub mod learn_editor;

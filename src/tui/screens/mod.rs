@@ -1,0 +1,6 @@
+//! The console's screens: the monitor, the upskill run, the calibration report. Each owns
+//! its state, its keys and its drawing.
+
+pub mod calibration;
+pub mod monitor;
+pub mod upskill;

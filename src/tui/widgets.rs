@@ -1,0 +1,69 @@
+//! Small pieces every screen draws with: untrusted text made safe (`clean`), cut to a
+//! width (`truncate_width`), a bordered `block`, seconds and the spinner.
+
+use crate::sanitize;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Borders};
+
+/// Most characters of one model text kept for the screen (the pane cuts further).
+pub const TEXT_MAX: usize = 4000;
+/// Most characters of a short engine string (names, errors) kept for the screen.
+pub const SHORT_MAX: usize = 300;
+
+/// Untrusted text made safe for the terminal.
+pub fn clean(s: &str, max_chars: usize) -> String {
+    sanitize::for_screen(s, max_chars)
+}
+
+/// First non-empty line of cleaned text.
+pub fn first_line(s: &str) -> String {
+    let c = clean(s, TEXT_MAX);
+    c.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn width_of(s: &str) -> usize {
+    Span::raw(s).width()
+}
+
+/// Cut to at most `max` display columns, ending in `…` when cut.
+pub fn truncate_width(s: &str, max: usize) -> String {
+    if width_of(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    let mut tmp = [0u8; 4];
+    for ch in s.chars() {
+        let cw = width_of(ch.encode_utf8(&mut tmp));
+        if w + cw > max - 1 {
+            break;
+        }
+        out.push(ch);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// A pane: all borders, a title.
+pub fn block(title: String) -> Block<'static> {
+    Block::default().borders(Borders::ALL).title(title)
+}
+
+/// `1234` ms → `1.2s`.
+pub fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+/// The spinner's character at this phase.
+pub fn spinner_char(phase: usize) -> char {
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    FRAMES[phase % FRAMES.len()]
+}
