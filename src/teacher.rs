@@ -1,7 +1,7 @@
 //! What the teacher is asked about an escalated frame, and reading its verdict.
 
 use crate::json_extract::{find_json_value, salvage_object};
-use crate::ollama::{ChatRequest, Sampling};
+use crate::model::{ChatRequest, Sampling};
 use crate::policy::Reason;
 use crate::verdict::Verdict;
 use std::sync::Arc;

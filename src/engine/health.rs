@@ -3,14 +3,11 @@
 
 use super::{Emitter, Shared};
 use crate::event::{Event, Health, Role};
-use crate::ollama::{ModelClient, ModelError};
+use crate::model::{ModelClient, ModelError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
-/// Longest wait between retries of an offline server (and between tries after a
-/// permanent error).
-pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How often a healthy server is re-checked.
 const HEALTHY_RECHECK: Duration = Duration::from_secs(30);
 
@@ -98,17 +95,6 @@ fn offline_health(role: Role, error: &ModelError, model: &str) -> Health {
     }
 }
 
-/// Exponential backoff with jitter: 1, 2, 4 … 30 s (±20%).
-pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(BACKOFF_CAP);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = (nanos % 400) as f64 / 1000.0 - 0.2; // -0.2 .. +0.2
-    base.mul_f64(1.0 + jitter).min(BACKOFF_CAP)
-}
-
 /// Check a server's reachability and model; retry with backoff while it is offline.
 pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
     let gate = match client.role() {
@@ -145,7 +131,7 @@ pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
         let wait = if failures == 0 {
             HEALTHY_RECHECK
         } else {
-            backoff(failures)
+            crate::backoff::SERVER.delay(failures)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -167,14 +153,6 @@ pub fn model_listed(models: &[String], model: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert!(backoff(1) <= Duration::from_millis(1200));
-        assert!(backoff(3) >= Duration::from_millis(3200));
-        assert!(backoff(20) <= BACKOFF_CAP);
-        assert!(backoff(20) >= Duration::from_secs(24));
-    }
 
     #[test]
     fn model_name_matching() {

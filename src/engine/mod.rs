@@ -12,8 +12,8 @@ use crate::event::{Command, Event, Role};
 use crate::frame::slot::slot;
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
 use crate::frame::PreparedFrame;
+use crate::model::{ModelClient, ModelError};
 use crate::notify::{Alert, Notifier, RateLimit};
-use crate::ollama::{ModelClient, ModelError};
 use crate::policy::{priority_of, Reason};
 use crate::session_log::SessionLog;
 use crate::skill::SkillStore;
@@ -29,7 +29,7 @@ mod student_loop;
 mod teacher_worker;
 mod warm;
 
-pub use health::{backoff, model_listed};
+pub use health::model_listed;
 use health::{health_loop, HealthGate};
 use student_loop::student_loop;
 use teacher_worker::teacher_loop;

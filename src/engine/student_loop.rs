@@ -1,12 +1,13 @@
 //! The student loop: take the newest frame, skip it when nothing changed, stream the
 //! student's answer, apply the policy, and hand escalations to the teacher queue.
 
-use super::{backoff, wait_gate, Shared, TeacherJob};
+use super::{wait_gate, Shared, TeacherJob};
+use crate::backoff;
 use crate::confidence::parse_answer;
 use crate::event::{Event, Health};
 use crate::frame::slot::SlotReader;
 use crate::frame::{dhash, prep, PreparedFrame};
-use crate::ollama::{ModelClient, ModelError};
+use crate::model::{ModelClient, ModelError};
 use crate::policy::{effective_confidence, Observation, Policy, Reason};
 use crate::skill::SkillStore;
 use crate::student;
@@ -270,16 +271,16 @@ pub(super) async fn student_loop(
                     shared
                         .student_health
                         .failing(&shared.emitter, &e, client.model());
-                    let wait = backoff(permanent_failures);
+                    let wait = backoff::SERVER.delay(permanent_failures);
                     if permanent_failures == 1 {
                         shared.emitter.emit(Event::Warning {
                             message: format!(
                                 "student: {} — retrying with backoff (up to {} s between tries)",
-                                crate::ollama::error::with_hint(
+                                crate::model::error::with_hint(
                                     &e.to_string(),
                                     &e.hint(crate::event::Role::Student, client.model())
                                 ),
-                                super::health::BACKOFF_CAP.as_secs()
+                                backoff::SERVER.cap.as_secs()
                             ),
                         });
                     }

@@ -3,7 +3,7 @@
 
 use super::{wait_gate, Shared};
 use crate::event::{Event, Health};
-use crate::ollama::ModelClient;
+use crate::model::ModelClient;
 use crate::policy::priority_of;
 use crate::teacher;
 use std::sync::atomic::Ordering;
@@ -143,7 +143,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                             job.seq
                         ),
                     });
-                    let wait = super::health::backoff(attempt);
+                    let wait = crate::backoff::SERVER.delay(attempt);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.wait_for(|s| *s) => return requeue(&shared, job),
@@ -161,7 +161,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                     }
                     shared.emitter.emit(Event::TeacherFailed {
                         seq: job.seq,
-                        error: crate::ollama::error::with_hint(
+                        error: crate::model::error::with_hint(
                             &e.to_string(),
                             &e.hint(crate::event::Role::Teacher, client.model()),
                         ),
@@ -170,7 +170,7 @@ pub(super) async fn teacher_loop(shared: Arc<Shared>, client: ModelClient) {
                         // The next review would fail the same way: wait (capped, growing).
                         permanent_failures += 1;
                         tokio::select! {
-                            _ = tokio::time::sleep(super::health::backoff(permanent_failures)) => {}
+                            _ = tokio::time::sleep(crate::backoff::SERVER.delay(permanent_failures)) => {}
                             _ = stop.wait_for(|s| *s) => return requeue(&shared, job),
                         }
                     }
