@@ -1,22 +1,18 @@
-//! Server health: a gate per server that callers wait on, the health shown to faces,
-//! and the monitor that retries an offline server with backoff.
+//! Server health: a gate per server that callers wait on, and the health shown to faces
+//! (`monitor.rs` probes the servers).
 
-use super::{Emitter, Shared};
+use super::emitter::Emitter;
 use crate::event::{Event, Health, Role};
-use crate::model::{ModelClient, ModelError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use crate::model::ModelError;
+use std::sync::Mutex;
 use tokio::sync::{watch, Notify};
-
-/// How often a healthy server is re-checked.
-const HEALTHY_RECHECK: Duration = Duration::from_secs(30);
 
 /// One server's reachability: a gate the callers wait on, and the last health shown.
 pub(super) struct HealthGate {
     role: Role,
     pub(super) online: watch::Sender<bool>,
     shown: Mutex<Health>,
-    recheck: Notify,
+    pub(super) recheck: Notify,
     /// A call failed permanently (see `ModelError::is_permanent`): the server is
     /// reachable, so the health check would call it ok; keep showing the failure until a
     /// call succeeds.
@@ -43,7 +39,7 @@ impl HealthGate {
     }
 
     /// What the health check found: a reachable server does not hide a permanent failure.
-    fn probed(&self, emitter: &Emitter, health: Health) {
+    pub(super) fn probed(&self, emitter: &Emitter, health: Health) {
         let reachable = matches!(health, Health::Ok { .. } | Health::Slow { .. });
         if reachable && self.failing.load(std::sync::atomic::Ordering::Relaxed) {
             self.online.send_replace(true);
@@ -92,54 +88,6 @@ fn offline_health(role: Role, error: &ModelError, model: &str) -> Health {
     Health::Offline {
         reason: error.to_string(),
         hint: error.hint(role, model),
-    }
-}
-
-/// Check a server's reachability and model; retry with backoff while it is offline.
-pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
-    let gate = match client.role() {
-        Role::Student => &shared.student_health,
-        Role::Teacher => &shared.teacher_health,
-    };
-    let mut failures = 0u32;
-    loop {
-        let began = Instant::now();
-        let health = match client.list_models().await {
-            Ok(models) if model_listed(&models, client.model()) => {
-                failures = 0;
-                Health::Ok {
-                    latency_ms: began.elapsed().as_millis() as u64,
-                }
-            }
-            Ok(_) => {
-                failures += 1;
-                let e = client.missing_model_error();
-                Health::Offline {
-                    reason: e.to_string(),
-                    hint: e.hint(client.role(), client.model()),
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                Health::Offline {
-                    reason: e.to_string(),
-                    hint: e.hint(client.role(), client.model()),
-                }
-            }
-        };
-        gate.probed(&shared.emitter, health);
-        let wait = if failures == 0 {
-            HEALTHY_RECHECK
-        } else {
-            crate::backoff::SERVER.delay(failures)
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = gate.recheck.notified() => {
-                // A call just failed: look again soon, but not in a tight loop.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
     }
 }
 

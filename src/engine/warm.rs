@@ -11,7 +11,7 @@
 //! It also polls `/api/ps` gently and turns the client's load state into `ModelLoad`
 //! events for the faces. Nothing of this runs for OpenAI-compatible hosts.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::config::{HostKind, KeepAliveSpan};
 use crate::event::{Event, ModelLoad, Role, WarmReason};
 use crate::model::{ModelClient, ModelError};
