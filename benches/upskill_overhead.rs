@@ -12,7 +12,7 @@ mod ollama_server;
 use gemmaedge_tui::config::Config;
 use gemmaedge_tui::eval::cases::load_eval_set;
 use gemmaedge_tui::event::Role;
-use gemmaedge_tui::ollama::ModelClient;
+use gemmaedge_tui::model::ModelClient;
 use gemmaedge_tui::upskill::pipeline::{self, UpskillContext, UpskillEvent};
 use ollama_server::{OllamaTestServer, Reply};
 use std::fmt::Write as _;

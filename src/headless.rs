@@ -145,7 +145,7 @@ pub fn describe(ev: &Event) -> Option<String> {
         }
         Event::StudentRefused { reason, hint } => format!(
             "student not started: {}",
-            first_line(&crate::ollama::error::with_hint(reason, hint))
+            first_line(&crate::model::error::with_hint(reason, hint))
         ),
         Event::Escalated {
             seq,
@@ -217,7 +217,7 @@ pub fn describe(ev: &Event) -> Option<String> {
             Health::Slow { latency_ms } => format!("{role}: slow ({latency_ms} ms)"),
             Health::Offline { reason, hint } => format!(
                 "{role} offline: {}",
-                first_line(&crate::ollama::error::with_hint(reason, hint))
+                first_line(&crate::model::error::with_hint(reason, hint))
             ),
         },
         Event::ModelLoad {

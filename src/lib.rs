@@ -5,6 +5,7 @@
 //! subcommands are thin faces over it.
 
 pub mod atomic;
+pub mod backoff;
 pub mod bounded_read;
 pub mod calibration;
 pub mod cli;
@@ -19,8 +20,8 @@ pub mod frame;
 pub mod headless;
 pub mod json_extract;
 pub mod learn;
+pub mod model;
 pub mod notify;
-pub mod ollama;
 pub mod output_contract;
 pub mod policy;
 pub mod sanitize;
@@ -36,3 +37,8 @@ pub mod toml_diag;
 pub mod tui;
 pub mod upskill;
 pub mod verdict;
+
+/// The model clients' old path (`crate::ollama::…`), kept so code still written against
+/// it builds; new code says `crate::model`.
+#[doc(hidden)]
+pub use model as ollama;

@@ -71,7 +71,26 @@ enum Cmd {
     },
 }
 
+/// Every face reports errors and panics the same way: color-eyre's hooks, installed once
+/// here before anything else runs (the console puts its terminal-restoring panic hook on
+/// top of them). Colours only when stderr is a terminal: a headless log stays plain text.
+fn install_error_hooks() {
+    use color_eyre::config::{HookBuilder, Theme};
+    use std::io::IsTerminal;
+    let theme = if std::io::stderr().is_terminal() {
+        Theme::dark()
+    } else {
+        Theme::new()
+    };
+    // Fails only when a hook is already installed; that one is fine.
+    let _ = HookBuilder::default()
+        .display_env_section(false)
+        .theme(theme)
+        .install();
+}
+
 fn main() {
+    install_error_hooks();
     let cli = Cli::parse();
     let (mut config, origin) = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,

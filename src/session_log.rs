@@ -37,10 +37,6 @@ impl SessionLog {
         self
     }
 
-    pub fn session_id(&self) -> &str {
-        &self.session
-    }
-
     /// The log file for `now`'s day.
     pub fn path_for(&self, now: DateTime<Utc>) -> PathBuf {
         self.dir

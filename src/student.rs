@@ -1,6 +1,6 @@
 //! What the student is asked: the skill as system prompt, the task and the frame.
 
-use crate::ollama::{ChatRequest, Sampling};
+use crate::model::{ChatRequest, Sampling};
 use std::sync::Arc;
 
 /// The user message for every frame (an eval case may override it).

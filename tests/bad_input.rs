@@ -972,7 +972,7 @@ async fn point10_a_candidate_pinning_confidence_099_does_not_win() {
     use gemmaedge_tui::config::Config;
     use gemmaedge_tui::eval::cases::load_eval_set;
     use gemmaedge_tui::event::Role;
-    use gemmaedge_tui::ollama::ModelClient;
+    use gemmaedge_tui::model::ModelClient;
     use gemmaedge_tui::upskill::pipeline::{self, UpskillContext};
     use std::sync::Arc;
     use tokio::sync::{mpsc, watch};

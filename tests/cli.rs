@@ -144,8 +144,7 @@ fn check_says_whether_each_model_is_loaded() {
     host.host = teacher.url();
     host.model = TEACHER.into();
     let client =
-        gemmaedge_tui::ollama::ModelClient::new(&host, gemmaedge_tui::event::Role::Teacher)
-            .unwrap();
+        gemmaedge_tui::model::ModelClient::new(&host, gemmaedge_tui::event::Role::Teacher).unwrap();
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(client.load())

@@ -1,4 +1,4 @@
-//! `gemmaedge_tui::ollama::openai` against the fake OpenAI-compatible server: streaming,
+//! `gemmaedge_tui::model::openai` against the fake OpenAI-compatible server: streaming,
 //! the teacher's JSON verdict through `response_format`, images as data URLs, the bearer
 //! header, and the faults a real server shows.
 
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use gemmaedge_tui::config::HostConfig;
-use gemmaedge_tui::ollama::openai;
-use gemmaedge_tui::ollama::{ChatReply, ChatRequest, ModelError};
+use gemmaedge_tui::model::openai;
+use gemmaedge_tui::model::{ChatReply, ChatRequest, ModelError};
 use gemmaedge_tui::policy::Reason;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use serde_json::json;

@@ -5,7 +5,7 @@ mod support;
 use gemmaedge_tui::config::Config;
 use gemmaedge_tui::eval::cases::load_eval_set;
 use gemmaedge_tui::event::Role;
-use gemmaedge_tui::ollama::ModelClient;
+use gemmaedge_tui::model::ModelClient;
 use gemmaedge_tui::output_contract::OUTPUT_CONTRACT;
 use gemmaedge_tui::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::path::Path;

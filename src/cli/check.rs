@@ -6,7 +6,7 @@ use crate::engine::model_listed;
 use crate::eval::cases::load_eval_set;
 use crate::event::Role;
 use crate::frame::source::{open_source, SourceError};
-use crate::ollama::ModelClient;
+use crate::model::ModelClient;
 use crate::skill::ensure_writable;
 
 /// One line of the report.
@@ -48,11 +48,11 @@ async fn vision_row(client: &ModelClient, role: Role, text_only: bool) -> CheckR
     match client.vision().await {
         Ok(Some(true)) => row(what, true, format!("{} accepts images", client.model())),
         Ok(Some(false)) => {
-            let e = crate::ollama::ModelError::text_only_model(client.model());
+            let e = crate::model::ModelError::text_only_model(client.model());
             row(
                 what,
                 false,
-                crate::ollama::error::with_hint(&e.to_string(), &e.hint(role, client.model())),
+                crate::model::error::with_hint(&e.to_string(), &e.hint(role, client.model())),
             )
         }
         Ok(None) => warn_row(
@@ -149,7 +149,7 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
                 Err(e) => rows.push(row(
                     what,
                     false,
-                    crate::ollama::error::with_hint(&e.to_string(), &e.hint(role, &host.model)),
+                    crate::model::error::with_hint(&e.to_string(), &e.hint(role, &host.model)),
                 )),
             },
         }

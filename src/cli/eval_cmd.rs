@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::eval::cases::{load_eval_set, Split};
 use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
 use crate::event::Role;
-use crate::ollama::ModelClient;
+use crate::model::ModelClient;
 use crate::sanitize::{escape_controls, escape_line};
 use crate::skill::SkillStore;
 use std::io::Write;

@@ -1,25 +1,18 @@
-//! Server health: a gate per server that callers wait on, the health shown to faces,
-//! and the monitor that retries an offline server with backoff.
+//! Server health: a gate per server that callers wait on, and the health shown to faces
+//! (`monitor.rs` probes the servers).
 
-use super::{Emitter, Shared};
+use super::emitter::Emitter;
 use crate::event::{Event, Health, Role};
-use crate::ollama::{ModelClient, ModelError};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use crate::model::ModelError;
+use std::sync::Mutex;
 use tokio::sync::{watch, Notify};
-
-/// Longest wait between retries of an offline server (and between tries after a
-/// permanent error).
-pub(super) const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// How often a healthy server is re-checked.
-const HEALTHY_RECHECK: Duration = Duration::from_secs(30);
 
 /// One server's reachability: a gate the callers wait on, and the last health shown.
 pub(super) struct HealthGate {
     role: Role,
     pub(super) online: watch::Sender<bool>,
     shown: Mutex<Health>,
-    recheck: Notify,
+    pub(super) recheck: Notify,
     /// A call failed permanently (see `ModelError::is_permanent`): the server is
     /// reachable, so the health check would call it ok; keep showing the failure until a
     /// call succeeds.
@@ -46,7 +39,7 @@ impl HealthGate {
     }
 
     /// What the health check found: a reachable server does not hide a permanent failure.
-    fn probed(&self, emitter: &Emitter, health: Health) {
+    pub(super) fn probed(&self, emitter: &Emitter, health: Health) {
         let reachable = matches!(health, Health::Ok { .. } | Health::Slow { .. });
         if reachable && self.failing.load(std::sync::atomic::Ordering::Relaxed) {
             self.online.send_replace(true);
@@ -98,65 +91,6 @@ fn offline_health(role: Role, error: &ModelError, model: &str) -> Health {
     }
 }
 
-/// Exponential backoff with jitter: 1, 2, 4 … 30 s (±20%).
-pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(BACKOFF_CAP);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = (nanos % 400) as f64 / 1000.0 - 0.2; // -0.2 .. +0.2
-    base.mul_f64(1.0 + jitter).min(BACKOFF_CAP)
-}
-
-/// Check a server's reachability and model; retry with backoff while it is offline.
-pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
-    let gate = match client.role() {
-        Role::Student => &shared.student_health,
-        Role::Teacher => &shared.teacher_health,
-    };
-    let mut failures = 0u32;
-    loop {
-        let began = Instant::now();
-        let health = match client.list_models().await {
-            Ok(models) if model_listed(&models, client.model()) => {
-                failures = 0;
-                Health::Ok {
-                    latency_ms: began.elapsed().as_millis() as u64,
-                }
-            }
-            Ok(_) => {
-                failures += 1;
-                let e = client.missing_model_error();
-                Health::Offline {
-                    reason: e.to_string(),
-                    hint: e.hint(client.role(), client.model()),
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                Health::Offline {
-                    reason: e.to_string(),
-                    hint: e.hint(client.role(), client.model()),
-                }
-            }
-        };
-        gate.probed(&shared.emitter, health);
-        let wait = if failures == 0 {
-            HEALTHY_RECHECK
-        } else {
-            backoff(failures)
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = gate.recheck.notified() => {
-                // A call just failed: look again soon, but not in a tight loop.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
 /// Ollama lists `gemma4:latest` for a model pulled as `gemma4`.
 pub fn model_listed(models: &[String], model: &str) -> bool {
     models
@@ -167,14 +101,6 @@ pub fn model_listed(models: &[String], model: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert!(backoff(1) <= Duration::from_millis(1200));
-        assert!(backoff(3) >= Duration::from_millis(3200));
-        assert!(backoff(20) <= BACKOFF_CAP);
-        assert!(backoff(20) >= Duration::from_secs(24));
-    }
 
     #[test]
     fn model_name_matching() {

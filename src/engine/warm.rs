@@ -11,10 +11,10 @@
 //! It also polls `/api/ps` gently and turns the client's load state into `ModelLoad`
 //! events for the faces. Nothing of this runs for OpenAI-compatible hosts.
 
-use super::Shared;
+use super::shared::Shared;
 use crate::config::{HostKind, KeepAliveSpan};
 use crate::event::{Event, ModelLoad, Role, WarmReason};
-use crate::ollama::{ModelClient, ModelError};
+use crate::model::{ModelClient, ModelError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -208,7 +208,7 @@ pub(super) async fn warm_loop(
                                 message: format!(
                                     "{role}: cannot load {}: {}",
                                     client.model(),
-                                    crate::ollama::error::with_hint(
+                                    crate::model::error::with_hint(
                                         &message,
                                         &e.hint(role, client.model())
                                     )

@@ -4,7 +4,7 @@ use super::cases::{Case, CaseInput, EvalSet, Split};
 use super::score::{score_answer, weighted_mean, CaseScore};
 use crate::config::{EvalConfig, FrameConfig};
 use crate::frame::{prep, PreparedFrame, RawImage};
-use crate::ollama::{ChatRequest, ModelClient, Sampling};
+use crate::model::{ChatRequest, ModelClient, Sampling};
 use crate::student;
 use serde::Serialize;
 use std::collections::HashMap;

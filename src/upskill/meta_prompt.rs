@@ -3,7 +3,7 @@
 
 use crate::eval::cases::{Case, CaseInput};
 use crate::eval::runner::CaseResult;
-use crate::ollama::{ChatRequest, Sampling};
+use crate::model::{ChatRequest, Sampling};
 
 /// The reply format: an object holding the array (`format: "json"` never yields a bare array).
 pub fn candidates_schema(n: usize) -> serde_json::Value {

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::eval::bootstrap::{improvement_interval, Interval};
 use crate::eval::cases::{EvalSet, Split};
 use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
-use crate::ollama::ModelClient;
+use crate::model::ModelClient;
 use crate::skill::{save_skill, SkillMeta};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -90,7 +90,7 @@ impl UpskillContext {
         eval: Arc<EvalSet>,
         candidates: usize,
         auto_apply: bool,
-    ) -> Result<Self, crate::ollama::ModelError> {
+    ) -> Result<Self, crate::model::ModelError> {
         use crate::event::Role;
         Ok(UpskillContext {
             student: ModelClient::new(&config.student, Role::Student)?,

@@ -3,14 +3,13 @@
 
 use super::contract::{stop_requested, CaptureNotice, FrameSource, SourceError};
 use crate::frame::slot::SlotWriter;
+use crate::backoff::CAMERA_REOPEN;
 use crate::frame::Frame;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Granularity of every wait in the capture loop: stop is seen within this.
 const TICK: Duration = Duration::from_millis(50);
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Sleep until `deadline` in short slices; false when stop was requested meanwhile.
 fn sleep_until(deadline: Instant, stop: &watch::Receiver<bool>) -> bool {
@@ -24,17 +23,6 @@ fn sleep_until(deadline: Instant, stop: &watch::Receiver<bool>) -> bool {
         }
         std::thread::sleep((deadline - now).min(TICK));
     }
-}
-
-/// Up to +10 % of `d`, from the clock's low bits (no RNG needed for de-synchronising).
-fn jitter(d: Duration) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    // Mix the bits: some clocks tick in whole microseconds.
-    let x = nanos ^ (nanos >> 10) ^ (nanos >> 20);
-    d.mul_f64(f64::from(x % 1000) / 10_000.0)
 }
 
 /// Time between frames; a bad fps (0, negative, NaN) means one per second.
@@ -132,14 +120,14 @@ fn reconnect(
     stop: &watch::Receiver<bool>,
     warn: &dyn Fn(String),
 ) -> bool {
-    let mut delay = BACKOFF_FIRST;
+    let mut attempt = 1;
     warn(format!(
         "camera lost: {first_error} (retrying in {}s)",
-        delay.as_secs()
+        CAMERA_REOPEN.nominal(attempt).as_secs()
     ));
     let mut last_error = first_error.to_string();
     loop {
-        if !sleep_until(Instant::now() + delay + jitter(delay), stop) {
+        if !sleep_until(Instant::now() + CAMERA_REOPEN.delay(attempt), stop) {
             return false;
         }
         match source.reopen() {
@@ -152,13 +140,13 @@ fn reconnect(
                 return false;
             }
             Err(SourceError::Skipped(m)) | Err(SourceError::Unavailable(m)) => {
-                delay = (delay * 2).min(BACKOFF_MAX);
+                attempt += 1;
                 // Say it again only when the reason changes: a missing camera at a 30 s
                 // retry pace must not flood the warning list.
                 if m != last_error {
                     warn(format!(
                         "camera still unavailable: {m} (retrying in {}s)",
-                        delay.as_secs()
+                        CAMERA_REOPEN.nominal(attempt).as_secs()
                     ));
                     last_error = m;
                 }

@@ -1,0 +1,15 @@
+//! Talking to model servers: the `ModelClient` (`client.rs`) over Ollama's wire format
+//! (`ollama.rs`) or the OpenAI-compatible one (`openai/`), the request and reply they
+//! share (`request.rs`), the stream plumbing under both (`stream.rs`), load state and errors.
+
+pub mod client;
+pub mod error;
+pub mod load;
+pub mod ollama;
+pub mod openai;
+pub mod request;
+pub mod stream;
+
+pub use client::ModelClient;
+pub use error::ModelError;
+pub use request::{ChatReply, ChatRequest, Sampling};
