@@ -235,8 +235,6 @@ pub enum Command {
     ForceEscalate,
     /// Pause or resume capture (the `p` key).
     SetPaused(bool),
-    /// Hold the student while something else (upskill) uses the model; `false` releases it.
-    HoldStudent(bool),
     /// Stop, flush the log, and send `Stopped`.
     Shutdown,
 }

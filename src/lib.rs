@@ -20,6 +20,7 @@ pub mod frame;
 pub mod headless;
 pub mod json_extract;
 pub mod learn;
+pub mod learn_console;
 pub mod model;
 pub mod notify;
 pub mod output_contract;
@@ -37,8 +38,3 @@ pub mod toml_diag;
 pub mod tui;
 pub mod upskill;
 pub mod verdict;
-
-/// The model clients' old path (`crate::ollama::…`), kept so code still written against
-/// it builds; new code says `crate::model`.
-#[doc(hidden)]
-pub use model as ollama;

@@ -29,12 +29,21 @@ struct Cli {
     /// Frames offered per second (overrides source.fps).
     #[arg(long)]
     fps: Option<f64>,
+    /// The service's control socket (default: [service] socket, else
+    /// $XDG_RUNTIME_DIR/gemmaedge.sock, else /tmp/gemmaedge-<uid>/gemmaedge.sock).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Run the engine in this console even when a service answers on the socket.
+    #[arg(long)]
+    standalone: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run the engine as an always-on service; consoles attach to it over a local socket.
+    Serve,
     /// Check the setup: config, servers, models, camera, skills dir, eval set.
     Check,
     /// Score a skill on the eval set with the student (per-case table and totals).
@@ -133,10 +142,14 @@ fn main() {
         max_frames: cli.max_frames,
     };
     let code = runtime.block_on(async move {
+        let socket = gemmaedge_tui::service::socket::socket_path(cli.socket.as_deref(), &config.service);
         match cli.command {
+            Some(Cmd::Serve) => {
+                gemmaedge_tui::service::server::serve(config, cli.socket.as_deref(), options).await
+            }
             Some(Cmd::Check) => Ok(cli::check::run(&config, &origin).await),
             Some(Cmd::Eval { skill, json }) => {
-                cli::eval_cmd::run(&config, skill.as_deref(), json).await
+                cli::eval_cmd::run(&config, skill.as_deref(), json, &socket).await
             }
             Some(Cmd::Learn {
                 from,
@@ -148,7 +161,7 @@ fn main() {
                     eprintln!("gemmaedge-tui upskill: --candidates must be at least 1");
                     return Ok(cli::EXIT_BAD_INPUT);
                 }
-                cli::upskill_cmd::run(&config, candidates, yes).await
+                cli::upskill_cmd::run(&config, candidates, yes, &socket).await
             }
             None if cli.headless => gemmaedge_tui::headless::run(config, options).await,
             None => {
@@ -157,8 +170,15 @@ fn main() {
                     eprintln!("gemmaedge-tui: not a terminal; running headless (use --headless to say so)");
                     return gemmaedge_tui::headless::run(config, options).await;
                 }
-                let handle = gemmaedge_tui::engine::start(config.clone(), options)?;
-                gemmaedge_tui::tui::run(&config, handle).await?;
+                let link = gemmaedge_tui::service::attach::open(
+                    &config,
+                    &socket,
+                    cli.standalone,
+                    "console",
+                    options,
+                )
+                .await?;
+                gemmaedge_tui::tui::run(&config, link).await?;
                 Ok(0)
             }
         }

@@ -4,19 +4,26 @@ use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
 use crate::eval::cases::{load_eval_set, Split};
-use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
+use crate::eval::runner::CaseResult;
+use crate::eval::skill_score::{row_json, score_skill};
 use crate::event::Role;
 use crate::model::ModelClient;
 use crate::sanitize::{escape_controls, escape_line};
+use crate::service::attach::attach_if_running;
+use crate::service::protocol::{ClientMsg, ServerMsg};
 use crate::skill::SkillStore;
+use crate::upskill::report::RowSummary;
 use std::io::Write;
 use std::path::Path;
 
 /// Run the eval set with the student; print a per-case table (or JSON) and totals.
+/// When a service runs, it scores through it (its scheduler puts live frames first);
+/// otherwise here, straight to the student.
 pub async fn run(
     config: &Config,
     skill_file: Option<&Path>,
     json: bool,
+    socket: &Path,
 ) -> color_eyre::Result<i32> {
     let eval = match load_eval_set(&config.paths.eval) {
         Ok(e) => e,
@@ -51,82 +58,107 @@ pub async fn run(
             .0
             .to_string(),
     };
-    let client = ModelClient::new(&config.student, Role::Student)?;
-    if let Err(e) = client.list_models().await {
-        eprintln!(
-            "gemmaedge-tui eval: student offline: {e} — {}",
-            e.hint(Role::Student, client.model())
-        );
-        return Ok(1);
-    }
-    let images = match PreparedImages::prepare(&eval, &config.frame) {
-        Ok(i) => i,
+    let (row, student) = match attach_if_running(socket, "eval").await {
+        Ok(Some(remote)) => {
+            if !json {
+                eprintln!(
+                    "eval: through the service on {} (live frames go first)",
+                    escape_line(&socket.display().to_string())
+                );
+            }
+            match through_service(remote, skill).await {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("gemmaedge-tui eval: {}", escape_controls(&e));
+                    return Ok(1);
+                }
+            }
+        }
         Err(e) => {
-            eprintln!("gemmaedge-tui eval: {}", escape_controls(&e));
-            return Ok(EXIT_BAD_INPUT);
+            // A service runs but will not take us: running here too would compete with it.
+            eprintln!("gemmaedge-tui eval: {}", escape_controls(&e.to_string()));
+            return Ok(1);
+        }
+        Ok(None) => {
+            let client = ModelClient::new(&config.student, Role::Student)?;
+            if let Err(e) = client.list_models().await {
+                eprintln!(
+                    "gemmaedge-tui eval: student offline: {e} — {}",
+                    e.hint(Role::Student, client.model())
+                );
+                return Ok(1);
+            }
+            if !json {
+                eprintln!(
+                    "eval: no service running; calling the student directly (a monitor using it elsewhere slows this down)"
+                );
+            }
+            let total = eval.cases.len();
+            let progress = |i: usize, _: usize, id: &str| {
+                if !json {
+                    // The id comes from a file: escaped, so it cannot move the cursor.
+                    eprint!("\r  case {}/{total}: {:<30}", i + 1, escape_line(id));
+                }
+            };
+            let row = match score_skill(config, &eval, &skill, &client, progress).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("gemmaedge-tui eval: {}", escape_controls(&e));
+                    return Ok(EXIT_BAD_INPUT);
+                }
+            };
+            if !json {
+                eprint!("\r{}\r", " ".repeat(50));
+            }
+            (
+                row_json(&row, client.model(), &eval, config),
+                client.model().to_string(),
+            )
         }
     };
-    let mut results: Vec<CaseResult> = Vec::new();
-    let total = eval.cases.len();
-    for (i, case) in eval.cases.iter().enumerate() {
-        if !json {
-            // The id comes from a file: escaped, so it cannot move the cursor or retitle.
-            let id = escape_line(&case.id);
-            eprint!("\r  case {}/{total}: {:<30}", i + 1, id);
-        }
-        results.push(
-            run_case(
-                &client,
-                &skill,
-                case,
-                &images,
-                &config.policy.safety_keywords,
-                scoring(&config.eval),
-            )
-            .await,
-        );
-    }
-    if !json {
-        eprint!("\r{}\r", " ".repeat(50));
-    }
-    let refs: Vec<&CaseResult> = results.iter().collect();
-    let train = split_score(&refs, Split::Train);
-    let holdout = split_score(&refs, Split::Holdout);
     let mut out = std::io::stdout().lock();
     if json {
-        // One row of an upskill run report (label, prompt, train, holdout, interval,
-        // cases), with the run's facts beside it: the two share one schema.
-        let row = crate::upskill::pipeline::RowSummary {
-            label: "skill".into(),
-            prompt: skill.to_string(),
-            train,
-            holdout,
-            interval: None,
-            results,
-        };
-        let mut v = serde_json::to_value(&row)?;
-        v["student"] = serde_json::json!(client.model());
-        v["eval_hash"] = serde_json::json!(eval.hash);
-        v["scoring"] = serde_json::to_value(&config.eval)?;
-        v["contract"] = serde_json::json!(crate::output_contract::OUTPUT_CONTRACT);
         // Answers are model text: C1 and invisible characters escaped, like the session log.
         writeln!(
             out,
             "{}",
-            crate::sanitize::escape_json_invisibles(serde_json::to_string_pretty(&v)?)
+            crate::sanitize::escape_json_invisibles(serde_json::to_string_pretty(&row)?)
         )?;
     } else {
-        write!(out, "{}", render_results(&results))?;
+        let summary: RowSummary = serde_json::from_value(row)?;
+        write!(out, "{}", render_results(&summary.results))?;
         writeln!(
             out,
             "\ntrain {}  holdout {}  ({} cases, student {})",
-            fmt_score(train),
-            fmt_score(holdout),
-            total,
-            client.model()
+            fmt_score(summary.train),
+            fmt_score(summary.holdout),
+            summary.results.len(),
+            escape_line(&student)
         )?;
     }
     Ok(0)
+}
+
+/// Ask the service to score `skill`; its `eval --json` body and its student's name.
+async fn through_service(
+    mut remote: crate::service::client::Remote,
+    skill: String,
+) -> Result<(serde_json::Value, String), String> {
+    if !remote.send(ClientMsg::Eval { skill: Some(skill) }) {
+        return Err("the service closed the connection".into());
+    }
+    while let Some(m) = remote.recv().await {
+        match m {
+            ServerMsg::EvalDone { result } => {
+                let v = result?;
+                let student = v["student"].as_str().unwrap_or("?").to_string();
+                return Ok((v, student));
+            }
+            ServerMsg::Error(e) => return Err(format!("the service refused: {e}")),
+            _ => {}
+        }
+    }
+    Err("the service closed the connection before the result".into())
 }
 
 pub fn fmt_score(s: Option<f64>) -> String {

@@ -6,14 +6,43 @@ use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
 use crate::eval::cases::load_eval_set;
+use crate::service::attach::attach_if_running;
+use crate::service::protocol::{ClientMsg, ServerMsg};
 use crate::skill::ensure_writable;
 use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
-pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color_eyre::Result<i32> {
+/// The run goes through the service when one runs (its scheduler puts live frames
+/// first); otherwise it runs here, straight to both models.
+pub async fn run(
+    config: &Config,
+    candidates: Option<usize>,
+    yes: bool,
+    socket: &Path,
+) -> color_eyre::Result<i32> {
+    match attach_if_running(socket, "upskill").await {
+        Ok(Some(remote)) => {
+            eprintln!(
+                "upskill: in the service on {} (monitoring goes on; live frames go first)",
+                crate::sanitize::escape_line(&socket.display().to_string())
+            );
+            return through_service(config, remote, candidates, yes).await;
+        }
+        Ok(None) => eprintln!(
+            "upskill: no service running; calling the models directly (a monitor using the student elsewhere slows this down)"
+        ),
+        Err(e) => {
+            eprintln!(
+                "gemmaedge-tui upskill: {}",
+                crate::sanitize::escape_controls(&e.to_string())
+            );
+            return Ok(1);
+        }
+    }
     let eval = match load_eval_set(&config.paths.eval) {
         Ok(e) => Arc::new(e),
         Err(e) => {
@@ -51,52 +80,13 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let task = tokio::spawn(pipeline::run(ctx.clone(), tx, cancel_rx));
-    let started = Instant::now();
-    // A bar redrawn with `\r` only on a terminal; a pipe or a file gets one line a phase.
-    let bar = std::io::stderr().is_terminal();
-    let mut phase = String::new();
+    let mut shown = Shown::new();
     let mut cancelled = false;
     loop {
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                match ev {
-                    UpskillEvent::Phase(p) => {
-                        phase = p;
-                        if bar {
-                            progress(0, 0, &phase, started);
-                        } else {
-                            eprintln!("upskill: {} ({}s)", crate::sanitize::for_screen(&phase, 200), started.elapsed().as_secs());
-                        }
-                    }
-                    UpskillEvent::CaseScored { done_calls, total_calls, .. } if bar => {
-                        progress(done_calls, total_calls, &phase, started);
-                    }
-                    UpskillEvent::RowDone { row, score } if !bar => {
-                        eprintln!(
-                            "upskill: row {row} scored: train {}, holdout {}",
-                            fmt_score(score.train),
-                            fmt_score(score.holdout)
-                        );
-                    }
-                    UpskillEvent::Report(p) => {
-                        if bar { eprintln!(); }
-                        eprintln!("upskill: run report {}", p.display());
-                    }
-                    UpskillEvent::ReportFailed(e) => {
-                        if bar { eprintln!(); }
-                        eprintln!("upskill: {}", crate::sanitize::for_screen(&e, 300));
-                    }
-                    UpskillEvent::Dropped(d) => {
-                        if bar { eprintln!(); }
-                        for (p, why) in d {
-                            eprintln!("  dropped a candidate ({why}): {}", crate::sanitize::for_screen(&p, 60));
-                        }
-                    }
-                    UpskillEvent::Failed(m) => { eprintln!("\nupskill failed: {}", crate::sanitize::escape_controls(&m)); }
-                    UpskillEvent::Cancelled => { eprintln!("\nupskill cancelled; the skill is unchanged"); }
-                    _ => {}
-                }
+                shown.show(&ev);
             }
             _ = tokio::signal::ctrl_c(), if !cancelled => {
                 cancelled = true;
@@ -108,21 +98,9 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
     let Some(outcome) = task.await? else {
         return Ok(1);
     };
-    print!("{}", render_outcome(&outcome));
-    println!("\n{}", outcome.reason);
-    let Some(w) = outcome.winner else {
-        println!("the current skill stays.");
+    let Some(w) = decide_to_apply(config, &outcome, yes) else {
         return Ok(0);
     };
-    let ok = yes
-        || ask(&format!(
-            "replace {} with candidate {w}? [y/N] ",
-            config.skill_path().display()
-        ));
-    if !ok {
-        println!("not applied; the current skill stays.");
-        return Ok(0);
-    }
     match pipeline::apply(&ctx, &outcome, w, "upskill winner (cli)") {
         Ok(h) => {
             println!(
@@ -135,6 +113,182 @@ pub async fn run(config: &Config, candidates: Option<usize>, yes: bool) -> color
         Err(e) => {
             eprintln!("could not save the skill: {e}; the old skill is intact");
             Ok(1)
+        }
+    }
+}
+
+/// Print the result; the winner's row when it is to be applied (asked unless `yes`).
+fn decide_to_apply(config: &Config, outcome: &UpskillOutcome, yes: bool) -> Option<usize> {
+    print!("{}", render_outcome(outcome));
+    println!("\n{}", outcome.reason);
+    let Some(w) = outcome.winner else {
+        println!("the current skill stays.");
+        return None;
+    };
+    let ok = yes
+        || ask(&format!(
+            "replace {} with candidate {w}? [y/N] ",
+            config.skill_path().display()
+        ));
+    if !ok {
+        println!("not applied; the current skill stays.");
+        return None;
+    }
+    Some(w)
+}
+
+/// The run in the service: its student calls take turns with the live frames.
+async fn through_service(
+    config: &Config,
+    mut remote: crate::service::client::Remote,
+    candidates: Option<usize>,
+    yes: bool,
+) -> color_eyre::Result<i32> {
+    remote.send(ClientMsg::UpskillStart {
+        candidates,
+        auto_apply: false,
+    });
+    let mut shown = Shown::new();
+    let mut in_snapshot = false;
+    let mut ours = false;
+    let mut cancelled = false;
+    let outcome = loop {
+        tokio::select! {
+            m = remote.recv() => {
+                let Some(m) = m else {
+                    eprintln!("\nupskill: the service closed the connection");
+                    return Ok(1);
+                };
+                match m {
+                    // What happened before we asked is not this run.
+                    ServerMsg::SnapshotBegin { .. } => in_snapshot = true,
+                    ServerMsg::SnapshotEnd { .. } => in_snapshot = false,
+                    ServerMsg::UpskillRefused(why) => {
+                        eprintln!("gemmaedge-tui upskill: {}", crate::sanitize::escape_controls(&why));
+                        return Ok(1);
+                    }
+                    ServerMsg::Error(e) => {
+                        eprintln!("gemmaedge-tui upskill: the service refused: {}", crate::sanitize::escape_controls(&e));
+                        return Ok(1);
+                    }
+                    ServerMsg::Upskill(ev) if !in_snapshot => {
+                        ours |= matches!(ev, UpskillEvent::Started { .. });
+                        if !ours {
+                            continue;
+                        }
+                        shown.show(&ev);
+                        match ev {
+                            UpskillEvent::Finished(o) => break o,
+                            UpskillEvent::Failed(_) | UpskillEvent::Cancelled => return Ok(1),
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !cancelled => {
+                cancelled = true;
+                remote.send(ClientMsg::UpskillCancel);
+            }
+        }
+    };
+    eprintln!();
+    let Some(w) = decide_to_apply(config, &outcome, yes) else {
+        return Ok(0);
+    };
+    remote.send(ClientMsg::UpskillApply { row: w });
+    while let Some(m) = remote.recv().await {
+        if let ServerMsg::Upskill(UpskillEvent::Applied { result, .. }) = m {
+            return Ok(match result {
+                Ok(h) => {
+                    println!(
+                        "saved {} (history: {})",
+                        config.skill_path().display(),
+                        crate::sanitize::escape_line(&h)
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("could not save the skill: {e}; the old skill is intact");
+                    1
+                }
+            });
+        }
+    }
+    eprintln!("upskill: the service closed the connection before saving");
+    Ok(1)
+}
+
+/// Progress on stderr: a bar redrawn with `\r` on a terminal; a pipe or a file gets one
+/// line a phase.
+struct Shown {
+    bar: bool,
+    phase: String,
+    started: Instant,
+}
+
+impl Shown {
+    fn new() -> Self {
+        Shown {
+            bar: std::io::stderr().is_terminal(),
+            phase: String::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, ev: &UpskillEvent) {
+        let bar = self.bar;
+        match ev {
+            UpskillEvent::Phase(p) => {
+                self.phase = p.clone();
+                if bar {
+                    progress(0, 0, &self.phase, self.started);
+                } else {
+                    eprintln!(
+                        "upskill: {} ({}s)",
+                        crate::sanitize::for_screen(&self.phase, 200),
+                        self.started.elapsed().as_secs()
+                    );
+                }
+            }
+            UpskillEvent::CaseScored {
+                done_calls,
+                total_calls,
+                ..
+            } if bar => progress(*done_calls, *total_calls, &self.phase, self.started),
+            UpskillEvent::RowDone { row, score } if !bar => eprintln!(
+                "upskill: row {row} scored: train {}, holdout {}",
+                fmt_score(score.train),
+                fmt_score(score.holdout)
+            ),
+            UpskillEvent::Report(p) => {
+                if bar {
+                    eprintln!();
+                }
+                eprintln!("upskill: run report {}", p.display());
+            }
+            UpskillEvent::ReportFailed(e) => {
+                if bar {
+                    eprintln!();
+                }
+                eprintln!("upskill: {}", crate::sanitize::for_screen(e, 300));
+            }
+            UpskillEvent::Dropped(d) => {
+                if bar {
+                    eprintln!();
+                }
+                for (p, why) in d {
+                    eprintln!(
+                        "  dropped a candidate ({why}): {}",
+                        crate::sanitize::for_screen(p, 60)
+                    );
+                }
+            }
+            UpskillEvent::Failed(m) => {
+                eprintln!("\nupskill failed: {}", crate::sanitize::escape_controls(m));
+            }
+            UpskillEvent::Cancelled => eprintln!("\nupskill cancelled; the skill is unchanged"),
+            _ => {}
         }
     }
 }

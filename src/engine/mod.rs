@@ -16,6 +16,7 @@ use crate::event::{Command, Event, Role};
 use crate::frame::slot::slot;
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
 use crate::model::{ModelClient, ModelError};
+use crate::scheduler::{Priority, Scheduler};
 use crate::session_log::SessionLog;
 use crate::skill::SkillStore;
 use chrono::Utc;
@@ -44,11 +45,44 @@ use student_loop::StudentLoop;
 use teacher_worker::TeacherWorker;
 use verdict_effects::VerdictEffects;
 
-/// What a face holds: the engine's events, a way to send it commands, and its task.
+/// What a face holds: the engine's events, a way to send it commands, its task, and the
+/// schedulers in front of both models (for eval and upskill calls that must share them).
 pub struct EngineHandle {
     pub events: mpsc::UnboundedReceiver<Event>,
     pub commands: mpsc::UnboundedSender<Command>,
     pub task: tokio::task::JoinHandle<()>,
+    pub gates: ModelGates,
+}
+
+/// One scheduler per model: the engine's calls go first (`Priority::Live`), others take
+/// `Priority::Background` turns between them.
+#[derive(Debug, Clone)]
+pub struct ModelGates {
+    pub student: Scheduler,
+    pub teacher: Scheduler,
+}
+
+impl ModelGates {
+    /// From `upskill.concurrency` (the student's calls at a time) and
+    /// `upskill.calls_between_frames`; the teacher takes one call at a time, reviews first.
+    pub fn new(config: &Config) -> Self {
+        ModelGates {
+            student: Scheduler::new(
+                config.upskill.concurrency,
+                config.upskill.calls_between_frames,
+            ),
+            teacher: Scheduler::new(1, 1),
+        }
+    }
+
+    /// `client` taking background turns on its role's scheduler.
+    pub fn background(&self, client: ModelClient) -> ModelClient {
+        let s = match client.role() {
+            Role::Student => self.student.clone(),
+            Role::Teacher => self.teacher.clone(),
+        };
+        client.with_gate(s, Priority::Background)
+    }
 }
 
 /// Knobs a face sets that are not in the config.
@@ -71,7 +105,6 @@ struct Controls {
     shared: Arc<Shared>,
     escalator: Arc<Escalator>,
     paused: watch::Sender<bool>,
-    held: watch::Sender<bool>,
 }
 
 /// How long the shutdown waits for the capture thread (it sees the stop within 50 ms
@@ -90,6 +123,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     };
     let student = client(Role::Student)?;
     let teacher = client(Role::Teacher)?;
+    let gates = ModelGates::new(&config);
     let (source, notices) =
         open_source(&config.source).map_err(|e| EngineError::Source(e.to_string()))?;
     let source_desc = source.describe();
@@ -125,7 +159,6 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         }),
         escalator: escalator.clone(),
         paused: watch::channel(false).0,
-        held: watch::channel(false).0,
     };
     let shared = controls.shared.clone();
     let student_ready = watch::channel(false).0;
@@ -154,20 +187,23 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     );
     let student_loop = StudentLoop {
         shared: shared.clone(),
-        client: student.clone(),
+        client: student
+            .clone()
+            .with_gate(gates.student.clone(), Priority::Live),
         reader,
         skills,
         max_frames: options.max_frames,
         escalator: escalator.clone(),
         calibration: calibration.clone(),
-        held: controls.held.subscribe(),
         ready: student_ready.subscribe(),
         teacher_keyword: keyword_tx,
         answered: answered.clone(),
     };
     let teacher_worker = TeacherWorker {
         shared: shared.clone(),
-        client: teacher.clone(),
+        client: teacher
+            .clone()
+            .with_gate(gates.teacher.clone(), Priority::Live),
         escalator: escalator.clone(),
         effects,
     };
@@ -261,6 +297,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         events: ev_rx,
         commands: cmd_tx,
         task,
+        gates,
     })
 }
 
@@ -269,7 +306,6 @@ async fn command_loop(controls: Controls, mut rx: mpsc::UnboundedReceiver<Comman
         shared,
         escalator,
         paused,
-        held,
     } = controls;
     while let Some(cmd) = rx.recv().await {
         match cmd {
@@ -279,9 +315,6 @@ async fn command_loop(controls: Controls, mut rx: mpsc::UnboundedReceiver<Comman
                     paused.send_replace(p);
                     shared.emitter.emit(Event::Paused { paused: p });
                 }
-            }
-            Command::HoldStudent(h) => {
-                held.send_replace(h);
             }
             Command::Shutdown => {
                 shared.stop.send_replace(true);

@@ -38,8 +38,6 @@ pub(super) struct StudentLoop {
     pub(super) escalator: Arc<Escalator>,
     /// Answers per skill, for calibration.
     pub(super) calibration: Arc<Mutex<CalibrationStore>>,
-    /// `Command::HoldStudent`: true while a face keeps the student from its model.
-    pub(super) held: watch::Receiver<bool>,
     /// The student's start warm-up is over (or there is none).
     pub(super) ready: watch::Receiver<bool>,
     /// A safety keyword appeared in the streamed answer to this frame: the teacher's warm
@@ -52,17 +50,16 @@ pub(super) struct StudentLoop {
 /// The gates in front of the student's model.
 struct Gates {
     stop: watch::Receiver<bool>,
-    held: watch::Receiver<bool>,
     online: watch::Receiver<bool>,
 }
 
 impl Gates {
-    /// The one place the student loop waits before it calls its model: until no face
-    /// holds it (`Command::HoldStudent`) and its server is online. False when the engine
-    /// stops meanwhile.
+    /// The one place the student loop waits before it calls its model: until its server
+    /// is online. (Its turn on the model is the client's: eval and upskill calls share the
+    /// student through `crate::scheduler`, live frames first.) False when the engine stops
+    /// meanwhile.
     async fn model_turn(&mut self, shared: &Shared) -> bool {
-        wait_gate(shared, &mut self.held, false, &mut self.stop).await
-            && wait_gate(shared, &mut self.online, true, &mut self.stop).await
+        wait_gate(shared, &mut self.online, true, &mut self.stop).await
     }
 }
 
@@ -76,14 +73,12 @@ impl StudentLoop {
             max_frames,
             escalator,
             calibration,
-            held,
             mut ready,
             teacher_keyword,
             answered,
         } = self;
         let mut gates = Gates {
             stop: shared.stop.subscribe(),
-            held,
             online: shared.student_health.online.subscribe(),
         };
         let mut policy = Policy::new(shared.config.policy.clone());

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod cases;
 pub mod runner;
 pub mod score;
+pub mod skill_score;
 
 use serde::{Deserialize, Serialize};
 

@@ -10,6 +10,7 @@ use super::stream::within;
 use super::{ollama, openai};
 use crate::config::{HostConfig, HostKind};
 use crate::event::Role;
+use crate::scheduler::{Priority, Scheduler};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,9 @@ pub struct ModelClient {
     role: Role,
     /// The model's load state on an Ollama server, shared by the clones of this client.
     load: Arc<LoadTracker>,
+    /// The scheduler every chat call of this client waits for, and at what priority
+    /// (live monitoring first; eval and upskill fill the gaps). None: no waiting.
+    gate: Option<(Scheduler, Priority)>,
 }
 
 impl std::fmt::Debug for ModelClient {
@@ -76,7 +80,14 @@ impl ModelClient {
             config: config.clone(),
             role,
             load: Arc::new(LoadTracker::default()),
+            gate: None,
         })
+    }
+
+    /// This client, with its chat calls taking turns on `scheduler` at `priority`.
+    pub fn with_gate(mut self, scheduler: Scheduler, priority: Priority) -> Self {
+        self.gate = Some((scheduler, priority));
+        self
     }
 
     pub fn model(&self) -> &str {
@@ -114,6 +125,11 @@ impl ModelClient {
             &stripped
         } else {
             req
+        };
+        // Our turn first; the time waiting for it is not the server's (no timeout here).
+        let _turn = match &self.gate {
+            Some((scheduler, priority)) => Some(scheduler.acquire(*priority).await),
+            None => None,
         };
         let (http, base, cfg) = (&self.http, self.base.as_str(), &self.config);
         match cfg.kind {

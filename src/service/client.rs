@@ -3,8 +3,8 @@
 
 use super::lines::{read_line, Line};
 use super::protocol::{
-    client_hello, decode_server, encode_client, ClientMsg, ServerMsg, ServiceInfo,
-    MAX_SERVER_LINE, PROTOCOL_VERSION,
+    client_hello, decode_server, encode_client, ClientMsg, ServerMsg, ServiceInfo, MAX_SERVER_LINE,
+    PROTOCOL_VERSION,
 };
 use std::io;
 use std::path::{Path, PathBuf};
@@ -109,22 +109,19 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
     };
     let (in_tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::spawn(async move {
-        loop {
-            match read_line(&mut reader, MAX_SERVER_LINE).await {
-                Ok(Line::Text(line)) => match decode_server(&line) {
-                    Ok(m) => {
-                        if in_tx.send(m).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = in_tx
-                            .send(ServerMsg::Error(format!("unreadable message: {e}")))
-                            .await;
+        while let Ok(Line::Text(line)) = read_line(&mut reader, MAX_SERVER_LINE).await {
+            match decode_server(&line) {
+                Ok(m) => {
+                    if in_tx.send(m).await.is_err() {
                         break;
                     }
-                },
-                _ => break,
+                }
+                Err(e) => {
+                    let _ = in_tx
+                        .send(ServerMsg::Error(format!("unreadable message: {e}")))
+                        .await;
+                    break;
+                }
             }
         }
     });

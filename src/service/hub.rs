@@ -11,7 +11,7 @@ use super::protocol::{ClientMsg, ServerMsg, ServiceInfo, CAPABILITIES, PROTOCOL_
 use super::recorder::Recorder;
 use crate::config::Config;
 use crate::engine::{EngineHandle, EngineOptions};
-use crate::event::{Command, Event};
+use crate::event::{Command, Event, Role};
 use crate::upskill::pipeline::UpskillEvent;
 use crate::upskill::runner::UpskillRunner;
 use chrono::Utc;
@@ -286,8 +286,7 @@ async fn run(
     done: watch::Sender<bool>,
 ) {
     let (upskill_tx, mut upskill_rx) = mpsc::unbounded_channel();
-    let mut runner = UpskillRunner::new(config.clone(), engine.gates.clone());
-    let mut stopping = false;
+    let mut runner = UpskillRunner::new(config.clone(), Some(engine.gates.clone()));
     loop {
         tokio::select! {
             ev = engine.events.recv() => match ev {
@@ -307,8 +306,7 @@ async fn run(
             Some((id, msg)) = requests.recv() => {
                 handle(&shared, &config, &engine, &mut runner, &upskill_tx, id, msg);
             }
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
+            _ = stop.changed() => {
                 runner.stop().await;
                 // Report what the cancelled run said before the engine's last words.
                 while let Ok(ev) = upskill_rx.try_recv() {
@@ -407,14 +405,14 @@ fn handle(
                 .expect("hub lock")
                 .recorder
                 .frame_of(seq);
-            let edit = crate::learn::LearnEdit {
+            let edit = crate::learn_console::LearnEdit {
                 seq,
                 captured_at,
                 expect,
                 forbid,
                 safety,
             };
-            let (text, warning) = crate::learn::save_console_case(config, &edit, frame);
+            let (text, warning) = crate::learn_console::save(config, &edit, frame);
             notice(shared, id, text, warning);
         }
         ClientMsg::Eval { skill } => {
@@ -422,7 +420,13 @@ fn handle(
             let config = config.clone();
             let gates = engine.gates.clone();
             tokio::spawn(async move {
-                let result = crate::eval::runner::score_skill_json(&config, skill, &gates).await;
+                let result = match crate::model::ModelClient::new(&config.student, Role::Student) {
+                    Ok(c) => {
+                        let client = gates.background(c);
+                        crate::eval::skill_score::score_to_json(&config, skill, &client).await
+                    }
+                    Err(e) => Err(format!("cannot set up the student client: {e}")),
+                };
                 shared.reply(id, ServerMsg::EvalDone { result });
             });
         }

@@ -53,8 +53,14 @@ mod tests {
     async fn lines_caps_and_ends() {
         let data: &[u8] = b"one\r\ntwo\n\xff\xfe\nlonger than ten\nrest";
         let mut r = BufReader::with_capacity(4, data);
-        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Text("one".into()));
-        assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::Text("two".into()));
+        assert_eq!(
+            read_line(&mut r, 10).await.unwrap(),
+            Line::Text("one".into())
+        );
+        assert_eq!(
+            read_line(&mut r, 10).await.unwrap(),
+            Line::Text("two".into())
+        );
         assert_eq!(read_line(&mut r, 10).await.unwrap(), Line::NotText);
         assert!(matches!(
             read_line(&mut r, 10).await.unwrap(),

@@ -6,6 +6,11 @@
 //! `client` attaches a console to it; `protocol` is the wire format and `recorder` what
 //! a console attaching late is sent first.
 
+pub mod attach;
+pub mod client;
+pub mod hub;
+pub mod lines;
 pub mod protocol;
 pub mod recorder;
+pub mod server;
 pub mod socket;

@@ -120,13 +120,16 @@ async fn connection(mut stream: UnixStream, hub: Hub, me: u32, group: Option<u32
     }
     let (read, mut write_half) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let name = match tokio::time::timeout(HELLO_WAIT, read_line(&mut reader, MAX_CLIENT_LINE))
-        .await
+    let name = match tokio::time::timeout(HELLO_WAIT, read_line(&mut reader, MAX_CLIENT_LINE)).await
     {
         Ok(Ok(Line::Text(line))) => match decode_client(&line) {
             Ok(ClientMsg::Hello { protocol, client }) if protocol == PROTOCOL_VERSION => client,
             Ok(ClientMsg::Hello { protocol, .. }) => {
-                let _ = write(&mut write_half, &ServerMsg::Error(version_mismatch(protocol))).await;
+                let _ = write(
+                    &mut write_half,
+                    &ServerMsg::Error(version_mismatch(protocol)),
+                )
+                .await;
                 return;
             }
             Ok(_) => {

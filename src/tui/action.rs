@@ -1,8 +1,8 @@
 //! What the run loop must do after a key, mouse event or engine event (`Action`), and which
 //! screen is showing. Shared by every screen and popup.
 
-use super::learn_case::LearnEdit;
 use crate::event::Command;
+use crate::learn_console::LearnEdit;
 
 /// What the run loop must do after a key, mouse event or engine event.
 #[derive(Debug, Clone, PartialEq)]

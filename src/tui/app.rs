@@ -71,6 +71,8 @@ pub struct App {
     pub notice: Option<Notice>,
     pub spinner: usize,
     pub stopped: bool,
+    /// The service this console is attached to; None: the engine runs in this process.
+    pub attached: Option<crate::service::protocol::ServiceInfo>,
 }
 
 impl App {
@@ -105,6 +107,7 @@ impl App {
             notice: None,
             spinner: 0,
             stopped: false,
+            attached: None,
         }
     }
 
@@ -257,16 +260,22 @@ impl App {
             Event::StudentToken { seq, text } => self.monitor.add_token(seq, &text),
             Event::StudentAnswer {
                 seq,
+                at,
                 answer,
                 confidence,
                 measured_confidence,
                 latency_ms,
                 reasons,
                 skill,
-                ..
             } => {
                 self.answers += 1;
-                self.recent.record(Instant::now(), &reasons);
+                // At the answer's own time: a snapshot replays old answers at attach.
+                let age = (chrono::Utc::now() - at).to_std().unwrap_or_default();
+                let when = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+                self.recent.record(when, &reasons);
+                if self.upskill.running() {
+                    self.upskill.live_answer(seq, &reasons);
+                }
                 self.student.record_latency(latency_ms);
                 if let Some(e) = self.monitor.entry_for(seq) {
                     e.answer = answer.chars().take(MAX_ANSWER_CHARS).collect();
@@ -289,7 +298,7 @@ impl App {
                 self.notify(
                     format!(
                         "student not started: {}",
-                        crate::ollama::error::with_hint(&reason, &hint)
+                        crate::model::error::with_hint(&reason, &hint)
                     ),
                     true,
                 );

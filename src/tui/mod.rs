@@ -14,7 +14,8 @@ pub mod export;
 pub mod images;
 pub mod keys;
 pub mod layout;
-pub mod learn_case;
+pub mod messages;
+
 pub mod popups;
 pub mod roles;
 pub mod run;

@@ -2,6 +2,8 @@
 
 #[cfg(test)]
 use super::*;
+use crate::event::Event;
+use crate::service::protocol::ClientMsg;
 use crate::tui::action::Screen;
 use crate::tui::app::tests::{answer, app, frame, key};
 use crate::tui::images::tests::test_frame;
@@ -26,8 +28,7 @@ fn config_in(dir: &std::path::Path) -> Config {
 fn actions_reach_the_engine_and_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (mut console, _urx) = Console::new(&config, tx);
+    let (mut console, mut rx) = Console::new(&config);
     let mut a = app();
 
     assert!(!perform(
@@ -35,7 +36,16 @@ fn actions_reach_the_engine_and_the_disk() {
         Action::Engine(Command::ForceEscalate),
         &mut console
     ));
-    assert_eq!(rx.try_recv().unwrap(), Command::ForceEscalate);
+    assert_eq!(rx.try_recv().unwrap(), ClientMsg::Escalate);
+    perform(
+        &mut a,
+        Action::Engine(Command::SetPaused(true)),
+        &mut console,
+    );
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        ClientMsg::SetPaused { paused: true }
+    );
 
     let mut ev = frame(3);
     if let Event::FrameTaken { image, .. } = &mut ev {
@@ -62,7 +72,7 @@ fn actions_reach_the_engine_and_the_disk() {
     drop(rx);
     assert!(!perform(
         &mut a,
-        Action::Engine(Command::Shutdown),
+        Action::Engine(Command::ForceEscalate),
         &mut console
     ));
     assert_eq!(a.notice.as_ref().unwrap().text, "the engine is not running");
@@ -70,11 +80,10 @@ fn actions_reach_the_engine_and_the_disk() {
 }
 
 #[test]
-fn learned_case_is_appended_with_its_frame() {
+fn a_learned_case_is_a_request_to_the_engine_with_the_edited_fields() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let (mut console, _urx) = Console::new(&config, tx);
+    let (mut console, mut rx) = Console::new(&config);
     let mut a = app();
     let mut ev = frame(4);
     if let Event::FrameTaken { image, .. } = &mut ev {
@@ -100,165 +109,59 @@ fn learned_case_is_appended_with_its_frame() {
     for act in acts {
         perform(&mut a, act, &mut console);
     }
-    let n = a.notice.clone().unwrap();
-    assert!(!n.warning, "{}", n.text);
-    assert!(n.text.starts_with("added case learned-"), "{}", n.text);
-    assert!(
-        n.text.ends_with("-4 to ") || n.text.contains("learned.toml"),
-        "{}",
-        n.text
-    );
-    let toml = std::fs::read_to_string(config.paths.eval.join("learned.toml")).unwrap();
-    assert!(
-        toml.contains("expect = [\"kettle\", \"steam\", \"rises\", \"stove\"]"),
-        "{toml}"
-    );
-    assert!(toml.contains("split = \"train\""), "{toml}");
-    assert!(
-        toml.contains("# source: console, frame #4, student"),
-        "{toml}"
-    );
-    let (ids, count) = crate::learn::existing(&config.paths.eval);
-    assert_eq!(count, 1);
-    let id = ids.into_iter().next().unwrap();
-    let jpg = config.paths.eval.join(format!("images/learned/{id}.jpg"));
-    assert_eq!(
-        std::fs::read(&jpg).unwrap(),
-        a.monitor
-            .entry(4)
-            .unwrap()
-            .frame
-            .as_ref()
-            .unwrap()
-            .jpeg
-            .to_vec()
-    );
-    // The learned set still loads with the hand-written one.
-    let set = load_eval_set(&config.paths.eval).unwrap();
-    assert_eq!(set.cases.len(), 3);
-    // The same frame again: already there, said so.
-    a.handle_key(key(KeyCode::Char('a')));
-    for act in a.handle_key(key(KeyCode::Enter)) {
-        perform(&mut a, act, &mut console);
-    }
-    assert!(a.notice.as_ref().unwrap().text.contains("already in"));
+    let ClientMsg::SaveLearned {
+        seq,
+        expect,
+        safety,
+        ..
+    } = rx.try_recv().unwrap()
+    else {
+        panic!("not a learned case")
+    };
+    assert_eq!(seq, 4);
+    assert_eq!(expect, ["kettle", "steam", "rises", "stove"]);
+    assert!(safety);
+    // Whoever runs the engine writes it (and says so): see `learn_console`.
+    // Nothing was written by the console itself.
+    assert!(!config.paths.eval.join("learned.toml").exists());
 }
 
-#[tokio::test]
-async fn upskill_refuses_a_bad_eval_set_or_unwritable_skills() {
+#[test]
+fn upskill_keys_are_requests_and_a_refusal_shows_on_the_screen() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config_in(dir.path());
-    std::fs::write(config.paths.eval.join("cases.toml"), "[[case]]\nid = 3\n").unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut a = app();
-    {
-        let (mut console, _urx) = Console::new(&config, tx.clone());
-        a.handle_key(key(KeyCode::Char('u')));
-        perform(&mut a, Action::OpenUpskill, &mut console);
-    }
-    assert!(rx.try_recv().is_err(), "the student is not held");
-    let RunStatus::Refused(why) = &a.upskill.status else {
-        panic!("{:?}", a.upskill.status)
-    };
-    assert!(why.starts_with("cannot load the eval set"), "{why}");
-    std::fs::write(config.paths.eval.join("cases.toml"), CASES).unwrap();
-    let blocker = dir.path().join("not-a-dir");
-    std::fs::write(&blocker, "x").unwrap();
-    config.paths.skills = blocker;
-    let (mut console, _urx) = Console::new(&config, tx);
-    perform(&mut a, Action::OpenUpskill, &mut console);
-    let RunStatus::Refused(why) = &a.upskill.status else {
-        panic!("{:?}", a.upskill.status)
-    };
-    assert!(why.contains("is not writable"), "{why}");
-    assert!(rx.try_recv().is_err());
-    // Esc goes back: nothing is running.
-    a.handle_key(key(KeyCode::Esc));
-    assert_eq!(a.screen, Screen::Monitor);
-}
-
-#[tokio::test]
-async fn upskill_holds_the_student_and_cancel_releases_it() {
-    // A server that accepts and never answers: every call hangs until cancelled.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_in(dir.path());
-    config.student.host = format!("http://{addr}");
-    config.teacher.host = format!("http://{addr}");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (mut console, mut urx) = Console::new(&config, tx);
+    let config = config_in(dir.path());
+    let (mut console, mut rx) = Console::new(&config);
     let mut a = app();
     for act in a.handle_key(key(KeyCode::Char('u'))) {
         perform(&mut a, act, &mut console);
     }
-    assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(true));
-    assert!(a.upskill.running() && console.upskill_active());
-    let wait = Duration::from_secs(10);
-    let ev = tokio::time::timeout(wait, urx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    a.handle_upskill_event(ev);
-    assert_eq!(a.upskill.columns.len(), 2);
-    // `u` again while running does not start a second run.
+    assert_eq!(a.screen, Screen::Upskill);
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        ClientMsg::UpskillStart {
+            candidates: None,
+            auto_apply: true
+        }
+    );
+    assert!(a.upskill.running());
+    // `r` while running does not start a second run.
     assert!(!a
         .handle_key(key(KeyCode::Char('r')))
         .contains(&Action::OpenUpskill));
     let acts = a.handle_key(key(KeyCode::Esc));
     assert!(acts.contains(&Action::CancelUpskill));
-    assert_eq!(a.screen, Screen::Upskill, "Esc cancels and stays");
     for act in acts {
         perform(&mut a, act, &mut console);
     }
-    while a.upskill.running() {
-        let ev = tokio::time::timeout(wait, urx.recv())
-            .await
-            .expect("the run stops promptly")
-            .unwrap();
-        for act in a.handle_upskill_event(ev) {
-            perform(&mut a, act, &mut console);
-        }
-    }
-    console.reap(&a);
-    assert_eq!(a.upskill.status, RunStatus::Cancelled);
-    assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(false));
-    assert!(!console.upskill_active());
-    // Stopped: Esc now goes back to the monitor.
+    assert_eq!(rx.try_recv().unwrap(), ClientMsg::UpskillCancel);
+    // The engine says it could not start: the screen says why.
+    a.handle_message(crate::service::protocol::ServerMsg::UpskillRefused(
+        "cannot load the eval set (eval): bad".into(),
+    ));
+    let RunStatus::Refused(why) = &a.upskill.status else {
+        panic!("{:?}", a.upskill.status)
+    };
+    assert!(why.starts_with("cannot load the eval set"), "{why}");
     a.handle_key(key(KeyCode::Esc));
     assert_eq!(a.screen, Screen::Monitor);
-    server.abort();
-}
-
-#[tokio::test]
-async fn quitting_mid_run_cancels_and_releases() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_in(dir.path());
-    config.student.host = format!("http://{addr}");
-    config.teacher.host = format!("http://{addr}");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (mut console, _urx) = Console::new(&config, tx);
-    let mut a = app();
-    perform(&mut a, Action::OpenUpskill, &mut console);
-    assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(true));
-    let t0 = Instant::now();
-    console.stop_upskill().await;
-    assert!(t0.elapsed() < UPSKILL_STOP_WAIT, "{:?}", t0.elapsed());
-    assert_eq!(rx.try_recv().unwrap(), Command::HoldStudent(false));
-    assert!(!console.upskill_active());
-    server.abort();
 }

@@ -65,6 +65,24 @@ pub fn status_line(app: &App, now: Instant) -> Line<'static> {
         spans.push(Span::styled("PAUSED", t.banner()));
         spans.push(sep());
     }
+    if let Some(info) = &app.attached {
+        spans.push(Span::styled(
+            attached_label(info, chrono::Utc::now()),
+            t.accent(),
+        ));
+        spans.push(sep());
+    }
+    if app.upskill.running() {
+        // Monitoring goes on; the upskill screen has the details.
+        spans.push(Span::styled(
+            format!(
+                "upskill {}/{}",
+                app.upskill.done_calls, app.upskill.total_calls
+            ),
+            t.warn(),
+        ));
+        spans.push(sep());
+    }
     if let Some(n) = app.active_notice(now) {
         let style = if n.warning {
             t.warn().patch(t.bold())
@@ -126,4 +144,41 @@ pub fn status_line(app: &App, now: Instant) -> Line<'static> {
     spans.push(sep());
     spans.push(Span::styled("? help", bold));
     Line::from(spans)
+}
+
+/// `attached · serve pid N · up 3h`: whom this console watches through.
+pub fn attached_label(
+    info: &crate::service::protocol::ServiceInfo,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let up = (now - info.started_at).num_seconds().max(0) as u64;
+    let up = match up {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    };
+    format!("attached · serve pid {} · up {up}", info.pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attached_label_says_pid_and_uptime() {
+        let now = chrono::Utc::now();
+        let info = crate::service::protocol::ServiceInfo {
+            protocol: 1,
+            pid: 4242,
+            started_at: now - chrono::Duration::hours(3) - chrono::Duration::minutes(5),
+            device: "pi".into(),
+            version: "0".into(),
+            capabilities: vec![],
+        };
+        assert_eq!(
+            attached_label(&info, now),
+            "attached · serve pid 4242 · up 3h"
+        );
+    }
 }

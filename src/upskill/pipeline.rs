@@ -56,6 +56,11 @@ pub enum UpskillEvent {
     Report(PathBuf),
     /// The report could not be written.
     ReportFailed(String),
+    /// A finished run's row was saved as the skill (its history copy), or why not.
+    Applied {
+        row: usize,
+        result: Result<String, String>,
+    },
 }
 
 /// The result of a run.

@@ -4,6 +4,7 @@
 
 use super::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use crate::config::Config;
+use crate::engine::ModelGates;
 use crate::eval::cases::load_eval_set;
 use crate::skill::ensure_writable;
 use std::path::PathBuf;
@@ -23,15 +24,20 @@ struct Run {
 /// The run in progress and the last finished one.
 pub struct UpskillRunner {
     config: Config,
+    /// The engine's schedulers: the run's calls take background turns on them.
+    gates: Option<ModelGates>,
     run: Option<Run>,
     last_ctx: Option<UpskillContext>,
     last_outcome: Option<UpskillOutcome>,
 }
 
 impl UpskillRunner {
-    pub fn new(config: Config) -> Self {
+    /// A runner whose calls share the models through `gates` (None: calls go straight to
+    /// the servers, as `upskill` from a shell does with no service running).
+    pub fn new(config: Config, gates: Option<ModelGates>) -> Self {
         UpskillRunner {
             config,
+            gates,
             run: None,
             last_ctx: None,
             last_outcome: None,
@@ -68,8 +74,12 @@ impl UpskillRunner {
             )
         })?;
         let n = candidates.unwrap_or(config.upskill.candidates);
-        let ctx = UpskillContext::from_config(config, Arc::new(eval), n, auto_apply)
+        let mut ctx = UpskillContext::from_config(config, Arc::new(eval), n, auto_apply)
             .map_err(|e| format!("cannot set up the model clients: {e}"))?;
+        if let Some(g) = &self.gates {
+            ctx.student = g.background(ctx.student);
+            ctx.teacher = g.background(ctx.teacher);
+        }
         let (cancel, cancel_rx) = watch::channel(false);
         let task = tokio::spawn(pipeline::run(ctx.clone(), events, cancel_rx));
         self.run = Some(Run { cancel, task });

@@ -2,8 +2,8 @@
 //! paused, and reopens a lost device with backoff (`reconnect`).
 
 use super::contract::{stop_requested, CaptureNotice, FrameSource, SourceError};
-use crate::frame::slot::SlotWriter;
 use crate::backoff::CAMERA_REOPEN;
+use crate::frame::slot::SlotWriter;
 use crate::frame::Frame;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;

@@ -2,9 +2,9 @@
 //! safety) pre-filled from the teacher's verdict, edited with a small line editor. Pure.
 
 use crate::learn;
+use crate::learn_console::LearnEdit;
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
-use crate::tui::learn_case::LearnEdit;
 use crate::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
@@ -150,7 +150,7 @@ impl LearnEditor {
 pub(crate) mod tests {
     use super::*;
     use crate::eval::cases::Split;
-    use crate::tui::learn_case::{case_id, learned_case};
+    use crate::learn_console::{case_id, learned_case};
     use crossterm::event::KeyModifiers;
 
     fn key(c: KeyCode) -> KeyEvent {

@@ -219,10 +219,7 @@ fn draw_log(f: &mut Frame, m: &Monitor, cx: &Ctx, area: Rect) {
     if let Health::Offline { reason, hint } = &cx.student.health {
         let text = format!(
             "student offline: {}",
-            clean(
-                &crate::ollama::error::with_hint(reason, hint),
-                SHORT_MAX * 2
-            )
+            clean(&crate::model::error::with_hint(reason, hint), SHORT_MAX * 2)
         );
         let rows = if inner.height >= 6 { 2 } else { 1 };
         let banner = Rect {
@@ -284,7 +281,7 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
             format!("teacher offline: {}", clean(reason, SHORT_MAX)),
             t.fail(),
         ));
-        if !hint.is_empty() && crate::ollama::error::with_hint(reason, hint) != *reason {
+        if !hint.is_empty() && crate::model::error::with_hint(reason, hint) != *reason {
             push_text(&mut lines, hint, t.dim());
         }
     }

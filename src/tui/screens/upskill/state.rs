@@ -3,7 +3,6 @@
 
 use crate::eval::bootstrap::Interval;
 use crate::eval::cases::Split;
-use crate::event::Command;
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
 use crate::tui::popups::confirm;
@@ -78,6 +77,16 @@ pub struct UpskillState {
     pub report: Option<Result<PathBuf, String>>,
     /// The last report's summary, shown in the prompt pane (`o`; any key hides it).
     pub report_text: Option<String>,
+    /// Monitoring during the run: live answers so far, and the newest one's seq and
+    /// reasons (the student is shared, not held).
+    pub live: LiveDuringRun,
+}
+
+/// What the live feed did while the run went on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveDuringRun {
+    pub answers: u64,
+    pub newest: Option<(u64, String)>,
 }
 
 impl UpskillState {
@@ -100,7 +109,23 @@ impl UpskillState {
             skill_path,
             report: None,
             report_text: None,
+            live: LiveDuringRun::default(),
         }
+    }
+
+    /// A live answer arrived during the run.
+    pub fn live_answer(&mut self, seq: u64, reasons: &[crate::policy::Reason]) {
+        self.live.answers += 1;
+        let why = if reasons.is_empty() {
+            "no escalation".to_string()
+        } else {
+            reasons
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        self.live.newest = Some((seq, why));
     }
 
     /// The pipeline is working (or stopping).
@@ -172,21 +197,19 @@ impl UpskillState {
     }
 
     fn end(&mut self, status: RunStatus, now: Instant) -> Vec<Action> {
-        let was_running = self.running();
         self.status = status;
         self.ended_at = Some(now);
-        if was_running {
-            // The Pi's model is free again.
-            vec![Action::Engine(Command::HoldStudent(false)), Action::Redraw]
-        } else {
-            vec![Action::Redraw]
-        }
+        vec![Action::Redraw]
     }
 
-    /// Take one pipeline event. The run's end releases the student.
+    /// Take one pipeline event (from this console's run, or one another console started
+    /// in the service: then `Started` is the first this screen hears of it).
     pub fn handle_event(&mut self, ev: UpskillEvent, now: Instant) -> Vec<Action> {
         match ev {
             UpskillEvent::Started { cases, total_calls } => {
+                if !self.running() {
+                    self.begin(now);
+                }
                 self.columns = cases;
                 self.total_calls = total_calls;
                 let n = self.columns.len();
@@ -253,6 +276,7 @@ impl UpskillState {
             }
             UpskillEvent::Report(p) => self.report = Some(Ok(p)),
             UpskillEvent::ReportFailed(e) => self.report = Some(Err(e)),
+            UpskillEvent::Applied { row, result } => self.applied = Some((row, result)),
         }
         vec![Action::Redraw]
     }

@@ -203,7 +203,8 @@ fn progress_line(st: &UpskillState, t: &Theme, width: usize, now: Instant) -> Li
         clock(st.elapsed(now))
     );
     if let Some(left) = st.estimate_left(now) {
-        tail.push_str(&format!(" · ~{} left", clock(left)));
+        // At the pace so far, which includes the live frames that go first.
+        tail.push_str(&format!(" · ~{} left (shared)", clock(left)));
     }
     Line::from(vec![
         Span::styled("█".repeat(filled), t.accent()),
@@ -324,14 +325,27 @@ pub fn draw(f: &mut Frame, st: &UpskillState, t: &Theme, spinner: char, area: Re
     } else {
         String::new()
     };
-    f.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::raw(spin),
-            Span::styled("phase: ", t.bold()),
-            Span::raw(truncate_width(&clean(&st.phase, 300), w.saturating_sub(9))),
-        ])),
-        phase_a,
-    );
+    let mut phase = vec![
+        Span::raw(spin),
+        Span::styled("phase: ", t.bold()),
+        Span::raw(truncate_width(&clean(&st.phase, 300), w.saturating_sub(9))),
+    ];
+    if st.running() {
+        // Monitoring does not stop for the run: say so, with the newest live answer.
+        let live = match &st.live.newest {
+            Some((seq, why)) => format!(
+                "  · monitoring on: {} live answers, newest #{seq}: {why}",
+                st.live.answers
+            ),
+            None => "  · monitoring on".to_string(),
+        };
+        let used: usize = phase.iter().map(|s| s.width()).sum();
+        phase.push(Span::styled(
+            truncate_width(&clean(&live, 300), w.saturating_sub(used)),
+            t.dim(),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(phase)), phase_a);
     f.render_widget(Paragraph::new(progress_line(st, t, w, now)), prog_a);
 
     if st.rows.is_empty() {

@@ -1,0 +1,81 @@
+//! Scoring one skill on the whole eval set: what `eval` prints and what the service
+//! answers to an `eval` request (`eval --json`'s shape: one upskill report row with the
+//! run's facts beside it).
+
+use super::cases::{EvalSet, Split};
+use super::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
+use crate::config::Config;
+use crate::model::ModelClient;
+use crate::upskill::report::RowSummary;
+
+/// Score `skill` on every case with `client`; `progress(done, total, case id)` before each.
+pub async fn score_skill(
+    config: &Config,
+    eval: &EvalSet,
+    skill: &str,
+    client: &ModelClient,
+    mut progress: impl FnMut(usize, usize, &str),
+) -> Result<RowSummary, String> {
+    let images = PreparedImages::prepare(eval, &config.frame)?;
+    let mut results: Vec<CaseResult> = Vec::new();
+    let total = eval.cases.len();
+    for (i, case) in eval.cases.iter().enumerate() {
+        progress(i, total, &case.id);
+        results.push(
+            run_case(
+                client,
+                skill,
+                case,
+                &images,
+                &config.policy.safety_keywords,
+                scoring(&config.eval),
+            )
+            .await,
+        );
+    }
+    let refs: Vec<&CaseResult> = results.iter().collect();
+    Ok(RowSummary {
+        label: "skill".into(),
+        prompt: skill.to_string(),
+        train: split_score(&refs, Split::Train),
+        holdout: split_score(&refs, Split::Holdout),
+        interval: None,
+        results,
+    })
+}
+
+/// `eval --json`: the row, with the student, the eval set's hash, the scoring settings
+/// and the output contract beside it.
+pub fn row_json(
+    row: &RowSummary,
+    student: &str,
+    eval: &EvalSet,
+    config: &Config,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(row).expect("rows serialize");
+    v["student"] = serde_json::json!(student);
+    v["eval_hash"] = serde_json::json!(eval.hash);
+    v["scoring"] = serde_json::to_value(&config.eval).expect("config serializes");
+    v["contract"] = serde_json::json!(crate::output_contract::OUTPUT_CONTRACT);
+    v
+}
+
+/// What the service does for an `eval` request: load the set, score the current skill
+/// (or `skill`) with `client` (the service's student, behind its scheduler).
+pub async fn score_to_json(
+    config: &Config,
+    skill: Option<String>,
+    client: &ModelClient,
+) -> Result<serde_json::Value, String> {
+    let eval = super::cases::load_eval_set(&config.paths.eval).map_err(|e| e.to_string())?;
+    let skill = match skill {
+        Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Some(_) => return Err("the skill text is empty".into()),
+        None => crate::skill::SkillStore::open(&config.skill_path())
+            .current()
+            .0
+            .to_string(),
+    };
+    let row = score_skill(config, &eval, &skill, client, |_, _, _| {}).await?;
+    Ok(row_json(&row, client.model(), &eval, config))
+}

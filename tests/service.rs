@@ -1,0 +1,621 @@
+//! `gemmaedge-tui serve` (the real binary) and consoles attached over its socket: the
+//! snapshot, commands, several clients, a stalled one, bad lines, versions, permissions,
+//! a stale socket, and signals.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::ollama_server::{OllamaTestServer, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gemmaedge-tui");
+const STUDENT: &str = "gemma4:e2b";
+const TEACHER: &str = "gemma4:26b";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_config(dir: &Path, student: &str, teacher: &str, extra: &str) -> PathBuf {
+    let p = dir.join("config.toml");
+    let eval = dir.join("eval");
+    std::fs::create_dir_all(&eval).unwrap();
+    std::fs::write(
+        eval.join("cases.toml"),
+        "[[case]]\nid = \"mug\"\ntext = \"A coffee mug on a desk.\"\nexpect = [\"mug\"]\n\n\
+         [[case]]\nid = \"fire\"\ntext = \"Flames rise from a pan.\"\nexpect = [\"fire\"]\nsafety = true\nsplit = \"holdout\"\n",
+    )
+    .unwrap();
+    let text = format!(
+        r#"[student]
+host = "{student}"
+model = "{STUDENT}"
+timeout_secs = 5
+[teacher]
+host = "{teacher}"
+model = "{TEACHER}"
+timeout_secs = 5
+[source]
+kind = "folder"
+path = "{photos}"
+fps = 20.0
+min_change = 0.0
+[policy]
+audit_every = 0
+[paths]
+skills = "{skills}"
+eval = "{eval}"
+logs = "{logs}"
+[device]
+name = "testpi"
+{extra}
+"#,
+        photos = repo().join("eval/images").display(),
+        skills = dir.join("skills").display(),
+        eval = eval.display(),
+        logs = dir.join("logs").display(),
+    );
+    std::fs::create_dir_all(dir.join("skills")).unwrap();
+    std::fs::write(dir.join("skills/skill.txt"), "Describe the scene.").unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A service process; killed on drop.
+struct Service {
+    child: Child,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    fn start(student: &OllamaTestServer, teacher: &OllamaTestServer, extra: &str) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let socket = run.join("g.sock");
+        Self::start_at(dir, socket, student, teacher, extra)
+    }
+
+    fn start_at(
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        student: &OllamaTestServer,
+        teacher: &OllamaTestServer,
+        extra: &str,
+    ) -> Service {
+        let cfg = write_config(dir.path(), &student.url(), &teacher.url(), extra);
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let began = Instant::now();
+        while UnixStream::connect(&socket).is_err() {
+            if let Some(s) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+                panic!("serve exited {s}: {err}");
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(20),
+                "serve never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stderr = child.stderr.take();
+        Service {
+            child,
+            socket,
+            dir,
+            stderr,
+        }
+    }
+
+    fn log_lines(&self) -> Vec<Value> {
+        let logs = self.dir.path().join("logs");
+        let Ok(rd) = std::fs::read_dir(&logs) else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().ends_with(".jsonl") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                out.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+            }
+        }
+        out
+    }
+
+    fn answers_in_log(&self) -> usize {
+        self.log_lines()
+            .iter()
+            .filter(|v| v["type"] == "student_answer")
+            .count()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let began = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(began.elapsed() < limit, "no exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A raw console: lines out, lines in.
+struct Client {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Client {
+    fn connect(path: &Path) -> Client {
+        let s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, v: &Value) {
+        self.send_raw(&format!("{v}\n"));
+    }
+
+    fn send_raw(&mut self, s: &str) {
+        let _ = self.w.write_all(s.as_bytes());
+    }
+
+    /// The next message; None at the end of the connection.
+    fn next(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.r.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("a JSON line")),
+        }
+    }
+
+    /// Hello in, hello back.
+    fn attach(path: &Path) -> (Client, Value) {
+        let mut c = Client::connect(path);
+        c.send(&json!({"type": "hello", "protocol": 1, "client": "test"}));
+        let hello = c.next().expect("hello");
+        assert_eq!(hello["type"], "hello", "{hello}");
+        (c, hello)
+    }
+
+    /// Read the snapshot; its messages (between begin and end) and the end.
+    fn snapshot(&mut self) -> (Vec<Value>, Value) {
+        let begin = self.next().unwrap();
+        assert_eq!(begin["type"], "snapshot_begin", "{begin}");
+        let mut msgs = Vec::new();
+        loop {
+            let m = self.next().expect("snapshot continues");
+            if m["type"] == "snapshot_end" {
+                return (msgs, m);
+            }
+            msgs.push(m);
+        }
+    }
+
+    /// Read until a message matches (or panic after `limit`).
+    fn until(&mut self, limit: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let began = Instant::now();
+        while began.elapsed() < limit {
+            match self.next() {
+                Some(m) if f(&m) => return m,
+                Some(_) => {}
+                None => panic!("connection ended before {what}"),
+            }
+        }
+        panic!("no {what} within {limit:?}");
+    }
+}
+
+fn event_type(m: &Value) -> &str {
+    if m["type"] == "event" {
+        m["event"]["type"].as_str().unwrap_or("")
+    } else {
+        ""
+    }
+}
+
+fn servers() -> (OllamaTestServer, OllamaTestServer) {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    student.set_handler(|_| {
+        Reply::delayed(
+            Duration::from_millis(30),
+            Reply::text("A coffee mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"),
+        )
+    });
+    teacher.set_handler(|_| {
+        Reply::json(&json!({
+            "agrees": true, "safety_relevant": false,
+            "summary": "A mug on a desk.", "missed": [], "wrong": []
+        }))
+    });
+    (student, teacher)
+}
+
+#[test]
+fn attach_gets_the_snapshot_then_live_events_and_e_reaches_the_teacher() {
+    let (student, teacher) = servers();
+    let svc = Service::start(&student, &teacher, "");
+    // Let some answers happen before anyone attaches.
+    let began = Instant::now();
+    while svc.answers_in_log() < 3 {
+        assert!(began.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut c, hello) = Client::attach(&svc.socket);
+    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["device"], "testpi");
+    assert_eq!(hello["pid"], svc.child.id());
+    let (msgs, end) = c.snapshot();
+    let answers = msgs
+        .iter()
+        .filter(|m| event_type(m) == "student_answer")
+        .count();
+    assert!(answers >= 3, "{msgs:#?}");
+    assert!(msgs.iter().any(|m| event_type(m) == "started"));
+    assert!(msgs.iter().any(|m| event_type(m) == "health"));
+    // The newest frames carry their JPEG.
+    assert!(msgs
+        .iter()
+        .any(|m| event_type(m) == "frame_taken" && m["frame"]["jpeg"].is_string()));
+    assert!(end["counters"]["answers"].as_u64().unwrap() >= answers as u64);
+    // Live events follow.
+    c.until(Duration::from_secs(10), "a live answer", |m| {
+        event_type(m) == "student_answer"
+    });
+    // `e` from this console reaches the teacher.
+    let before = teacher.chat_requests().len();
+    c.send(&json!({"type": "escalate"}));
+    let esc = c.until(Duration::from_secs(10), "the forced escalation", |m| {
+        event_type(m) == "escalated"
+    });
+    assert!(
+        esc["event"]["reasons"].to_string().contains("forced"),
+        "{esc}"
+    );
+    c.until(Duration::from_secs(10), "the verdict", |m| {
+        event_type(m) == "teacher_verdict"
+    });
+    assert!(teacher.chat_requests().len() > before);
+}
+
+#[test]
+fn a_killed_client_leaves_the_service_and_the_other_client_running() {
+    let (student, teacher) = servers();
+    let mut svc = Service::start(&student, &teacher, "");
+    let (mut a, _) = Client::attach(&svc.socket);
+    let (mut b, _) = Client::attach(&svc.socket);
+    a.snapshot();
+    b.snapshot();
+    a.until(Duration::from_secs(10), "an answer", |m| {
+        event_type(m) == "student_answer"
+    });
+    // Gone mid-stream, without a goodbye.
+    drop(a);
+    for _ in 0..3 {
+        b.until(
+            Duration::from_secs(10),
+            "answers after the other left",
+            |m| event_type(m) == "student_answer",
+        );
+    }
+    assert!(svc.running());
+}
+
+#[test]
+fn a_reattached_client_sees_what_happened_while_none_was_attached() {
+    let (student, teacher) = servers();
+    let svc = Service::start(&student, &teacher, "");
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    let last = c.until(Duration::from_secs(10), "an answer", |m| {
+        event_type(m) == "student_answer"
+    })["event"]["seq"]
+        .as_u64()
+        .unwrap();
+    drop(c);
+    let began = Instant::now();
+    while svc.answers_in_log() < last as usize + 5 {
+        assert!(began.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut c, _) = Client::attach(&svc.socket);
+    let (msgs, _) = c.snapshot();
+    let newer = msgs
+        .iter()
+        .filter(|m| event_type(m) == "student_answer")
+        .filter(|m| m["event"]["seq"].as_u64().unwrap() > last)
+        .count();
+    assert!(
+        newer >= 3,
+        "entries made while detached are in the snapshot"
+    );
+}
+
+#[test]
+fn an_upskill_started_from_one_client_finishes_after_it_quits() {
+    let (student, teacher) = servers();
+    // Asked only for candidates here (no escalations: confident, no keywords).
+    teacher.set_handler(|_| {
+        Reply::text(
+            r#"{"prompts": ["Describe every person, object and hazard; name mugs and fire."]}"#,
+        )
+    });
+    let svc = Service::start(
+        &student,
+        &teacher,
+        "[upskill]\ncandidates = 1\nbootstrap_samples = 100\n",
+    );
+    let (mut a, _) = Client::attach(&svc.socket);
+    a.snapshot();
+    a.send(&json!({"type": "upskill_start"}));
+    a.until(Duration::from_secs(10), "the run's start", |m| {
+        m["type"] == "upskill" && m["event"]["kind"] == "started"
+    });
+    drop(a);
+    // A console attaching later sees the run, and its end.
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut b, _) = Client::attach(&svc.socket);
+    let (msgs, _) = b.snapshot();
+    assert!(
+        msgs.iter()
+            .any(|m| m["type"] == "upskill" && m["event"]["kind"] == "started"),
+        "the running upskill is in the snapshot"
+    );
+    let ended = |m: &Value| {
+        m["type"] == "upskill"
+            && ["finished", "failed"].contains(&m["event"]["kind"].as_str().unwrap_or(""))
+    };
+    if !msgs.iter().any(ended) {
+        b.until(Duration::from_secs(60), "the run's end", ended);
+    }
+}
+
+#[test]
+fn a_stalled_client_does_not_slow_the_engine() {
+    let (student, teacher) = servers();
+    student.set_handler(|_| Reply::text("A coffee mug on a desk.\nCONFIDENCE: 0.9"));
+    // A short queue per console, so that falling behind happens within the test.
+    let svc = Service::start(&student, &teacher, "[service]\nclient_queue = 32\n");
+    let rate = |secs: u64| {
+        let a = svc.answers_in_log();
+        std::thread::sleep(Duration::from_secs(secs));
+        (svc.answers_in_log() - a) as f64 / secs as f64
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let alone = rate(2);
+    // Says hello, never reads again.
+    let mut stalled = Client::connect(&svc.socket);
+    stalled.send(&json!({"type": "hello", "protocol": 1, "client": "stalled"}));
+    std::thread::sleep(Duration::from_secs(2)); // its socket buffer and queue fill
+    let with_stalled = rate(2);
+    assert!(alone > 3.0, "baseline {alone}/s");
+    assert!(
+        with_stalled > alone * 0.6,
+        "{with_stalled}/s with a stalled console, {alone}/s without"
+    );
+    // Another console is served normally, and the stalled one gets a fresh snapshot
+    // once it reads again (not the backlog).
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    c.until(Duration::from_secs(5), "a live answer", |m| {
+        event_type(m) == "student_answer"
+    });
+    stalled
+        .r
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stalled.until(Duration::from_secs(20), "a resync", |m| {
+        m["type"] == "snapshot_begin" && m["resync"] == true
+    });
+}
+
+#[test]
+fn bad_lines_get_an_error_and_close_only_that_connection() {
+    let (student, teacher) = servers();
+    let mut svc = Service::start(&student, &teacher, "");
+    let cases: Vec<(String, &str)> = vec![
+        ("{not json\n".into(), "not a message"),
+        ("{\"type\":\"format_disk\"}\n".into(), "not a message"),
+        (
+            format!(
+                "{{\"type\":\"escalate\",\"x\":\"{}\"}}\n",
+                "a".repeat(100_000)
+            ),
+            "too long",
+        ),
+    ];
+    for (line, want) in cases {
+        let (mut c, _) = Client::attach(&svc.socket);
+        c.snapshot();
+        c.send_raw(&line);
+        let err = c.until(Duration::from_secs(5), "an error", |m| m["type"] == "error");
+        assert!(
+            err["message"].as_str().unwrap().contains(want),
+            "{err} for {}",
+            &line[..line.len().min(40)]
+        );
+        // Then the connection closes.
+        let began = Instant::now();
+        while c.next().is_some() {
+            assert!(
+                began.elapsed() < Duration::from_secs(5),
+                "closed after the error"
+            );
+        }
+    }
+    // A first line that is not a hello.
+    let mut c = Client::connect(&svc.socket);
+    c.send(&json!({"type": "escalate"}));
+    let err = c.next().unwrap();
+    assert_eq!(err["type"], "error");
+    assert!(err["message"].as_str().unwrap().contains("hello"));
+    assert!(svc.running());
+    let (mut ok, _) = Client::attach(&svc.socket);
+    ok.snapshot();
+}
+
+#[test]
+fn a_protocol_mismatch_is_a_clear_message() {
+    let (student, teacher) = servers();
+    let svc = Service::start(&student, &teacher, "");
+    let mut c = Client::connect(&svc.socket);
+    c.send(&json!({"type": "hello", "protocol": 99, "client": "future"}));
+    let err = c.next().unwrap();
+    assert_eq!(err["type"], "error", "{err}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("version 99") && msg.contains("speaks 1"),
+        "{msg}"
+    );
+    assert!(c.next().is_none(), "closed after saying so");
+}
+
+#[test]
+fn the_socket_is_owner_only_and_a_foreign_peer_is_refused() {
+    let (student, teacher) = servers();
+    let dir = tempfile::tempdir().unwrap();
+    // A directory others may enter (not write), so that a second user can reach the
+    // socket once its mode is widened: then only the peer check stands in the way.
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = run.join("g.sock");
+    let svc = Service::start_at(dir, socket.clone(), &student, &teacher, "");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "owner-only socket");
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the foreign-peer check is covered by service::socket's unit tests");
+        return;
+    }
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // uid 65534 (nobody) connects and says hello.
+    let script = format!(
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'{{\"type\":\"hello\",\"protocol\":1,\"client\":\"x\"}}\\n')\nsys.stdout.write(s.makefile().readline())\n",
+        socket.display().to_string()
+    );
+    use std::os::unix::process::CommandExt;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("no answer: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["type"], "error", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("uid 65534"), "{v}");
+    drop(svc);
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_second_serve_refuses() {
+    let (student, teacher) = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = run.join("g.sock");
+    // What a crashed service leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let svc = Service::start_at(dir, socket.clone(), &student, &teacher, "");
+    let (mut c, _) = Client::attach(&socket);
+    c.snapshot();
+    // A second service on the live socket refuses to start, and says why.
+    let d2 = tempfile::tempdir().unwrap();
+    let cfg = write_config(d2.path(), &student.url(), &teacher.url(), "");
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another gemmaedge-tui serve is running"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pid {}", svc.child.id())), "{err}");
+    // The first one is untouched.
+    c.until(Duration::from_secs(10), "an answer", |m| {
+        event_type(m) == "student_answer"
+    });
+}
+
+#[test]
+fn sigterm_flushes_the_log_and_sighup_does_not_stop_it() {
+    let (student, teacher) = servers();
+    let mut svc = Service::start(&student, &teacher, "");
+    let began = Instant::now();
+    while svc.answers_in_log() < 2 {
+        assert!(began.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    svc.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(svc.running(), "SIGHUP does not stop the service");
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    svc.signal(libc::SIGTERM);
+    assert_eq!(svc.wait_exit(Duration::from_secs(10)), Some(0));
+    // The attached console saw the end.
+    c.until(Duration::from_secs(5), "stopped", |m| {
+        event_type(m) == "stopped"
+    });
+    let lines = svc.log_lines();
+    assert_eq!(
+        lines.last().unwrap()["type"],
+        "stopped",
+        "the log's last line"
+    );
+    assert!(!svc.socket.exists(), "the socket file is removed");
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(svc.stderr.as_mut().unwrap(), &mut err);
+    assert!(err.contains("SIGHUP ignored"), "{err}");
+}
