@@ -27,7 +27,7 @@ fn write_config(dir: &Path, student: &str, teacher: &str, extra: &str) -> PathBu
     std::fs::create_dir_all(&eval).unwrap();
     std::fs::write(
         eval.join("cases.toml"),
-        "[[case]]\nid = \"mug\"\ntext = \"A coffee mug on a desk.\"\nexpect = [\"mug\"]\n\n\
+        "[[case]]\nid = \"mug\"\ntext = \"A coffee mug on a desk.\"\nexpect = [\"mug\"]\nsafety = false\n\n\
          [[case]]\nid = \"fire\"\ntext = \"Flames rise from a pan.\"\nexpect = [\"fire\"]\nsafety = true\nsplit = \"holdout\"\n",
     )
     .unwrap();
@@ -374,6 +374,14 @@ fn a_reattached_client_sees_what_happened_while_none_was_attached() {
 #[test]
 fn an_upskill_started_from_one_client_finishes_after_it_quits() {
     let (student, teacher) = servers();
+    // Eval calls (text cases, no image) take a while, so the run outlives the console.
+    student.set_handler(|req| {
+        let delay = if req.all_images().is_empty() { 400 } else { 30 };
+        Reply::delayed(
+            Duration::from_millis(delay),
+            Reply::text("A coffee mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"),
+        )
+    });
     // Asked only for candidates here (no escalations: confident, no keywords).
     teacher.set_handler(|_| {
         Reply::text(
@@ -388,9 +396,10 @@ fn an_upskill_started_from_one_client_finishes_after_it_quits() {
     let (mut a, _) = Client::attach(&svc.socket);
     a.snapshot();
     a.send(&json!({"type": "upskill_start"}));
-    a.until(Duration::from_secs(10), "the run's start", |m| {
-        m["type"] == "upskill" && m["event"]["kind"] == "started"
+    let first = a.until(Duration::from_secs(10), "the run's start", |m| {
+        m["type"] == "upskill" || m["type"] == "upskill_refused" || m["type"] == "error"
     });
+    assert_eq!(first["event"]["kind"], "started", "{first}");
     drop(a);
     // A console attaching later sees the run, and its end.
     std::thread::sleep(Duration::from_millis(200));
@@ -403,11 +412,15 @@ fn an_upskill_started_from_one_client_finishes_after_it_quits() {
     );
     let ended = |m: &Value| {
         m["type"] == "upskill"
-            && ["finished", "failed"].contains(&m["event"]["kind"].as_str().unwrap_or(""))
+            && ["finished", "failed", "cancelled"]
+                .contains(&m["event"]["kind"].as_str().unwrap_or(""))
     };
-    if !msgs.iter().any(ended) {
-        b.until(Duration::from_secs(60), "the run's end", ended);
-    }
+    assert!(
+        !msgs.iter().any(ended),
+        "still running when the first console had gone"
+    );
+    let end = b.until(Duration::from_secs(60), "the run's end", ended);
+    assert_eq!(end["event"]["kind"], "finished", "{end}");
 }
 
 #[test]
