@@ -25,7 +25,7 @@ fn eval_dir(dir: &Path) {
     for i in 0..CASES {
         let split = if i % 4 == 3 { "holdout" } else { "train" };
         text.push_str(&format!(
-            "[[case]]\nid = \"c{i}\"\ntext = \"Scene {i}: a mug on a desk.\"\nexpect = [\"mug\"]\nsplit = \"{split}\"\n\n"
+            "[[case]]\nid = \"c{i}\"\ntext = \"Scene {i}: a mug on a desk.\"\nexpect = [\"mug\"]\nsafety = false\nsplit = \"{split}\"\n\n"
         ));
     }
     std::fs::write(eval.join("cases.toml"), text).unwrap();
@@ -115,6 +115,9 @@ async fn collect(
             _ => panic!("no end within {limit:?}; saw {} messages", out.len()),
         };
         for m in batch {
+            if let ServerMsg::UpskillRefused(why) = &m {
+                panic!("the run did not start: {why}");
+            }
             let done = stop(&m);
             out.push((Instant::now(), m));
             if done {
