@@ -1,5 +1,6 @@
 //! The real console in a pseudo-terminal: it starts, shows the student's answer, `e`
-//! reaches the teacher, `q` quits with status 0 and leaves the alternate screen.
+//! reaches the teacher, `q` quits with status 0 and leaves the alternate screen; and the
+//! same console attached to a running `serve`, where `q` closes only the console.
 
 mod support;
 
@@ -137,6 +138,9 @@ fn console_shows_answers_escalates_and_quits_cleanly() {
     let mut cmd = Command::new(BIN);
     cmd.arg("--config")
         .arg(&config)
+        // No service there: the console runs the engine itself.
+        .arg("--socket")
+        .arg(dir.path().join("no-service.sock"))
         .current_dir(dir.path())
         .env("TERM", "xterm-256color")
         .env("GEMMAEDGE_HALFBLOCKS", "1")
@@ -210,4 +214,112 @@ fn console_shows_answers_escalates_and_quits_cleanly() {
         !rest.contains("\x1b[?1049h") && !rest.contains("zebra"),
         "drawn after leaving the alternate screen: {rest:?}"
     );
+}
+
+#[test]
+fn an_attached_console_says_so_escalates_and_q_leaves_the_service_running() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    student.set_handler(|_| Reply::text("A zebra poster on a wall.\nCONFIDENCE: 0.9"));
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    teacher.set_handler(|_| {
+        Reply::text(
+            serde_json::json!({
+                "agrees": true, "safety_relevant": false,
+                "summary": "A poster of a zebra.", "missed": [], "wrong": []
+            })
+            .to_string(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &student.url(), &teacher.url());
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = run.join("g.sock");
+    let mut service = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(began.elapsed() < WAIT, "serve never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .current_dir(dir.path())
+        .env("TERM", "xterm-256color")
+        .env("GEMMAEDGE_HALFBLOCKS", "1")
+        .env_remove("NO_COLOR")
+        .env_remove("TMUX");
+    let mut session = Session::spawn(cmd).expect("spawn the console in a pty");
+    session
+        .get_process_mut()
+        .set_window_size(160, 40)
+        .expect("set the pty size");
+    let mut screen = Screen {
+        session,
+        out: Vec::new(),
+        eof: false,
+    };
+    let pid = format!("attached · serve pid {}", service.id());
+    screen.until("the attached status", |s| s.contains(pid.as_bytes()));
+    screen.until("the student's answer", |s| s.contains(b"zebra poster"));
+    let forced = |t: &OllamaTestServer| {
+        t.chat_requests()
+            .iter()
+            .filter(|r| {
+                r.last_content("user")
+                    .is_some_and(|u| u.contains("escalated to you because: forced"))
+            })
+            .count()
+    };
+    screen.press("e");
+    let deadline = Instant::now() + WAIT;
+    while forced(&teacher) < 1 {
+        screen.drain();
+        assert!(
+            Instant::now() < deadline,
+            "the teacher never got the forced review; tail:\n{}",
+            screen.tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    screen.until("the teacher's verdict", |s| s.contains(b"AGREES"));
+    screen.press("q");
+    screen.until("the console to exit", |s| s.eof);
+    let status = screen.session.get_process().wait().unwrap();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    // The service watches on.
+    let answers = || {
+        std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .matches("\"type\":\"student_answer\"")
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let before = answers();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(service.try_wait().unwrap().is_none(), "serve still runs");
+    assert!(answers() > before, "and still answers frames");
+    unsafe {
+        libc::kill(service.id() as i32, libc::SIGTERM);
+    }
+    let status = service.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
