@@ -25,6 +25,8 @@ pub struct Config {
     pub device: DeviceConfig,
     pub notify: NotifyConfig,
     pub eval: EvalConfig,
+    #[serde(default)]
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             device: DeviceConfig::default(),
             notify: NotifyConfig::default(),
             eval: EvalConfig::default(),
+            mqtt: crate::mqtt::MqttConfig::default(),
         }
     }
 }
@@ -807,6 +810,7 @@ impl Config {
                 self.console.history
             ));
         }
+        p.extend(crate::mqtt::config::validate(&self.mqtt, &self.device.name));
         if p.is_empty() {
             Ok(())
         } else {
