@@ -260,6 +260,7 @@ impl Run {
         mut stop: oneshot::Receiver<()>,
     ) {
         self.refresh_skill("built-in");
+        let mut link_open = true;
         loop {
             let wait = if self.connected && !self.outbox.is_empty() {
                 Duration::from_millis(20)
@@ -275,9 +276,12 @@ impl Run {
                     Some(ev) => self.on_event(ev),
                     None => break,
                 },
-                l = link.recv() => match l {
+                l = link.recv(), if link_open => match l {
                     Some(l) => self.on_link(l),
-                    None => { self.client = None; }
+                    None => {
+                        link_open = false;
+                        self.connected = false;
+                    }
                 },
                 _ = &mut stop => break,
                 _ = tokio::time::sleep(wait) => {}
@@ -422,7 +426,16 @@ impl Run {
                 .map(|(t, p)| Msg::new(t, p, true))
                 .collect();
         first.extend(self.retained.iter().cloned());
-        self.outbox.push_front_all(first);
+        // Straight to the client (its queue is empty after a connect), ahead of the
+        // backlog, so a full buffer never pushes them out.
+        let mut left = Vec::new();
+        for m in first {
+            let r = client.try_publish(m.topic.clone(), QoS::AtLeastOnce, true, m.payload.clone());
+            if r.is_err() {
+                left.push(m);
+            }
+        }
+        self.outbox.push_front_all(left);
         self.state_dirty = true;
     }
 
