@@ -13,7 +13,6 @@
 //! CPU and memory measured are the console's alone. Lines starting with `RESULT ` are for
 //! scripts.
 
-#[allow(dead_code)]
 #[path = "../tests/support/mosquitto.rs"]
 mod mosquitto;
 
