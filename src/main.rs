@@ -125,14 +125,7 @@ fn main() {
                 from,
                 only_disagreements,
             }) => Ok(cli::learn_cmd::learn(&config, &from, only_disagreements)),
-            Some(Cmd::Fleet) => {
-                use std::io::IsTerminal;
-                if !std::io::stdout().is_terminal() {
-                    eprintln!("gemmaedge-tui fleet: needs a terminal");
-                    return Ok(cli::EXIT_BAD_INPUT);
-                }
-                gemmaedge_tui::fleet::run(&config).await
-            }
+            Some(Cmd::Fleet) => gemmaedge_tui::fleet::run(&config).await,
             Some(Cmd::Calibrate { from }) => Ok(cli::learn_cmd::calibrate(&config, &from)),
             Some(Cmd::Upskill { candidates, yes }) => {
                 if candidates == Some(0) {

@@ -168,3 +168,19 @@ async fn fleet_console_over_a_real_broker() {
     assert!(s.contains("offline"), "{s}");
     b2.stop().await;
 }
+
+#[test]
+fn fleet_without_a_broker_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[mqtt]\nurl = \"\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gemmaedge-tui"))
+        .arg("fleet")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("set [mqtt] url"), "{err}");
+}

@@ -221,6 +221,11 @@ pub async fn run(config: &Config) -> color_eyre::Result<i32> {
             return Ok(crate::cli::EXIT_BAD_INPUT);
         }
     };
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("gemmaedge-tui fleet: not a terminal (the fleet console draws a screen)");
+        return Ok(crate::cli::EXIT_BAD_INPUT);
+    }
     let mut fleet = Fleet::new(&config.mqtt.topic_prefix);
     let mut terminal = ratatui::try_init()?;
     let mut keys = terminal_keys();
