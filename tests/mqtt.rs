@@ -619,3 +619,31 @@ async fn wrong_password_check_fails_clearly_and_monitoring_goes_on() {
     );
     assert!(!text.contains("pi-pw"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_never_waits_and_every_message_is_counted() {
+    let broker = Broker::configured(USERS, ACL);
+    let dir = tempfile::tempdir().unwrap();
+    let (cmd_tx, _cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    let b = Bridge::start(&mqtt_config(dir.path(), &broker, "pi-pw"), cmd_tx).unwrap();
+    wait_state(&b, 10, "down", |s| s == LinkState::Down).await;
+    let n = 20_000u64;
+    let began = Instant::now();
+    for seq in 1..=n {
+        b.send(&answer(seq, "A desk."));
+    }
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(2), "20000 sends took {took:?}");
+    // Each answer is one events message: waiting, dropped from the buffer, or not taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = b.status();
+        if st.dropped + st.buffered as u64 >= n {
+            assert!(st.buffered <= 1000, "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all counted: {st:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+}
