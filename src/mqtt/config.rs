@@ -257,6 +257,26 @@ mod tests {
     }
 
     #[test]
+    fn config_validation_runs_it() {
+        let parse = |t: &str| crate::config::Config::parse_str(t, std::path::Path::new("c.toml"));
+        let c = parse("[device]\nname = \"pi\"\n[mqtt]\nurl = \"mqtt://b\"\n").unwrap();
+        assert_eq!(c.mqtt.topic_prefix, "gemmaedge");
+        assert_eq!(c.mqtt.discovery_prefix, "homeassistant");
+        let e = parse("[mqtt]\nurl = \"http://b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mqtt.url must start with mqtt:// or mqtts://"),
+            "{e}"
+        );
+        let e = parse("[mqtt]\nurll = \"mqtt://b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `url`"), "{e}");
+        assert!(!parse("").unwrap().mqtt.enabled());
+    }
+
+    #[test]
     fn the_password_never_shows() {
         let m = MqttConfig {
             password: "hunter2".into(),
@@ -267,5 +287,8 @@ mod tests {
         assert!(d.contains("not shown"));
         let t = toml::to_string(&m).unwrap();
         assert!(!t.contains("hunter2"), "{t}");
+        let mut c = crate::config::Config::default();
+        c.mqtt = m;
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }
