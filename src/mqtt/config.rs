@@ -287,8 +287,10 @@ mod tests {
         assert!(d.contains("not shown"));
         let t = toml::to_string(&m).unwrap();
         assert!(!t.contains("hunter2"), "{t}");
-        let mut c = crate::config::Config::default();
-        c.mqtt = m;
+        let c = crate::config::Config {
+            mqtt: m,
+            ..Default::default()
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }
