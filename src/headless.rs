@@ -11,7 +11,12 @@ const MAX_TEXT: usize = 240;
 
 /// Run until SIGINT/SIGTERM/SIGHUP or `max_frames` answers; returns the exit code.
 pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i32> {
+    let mqtt_config = config.clone();
     let mut handle = engine::start(config, options)?;
+    // `[mqtt] url` set: every event also goes to the broker. `send` never waits, so a
+    // broker that is away never slows this loop.
+    let mut bridge = crate::mqtt::Bridge::start(&mqtt_config, handle.commands.clone());
+    let mut notices = bridge.as_mut().and_then(|b| b.take_notices());
     let mut out = std::io::stdout().lock();
     let mut shutdown_sent = false;
     let mut code = 0;
@@ -37,8 +42,16 @@ pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i
             let _ = tokio::signal::ctrl_c().await;
         };
         tokio::select! {
+            Some(notice) = recv_notice(&mut notices) => {
+                let now = chrono::Local::now().format("%H:%M:%S");
+                let _ = writeln!(out, "{now} {}", first_line(&notice));
+                let _ = out.flush();
+            }
             ev = handle.events.recv() => {
                 let Some(ev) = ev else { break };
+                if let Some(b) = &bridge {
+                    b.send(&ev);
+                }
                 let stopped = matches!(ev, Event::Stopped { .. });
                 if matches!(ev, Event::StudentRefused { .. }) && !shutdown_sent {
                     // Nothing can be monitored: say why (below) and stop with an error.
@@ -62,7 +75,32 @@ pub async fn run(config: Config, options: EngineOptions) -> color_eyre::Result<i
         }
     }
     let _ = handle.task.await;
+    if let Some(b) = bridge {
+        // Publishes `offline` and disconnects cleanly (no last will).
+        b.stop().await;
+        while let Some(Ok(notice)) = notices.as_mut().map(|n| n.try_recv()) {
+            let now = chrono::Local::now().format("%H:%M:%S");
+            let _ = writeln!(out, "{now} {}", first_line(&notice));
+        }
+        let _ = out.flush();
+    }
     Ok(code)
+}
+
+/// The next bridge notice; pending forever when there is no bridge (or it has gone).
+async fn recv_notice(
+    notices: &mut Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+) -> Option<String> {
+    match notices {
+        Some(n) => match n.recv().await {
+            Some(s) => Some(s),
+            None => {
+                *notices = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 fn first_line(s: &str) -> String {

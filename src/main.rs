@@ -73,6 +73,8 @@ enum Cmd {
         #[arg(long)]
         only_disagreements: bool,
     },
+    /// The fleet console: every device on the [mqtt] broker, alerts first (any machine).
+    Fleet,
     /// How well the student's confidence predicts teacher agreement, from a session log.
     Calibrate {
         #[arg(long)]
@@ -155,6 +157,7 @@ fn main() {
                 from,
                 only_disagreements,
             }) => Ok(cli::learn_cmd::learn(&config, &from, only_disagreements)),
+            Some(Cmd::Fleet) => gemmaedge_tui::fleet::run(&config).await,
             Some(Cmd::Calibrate { from }) => Ok(cli::learn_cmd::calibrate(&config, &from)),
             Some(Cmd::Upskill { candidates, yes }) => {
                 if candidates == Some(0) {

@@ -57,6 +57,12 @@ impl Alert {
     }
 }
 
+/// The alert rule: the *teacher* confirmed the frame is safety-relevant (never the
+/// student's word alone). The engine's notifier and the MQTT bridge both apply it.
+pub fn is_alert(verdict: &crate::verdict::Verdict) -> bool {
+    verdict.safety_relevant == Some(true)
+}
+
 /// The rate limit, separate from I/O so it can be tested alone.
 ///
 /// [`allow`](Self::allow) reserves the slot; only [`sent`](Self::sent) uses up the

@@ -154,6 +154,7 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
             },
         }
     }
+    rows.extend(mqtt_row(config).await);
     rows.push(source_row(config));
     rows.push(match ensure_writable(&config.paths.skills) {
         Ok(()) => row(
@@ -191,6 +192,22 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
         Err(e) => row("eval set", false, e.to_string()),
     });
     rows
+}
+
+/// The broker of `[mqtt]` (no row when it is off): connected, or down / unreachable /
+/// refusing the credentials, with the fix. The password is never shown.
+async fn mqtt_row(config: &Config) -> Option<CheckRow> {
+    if !config.mqtt.enabled() {
+        return None;
+    }
+    Some(match crate::mqtt::probe::probe(config).await {
+        Ok(detail) => row("mqtt broker", true, detail),
+        Err((state, detail)) => row(
+            format!("mqtt broker ({})", state.label()),
+            false,
+            format!("{detail} (monitoring works without it)"),
+        ),
+    })
 }
 
 fn source_row(config: &Config) -> CheckRow {

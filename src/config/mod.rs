@@ -40,6 +40,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub eval: EvalConfig,
     pub service: ServiceConfig,
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 impl Default for Config {
@@ -58,6 +59,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             eval: EvalConfig::default(),
             service: ServiceConfig::default(),
+            mqtt: crate::mqtt::MqttConfig::default(),
         }
     }
 }

@@ -143,6 +143,7 @@ impl Config {
         p.check_range("console.history", self.console.history, 10..=100_000, "");
         let queue = self.service.client_queue;
         p.check_range("service.client_queue", queue, 16..=65_536, "");
+        p.0.extend(crate::mqtt::config::validate(&self.mqtt, &self.device.name));
 
         if p.0.is_empty() {
             Ok(())

@@ -2,6 +2,7 @@
 //! so helpers unused by one binary must not warn.
 #![allow(dead_code)]
 
+pub mod mosquitto;
 pub mod ollama_server;
 pub mod openai_server;
 

@@ -1,0 +1,186 @@
+//! The fleet console: its screen (TestBackend) with two devices and an alert, and the
+//! whole path against a real Mosquitto: two device bridges publish, the console shows
+//! them, and `e` on a device reaches that device as an escalation command.
+
+mod support;
+
+use chrono::Utc;
+use gemmaedge_tui::event::{Command, Event};
+use gemmaedge_tui::fleet::{self, Fleet, Key};
+use gemmaedge_tui::mqtt::Bridge;
+use gemmaedge_tui::verdict::Verdict;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::time::Duration;
+use support::mosquitto::Broker;
+
+/// The README's ACL: each device writes only its own topics and reads its own commands;
+/// the fleet console reads everything and may command.
+pub const README_ACL: &str = "\
+pattern write gemmaedge/%u/#
+pattern read gemmaedge/%u/cmd/#
+pattern write homeassistant/+/gemmaedge_%u/+/config
+
+user fleet
+topic read gemmaedge/#
+topic write gemmaedge/+/cmd/#
+";
+
+fn screen(t: &Terminal<TestBackend>) -> String {
+    let b = t.backend().buffer();
+    let w = b.area.width as usize;
+    b.content
+        .chunks(w)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn two_devices_and_an_alert_on_screen() {
+    let now = Utc::now();
+    let mut f = Fleet::new("gemmaedge");
+    f.broker = "mqtt://b:1883 connected".into();
+    f.apply("gemmaedge/pi-kitchen/available", b"online", now);
+    f.apply("gemmaedge/pi-garage/available", b"online", now);
+    f.apply(
+        "gemmaedge/pi-garage/events",
+        br#"{"type":"student_answer","seq":7,"answer":"An empty garage.","confidence":0.91}"#,
+        now,
+    );
+    f.apply(
+        "gemmaedge/pi-kitchen/alert",
+        br#"{"device":"pi-kitchen","seq":12,"summary":"A pan is on fire.\u001b]0;x\u0007","at":"2026-12-02T06:00:00Z"}"#,
+        now,
+    );
+    let mut t = Terminal::new(TestBackend::new(120, 12)).unwrap();
+    t.draw(|fr| fleet::view::draw(fr, &f, now)).unwrap();
+    let s = screen(&t);
+    assert!(s.contains("2 devices, 2 online, 1 with alerts"), "{s}");
+    let kitchen = s.find("pi-kitchen").expect("kitchen row");
+    let garage = s.find("pi-garage").expect("garage row");
+    assert!(kitchen < garage, "alerts first:\n{s}");
+    assert!(s.contains("1 ALERT"), "{s}");
+    assert!(s.contains("0.91 An empty garage."), "{s}");
+    // Enter on the first row: the kitchen's live log with the alert.
+    f.key(Key::Enter);
+    t.draw(|fr| fleet::view::draw(fr, &f, now)).unwrap();
+    let s = screen(&t);
+    assert!(s.contains("pi-kitchen · online · live log"), "{s}");
+    assert!(s.contains("#12 SAFETY ALERT: A pan is on fire."), "{s}");
+    assert!(!s.contains('\u{1b}'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_console_over_a_real_broker() {
+    let broker = Broker::start(
+        &[("pi1", "pw1"), ("pi2", "pw2"), ("fleet", "fleet-pw")],
+        README_ACL,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let device = |name: &str, pw: &str| {
+        let mut c =
+            support::engine_config(dir.path(), "http://127.0.0.1:9", "http://127.0.0.1:9", 5);
+        c.device.name = name.into();
+        c.mqtt.url = broker.url();
+        c.mqtt.username = name.into();
+        c.mqtt.password = pw.into();
+        c
+    };
+    let (tx1, mut cmds1) = tokio::sync::mpsc::unbounded_channel();
+    let (tx2, _cmds2) = tokio::sync::mpsc::unbounded_channel();
+    let b1 = Bridge::start(&device("pi1", "pw1"), tx1).unwrap();
+    let b2 = Bridge::start(&device("pi2", "pw2"), tx2).unwrap();
+
+    let mut fc = device("fleet", "fleet-pw");
+    fc.mqtt.username = "fleet".into();
+    let (client, mut incoming) = fleet::connect(&fc).unwrap();
+    let (key_tx, mut key_rx) = tokio::sync::mpsc::unbounded_channel::<Key>();
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel((0usize, 0u32));
+    let console = tokio::spawn(async move {
+        let mut t = Terminal::new(TestBackend::new(140, 14)).unwrap();
+        let mut f = Fleet::new("gemmaedge");
+        let mut keys = futures_util::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
+        fleet::run_loop(&mut t, &mut f, &client, &mut incoming, &mut keys, |f| {
+            let online = f
+                .devices
+                .values()
+                .filter(|d| d.online == Some(true))
+                .count();
+            let alerts = f.devices.values().map(|d| d.open_alerts).sum();
+            seen_tx.send_replace((online, alerts));
+        })
+        .await
+        .unwrap();
+        screen(&t)
+    });
+
+    // pi2 sees a fire and the teacher confirms it.
+    b2.send(&Event::StudentAnswer {
+        seq: 1,
+        at: Utc::now(),
+        answer: "Smoke by the stove.".into(),
+        confidence: Some(0.7),
+        measured_confidence: None,
+        latency_ms: 900,
+        reasons: vec![],
+        skill: "built-in".into(),
+    });
+    b2.send(&Event::TeacherVerdict {
+        seq: 1,
+        verdict: Verdict {
+            agrees: Some(true),
+            safety_relevant: Some(true),
+            summary: "Smoke from a pan.".into(),
+            ..Default::default()
+        },
+        latency_ms: 1,
+    });
+    tokio::time::timeout(Duration::from_secs(15), seen_rx.wait_for(|s| *s == (2, 1)))
+        .await
+        .expect("the console shows two online devices and one alert")
+        .unwrap();
+
+    // Down to pi1 (the alerting pi2 is first) and `e`: pi1 gets the escalation.
+    key_tx.send(Key::Down).unwrap();
+    key_tx.send(Key::Char('e')).unwrap();
+    let cmd = tokio::time::timeout(Duration::from_secs(10), cmds1.recv())
+        .await
+        .expect("cmd/escalate reached pi1");
+    assert_eq!(cmd, Some(Command::ForceEscalate));
+
+    // pi1 goes away cleanly: shown offline.
+    b1.stop().await;
+    tokio::time::timeout(Duration::from_secs(10), seen_rx.wait_for(|s| s.0 == 1))
+        .await
+        .expect("pi1 offline")
+        .unwrap();
+    tokio::time::sleep(fleet::FRAME_EVERY * 2).await;
+    key_tx.send(Key::Char('q')).unwrap();
+    let s = tokio::time::timeout(Duration::from_secs(5), console)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.contains("2 devices, 1 online, 1 with alerts"), "{s}");
+    let pi2 = s.find("pi2").unwrap();
+    let pi1 = s.find("pi1").unwrap();
+    assert!(pi2 < pi1, "alerts first:\n{s}");
+    assert!(s.contains("offline"), "{s}");
+    b2.stop().await;
+}
+
+#[test]
+fn fleet_without_a_broker_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, "[mqtt]\nurl = \"\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gemmaedge-tui"))
+        .arg("fleet")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("set [mqtt] url"), "{err}");
+}
