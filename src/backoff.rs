@@ -23,7 +23,8 @@ pub struct Backoff {
     pub jitter: Jitter,
 }
 
-/// Retrying a model server (offline, or failing permanently): 1, 2, 4 … 30 s, ±20%.
+/// Retrying a model server (offline, or failing permanently) or the MQTT broker: 1, 2,
+/// 4 … 30 s, ±20%.
 pub const SERVER: Backoff = Backoff {
     base: Duration::from_secs(1),
     cap: Duration::from_secs(30),

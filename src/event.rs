@@ -235,6 +235,9 @@ pub enum Command {
     ForceEscalate,
     /// Pause or resume capture (the `p` key).
     SetPaused(bool),
+    /// Say this as a `Warning` (logged, and shown by every face): for parts beside the
+    /// engine, such as the MQTT bridge.
+    Warn(String),
     /// Stop, flush the log, and send `Stopped`.
     Shutdown,
 }

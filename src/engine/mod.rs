@@ -316,6 +316,7 @@ async fn command_loop(controls: Controls, mut rx: mpsc::UnboundedReceiver<Comman
                     shared.emitter.emit(Event::Paused { paused: p });
                 }
             }
+            Command::Warn(message) => shared.emitter.emit(Event::Warning { message }),
             Command::Shutdown => {
                 shared.stop.send_replace(true);
             }

@@ -219,16 +219,9 @@ pub fn classify(e: &ConnectionError, m: &MqttConfig, url: &BrokerUrl) -> (LinkSt
     }
 }
 
-/// Reconnect delay after `attempt` failures: 1, 2, 4 … 30 s, ±20% jitter.
+/// Reconnect delay after `attempt` failures: the one backoff policy (1, 2, 4 … 30 s, ±20%).
 pub(crate) fn retry_delay(attempt: u32) -> Duration {
-    let cap = Duration::from_secs(30);
-    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5)).min(cap);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = (nanos % 400) as f64 / 1000.0 - 0.2;
-    base.mul_f64(1.0 + jitter).min(cap)
+    crate::backoff::SERVER.delay(attempt.max(1))
 }
 
 /// What the link task reports.

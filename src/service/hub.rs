@@ -61,6 +61,7 @@ impl Shared {
         match &msg {
             ServerMsg::Event(ev) => st.recorder.record(ev),
             ServerMsg::Upskill(ev) => st.recorder.record_upskill(ev),
+            ServerMsg::Broker { .. } => st.recorder.record_broker(&msg),
             _ => {}
         }
         st.clients.retain(|c| {
@@ -287,10 +288,27 @@ async fn run(
 ) {
     let (upskill_tx, mut upskill_rx) = mpsc::unbounded_channel();
     let mut runner = UpskillRunner::new(config.clone(), Some(engine.gates.clone()));
+    // `[mqtt] url` set: every event also goes to the broker (never waiting for it); its
+    // notices become warnings (logged, shown); its state goes to the consoles.
+    let mut bridge = crate::mqtt::Bridge::start(&config, engine.commands.clone());
+    let mut notices = bridge.as_mut().and_then(|b| b.take_notices());
+    let mut broker = bridge.as_ref().map(|b| b.watch());
+    let mut broker_shown = BrokerShown::default();
     loop {
         tokio::select! {
+            Some(n) = next_notice(&mut notices) => {
+                let _ = engine.commands.send(Command::Warn(n));
+            }
+            Some(status) = broker_changed(&mut broker) => {
+                if let Some(msg) = broker_shown.update(&status) {
+                    shared.broadcast(msg);
+                }
+            }
             ev = engine.events.recv() => match ev {
                 Some(ev) => {
+                    if let Some(b) = &bridge {
+                        b.send(&ev);
+                    }
                     let last = matches!(ev, Event::Stopped { .. });
                     shared.broadcast(ServerMsg::Event(ev));
                     if last {
@@ -319,6 +337,9 @@ async fn run(
                     tokio::select! {
                         ev = engine.events.recv() => match ev {
                             Some(ev) => {
+                                if let Some(b) = &bridge {
+                                    b.send(&ev);
+                                }
                                 let last = matches!(ev, Event::Stopped { .. });
                                 shared.broadcast(ServerMsg::Event(ev));
                                 if last { break; }
@@ -331,6 +352,10 @@ async fn run(
                 break;
             }
         }
+    }
+    if let Some(b) = bridge.take() {
+        // Publishes `offline` and disconnects cleanly (no last will).
+        b.stop().await;
     }
     let _ = done.send(true);
     // Clients see their queue close after the last message.
@@ -436,4 +461,59 @@ fn handle(
 
 fn notice(shared: &Shared, id: u64, text: String, warning: bool) {
     shared.reply(id, ServerMsg::Notice { text, warning });
+}
+
+/// The next bridge notice; pending forever without a bridge (or once it has gone).
+async fn next_notice(notices: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match notices {
+        Some(n) => match n.recv().await {
+            Some(s) => Some(s),
+            None => {
+                *notices = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The broker's state when it changes; pending forever without a bridge.
+async fn broker_changed(
+    broker: &mut Option<watch::Receiver<crate::mqtt::BrokerStatus>>,
+) -> Option<crate::mqtt::BrokerStatus> {
+    match broker {
+        Some(w) => match w.changed().await {
+            Ok(()) => Some(w.borrow_and_update().clone()),
+            Err(_) => {
+                *broker = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// What the consoles were last told about the broker: a new state at once, a new count
+/// of waiting messages at most once a second.
+#[derive(Default)]
+struct BrokerShown {
+    last: Option<(String, bool)>,
+    at: Option<std::time::Instant>,
+}
+
+impl BrokerShown {
+    fn update(&mut self, status: &crate::mqtt::BrokerStatus) -> Option<ServerMsg> {
+        let connected = status.state == crate::mqtt::LinkState::Connected;
+        let label = status.label();
+        let same_state = self.last.as_ref().is_some_and(|(_, c)| *c == connected);
+        let recent = self
+            .at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        if self.last.as_ref().is_some_and(|(l, _)| *l == label) || (same_state && recent) {
+            return None;
+        }
+        self.last = Some((label.clone(), connected));
+        self.at = Some(std::time::Instant::now());
+        Some(ServerMsg::Broker { label, connected })
+    }
 }

@@ -129,6 +129,12 @@ pub enum ServerMsg {
     EvalDone {
         result: Result<serde_json::Value, String>,
     },
+    /// The MQTT broker's state, when `[mqtt]` is on (`mqtt connected`, `mqtt down (3
+    /// waiting)`).
+    Broker {
+        label: String,
+        connected: bool,
+    },
     /// Something this console sent was refused; the service closes the connection.
     Error(String),
 }
@@ -171,6 +177,10 @@ enum Wire {
         ok: Option<serde_json::Value>,
         #[serde(default)]
         error: Option<String>,
+    },
+    Broker {
+        label: String,
+        connected: bool,
     },
     Error {
         message: String,
@@ -249,6 +259,10 @@ pub fn encode_server(msg: &ServerMsg) -> String {
                 error: Some(e.clone()),
             },
         },
+        ServerMsg::Broker { label, connected } => Wire::Broker {
+            label: label.clone(),
+            connected: *connected,
+        },
         ServerMsg::Error(message) => Wire::Error {
             message: message.clone(),
         },
@@ -296,6 +310,7 @@ pub fn decode_server(line: &str) -> Result<ServerMsg, ProtocolError> {
                 (None, None) => Err("the service sent an empty eval result".into()),
             },
         },
+        Wire::Broker { label, connected } => ServerMsg::Broker { label, connected },
         Wire::Error { message } => ServerMsg::Error(message),
     })
 }

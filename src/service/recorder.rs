@@ -39,6 +39,7 @@ pub struct Recorder {
     upskill_dropped: u64,
     counters: Counters,
     stopped: Option<Event>,
+    broker: Option<ServerMsg>,
 }
 
 fn role_index(r: Role) -> usize {
@@ -81,6 +82,7 @@ impl Recorder {
             upskill_dropped: 0,
             counters: Counters::default(),
             stopped: None,
+            broker: None,
         }
     }
 
@@ -167,6 +169,11 @@ impl Recorder {
         }
     }
 
+    /// Remember the broker's state (`ServerMsg::Broker`).
+    pub fn record_broker(&mut self, msg: &ServerMsg) {
+        self.broker = Some(msg.clone());
+    }
+
     /// Remember an upskill event (a new run forgets the previous one).
     pub fn record_upskill(&mut self, ev: &UpskillEvent) {
         if matches!(ev, UpskillEvent::Started { .. }) {
@@ -223,6 +230,7 @@ impl Recorder {
         for ev in &self.upskill {
             out.push(ServerMsg::Upskill(ev.clone()));
         }
+        out.extend(self.broker.clone());
         if let Some(ev) = &self.stopped {
             out.push(ServerMsg::Event(ev.clone()));
         }

@@ -73,6 +73,8 @@ pub struct App {
     pub stopped: bool,
     /// The service this console is attached to; None: the engine runs in this process.
     pub attached: Option<crate::service::protocol::ServiceInfo>,
+    /// The MQTT broker's state (`[mqtt]` on): its label and whether it is connected.
+    pub broker: Option<(String, bool)>,
 }
 
 impl App {
@@ -108,6 +110,7 @@ impl App {
             spinner: 0,
             stopped: false,
             attached: None,
+            broker: None,
         }
     }
 

@@ -27,6 +27,9 @@ impl App {
             ServerMsg::Notice { text, warning } => {
                 self.notify(crate::sanitize::strip_controls(&text), warning)
             }
+            ServerMsg::Broker { label, connected } => {
+                self.broker = Some((crate::sanitize::strip_controls(&label), connected))
+            }
             ServerMsg::Error(m) => self.notify(
                 format!("engine: {}", crate::sanitize::strip_controls(&m)),
                 true,

@@ -52,7 +52,7 @@ fn command_request(cmd: Command) -> Option<ClientMsg> {
     match cmd {
         Command::ForceEscalate => Some(ClientMsg::Escalate),
         Command::SetPaused(paused) => Some(ClientMsg::SetPaused { paused }),
-        Command::Shutdown => None,
+        Command::Warn(_) | Command::Shutdown => None,
     }
 }
 

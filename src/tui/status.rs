@@ -142,6 +142,11 @@ pub fn status_line(app: &App, now: Instant) -> Line<'static> {
     spans.push(sep());
     spans.push(Span::raw(format!("skill {}", clean(&app.skill, SHORT_MAX))));
     spans.push(sep());
+    if let Some((label, connected)) = &app.broker {
+        let style = if *connected { t.dim() } else { t.warn() };
+        spans.push(Span::styled(clean(label, SHORT_MAX), style));
+        spans.push(sep());
+    }
     spans.push(Span::styled("? help", bold));
     Line::from(spans)
 }
