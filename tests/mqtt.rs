@@ -647,3 +647,73 @@ async fn send_never_waits_and_every_message_is_counted() {
     }
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_publishes_tells_its_consoles_and_says_offline_on_sigterm() {
+    use std::io::{BufRead, Write};
+    let broker = Broker::start(USERS, ACL);
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &student.url(), &teacher.url(), &broker, "pi-pw");
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = run.join("g.sock");
+    let sub = Sub::connect(
+        &broker,
+        "admin",
+        "admin-pw",
+        &["gemmaedge/pi/available", "gemmaedge/pi/events"],
+    )
+    .await;
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    sub.wait_for(20, "online and an answer from the service", |g| {
+        g.iter().any(|m| m.payload == b"online") && g.iter().any(|m| m.topic.ends_with("/events"))
+    })
+    .await;
+    // An attached console hears the broker's state (in its snapshot or just after).
+    let sock = socket.clone();
+    let label = tokio::task::spawn_blocking(move || {
+        let s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut w = s.try_clone().unwrap();
+        w.write_all(b"{\"type\":\"hello\",\"protocol\":1,\"client\":\"t\"}\n")
+            .unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["type"] == "broker" {
+                return Some(v);
+            }
+        }
+    })
+    .await
+    .unwrap()
+    .expect("a broker message");
+    assert_eq!(label["connected"], true, "{label}");
+    assert!(label["label"].as_str().unwrap().contains("mqtt"), "{label}");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    sub.wait_for(10, "offline on the clean stop", |g| {
+        g.iter()
+            .any(|m| m.topic == "gemmaedge/pi/available" && m.payload == b"offline")
+    })
+    .await;
+}
