@@ -149,7 +149,7 @@ fn main() {
             Some(Cmd::Serve) => {
                 gemmaedge_tui::service::server::serve(config, cli.socket.as_deref(), options).await
             }
-            Some(Cmd::Check) => Ok(cli::check::run(&config, &origin).await),
+            Some(Cmd::Check) => Ok(cli::check::run(&config, &origin, &socket).await),
             Some(Cmd::Eval { skill, json }) => {
                 cli::eval_cmd::run(&config, skill.as_deref(), json, &socket).await
             }

@@ -545,7 +545,7 @@ fn the_socket_is_owner_only_and_a_foreign_peer_is_refused() {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     // uid 65534 (nobody) connects and says hello.
     let script = format!(
-        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.sendall(b'{{\"type\":\"hello\",\"protocol\":1,\"client\":\"x\"}}\\n')\nsys.stdout.write(s.makefile().readline())\n",
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\nsys.stdout.write(s.makefile().readline())\n",
         socket.display().to_string()
     );
     use std::os::unix::process::CommandExt;
@@ -631,4 +631,70 @@ fn sigterm_flushes_the_log_and_sighup_does_not_stop_it() {
     let mut err = String::new();
     let _ = std::io::Read::read_to_string(svc.stderr.as_mut().unwrap(), &mut err);
     assert!(err.contains("SIGHUP ignored"), "{err}");
+}
+
+#[test]
+fn eval_and_upskill_from_a_shell_go_through_the_running_service() {
+    let (student, teacher) = servers();
+    teacher.set_handler(|_| {
+        Reply::text(r#"{"prompts": ["Describe every mug and every fire you see."]}"#)
+    });
+    let svc = Service::start(
+        &student,
+        &teacher,
+        "[upskill]\ncandidates = 1\nbootstrap_samples = 100\n",
+    );
+    let cfg = svc.dir.path().join("config.toml");
+    let out = Command::new(BIN)
+        .arg("eval")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&svc.socket)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("through the service"), "{stderr}");
+    assert!(
+        stdout.contains("mug") && stdout.contains("train"),
+        "{stdout}"
+    );
+    // The service made the eval calls (text cases: no image).
+    let eval_calls = student
+        .chat_requests()
+        .iter()
+        .filter(|r| r.all_images().is_empty())
+        .count();
+    assert!(eval_calls >= 2, "{eval_calls} eval calls at the student");
+
+    let out = Command::new(BIN)
+        .args(["upskill", "--yes", "--config"])
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&svc.socket)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("in the service on"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("gain vs current"), "{stdout}");
+    // Monitoring went on meanwhile.
+    assert!(svc.answers_in_log() > 0);
+    // `check` names the service it found.
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&svc.socket)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("serve pid {}", svc.child.id())),
+        "{stdout}"
+    );
 }

@@ -8,6 +8,7 @@ use crate::event::Role;
 use crate::frame::source::{open_source, SourceError};
 use crate::model::ModelClient;
 use crate::skill::ensure_writable;
+use std::path::Path;
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +112,39 @@ async fn load_row(client: &ModelClient, role: Role) -> Option<CheckRow> {
 }
 
 /// Run every check (never fails itself: each problem is a row).
-pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
+pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Vec<CheckRow> {
     let mut rows = vec![row("config", true, format!("parsed ({origin})"))];
+    let service = match crate::service::attach::attach_if_running(socket, "check").await {
+        Ok(Some(remote)) => {
+            let info = remote.info.clone();
+            let up = info.label(chrono::Utc::now());
+            rows.push(row(
+                "service",
+                true,
+                format!(
+                    "{} on {} (device {}); consoles attach to it",
+                    up,
+                    socket.display(),
+                    crate::sanitize::strip_controls(&info.device)
+                ),
+            ));
+            Some(info)
+        }
+        Ok(None) => {
+            rows.push(warn_row(
+                "service",
+                format!(
+                    "none on {}: a console runs the engine itself (see `gemmaedge-tui serve`)",
+                    socket.display()
+                ),
+            ));
+            None
+        }
+        Err(e) => {
+            rows.push(row("service", false, e.to_string()));
+            None
+        }
+    };
     for (role, host) in [
         (Role::Student, &config.student),
         (Role::Teacher, &config.teacher),
@@ -155,7 +187,15 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin) -> Vec<CheckRow> {
         }
     }
     rows.extend(mqtt_row(config).await);
-    rows.push(source_row(config));
+    match (&service, config.source.kind) {
+        // The service holds the camera: opening it here would only find it busy.
+        (Some(info), SourceKind::Camera) => rows.push(row(
+            format!("camera {}", config.source.camera_index),
+            true,
+            format!("in use by the service (pid {})", info.pid),
+        )),
+        _ => rows.push(source_row(config)),
+    }
     rows.push(match ensure_writable(&config.paths.skills) {
         Ok(()) => row(
             "skills dir",
@@ -254,8 +294,8 @@ fn source_row(config: &Config) -> CheckRow {
 }
 
 /// Print the report; exit code 0 when everything passed, 1 otherwise.
-pub async fn run(config: &Config, origin: &ConfigOrigin) -> i32 {
-    let rows = checks(config, origin).await;
+pub async fn run(config: &Config, origin: &ConfigOrigin, socket: &Path) -> i32 {
+    let rows = checks(config, origin, socket).await;
     let table_rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

@@ -94,6 +94,20 @@ pub struct ServiceInfo {
     pub capabilities: Vec<String>,
 }
 
+impl ServiceInfo {
+    /// `serve pid N · up 3h`.
+    pub fn label(&self, now: DateTime<Utc>) -> String {
+        let up = (now - self.started_at).num_seconds().max(0) as u64;
+        let up = match up {
+            s if s < 60 => format!("{s}s"),
+            s if s < 3600 => format!("{}m", s / 60),
+            s if s < 86_400 => format!("{}h", s / 3600),
+            s => format!("{}d", s / 86_400),
+        };
+        format!("serve pid {} · up {up}", self.pid)
+    }
+}
+
 /// Session totals a snapshot carries (the replayed entries are only the recent ones).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {

@@ -65,11 +65,13 @@ pub async fn serve(
     );
     let me = socket::my_uid();
     let mut task = task;
+    // The consoles' writers, so the last messages (`stopped`) go out before we exit.
+    let writers: Writers = Default::default();
     loop {
         tokio::select! {
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, hub.clone(), me, group));
+                    tokio::spawn(connection(stream, hub.clone(), me, group, writers.clone()));
                 }
                 Err(e) => eprintln!("gemmaedge-tui serve: accept failed: {e}"),
             },
@@ -83,6 +85,13 @@ pub async fn serve(
         }
     }
     hub.shutdown().await;
+    let pending: Vec<_> = std::mem::take(&mut *writers.lock().expect("writers lock"));
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        for w in pending {
+            let _ = w.await;
+        }
+    })
+    .await;
     remove_socket(&path);
     let st = hub.stats();
     eprintln!(
@@ -108,7 +117,16 @@ async fn refuse(stream: &mut UnixStream, message: String) {
     let _ = stream.shutdown().await;
 }
 
-async fn connection(mut stream: UnixStream, hub: Hub, me: u32, group: Option<u32>) {
+/// The writer tasks of the connections.
+type Writers = std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>;
+
+async fn connection(
+    mut stream: UnixStream,
+    hub: Hub,
+    me: u32,
+    group: Option<u32>,
+    writers: Writers,
+) {
     let cred = match stream.peer_cred() {
         Ok(c) => c,
         Err(e) => return refuse(&mut stream, format!("cannot read peer credentials: {e}")).await,
@@ -166,6 +184,11 @@ async fn connection(mut stream: UnixStream, hub: Hub, me: u32, group: Option<u32
     let requester = link.requester();
     let (err_tx, err_rx) = mpsc::channel::<String>(1);
     let writer = tokio::spawn(pump_out(link, write_half, err_rx));
+    {
+        let mut w = writers.lock().expect("writers lock");
+        w.retain(|h| !h.is_finished());
+        w.push(writer);
+    }
     // Lines in, until the peer goes or sends something we refuse.
     loop {
         let refused = match read_line(&mut reader, MAX_CLIENT_LINE).await {
@@ -186,8 +209,8 @@ async fn connection(mut stream: UnixStream, hub: Hub, me: u32, group: Option<u32
         let _ = err_tx.send(refused).await;
         break;
     }
+    // The writer ends by itself: with the error said, or once the reader has ended.
     drop(err_tx);
-    let _ = writer.await;
 }
 
 /// Messages out: the hub's, and at most one error after which the connection closes.

@@ -156,14 +156,7 @@ pub fn attached_label(
     info: &crate::service::protocol::ServiceInfo,
     now: chrono::DateTime<chrono::Utc>,
 ) -> String {
-    let up = (now - info.started_at).num_seconds().max(0) as u64;
-    let up = match up {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    };
-    format!("attached · serve pid {} · up {up}", info.pid)
+    format!("attached · {}", info.label(now))
 }
 
 #[cfg(test)]
