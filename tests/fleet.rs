@@ -115,6 +115,12 @@ async fn fleet_console_over_a_real_broker() {
         screen(&t)
     });
 
+    // Both devices are on screen (their retained `available`): the console's
+    // subscriptions are in place, so the alert below cannot slip past them.
+    tokio::time::timeout(Duration::from_secs(15), seen_rx.wait_for(|s| s.0 == 2))
+        .await
+        .expect("the console shows two online devices")
+        .unwrap();
     // pi2 sees a fire and the teacher confirms it.
     b2.send(&Event::StudentAnswer {
         seq: 1,
