@@ -21,13 +21,13 @@ struct Cli {
     #[arg(long)]
     headless: bool,
     /// Stop after this many student answers.
-    #[arg(long)]
+    #[arg(long, global = true)]
     max_frames: Option<u64>,
     /// A folder of images or one image file to use instead of the configured source.
-    #[arg(long)]
+    #[arg(long, global = true)]
     source: Option<PathBuf>,
     /// Frames offered per second (overrides source.fps).
-    #[arg(long)]
+    #[arg(long, global = true)]
     fps: Option<f64>,
     /// The service's control socket (default: [service] socket, else
     /// $XDG_RUNTIME_DIR/gemmaedge.sock, else /tmp/gemmaedge-<uid>/gemmaedge.sock).
