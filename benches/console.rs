@@ -15,7 +15,7 @@ use gemmaedge_tui::event::{Event, Health, Role};
 use gemmaedge_tui::frame::{prep, PreparedFrame};
 use gemmaedge_tui::policy::Reason;
 use gemmaedge_tui::tui::{ui, App, ImageState, Theme};
-use gemmaedge_tui::verdict::Verdict;
+use gemmaedge_tui::roles::verdict::Verdict;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -87,7 +87,7 @@ fn full_app(config: &Config, frame: &Arc<PreparedFrame>) -> App {
                 text: piece.into(),
             });
         }
-        let conf = gemmaedge_tui::confidence::parse_answer(text).confidence;
+        let conf = gemmaedge_tui::reading::confidence::parse_answer(text).confidence;
         let reasons = match (conf, seq % 10) {
             (None, _) => vec![Reason::NoConfidence],
             (Some(c), _) if c < 0.55 => vec![Reason::LowConfidence {

@@ -19,7 +19,7 @@ mod mosquitto;
 use chrono::Utc;
 use gemmaedge_tui::event::Event;
 use gemmaedge_tui::fleet::{self, Fleet, Key};
-use gemmaedge_tui::verdict::Verdict;
+use gemmaedge_tui::roles::verdict::Verdict;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use std::time::{Duration, Instant};

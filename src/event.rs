@@ -1,11 +1,11 @@
-//! What the engine tells its faces, and what faces can ask of the engine.
+//! The Event/Command boundary: what the engine tells its faces and what faces ask of it (at the root because the engine, every face and the recorders all read it).
 //!
 //! Every event but `StudentToken` is also one line of the session log (JSON, tagged by
 //! `type`). Image bytes ride along in memory for the console but are never serialized.
 
 use crate::frame::PreparedFrame;
 use crate::policy::Reason;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

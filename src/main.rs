@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use gemmaedge_tui::cli;
 use gemmaedge_tui::config::{Config, SourceKind};
 use gemmaedge_tui::engine::EngineOptions;
-use gemmaedge_tui::sanitize::{escape_controls, escape_line};
+use gemmaedge_tui::reading::sanitize::{escape_controls, escape_line};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -166,12 +166,12 @@ fn main() {
                 }
                 cli::upskill_cmd::run(&config, candidates, yes, &socket).await
             }
-            None if cli.headless => gemmaedge_tui::headless::run(config, options).await,
+            None if cli.headless => gemmaedge_tui::cli::headless::run(config, options).await,
             None => {
                 use std::io::IsTerminal;
                 if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
                     eprintln!("gemmaedge-tui: not a terminal; running headless (use --headless to say so)");
-                    return gemmaedge_tui::headless::run(config, options).await;
+                    return gemmaedge_tui::cli::headless::run(config, options).await;
                 }
                 let link = gemmaedge_tui::service::attach::open(
                     &config,

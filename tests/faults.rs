@@ -339,7 +339,7 @@ async fn escapes_in_replies_never_reach_the_terminal_and_are_escaped_in_the_log(
         matches!(e, Event::StudentAnswer { .. }).then(|| e.clone())
     })
     .await;
-    let line = gemmaedge_tui::headless::describe(&ev).unwrap();
+    let line = gemmaedge_tui::cli::headless::describe(&ev).unwrap();
     assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
     assert!(line.contains("A cat"), "{line}");
     assert!(

@@ -8,7 +8,7 @@ use chrono::Utc;
 use gemmaedge_tui::event::{Command, Event};
 use gemmaedge_tui::fleet::{self, Fleet, Key};
 use gemmaedge_tui::mqtt::Bridge;
-use gemmaedge_tui::verdict::Verdict;
+use gemmaedge_tui::roles::verdict::Verdict;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use gemmaedge_tui::event::{Command, Event};
 use gemmaedge_tui::frame::PreparedFrame;
 use gemmaedge_tui::mqtt::{Bridge, BridgeHandle, LinkState};
 use gemmaedge_tui::policy::Reason;
-use gemmaedge_tui::verdict::Verdict;
+use gemmaedge_tui::roles::verdict::Verdict;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -125,7 +125,7 @@ async fn verdict_request_carries_schema_and_image_and_reply_parses() {
     let b64: Arc<str> = base64::engine::general_purpose::STANDARD
         .encode(&jpeg)
         .into();
-    let req = gemmaedge_tui::teacher::review_request(
+    let req = gemmaedge_tui::roles::teacher::review_request(
         "A person at a desk.\nCONFIDENCE: 0.4",
         &[Reason::NoConfidence],
         b64,
@@ -138,7 +138,7 @@ async fn verdict_request_carries_schema_and_image_and_reply_parses() {
     let r = call(&http(), &server, &cfg, &req, &mut tokens)
         .await
         .unwrap();
-    let v = gemmaedge_tui::teacher::parse_verdict(&r.content);
+    let v = gemmaedge_tui::roles::teacher::parse_verdict(&r.content);
     assert_eq!(v.agrees, Some(false));
     assert_eq!(v.safety_relevant, Some(true));
     assert_eq!(v.missed, ["no helmet"]);
@@ -153,7 +153,7 @@ async fn verdict_request_carries_schema_and_image_and_reply_parses() {
     assert_eq!(rf["json_schema"]["strict"], false);
     assert_eq!(
         sent.json_schema(),
-        Some(&gemmaedge_tui::teacher::verdict_schema())
+        Some(&gemmaedge_tui::roles::teacher::verdict_schema())
     );
     let user = sent.messages.iter().find(|m| m.role == "user").unwrap();
     assert!(user.text().contains("A person at a desk."));

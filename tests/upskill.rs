@@ -6,7 +6,7 @@ use gemmaedge_tui::config::Config;
 use gemmaedge_tui::eval::cases::load_eval_set;
 use gemmaedge_tui::event::Role;
 use gemmaedge_tui::model::ModelClient;
-use gemmaedge_tui::output_contract::OUTPUT_CONTRACT;
+use gemmaedge_tui::roles::output_contract::OUTPUT_CONTRACT;
 use gemmaedge_tui::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::path::Path;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use crate::eval::cases::load_eval_set;
 use crate::event::Role;
 use crate::frame::source::{open_source, SourceError};
 use crate::model::ModelClient;
-use crate::skill::ensure_writable;
+use crate::roles::skill::ensure_writable;
 use std::path::Path;
 
 /// One line of the report.
@@ -125,7 +125,7 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
                     "{} on {} (device {}); consoles attach to it",
                     up,
                     socket.display(),
-                    crate::sanitize::strip_controls(&info.device)
+                    crate::reading::sanitize::strip_controls(&info.device)
                 ),
             ));
             Some(info)

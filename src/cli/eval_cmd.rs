@@ -8,10 +8,10 @@ use crate::eval::runner::CaseResult;
 use crate::eval::skill_score::{row_json, score_skill};
 use crate::event::Role;
 use crate::model::ModelClient;
-use crate::sanitize::{escape_controls, escape_line};
+use crate::reading::sanitize::{escape_controls, escape_line};
 use crate::service::attach::attach_if_running;
 use crate::service::protocol::{ClientMsg, ServerMsg};
-use crate::skill::SkillStore;
+use crate::roles::skill::SkillStore;
 use crate::upskill::report::RowSummary;
 use std::io::Write;
 use std::path::Path;
@@ -33,9 +33,9 @@ pub async fn run(
         }
     };
     let skill = match skill_file {
-        Some(p) => match crate::bounded_read::read_regular_string(
+        Some(p) => match crate::files::bounded_read::read_regular_string(
             p,
-            crate::bounded_read::MAX_SKILL_FILE_BYTES,
+            crate::files::bounded_read::MAX_SKILL_FILE_BYTES,
         ) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             Ok(_) => {
@@ -122,7 +122,7 @@ pub async fn run(
         writeln!(
             out,
             "{}",
-            crate::sanitize::escape_json_invisibles(serde_json::to_string_pretty(&row)?)
+            crate::reading::sanitize::escape_json_invisibles(serde_json::to_string_pretty(&row)?)
         )?;
     } else {
         let summary: RowSummary = serde_json::from_value(row)?;

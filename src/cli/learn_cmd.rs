@@ -3,10 +3,10 @@
 
 use super::table;
 use super::EXIT_BAD_INPUT;
-use crate::calibration::{report, Report, Sample};
+use crate::policy::calibration::{report, Report, Sample};
 use crate::config::Config;
 use crate::learn::{learn_from_log, read_log};
-use crate::sanitize::{escape_controls, escape_line};
+use crate::reading::sanitize::{escape_controls, escape_line};
 use std::path::Path;
 
 pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {

@@ -3,7 +3,7 @@
 /// Render rows as a table with a header; cells are cut to `max_cell` characters.
 pub fn render(header: &[&str], rows: &[Vec<String>], max_cell: usize) -> String {
     let cut = |s: &str| -> String {
-        let s = crate::sanitize::strip_controls(s).replace('\n', " ");
+        let s = crate::reading::sanitize::strip_controls(s).replace('\n', " ");
         if s.chars().count() > max_cell {
             let mut t: String = s.chars().take(max_cell.saturating_sub(1)).collect();
             t.push('…');

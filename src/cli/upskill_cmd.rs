@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::eval::cases::load_eval_set;
 use crate::service::attach::attach_if_running;
 use crate::service::protocol::{ClientMsg, ServerMsg};
-use crate::skill::ensure_writable;
+use crate::roles::skill::ensure_writable;
 use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -28,7 +28,7 @@ pub async fn run(
         Ok(Some(remote)) => {
             eprintln!(
                 "upskill: in the service on {} (monitoring goes on; live frames go first)",
-                crate::sanitize::escape_line(&socket.display().to_string())
+                crate::reading::sanitize::escape_line(&socket.display().to_string())
             );
             return through_service(config, remote, candidates, yes).await;
         }
@@ -38,7 +38,7 @@ pub async fn run(
         Err(e) => {
             eprintln!(
                 "gemmaedge-tui upskill: {}",
-                crate::sanitize::escape_controls(&e.to_string())
+                crate::reading::sanitize::escape_controls(&e.to_string())
             );
             return Ok(1);
         }
@@ -48,7 +48,7 @@ pub async fn run(
         Err(e) => {
             eprintln!(
                 "gemmaedge-tui upskill: {}",
-                crate::sanitize::escape_controls(&e.to_string())
+                crate::reading::sanitize::escape_controls(&e.to_string())
             );
             return Ok(EXIT_BAD_INPUT);
         }
@@ -164,11 +164,11 @@ async fn through_service(
                     ServerMsg::SnapshotBegin { .. } => in_snapshot = true,
                     ServerMsg::SnapshotEnd { .. } => in_snapshot = false,
                     ServerMsg::UpskillRefused(why) => {
-                        eprintln!("gemmaedge-tui upskill: {}", crate::sanitize::escape_controls(&why));
+                        eprintln!("gemmaedge-tui upskill: {}", crate::reading::sanitize::escape_controls(&why));
                         return Ok(1);
                     }
                     ServerMsg::Error(e) => {
-                        eprintln!("gemmaedge-tui upskill: the service refused: {}", crate::sanitize::escape_controls(&e));
+                        eprintln!("gemmaedge-tui upskill: the service refused: {}", crate::reading::sanitize::escape_controls(&e));
                         return Ok(1);
                     }
                     ServerMsg::Upskill(ev) if !in_snapshot => {
@@ -204,7 +204,7 @@ async fn through_service(
                     println!(
                         "saved {} (history: {})",
                         config.skill_path().display(),
-                        crate::sanitize::escape_line(&h)
+                        crate::reading::sanitize::escape_line(&h)
                     );
                     0
                 }
@@ -246,7 +246,7 @@ impl Shown {
                 } else {
                     eprintln!(
                         "upskill: {} ({}s)",
-                        crate::sanitize::for_screen(&self.phase, 200),
+                        crate::reading::sanitize::for_screen(&self.phase, 200),
                         self.started.elapsed().as_secs()
                     );
                 }
@@ -271,7 +271,7 @@ impl Shown {
                 if bar {
                     eprintln!();
                 }
-                eprintln!("upskill: {}", crate::sanitize::for_screen(e, 300));
+                eprintln!("upskill: {}", crate::reading::sanitize::for_screen(e, 300));
             }
             UpskillEvent::Dropped(d) => {
                 if bar {
@@ -280,12 +280,12 @@ impl Shown {
                 for (p, why) in d {
                     eprintln!(
                         "  dropped a candidate ({why}): {}",
-                        crate::sanitize::for_screen(p, 60)
+                        crate::reading::sanitize::for_screen(p, 60)
                     );
                 }
             }
             UpskillEvent::Failed(m) => {
-                eprintln!("\nupskill failed: {}", crate::sanitize::escape_controls(m));
+                eprintln!("\nupskill failed: {}", crate::reading::sanitize::escape_controls(m));
             }
             UpskillEvent::Cancelled => eprintln!("\nupskill cancelled; the skill is unchanged"),
             _ => {}

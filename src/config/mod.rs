@@ -6,6 +6,7 @@
 //! `$XDG_CONFIG_HOME/gemmaedge/config.toml` (or `~/.config/...`), then built-in defaults.
 
 mod models;
+pub mod toml_diag;
 mod sections;
 mod validate;
 
@@ -147,9 +148,9 @@ impl Config {
     }
 
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = crate::bounded_read::read_regular_string(
+        let text = crate::files::bounded_read::read_regular_string(
             path,
-            crate::bounded_read::MAX_CONFIG_FILE_BYTES,
+            crate::files::bounded_read::MAX_CONFIG_FILE_BYTES,
         )
         .map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
@@ -239,17 +240,17 @@ fn student_host_given(text: &str) -> bool {
 fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
     let (line, column) = e
         .span()
-        .map_or((1, 1), |s| crate::toml_diag::line_col(text, s.start));
+        .map_or((1, 1), |s| crate::config::toml_diag::line_col(text, s.start));
     let raw = e.message().trim().to_string();
     let section = e
         .span()
-        .map(|s| crate::toml_diag::section_at(text, s.start))
+        .map(|s| crate::config::toml_diag::section_at(text, s.start))
         .unwrap_or_default();
     ConfigError::Parse {
         path: path.to_path_buf(),
         line,
         column,
-        message: crate::toml_diag::improve_message(&raw, &section),
+        message: crate::config::toml_diag::improve_message(&raw, &section),
     }
 }
 

@@ -2,7 +2,7 @@
 //! (which also keeps the escalated frames).
 
 use crate::event::Event;
-use crate::session_log::SessionLog;
+use crate::record::session_log::SessionLog;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 

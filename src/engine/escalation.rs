@@ -6,7 +6,7 @@ use super::emitter::Emitter;
 use crate::event::Event;
 use crate::frame::PreparedFrame;
 use crate::policy::Reason;
-use crate::teacher_queue::{Escalation, TeacherQueue};
+use crate::engine::teacher_queue::{Escalation, TeacherQueue};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A frame waiting for (or with) the teacher.

@@ -10,15 +10,15 @@
 //! an offline server with backoff; `warm.rs` keeps the models loaded. Every event goes to
 //! the session log and to the face (`emitter.rs`).
 
-use crate::calibration::CalibrationStore;
+use crate::policy::calibration::CalibrationStore;
 use crate::config::Config;
 use crate::event::{Command, Event, Role};
 use crate::frame::slot::slot;
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
 use crate::model::{ModelClient, ModelError};
-use crate::scheduler::{Priority, Scheduler};
-use crate::session_log::SessionLog;
-use crate::skill::SkillStore;
+use crate::model::scheduler::{Priority, Scheduler};
+use crate::record::session_log::SessionLog;
+use crate::roles::skill::SkillStore;
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ mod health;
 mod monitor;
 mod shared;
 mod student_loop;
+pub mod teacher_queue;
 mod teacher_worker;
 mod verdict_effects;
 mod warm;

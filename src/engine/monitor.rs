@@ -47,7 +47,7 @@ pub(super) async fn health_loop(shared: Arc<Shared>, client: ModelClient) {
         let wait = if failures == 0 {
             HEALTHY_RECHECK
         } else {
-            crate::backoff::SERVER.delay(failures)
+            crate::model::backoff::SERVER.delay(failures)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

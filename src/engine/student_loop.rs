@@ -3,16 +3,16 @@
 
 use super::escalation::{Escalator, TeacherJob};
 use super::shared::{wait_gate, Shared};
-use crate::backoff;
-use crate::calibration::CalibrationStore;
-use crate::confidence::parse_answer;
+use crate::model::backoff;
+use crate::policy::calibration::CalibrationStore;
+use crate::reading::confidence::parse_answer;
 use crate::event::{Event, Health};
 use crate::frame::slot::SlotReader;
 use crate::frame::{dhash, prep, PreparedFrame};
 use crate::model::{ModelClient, ModelError};
 use crate::policy::{effective_confidence, Observation, Policy, Reason};
-use crate::skill::SkillStore;
-use crate::student;
+use crate::roles::skill::SkillStore;
+use crate::roles::student;
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,7 +56,7 @@ struct Gates {
 impl Gates {
     /// The one place the student loop waits before it calls its model: until its server
     /// is online. (Its turn on the model is the client's: eval and upskill calls share the
-    /// student through `crate::scheduler`, live frames first.) False when the engine stops
+    /// student through `crate::model::scheduler`, live frames first.) False when the engine stops
     /// meanwhile.
     async fn model_turn(&mut self, shared: &Shared) -> bool {
         wait_gate(shared, &mut self.online, true, &mut self.stop).await
@@ -93,7 +93,7 @@ impl StudentLoop {
         // Consecutive permanent failures (a 400, a missing model, a text-only model).
         let mut permanent_failures = 0u32;
         let mut vision_checked = client.config().text_only;
-        let mut recent = crate::escalation_rate::EscalationRate::default();
+        let mut recent = crate::policy::escalation_rate::EscalationRate::default();
         let mut storm_warned = false;
         // The start warm-up first: the first answer is then about a frame taken once the model
         // is in memory, and its latency is an answer's, not a load's.
@@ -377,7 +377,7 @@ async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
 /// whether a storm is being warned about.
 fn storm_check(
     shared: &Shared,
-    recent: &mut crate::escalation_rate::EscalationRate,
+    recent: &mut crate::policy::escalation_rate::EscalationRate,
     reasons: &[crate::policy::Reason],
     warned: bool,
 ) -> bool {
@@ -389,7 +389,7 @@ fn storm_check(
     };
     if share > limit && !warned {
         shared.emitter.emit(Event::Warning {
-            message: crate::escalation_rate::storm_warning(
+            message: crate::policy::escalation_rate::storm_warning(
                 share,
                 limit,
                 recent,

@@ -5,10 +5,10 @@
 use super::escalation::{Escalator, TeacherJob};
 use super::shared::Shared;
 use super::verdict_effects::VerdictEffects;
-use crate::backoff;
+use crate::model::backoff;
 use crate::event::{Event, Health, Role};
 use crate::model::ModelClient;
-use crate::teacher;
+use crate::roles::teacher;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

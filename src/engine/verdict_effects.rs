@@ -4,11 +4,11 @@
 
 use super::emitter::Emitter;
 use super::escalation::TeacherJob;
-use crate::calibration::{CalibrationStore, Sample};
+use crate::policy::calibration::{CalibrationStore, Sample};
 use crate::config::Config;
 use crate::event::Event;
-use crate::notify::{Alert, Notifier, RateLimit};
-use crate::verdict::Verdict;
+use crate::record::notify::{Alert, Notifier, RateLimit};
+use crate::roles::verdict::Verdict;
 use chrono::Utc;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,7 +57,7 @@ impl VerdictEffects {
     /// The teacher judged `job`: record, alert, report.
     pub(super) fn apply(self: &Arc<Self>, job: &TeacherJob, verdict: Verdict, latency_ms: u64) {
         self.record_calibration(job, &verdict);
-        if verdict.safety_relevant == Some(true) {
+        if crate::record::notify::is_alert(&verdict) {
             self.notify(job, &verdict);
         }
         self.emitter.emit(Event::TeacherVerdict {

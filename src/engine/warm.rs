@@ -94,7 +94,7 @@ impl<'a> KeywordWatch<'a> {
             return None;
         }
         self.checked_to = end;
-        let hits = crate::text::affirmed_mentions(&self.text[..end], self.keywords);
+        let hits = crate::reading::text::affirmed_mentions(&self.text[..end], self.keywords);
         let kw = self.keywords.iter().zip(hits).find(|(_, h)| *h)?.0;
         self.fired = true;
         Some(kw.as_str())

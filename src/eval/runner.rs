@@ -5,7 +5,7 @@ use super::score::{score_answer, weighted_mean, CaseScore};
 use crate::config::{EvalConfig, FrameConfig};
 use crate::frame::{prep, PreparedFrame, RawImage};
 use crate::model::{ChatRequest, ModelClient, Sampling};
-use crate::student;
+use crate::roles::student;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,9 +42,9 @@ impl PreparedImages {
         let mut m = HashMap::new();
         for c in &set.cases {
             if let CaseInput::Image(path) = &c.input {
-                let bytes = crate::bounded_read::read_regular(
+                let bytes = crate::files::bounded_read::read_regular(
                     path,
-                    crate::bounded_read::MAX_IMAGE_FILE_BYTES,
+                    crate::files::bounded_read::MAX_IMAGE_FILE_BYTES,
                 )
                 .map_err(|e| format!("case {:?}: cannot read {}: {e}", c.id, path.display()))?;
                 let p = prep::prepare(&RawImage::Encoded(bytes.into()), cfg)
@@ -78,7 +78,7 @@ pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRe
         ),
     };
     ChatRequest {
-        system: Some(crate::output_contract::compose(skill)),
+        system: Some(crate::roles::output_contract::compose(skill)),
         user,
         images: imgs,
         format: None,

@@ -70,12 +70,12 @@ pub fn calibration_penalty(confidence: Option<f32>, failed: bool) -> f64 {
 /// Score `answer` against `exp`.
 ///
 /// The description (the answer without its confidence line, see
-/// [`crate::confidence::parse_answer`]) is what gets scored:
+/// [`crate::reading::confidence::parse_answer`]) is what gets scored:
 /// - an `expect` group counts when any of its synonyms is mentioned
-///   ([`crate::text::mentions`]: whole words, plural-tolerant); empty groups are ignored;
-/// - a `forbid` word counts only when affirmed ([`crate::text::affirmed_mention`]), so
+///   ([`crate::reading::text::mentions`]: whole words, plural-tolerant); empty groups are ignored;
+/// - a `forbid` word counts only when affirmed ([`crate::reading::text::affirmed_mention`]), so
 ///   "no fire" does not count as mentioning fire;
-/// - the safety flag is [`crate::text::safety_stance`] with `safety_terms`;
+/// - the safety flag is [`crate::reading::text::safety_stance`] with `safety_terms`;
 /// - `format_ok` is whether the answer states a readable confidence;
 /// - `calibration_penalty` is [`calibration_penalty`] of that confidence, the answer
 ///   failing the case as [`fails`] says.
@@ -83,7 +83,7 @@ pub fn calibration_penalty(confidence: Option<f32>, failed: bool) -> f64 {
 /// `total = clamp01(W_EXPECT * expect_share + W_SAFETY * safety_ok + W_FORMAT * format_ok
 /// - FORBID_PENALTY * forbidden.len() - calibration_penalty)`, with booleans as 0/1.
 pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) -> CaseScore {
-    let parsed = crate::confidence::parse_answer(answer);
+    let parsed = crate::reading::confidence::parse_answer(answer);
     let description = parsed.description.as_str();
     let groups: Vec<&Vec<String>> = exp
         .expect
@@ -92,7 +92,7 @@ pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) ->
         .collect();
     let missed: Vec<String> = groups
         .iter()
-        .filter(|g| !g.iter().any(|w| crate::text::mentions(description, w)))
+        .filter(|g| !g.iter().any(|w| crate::reading::text::mentions(description, w)))
         .filter_map(|g| g.iter().find(|w| !w.trim().is_empty()).cloned())
         .collect();
     let expect_share = if groups.is_empty() {
@@ -103,10 +103,10 @@ pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) ->
     let forbidden: Vec<String> = exp
         .forbid
         .iter()
-        .filter(|w| crate::text::affirmed_mention(description, w))
+        .filter(|w| crate::reading::text::affirmed_mention(description, w))
         .cloned()
         .collect();
-    let flagged_safety = crate::text::safety_stance(description, safety_terms);
+    let flagged_safety = crate::reading::text::safety_stance(description, safety_terms);
     let safety_ok = flagged_safety == exp.safety;
     let format_ok = parsed.confidence.is_some();
     let calibration_penalty = calibration_penalty(

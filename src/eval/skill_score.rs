@@ -56,7 +56,7 @@ pub fn row_json(
     v["student"] = serde_json::json!(student);
     v["eval_hash"] = serde_json::json!(eval.hash);
     v["scoring"] = serde_json::to_value(&config.eval).expect("config serializes");
-    v["contract"] = serde_json::json!(crate::output_contract::OUTPUT_CONTRACT);
+    v["contract"] = serde_json::json!(crate::roles::output_contract::OUTPUT_CONTRACT);
     v
 }
 
@@ -71,7 +71,7 @@ pub async fn score_to_json(
     let skill = match skill {
         Some(s) if !s.trim().is_empty() => s.trim().to_string(),
         Some(_) => return Err("the skill text is empty".into()),
-        None => crate::skill::SkillStore::open(&config.skill_path())
+        None => crate::roles::skill::SkillStore::open(&config.skill_path())
             .current()
             .0
             .to_string(),

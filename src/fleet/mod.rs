@@ -147,7 +147,7 @@ pub async fn run_loop<B: Backend>(
         tokio::select! {
             msg = incoming.recv(), if link_open => match msg {
                 Some(Incoming::Status(s)) => {
-                    fleet.broker = crate::sanitize::for_screen(&s, 200);
+                    fleet.broker = crate::reading::sanitize::for_screen(&s, 200);
                     dirty = true;
                 }
                 Some(Incoming::Message { topic, payload }) => {
@@ -159,7 +159,7 @@ pub async fn run_loop<B: Backend>(
                                 dirty |= fleet.apply(&topic, &payload, chrono::Utc::now());
                             }
                             Incoming::Status(s) => {
-                                fleet.broker = crate::sanitize::for_screen(&s, 200);
+                                fleet.broker = crate::reading::sanitize::for_screen(&s, 200);
                                 dirty = true;
                             }
                         }

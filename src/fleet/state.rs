@@ -4,7 +4,7 @@
 
 use crate::mqtt::payload::DeviceState;
 use crate::mqtt::topics::parse_fleet_topic;
-use crate::sanitize::for_screen;
+use crate::reading::sanitize::for_screen;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};

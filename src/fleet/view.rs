@@ -131,7 +131,7 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
         f.render_widget(
             Paragraph::new(format!(
                 "no device has reported under {}/… yet",
-                crate::sanitize::for_screen(&fleet.prefix, 60)
+                crate::reading::sanitize::for_screen(&fleet.prefix, 60)
             )),
             inner,
         );

@@ -10,7 +10,7 @@ use super::stream::within;
 use super::{ollama, openai};
 use crate::config::{HostConfig, HostKind};
 use crate::event::Role;
-use crate::scheduler::{Priority, Scheduler};
+use crate::model::scheduler::{Priority, Scheduler};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -148,7 +148,7 @@ pub async fn load(http: &reqwest::Client, base: &str, cfg: &HostConfig) -> Resul
         })?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
         return Err(ModelError::Server {
-            message: crate::sanitize::for_screen(e, 500),
+            message: crate::reading::sanitize::for_screen(e, 500),
         });
     }
     Ok(())
@@ -188,7 +188,7 @@ pub(crate) async fn small_json(
         serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| ModelError::Malformed {
             message: format!(
                 "{path}: {e} in {:?}",
-                crate::sanitize::for_screen(&String::from_utf8_lossy(&bytes), 80)
+                crate::reading::sanitize::for_screen(&String::from_utf8_lossy(&bytes), 80)
             ),
         })
     })
@@ -212,7 +212,7 @@ pub async fn list_models(
         .iter()
         .filter_map(|m| m.get("name").or_else(|| m.get("model")))
         .filter_map(|n| n.as_str())
-        .map(|n| crate::sanitize::for_screen(n, 200))
+        .map(|n| crate::reading::sanitize::for_screen(n, 200))
         .collect())
 }
 
@@ -237,7 +237,7 @@ pub async fn version(
     let v = small_json(http, base, cfg, "/api/version", None, 16 * 1024).await?;
     v.get("version")
         .and_then(|s| s.as_str())
-        .map(|s| crate::sanitize::for_screen(s, 40))
+        .map(|s| crate::reading::sanitize::for_screen(s, 40))
         .ok_or_else(|| ModelError::Malformed {
             message: "no version in /api/version reply".into(),
         })
@@ -316,7 +316,7 @@ pub fn status_error(status: u16, body: &[u8], model: &str, base: &str) -> ModelE
             _ => None,
         })
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    let message = crate::sanitize::for_screen(&message, 300);
+    let message = crate::reading::sanitize::for_screen(&message, 300);
     if status == 404 {
         // Ollama's wording differs between versions; the status code does not.
         return ModelError::ModelNotFound {
@@ -354,12 +354,12 @@ impl NdjsonReply {
         let parsed: WireLine = serde_json::from_slice(line).map_err(|e| ModelError::Malformed {
             message: format!(
                 "{e} in line {:?}",
-                crate::sanitize::for_screen(&String::from_utf8_lossy(line), 80)
+                crate::reading::sanitize::for_screen(&String::from_utf8_lossy(line), 80)
             ),
         })?;
         if let Some(err) = parsed.error {
             return Err(ModelError::Server {
-                message: crate::sanitize::for_screen(&err, 500),
+                message: crate::reading::sanitize::for_screen(&err, 500),
             });
         }
         if let Some(lps) = parsed.logprobs {

@@ -9,7 +9,7 @@ use super::topics::{Cmd, Topics};
 use crate::config::Config;
 use crate::event::{Command, Event};
 use crate::frame::PreparedFrame;
-use crate::notify::{Alert, RateLimit};
+use crate::record::notify::{Alert, RateLimit};
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
 use std::collections::VecDeque;
@@ -241,7 +241,7 @@ impl Run {
         self.state.counters.dropped_events = self.dropped_events.load(Ordering::Relaxed);
         self.state.counters.dropped_messages = self.outbox.dropped();
         if let Ok(json) = serde_json::to_string(&self.state) {
-            let json = crate::sanitize::escape_json_invisibles(json);
+            let json = crate::reading::sanitize::escape_json_invisibles(json);
             self.queue(Msg::new(self.topics.state(), json, true));
         }
         self.state_dirty = false;
@@ -432,7 +432,7 @@ impl Run {
                     self.snapshot(*seq, frame_path.as_deref());
                 }
             }
-            Event::TeacherVerdict { seq, verdict, .. } if crate::notify::is_alert(verdict) => {
+            Event::TeacherVerdict { seq, verdict, .. } if crate::record::notify::is_alert(verdict) => {
                 self.alert(*seq, verdict);
             }
             _ => {}
@@ -453,7 +453,7 @@ impl Run {
             .iter()
             .find(|f| f.0 == seq)
             .and_then(|f| f.2.as_ref().map(|i| i.jpeg.to_vec()))
-            .or_else(|| saved.and_then(|p| crate::bounded_read::read_regular(p, 8 << 20).ok()));
+            .or_else(|| saved.and_then(|p| crate::files::bounded_read::read_regular(p, 8 << 20).ok()));
         if let Some(jpeg) = jpeg {
             let m = Msg::new(self.topics.snapshot(), jpeg, true);
             self.retained.retain(|r| r.topic != m.topic);
@@ -463,7 +463,7 @@ impl Run {
     }
 
     /// The teacher confirmed a safety-relevant frame: the `[notify]` rule and rate limit.
-    fn alert(&mut self, seq: u64, verdict: &crate::verdict::Verdict) {
+    fn alert(&mut self, seq: u64, verdict: &crate::roles::verdict::Verdict) {
         let now = Instant::now();
         let Some(suppressed) = self.limit.allow(now) else {
             return;

@@ -84,7 +84,7 @@ fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig, String> {
     if m.ca_file.as_os_str().is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     } else {
-        let pem = crate::bounded_read::read_regular(&m.ca_file, 1024 * 1024).map_err(|e| {
+        let pem = crate::files::bounded_read::read_regular(&m.ca_file, 1024 * 1024).map_err(|e| {
             format!(
                 "cannot read mqtt.ca_file {}: {e}: fix [mqtt] ca_file",
                 m.ca_file.display()
@@ -221,7 +221,7 @@ pub fn classify(e: &ConnectionError, m: &MqttConfig, url: &BrokerUrl) -> (LinkSt
 
 /// Reconnect delay after `attempt` failures: the one backoff policy (1, 2, 4 … 30 s, ±20%).
 pub(crate) fn retry_delay(attempt: u32) -> Duration {
-    crate::backoff::SERVER.delay(attempt.max(1))
+    crate::model::backoff::SERVER.delay(attempt.max(1))
 }
 
 /// What the link task reports.

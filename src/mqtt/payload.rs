@@ -29,7 +29,7 @@ pub fn event_line(ev: &Event, session: &str, device: &str, now: DateTime<Utc>) -
     obj.insert("ts".into(), now.to_rfc3339().into());
     obj.insert("session".into(), session.into());
     obj.insert("device".into(), device.into());
-    Some(crate::sanitize::escape_json_invisibles(value.to_string()))
+    Some(crate::reading::sanitize::escape_json_invisibles(value.to_string()))
 }
 
 /// A model as the state topic shows it.
@@ -112,7 +112,7 @@ pub struct DeviceState {
 
 /// Text for a state field: one printable line, at most [`STATE_TEXT_CHARS`] characters.
 pub fn state_text(s: &str) -> String {
-    let line = crate::sanitize::strip_controls(s)
+    let line = crate::reading::sanitize::strip_controls(s)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
@@ -193,17 +193,17 @@ impl DeviceState {
     }
 }
 
-/// The alert payload: [`crate::notify::Alert`] made safe (one printable line per field),
+/// The alert payload: [`crate::record::notify::Alert`] made safe (one printable line per field),
 /// with the frame's capture time as `at`.
-pub fn alert_payload(alert: &crate::notify::Alert) -> String {
+pub fn alert_payload(alert: &crate::record::notify::Alert) -> String {
     let json = serde_json::to_string(&alert.cleaned()).unwrap_or_default();
-    crate::sanitize::escape_json_invisibles(json)
+    crate::reading::sanitize::escape_json_invisibles(json)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Verdict;
+    use crate::roles::verdict::Verdict;
 
     fn answer(seq: u64, text: &str) -> Event {
         Event::StudentAnswer {

@@ -14,7 +14,7 @@ fn fnv(s: &str) -> u64 {
 }
 
 fn read(p: &Path) -> Option<String> {
-    crate::bounded_read::read_regular_string(p, crate::bounded_read::MAX_SKILL_FILE_BYTES).ok()
+    crate::files::bounded_read::read_regular_string(p, crate::files::bounded_read::MAX_SKILL_FILE_BYTES).ok()
 }
 
 /// The skill `name` (as the engine calls it) read from `skills_dir`.
@@ -49,7 +49,7 @@ pub fn skill_info(skills_dir: &Path, name: &str) -> SkillInfo {
                 info.version = stem.to_string_lossy().into_owned();
             }
             if let Some(meta) = read(&p.with_extension("json"))
-                .and_then(|j| serde_json::from_str::<crate::skill::SkillMeta>(&j).ok())
+                .and_then(|j| serde_json::from_str::<crate::roles::skill::SkillMeta>(&j).ok())
             {
                 info.train_score = meta.train_score;
                 info.holdout_score = meta.holdout_score;
@@ -72,7 +72,7 @@ mod tests {
         assert!(skill_info(d.path(), "skill.txt")
             .version
             .starts_with("text-"));
-        let meta = crate::skill::SkillMeta {
+        let meta = crate::roles::skill::SkillMeta {
             train_score: Some(0.8),
             holdout_score: Some(0.7),
             eval_hash: String::new(),
@@ -83,7 +83,7 @@ mod tests {
             scoring: None,
             contract: String::new(),
         };
-        crate::skill::save_skill(d.path(), "Look.", &meta).unwrap();
+        crate::roles::skill::save_skill(d.path(), "Look.", &meta).unwrap();
         let i = skill_info(d.path(), "skill.txt");
         assert!(i.version.ends_with("-0.800"), "{}", i.version);
         assert_eq!(i.train_score, Some(0.8));

@@ -98,7 +98,7 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
             Ok(ServerMsg::Error(message)) => {
                 return Err(AttachError::Refused {
                     path: path.into(),
-                    message: crate::sanitize::strip_controls(&message),
+                    message: crate::reading::sanitize::strip_controls(&message),
                 })
             }
             Ok(_) => return Err(broken("the service did not say hello".into())),

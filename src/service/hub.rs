@@ -430,14 +430,14 @@ fn handle(
                 .expect("hub lock")
                 .recorder
                 .frame_of(seq);
-            let edit = crate::learn_console::LearnEdit {
+            let edit = crate::learn::console::LearnEdit {
                 seq,
                 captured_at,
                 expect,
                 forbid,
                 safety,
             };
-            let (text, warning) = crate::learn_console::save(config, &edit, frame);
+            let (text, warning) = crate::learn::console::save(config, &edit, frame);
             notice(shared, id, text, warning);
         }
         ClientMsg::Eval { skill } => {

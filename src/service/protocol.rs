@@ -347,7 +347,7 @@ pub fn version_mismatch(theirs: u32) -> String {
 
 /// serde's messages can quote the input: keep them short.
 fn short(s: &str) -> String {
-    crate::sanitize::strip_controls(&s.chars().take(200).collect::<String>())
+    crate::reading::sanitize::strip_controls(&s.chars().take(200).collect::<String>())
 }
 
 #[cfg(test)]

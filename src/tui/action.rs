@@ -2,7 +2,7 @@
 //! screen is showing. Shared by every screen and popup.
 
 use crate::event::Command;
-use crate::learn_console::LearnEdit;
+use crate::learn::console::LearnEdit;
 
 /// What the run loop must do after a key, mouse event or engine event.
 #[derive(Debug, Clone, PartialEq)]

@@ -62,7 +62,7 @@ pub struct App {
     pub answers: u64,
     pub escalations: u64,
     /// Escalations over the last 5 minutes (the status bar's rate).
-    pub recent: crate::escalation_rate::EscalationRate,
+    pub recent: crate::policy::escalation_rate::EscalationRate,
     /// Warn (`!` in the status bar) above this recent share; 0 = never.
     pub storm_share: f64,
     pub disagreements: u64,

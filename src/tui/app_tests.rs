@@ -5,7 +5,7 @@ use super::*;
 use crate::event::Command;
 use crate::policy::Reason;
 use crate::tui::layout;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use chrono::Utc;
 use crossterm::event::{KeyCode, KeyEventState};
 use ratatui::layout::Rect;

@@ -1,6 +1,6 @@
 //! Saving one log entry: the JPEG the model saw and what was said about it.
 
-use crate::atomic::write_atomic;
+use crate::files::atomic::write_atomic;
 use crate::tui::screens::monitor::state::{Entry, TeacherState};
 use chrono::Local;
 use serde_json::json;
@@ -58,7 +58,7 @@ pub fn save_entry(dir: &Path, entry: &Entry) -> io::Result<(PathBuf, PathBuf)> {
     let jpg = dir.join(format!("{stem}.jpg"));
     let json_path = dir.join(format!("{stem}.json"));
     write_atomic(&jpg, &frame.jpeg)?;
-    let mut text = crate::sanitize::escape_json_invisibles(
+    let mut text = crate::reading::sanitize::escape_json_invisibles(
         serde_json::to_string_pretty(&entry_json(entry)).map_err(io::Error::other)?,
     );
     text.push('\n');
@@ -72,7 +72,7 @@ mod tests {
     use crate::event::Event;
     use crate::policy::Reason;
     use crate::tui::app::tests::{answer, app, frame};
-    use crate::verdict::Verdict;
+    use crate::roles::verdict::Verdict;
 
     #[test]
     fn saves_jpeg_and_json() {

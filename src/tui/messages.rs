@@ -22,16 +22,16 @@ impl App {
             ServerMsg::Event(ev) => self.handle_event(ev),
             ServerMsg::Upskill(ev) => return self.handle_upskill_event(ev),
             ServerMsg::UpskillRefused(why) => {
-                self.upskill.refuse(crate::sanitize::strip_controls(&why))
+                self.upskill.refuse(crate::reading::sanitize::strip_controls(&why))
             }
             ServerMsg::Notice { text, warning } => {
-                self.notify(crate::sanitize::strip_controls(&text), warning)
+                self.notify(crate::reading::sanitize::strip_controls(&text), warning)
             }
             ServerMsg::Broker { label, connected } => {
-                self.broker = Some((crate::sanitize::strip_controls(&label), connected))
+                self.broker = Some((crate::reading::sanitize::strip_controls(&label), connected))
             }
             ServerMsg::Error(m) => self.notify(
-                format!("engine: {}", crate::sanitize::strip_controls(&m)),
+                format!("engine: {}", crate::reading::sanitize::strip_controls(&m)),
                 true,
             ),
         }

@@ -11,7 +11,7 @@ use crate::tui::keys;
 use crate::tui::layout;
 use crate::tui::theme::Theme;
 use crate::tui::ui::draw;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use crossterm::event::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;

@@ -88,7 +88,7 @@ pub fn perform(app: &mut App, action: Action, console: &mut Console) -> bool {
                         "no upskill report under {} yet",
                         config.paths.logs.display()
                     ),
-                    Some(p) => match crate::bounded_read::read_regular(&p, 16 * 1024 * 1024)
+                    Some(p) => match crate::files::bounded_read::read_regular(&p, 16 * 1024 * 1024)
                         .ok()
                         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     {

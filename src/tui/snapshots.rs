@@ -14,7 +14,7 @@ use crate::tui::screens::calibration::tests::store;
 use crate::tui::screens::calibration::{from_store, CalibrationData};
 use crate::tui::screens::upskill::state::tests::{finished, mid_run};
 use crate::tui::ui::draw_at;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use crossterm::event::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;

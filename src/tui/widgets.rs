@@ -1,7 +1,7 @@
 //! Small pieces every screen draws with: untrusted text made safe (`clean`), cut to a
 //! width (`truncate_width`), a bordered `block`, seconds and the spinner.
 
-use crate::sanitize;
+use crate::reading::sanitize;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders};
 

@@ -30,8 +30,8 @@ fn normalized(text: &str) -> String {
 
 /// The same instructions, case, punctuation, spacing and the output contract aside.
 pub fn same_instructions(a: &str, b: &str) -> bool {
-    normalized(crate::output_contract::instructions(a))
-        == normalized(crate::output_contract::instructions(b))
+    normalized(crate::roles::output_contract::instructions(a))
+        == normalized(crate::roles::output_contract::instructions(b))
 }
 
 /// Why `candidate` is not worth scoring, or None when it is an instruction that differs
@@ -91,7 +91,7 @@ mod tests {
             Some("repeats the current skill")
         );
         // The current skill given with its contract is still the same skill.
-        let composed = crate::output_contract::compose(CURRENT);
+        let composed = crate::roles::output_contract::compose(CURRENT);
         assert_eq!(
             rejection(CURRENT, &composed).as_deref(),
             Some("repeats the current skill")

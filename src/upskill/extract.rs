@@ -7,8 +7,8 @@
 //! (newlines kept), trimmed, and dropped when empty, a duplicate (case- and
 //! whitespace-insensitive) or longer than the limit.
 
-use crate::json_extract::find_json_array_or_object;
-use crate::sanitize::strip_controls;
+use crate::reading::json_extract::find_json_array_or_object;
+use crate::reading::sanitize::strip_controls;
 use serde_json::Value;
 use std::collections::HashSet;
 

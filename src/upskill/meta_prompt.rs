@@ -90,7 +90,7 @@ pub fn candidates_request(
          and do not mention the test cases. \
          Reply as JSON: {{\"prompts\": [\"...\", \"...\"]}}",
         baseline_train,
-        contract = crate::output_contract::OUTPUT_CONTRACT,
+        contract = crate::roles::output_contract::OUTPUT_CONTRACT,
     );
     ChatRequest {
         system: Some(

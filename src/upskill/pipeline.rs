@@ -14,7 +14,7 @@ use crate::eval::bootstrap::{improvement_interval, Interval};
 use crate::eval::cases::{EvalSet, Split};
 use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
 use crate::model::ModelClient;
-use crate::skill::{save_skill, SkillMeta};
+use crate::roles::skill::{save_skill, SkillMeta};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,7 +101,7 @@ impl UpskillContext {
             student: ModelClient::new(&config.student, Role::Student)?,
             teacher: ModelClient::new(&config.teacher, Role::Teacher)?,
             eval,
-            current_skill: crate::skill::SkillStore::open(&config.skill_path())
+            current_skill: crate::roles::skill::SkillStore::open(&config.skill_path())
                 .current()
                 .0
                 .to_string(),
@@ -431,7 +431,7 @@ pub fn apply(
         saved_at: chrono::Utc::now(),
         note: note.to_string(),
         scoring: Some(ctx.config.eval.clone()),
-        contract: crate::output_contract::OUTPUT_CONTRACT.to_string(),
+        contract: crate::roles::output_contract::OUTPUT_CONTRACT.to_string(),
     };
     save_skill(&ctx.config.paths.skills, &r.prompt, &meta)
 }

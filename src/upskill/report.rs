@@ -81,7 +81,7 @@ impl RunReport {
             teacher: teacher.into(),
             eval_hash: eval_hash.into(),
             scoring: scoring.clone(),
-            contract: crate::output_contract::OUTPUT_CONTRACT.into(),
+            contract: crate::roles::output_contract::OUTPUT_CONTRACT.into(),
             candidates_asked: asked,
             teacher_replies: Vec::new(),
             kept: Vec::new(),
@@ -107,7 +107,7 @@ impl RunReport {
         std::fs::create_dir_all(logs)?;
         let path = self.path(logs);
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        crate::atomic::write_atomic(&path, &json)?;
+        crate::files::atomic::write_atomic(&path, &json)?;
         Ok(path)
     }
 }
@@ -130,7 +130,7 @@ pub fn latest(logs: &Path) -> Option<PathBuf> {
 /// A few lines for a person: the decision, the candidates kept and rejected with their
 /// reasons, and the teacher's replies (bounded, cleaned).
 pub fn summary_text(report: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| crate::sanitize::for_screen(v.as_str().unwrap_or(""), 400);
+    let s = |v: &serde_json::Value| crate::reading::sanitize::for_screen(v.as_str().unwrap_or(""), 400);
     let mut out = format!(
         "{} · {}\n",
         s(&report["status"]),

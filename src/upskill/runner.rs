@@ -6,7 +6,7 @@ use super::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use crate::config::Config;
 use crate::engine::ModelGates;
 use crate::eval::cases::load_eval_set;
-use crate::skill::ensure_writable;
+use crate::roles::skill::ensure_writable;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

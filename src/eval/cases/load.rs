@@ -5,7 +5,7 @@
 use super::check::{validate_case, RawCase, CASE_FIELDS};
 use super::hash::Fnv1a;
 use super::{Case, CaseInput, EvalError, EvalSet};
-use crate::toml_diag::{locate, LineIndex};
+use crate::config::toml_diag::{locate, LineIndex};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -96,9 +96,9 @@ pub fn load_eval_set(dir: &Path) -> Result<EvalSet, EvalError> {
 
     for name in &names {
         let file = dir.join(name);
-        let src = match crate::bounded_read::read_regular_string(
+        let src = match crate::files::bounded_read::read_regular_string(
             &file,
-            crate::bounded_read::MAX_EVAL_FILE_BYTES,
+            crate::files::bounded_read::MAX_EVAL_FILE_BYTES,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -241,9 +241,9 @@ impl Loader<'_> {
             if let CaseInput::Image(path) = &case.input {
                 let rel = path.strip_prefix(dir).unwrap_or(path).display().to_string();
                 if !self.image_seen.contains(&rel) {
-                    match crate::bounded_read::read_regular(
+                    match crate::files::bounded_read::read_regular(
                         path,
-                        crate::bounded_read::MAX_IMAGE_FILE_BYTES,
+                        crate::files::bounded_read::MAX_IMAGE_FILE_BYTES,
                     ) {
                         Ok(bytes) => {
                             self.image_seen.insert(rel.clone());

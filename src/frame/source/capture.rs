@@ -2,7 +2,7 @@
 //! paused, and reopens a lost device with backoff (`reconnect`).
 
 use super::contract::{stop_requested, CaptureNotice, FrameSource, SourceError};
-use crate::backoff::CAMERA_REOPEN;
+use crate::model::backoff::CAMERA_REOPEN;
 use crate::frame::slot::SlotWriter;
 use crate::frame::Frame;
 use std::time::{Duration, Instant};

@@ -43,10 +43,10 @@ fn file_label(path: &Path) -> String {
 
 /// Read a file and check cheaply (header only, no decode) that it is a JPEG or PNG.
 /// The error is the reason, without the path. Only a regular file of at most
-/// [`MAX_IMAGE_FILE_BYTES`](crate::bounded_read::MAX_IMAGE_FILE_BYTES) is read, and opening
+/// [`MAX_IMAGE_FILE_BYTES`](crate::files::bounded_read::MAX_IMAGE_FILE_BYTES) is read, and opening
 /// never blocks (a FIFO or `/dev/zero` is refused at once).
 fn read_image_file(path: &Path) -> Result<Arc<[u8]>, String> {
-    let bytes = crate::bounded_read::read_regular(path, crate::bounded_read::MAX_IMAGE_FILE_BYTES)
+    let bytes = crate::files::bounded_read::read_regular(path, crate::files::bounded_read::MAX_IMAGE_FILE_BYTES)
         .map_err(|e| e.to_string())?;
     if bytes.is_empty() {
         return Err("empty file".into());

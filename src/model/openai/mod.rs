@@ -226,7 +226,7 @@ fn parse_models(body: &[u8]) -> Result<Vec<String>, ModelError> {
     Ok(data
         .iter()
         .filter_map(|m| m.get("id").and_then(Value::as_str))
-        .map(|id| crate::sanitize::for_screen(id, 200))
+        .map(|id| crate::reading::sanitize::for_screen(id, 200))
         .collect())
 }
 

@@ -21,7 +21,7 @@ pub(super) fn parse_whole(
     let v: Value = serde_json::from_slice(body).map_err(|e| ModelError::Malformed {
         message: format!(
             "{e} in reply {:?}",
-            crate::sanitize::for_screen(&String::from_utf8_lossy(body), 80)
+            crate::reading::sanitize::for_screen(&String::from_utf8_lossy(body), 80)
         ),
     })?;
     if let Some(message) = error_message(&v) {
@@ -75,8 +75,8 @@ pub(super) fn body_message(body: &[u8]) -> String {
     let message = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| error_message(&v))
-        .unwrap_or_else(|| crate::sanitize::for_screen(String::from_utf8_lossy(body).trim(), 300));
-    crate::sanitize::for_screen(&message, 300)
+        .unwrap_or_else(|| crate::reading::sanitize::for_screen(String::from_utf8_lossy(body).trim(), 300));
+    crate::reading::sanitize::for_screen(&message, 300)
 }
 
 /// The error a JSON object reports, if it is an error object.
@@ -103,7 +103,7 @@ pub(super) fn error_message(v: &Value) -> Option<String> {
         }
         Some(other) => Some(other.to_string()),
     }?;
-    Some(crate::sanitize::for_screen(&text, 500))
+    Some(crate::reading::sanitize::for_screen(&text, 500))
 }
 
 pub(super) fn reasoning_text(msg: &Value) -> Option<&str> {

@@ -1,7 +1,7 @@
 //! The calibration view (`c`): how far the student's confidence can be trusted, from the
 //! teacher verdicts the engine records in `logs/calibration.json`.
 
-use crate::calibration::{report, CalibrationStore, Report, Sample};
+use crate::policy::calibration::{report, CalibrationStore, Report, Sample};
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
 use crate::tui::theme::Theme;

@@ -50,7 +50,7 @@ fn shipped_skill_asks_for_confidence_line() {
     let skill =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("skills/skill.txt")).unwrap();
     // The skill is the instructions; the student gets them with the output contract.
-    let prompt = crate::output_contract::compose(&skill);
+    let prompt = crate::roles::output_contract::compose(&skill);
     assert!(prompt.contains("CONFIDENCE:"));
     assert!(prompt.contains("No safety concerns."));
     // No template for the model to echo back (`Confidence: <0.8>`).

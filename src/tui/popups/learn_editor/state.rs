@@ -2,10 +2,10 @@
 //! safety) pre-filled from the teacher's verdict, edited with a small line editor. Pure.
 
 use crate::learn;
-use crate::learn_console::LearnEdit;
+use crate::learn::console::LearnEdit;
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -31,7 +31,7 @@ pub struct LearnEditor {
 
 /// `a, b , ,c` → `["a", "b", "c"]` (controls stripped).
 pub fn parse_list(s: &str) -> Vec<String> {
-    crate::sanitize::strip_controls(s)
+    crate::reading::sanitize::strip_controls(s)
         .split(',')
         .map(|w| w.trim().to_string())
         .filter(|w| !w.is_empty())
@@ -150,7 +150,7 @@ impl LearnEditor {
 pub(crate) mod tests {
     use super::*;
     use crate::eval::cases::Split;
-    use crate::learn_console::{case_id, learned_case};
+    use crate::learn::console::{case_id, learned_case};
     use crossterm::event::KeyModifiers;
 
     fn key(c: KeyCode) -> KeyEvent {

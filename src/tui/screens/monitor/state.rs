@@ -5,7 +5,7 @@ use crate::frame::PreparedFrame;
 use crate::policy::Reason;
 use crate::tui::keys::KeyAction;
 use crate::tui::layout;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Rect;

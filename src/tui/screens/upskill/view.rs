@@ -395,12 +395,12 @@ fn draw_prompt(f: &mut Frame, st: &UpskillState, t: &Theme, area: Rect) {
             if r.prompt.is_empty() {
                 String::new()
             } else {
-                clean(&crate::output_contract::display(&r.prompt), PROMPT_MAX)
+                clean(&crate::roles::output_contract::display(&r.prompt), PROMPT_MAX)
             },
         ),
         (None, None) => (" prompt ".into(), String::new()),
     };
-    let divider = crate::output_contract::DIVIDER;
+    let divider = crate::roles::output_contract::DIVIDER;
     let mut past_divider = false;
     let lines: Vec<Line> = body
         .lines()

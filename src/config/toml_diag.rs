@@ -45,7 +45,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// `file:line:col` for a span, or just `file` without one. The path is escaped: it is
 /// echoed to the terminal.
 pub fn locate(file: &Path, text: &LineIndex<'_>, span: Option<Range<usize>>) -> String {
-    let shown = crate::sanitize::escape_line(&file.display().to_string());
+    let shown = crate::reading::sanitize::escape_line(&file.display().to_string());
     match span {
         Some(s) => {
             let (l, c) = text.line_col(s.start);

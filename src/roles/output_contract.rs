@@ -45,7 +45,7 @@ pub fn display(instructions: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::confidence::parse_answer;
+    use crate::reading::confidence::parse_answer;
 
     #[test]
     fn compose_appends_the_contract_once() {

@@ -34,9 +34,9 @@ pub const MAX_FIELD_CHARS: usize = 500;
 /// (NUL included) and invisible format characters removed, line breaks and tabs made
 /// spaces, runs of spaces collapsed, at most [`MAX_FIELD_CHARS`] characters.
 pub fn one_line(s: &str) -> String {
-    let stripped = crate::sanitize::strip_controls(s);
+    let stripped = crate::reading::sanitize::strip_controls(s);
     let joined = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::sanitize::bound(&joined, MAX_FIELD_CHARS)
+    crate::reading::sanitize::bound(&joined, MAX_FIELD_CHARS)
 }
 
 impl Alert {
@@ -59,7 +59,7 @@ impl Alert {
 
 /// The alert rule: the *teacher* confirmed the frame is safety-relevant (never the
 /// student's word alone). The engine's notifier and the MQTT bridge both apply it.
-pub fn is_alert(verdict: &crate::verdict::Verdict) -> bool {
+pub fn is_alert(verdict: &crate::roles::verdict::Verdict) -> bool {
     verdict.safety_relevant == Some(true)
 }
 

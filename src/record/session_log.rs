@@ -82,7 +82,7 @@ impl SessionLog {
         // serde_json escapes C0 controls but writes C1, U+2028/2029 and format characters
         // raw: a terminal `cat`ing the log would obey C1, line-splitting tools break on
         // U+2028/2029.
-        let mut line = crate::sanitize::escape_json_invisibles(value.to_string());
+        let mut line = crate::reading::sanitize::escape_json_invisibles(value.to_string());
         line.push('\n');
         let result = self
             .file_for(now)
@@ -113,7 +113,7 @@ impl SessionLog {
         let dir = self.dir.join("frames");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{}-{seq:06}.jpg", self.session));
-        crate::atomic::write_atomic(&path, jpeg)?;
+        crate::files::atomic::write_atomic(&path, jpeg)?;
         Ok(path)
     }
 

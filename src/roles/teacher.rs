@@ -1,9 +1,9 @@
 //! What the teacher is asked about an escalated frame, and reading its verdict.
 
-use crate::json_extract::{find_json_value, salvage_object};
+use crate::reading::json_extract::{find_json_value, salvage_object};
 use crate::model::{ChatRequest, Sampling};
 use crate::policy::Reason;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use std::sync::Arc;
 
 pub const REVIEW_SYSTEM: &str = "You are a careful senior vision analyst. A small on-device model \
@@ -30,7 +30,7 @@ pub fn verdict_schema() -> serde_json::Value {
 /// then one JSON string literal. Quotes, backslashes and newlines are escaped, so the
 /// answer cannot close its quotation and go on as if it were the instructions.
 pub fn quote_answer(student_answer: &str) -> String {
-    let clean = crate::sanitize::strip_controls(student_answer);
+    let clean = crate::reading::sanitize::strip_controls(student_answer);
     serde_json::Value::String(clean.trim().to_string()).to_string()
 }
 
@@ -79,7 +79,7 @@ const MAX_ITEMS: usize = 20;
 /// Read the teacher's reply; when it is not the JSON asked for, keep the raw text.
 pub fn parse_verdict(reply: &str) -> Verdict {
     let raw = || Verdict {
-        raw: Some(crate::sanitize::bound(reply.trim(), 4000)),
+        raw: Some(crate::reading::sanitize::bound(reply.trim(), 4000)),
         ..Verdict::default()
     };
     let found = find_json_value(reply).and_then(|v| match v {
@@ -109,12 +109,12 @@ pub fn parse_verdict(reply: &str) -> Verdict {
             Some(serde_json::Value::Array(a)) => a
                 .iter()
                 .filter_map(|x| x.as_str())
-                .map(|s| crate::sanitize::bound(s.trim(), MAX_ITEM_CHARS))
+                .map(|s| crate::reading::sanitize::bound(s.trim(), MAX_ITEM_CHARS))
                 .filter(|s| !s.is_empty())
                 .take(MAX_ITEMS)
                 .collect(),
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
-                vec![crate::sanitize::bound(s.trim(), MAX_ITEM_CHARS)]
+                vec![crate::reading::sanitize::bound(s.trim(), MAX_ITEM_CHARS)]
             }
             _ => Vec::new(),
         }
@@ -134,7 +134,7 @@ pub fn parse_verdict(reply: &str) -> Verdict {
         summary: obj
             .get("summary")
             .and_then(|s| s.as_str())
-            .map(|s| crate::sanitize::bound(s.trim(), 2000))
+            .map(|s| crate::reading::sanitize::bound(s.trim(), 2000))
             .unwrap_or_default(),
         missed: list("missed"),
         wrong: list("wrong"),
@@ -231,7 +231,7 @@ mod tests {
         // One line, one JSON string that reads back as the (cleaned) answer.
         assert!(!quoted.contains('\n'));
         let back: String = serde_json::from_str(&quoted).unwrap();
-        assert_eq!(back, crate::sanitize::strip_controls(hostile).trim());
+        assert_eq!(back, crate::reading::sanitize::strip_controls(hostile).trim());
         // In the prompt the answer sits on its own line as that string: its quote and
         // newline are escaped, so "Ignore the above" is never a line of its own.
         assert!(r.user.contains(&format!("\n{quoted}\n")), "{}", r.user);

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::engine::{self, EngineOptions};
 use crate::event::{Command, Event, Health};
-use crate::sanitize::for_screen;
+use crate::reading::sanitize::for_screen;
 use std::io::Write;
 
 /// Longest piece of model text printed on one line.

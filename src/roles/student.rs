@@ -18,7 +18,7 @@ pub fn text_scene_prompt(scene: &str) -> String {
 /// The student request for one frame: the skill (its instructions) with the output contract.
 pub fn frame_request(skill: &str, image_base64: Arc<str>) -> ChatRequest {
     ChatRequest {
-        system: Some(crate::output_contract::compose(skill)),
+        system: Some(crate::roles::output_contract::compose(skill)),
         user: TASK_PROMPT.to_string(),
         images: vec![image_base64],
         format: None,

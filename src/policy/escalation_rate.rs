@@ -6,7 +6,7 @@
 //! the last five minutes shows that; above `policy.storm_share` the engine warns once,
 //! naming the trigger behind most of the escalations and what to do about it.
 
-use crate::calibration::trigger_name;
+use crate::policy::calibration::trigger_name;
 use crate::policy::Reason;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -226,7 +226,7 @@ impl CalibrationStore {
     /// Load, or start empty when the file is missing or unreadable.
     pub fn load(logs: &Path) -> Self {
         // 5000 samples per skill are well under a megabyte per skill.
-        crate::bounded_read::read_regular(&Self::path(logs), 256 * 1024 * 1024)
+        crate::files::bounded_read::read_regular(&Self::path(logs), 256 * 1024 * 1024)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
@@ -234,7 +234,7 @@ impl CalibrationStore {
 
     pub fn save(&self, logs: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::atomic::write_atomic(&Self::path(logs), &json)
+        crate::files::atomic::write_atomic(&Self::path(logs), &json)
     }
 
     pub fn count_answer(&mut self, skill: &str) {

@@ -1,14 +1,14 @@
 //! The skill: the student's system prompt in `skills/skill.txt`, re-read when it changes,
 //! replaced atomically, with every version kept in `skills/history/`.
 
-use crate::atomic::write_atomic_with;
+use crate::files::atomic::write_atomic_with;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Used when `skills/skill.txt` is missing or empty. Like every skill, it is only the
-/// instructions: the output contract (`crate::output_contract`) is appended to it.
+/// instructions: the output contract (`crate::roles::output_contract`) is appended to it.
 pub const DEFAULT_SKILL: &str =
     "You watch a room through a camera. Describe the people, the objects and \
 any safety-relevant activity you see, in a few short plain sentences. Mention fire, smoke, \
@@ -48,12 +48,12 @@ impl SkillStore {
         self.stamp = self.file_stamp();
         // Only a regular file, capped: `skills/skill.txt` -> /dev/zero or a FIFO must
         // neither fill memory nor hang the student loop.
-        let text = crate::bounded_read::read_regular_string(
+        let text = crate::files::bounded_read::read_regular_string(
             &self.path,
-            crate::bounded_read::MAX_SKILL_FILE_BYTES,
+            crate::files::bounded_read::MAX_SKILL_FILE_BYTES,
         )
         .ok()
-        .map(|t| crate::sanitize::bound(t.trim(), MAX_SKILL_CHARS))
+        .map(|t| crate::reading::sanitize::bound(t.trim(), MAX_SKILL_CHARS))
         .filter(|t| !t.is_empty());
         self.from_file = text.is_some();
         self.text = Arc::from(text.as_deref().unwrap_or(DEFAULT_SKILL));
@@ -120,7 +120,7 @@ pub fn save_skill_with(
     meta: &SkillMeta,
     rename: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
 ) -> std::io::Result<PathBuf> {
-    let text = crate::sanitize::strip_controls(text);
+    let text = crate::reading::sanitize::strip_controls(text);
     let text = text.trim();
     if text.is_empty() {
         return Err(std::io::Error::new(
@@ -137,9 +137,9 @@ pub fn save_skill_with(
     let hist_txt = history.join(format!("{stem}.txt"));
     let hist_meta = history.join(format!("{stem}.json"));
     let body = format!("{text}\n");
-    crate::atomic::write_atomic(&hist_txt, body.as_bytes())?;
+    crate::files::atomic::write_atomic(&hist_txt, body.as_bytes())?;
     let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
-    crate::atomic::write_atomic(&hist_meta, &json)?;
+    crate::files::atomic::write_atomic(&hist_meta, &json)?;
     write_atomic_with(&skills_dir.join("skill.txt"), body.as_bytes(), rename)?;
     Ok(hist_txt)
 }

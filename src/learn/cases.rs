@@ -9,7 +9,7 @@
 //! `eval/images/learned/`.
 
 use crate::eval::cases::Split;
-use crate::verdict::Verdict;
+use crate::roles::verdict::Verdict;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ fn content_words(s: &str) -> Vec<String> {
 
 /// A short phrase stays as it is; a longer one gives its last content word.
 fn key_term(item: &str) -> Option<String> {
-    let clean = crate::sanitize::strip_controls(item).replace('\n', " ");
+    let clean = crate::reading::sanitize::strip_controls(item).replace('\n', " ");
     let words = content_words(&clean);
     if words.is_empty() {
         return None;
@@ -134,7 +134,7 @@ pub fn to_toml(c: &LearnedCase) -> String {
         case: [&'a LearnedCase; 1],
     }
     let body = toml::to_string(&Wrap { case: [c] }).unwrap_or_default();
-    let source = crate::sanitize::strip_controls(&c.source).replace('\n', " ");
+    let source = crate::reading::sanitize::strip_controls(&c.source).replace('\n', " ");
     format!("\n# source: {source}\n{body}")
 }
 
@@ -165,14 +165,14 @@ pub fn split_for(index: usize) -> Split {
 }
 
 fn read_learned(path: &Path) -> std::io::Result<String> {
-    crate::bounded_read::read_regular_string(path, crate::bounded_read::MAX_EVAL_FILE_BYTES)
+    crate::files::bounded_read::read_regular_string(path, crate::files::bounded_read::MAX_EVAL_FILE_BYTES)
 }
 
 fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
 }
 
-/// The session id shape [`crate::session_log::SessionLog`] writes: `YYYYMMDD-HHMMSS`.
+/// The session id shape [`crate::record::session_log::SessionLog`] writes: `YYYYMMDD-HHMMSS`.
 pub fn is_session_id(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 15
@@ -207,7 +207,7 @@ pub fn learned_dest(eval_dir: &Path, image: &str) -> std::io::Result<PathBuf> {
             invalid(format!(
                 "refusing image path {}: learned images are {LEARNED_IMAGES}/<name>.jpg \
                  (letters, digits, - _ . only)",
-                crate::sanitize::escape_line(image)
+                crate::reading::sanitize::escape_line(image)
             ))
         })?;
     let dir = eval_dir.join(LEARNED_IMAGES);
@@ -250,7 +250,7 @@ pub fn append_cases(eval_dir: &Path, cases: &[(LearnedCase, Arc<[u8]>)]) -> std:
         if !is_jpeg(jpeg) {
             return Err(invalid(format!(
                 "case {}: the frame is not a JPEG",
-                crate::sanitize::escape_line(&case.id)
+                crate::reading::sanitize::escape_line(&case.id)
             )));
         }
         writes.push((dest, jpeg));
@@ -258,10 +258,10 @@ pub fn append_cases(eval_dir: &Path, cases: &[(LearnedCase, Arc<[u8]>)]) -> std:
     }
     let added = writes.len();
     for (dest, jpeg) in writes {
-        crate::atomic::write_atomic(&dest, jpeg)?;
+        crate::files::atomic::write_atomic(&dest, jpeg)?;
     }
     if added > 0 {
-        crate::atomic::write_atomic(&path, text.as_bytes())?;
+        crate::files::atomic::write_atomic(&path, text.as_bytes())?;
     }
     Ok(added)
 }
@@ -302,9 +302,9 @@ pub fn read_log(path: &Path) -> std::io::Result<LogSummary> {
     let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
     let mut dropped_frames = 0u64;
     // Line by line from a regular file (a FIFO or /dev/zero is refused), each line capped.
-    let lines = crate::bounded_read::for_each_line(
+    let lines = crate::files::bounded_read::for_each_line(
         path,
-        crate::bounded_read::MAX_LOG_LINE_BYTES,
+        crate::files::bounded_read::MAX_LOG_LINE_BYTES,
         |number, line| {
             if line.trim().is_empty() {
                 return Ok(());
@@ -321,7 +321,7 @@ pub fn read_log(path: &Path) -> std::io::Result<LogSummary> {
                     serde_json::from_value(v["reasons"].clone()).unwrap_or_default();
                 for r in &reasons {
                     *dropped
-                        .entry(crate::calibration::trigger_name(r))
+                        .entry(crate::policy::calibration::trigger_name(r))
                         .or_default() += 1;
                 }
             }
@@ -441,7 +441,7 @@ fn frame_roots(log: &Path, logs_dir: &Path) -> Vec<PathBuf> {
 /// a regular file of at most [`MAX_FRAME_BYTES`] and start with the JPEG signature.
 /// `Ok(None)` when it is simply gone (deleted since); `Err` says why it is refused.
 pub fn read_frame(frame: &Path, roots: &[PathBuf]) -> Result<Option<Arc<[u8]>>, String> {
-    let shown = || crate::sanitize::escape_line(&frame.display().to_string());
+    let shown = || crate::reading::sanitize::escape_line(&frame.display().to_string());
     let real = match frame.canonicalize() {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -453,7 +453,7 @@ pub fn read_frame(frame: &Path, roots: &[PathBuf]) -> Result<Option<Arc<[u8]>>, 
             shown()
         ));
     }
-    let bytes = crate::bounded_read::read_regular(&real, MAX_FRAME_BYTES)
+    let bytes = crate::files::bounded_read::read_regular(&real, MAX_FRAME_BYTES)
         .map_err(|e| format!("frame {}: {e}", shown()))?;
     if !is_jpeg(&bytes) {
         return Err(format!("frame {} is not a JPEG", shown()));
@@ -482,7 +482,7 @@ pub fn learn_from_log(
             out.refused.push(format!(
                 "frame #{}: session id {:?} is not of the form YYYYMMDD-HHMMSS",
                 r.seq,
-                crate::sanitize::escape_line(&r.session)
+                crate::reading::sanitize::escape_line(&r.session)
             ));
             continue;
         }
@@ -528,5 +528,5 @@ pub fn learn_from_log(
 }
 
 #[cfg(test)]
-#[path = "learn_tests.rs"]
+#[path = "cases_tests.rs"]
 mod tests;

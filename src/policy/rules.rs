@@ -5,7 +5,7 @@
 //! user sees all of them, not just the first.
 
 use crate::config::PolicyConfig;
-use crate::text;
+use crate::reading::text;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -204,9 +204,9 @@ pub fn evaluate(config: &PolicyConfig, obs: Observation<'_>) -> Vec<Reason> {
     let spans = if obs.prompt.is_empty() {
         Vec::new()
     } else {
-        crate::echo::echoed_spans(obs.answer, obs.prompt)
+        crate::reading::echo::echoed_spans(obs.answer, obs.prompt)
     };
-    let own_words = crate::echo::without_spans(obs.answer, &spans);
+    let own_words = crate::reading::echo::without_spans(obs.answer, &spans);
     // One tokenization for every keyword (it was once per keyword: 12x the work).
     let hits = text::affirmed_mentions(&own_words, &config.safety_keywords);
     for (kw, hit) in config.safety_keywords.iter().zip(hits) {
@@ -230,7 +230,7 @@ pub fn evaluate(config: &PolicyConfig, obs: Observation<'_>) -> Vec<Reason> {
             .map(|(kw, _)| kw.clone())
             .collect();
         reasons.push(Reason::EchoesPrompt {
-            words: crate::echo::echoed_word_count(obs.answer, &spans),
+            words: crate::reading::echo::echoed_word_count(obs.answer, &spans),
             ignored_keywords,
         });
     }

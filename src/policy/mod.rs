@@ -1,0 +1,9 @@
+//! The escalation policy: which answers go to the teacher, how often, and how well confidence is calibrated.
+//!
+//! `rules` decides per answer; `escalation_rate` and `calibration` watch the decisions over time.
+
+pub mod calibration;
+pub mod escalation_rate;
+mod rules;
+
+pub use rules::*;
