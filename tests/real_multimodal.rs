@@ -35,7 +35,14 @@ fn server() -> Option<&'static str> {
         .get_or_init(|| {
             let tier = real_server::tier()?;
             let (model, mmproj) = real_server::tiny_gemma3();
-            Some(real_server::start(&tier, &model, Some(&mmproj), MODEL, 2))
+            Some(real_server::start(
+                &tier,
+                &model,
+                Some(&mmproj),
+                MODEL,
+                2,
+                1,
+            ))
         })
         .as_ref()
         .map(|s| s.url.as_str())
@@ -68,8 +75,11 @@ fn prompt_tokens_with_and_without_image(client: &ModelClient, req: &ChatRequest)
     bare.images.clear();
     let without = chat(client, &bare);
     (
-        with.prompt_tokens.expect("usage.prompt_tokens with the image"),
-        without.prompt_tokens.expect("usage.prompt_tokens without it"),
+        with.prompt_tokens
+            .expect("usage.prompt_tokens with the image"),
+        without
+            .prompt_tokens
+            .expect("usage.prompt_tokens without it"),
     )
 }
 
@@ -101,7 +111,7 @@ fn encoded(bytes: Vec<u8>) -> RawImage {
 fn vision_check_says_yes_for_the_multimodal_model_and_no_for_text_only_smollm2() {
     let Some(url) = server() else { return };
     let tier = real_server::tier().unwrap();
-    let smol = real_server::start(&tier, &tier.smollm2, None, "smollm2", 1);
+    let smol = real_server::start(&tier, &tier.smollm2, None, "smollm2", 1, 2);
     let rt = rt();
     let mm = ModelClient::new(&host(url, 8), Role::Student).unwrap();
     assert_eq!(
@@ -156,7 +166,11 @@ fn teacher_gets_the_image_with_the_verdict_schema() {
     let client = ModelClient::new(&host(url, 200), Role::Teacher).unwrap();
     let frame = prepared(encoded(photo("rocket.jpg")), 768);
     let reasons = [gemmaedge_tui::policy::Reason::Forced];
-    let mut req = teacher::review_request("A rocket on a pad.\nCONFIDENCE: 0.9", &reasons, frame.base64);
+    let mut req = teacher::review_request(
+        "A rocket on a pad.\nCONFIDENCE: 0.9",
+        &reasons,
+        frame.base64,
+    );
     req.sampling.seed = Some(25);
     req.sampling.temperature = Some(0.0);
     assert!(req.format.is_some(), "the verdict schema is sent");
@@ -193,7 +207,12 @@ fn yuyv_frame(w: u32, h: u32) -> RawImage {
 fn jpeg_444_q90(img: &image::RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .encode(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .unwrap();
     out
 }
@@ -227,23 +246,43 @@ fn shapes() -> Vec<(String, Arc<str>)> {
     );
     let big_jpeg = prep::encode_jpeg(&big, 90).unwrap();
     let mut out: Vec<(String, Arc<str>)> = vec![
-        ("YUYV 4:2:2 webcam frame 640x480, turbo JPEG".into(), prepared(yuyv_frame(640, 480), 768).base64),
-        ("4:4:4 q90 photo".into(), prepared(encoded(jpeg_444_q90(&chelsea)), 768).base64),
-        ("PNG input".into(), prepared(encoded(photo("coffee.png")), 768).base64),
-        ("grayscale PNG input".into(), prepared(encoded(photo("camera.png")), 768).base64),
-        ("grayscale JPEG".into(), prepared(encoded(grey_jpeg()), 768).base64),
+        (
+            "YUYV 4:2:2 webcam frame 640x480, turbo JPEG".into(),
+            prepared(yuyv_frame(640, 480), 768).base64,
+        ),
+        (
+            "4:4:4 q90 photo".into(),
+            prepared(encoded(jpeg_444_q90(&chelsea)), 768).base64,
+        ),
+        (
+            "PNG input".into(),
+            prepared(encoded(photo("coffee.png")), 768).base64,
+        ),
+        (
+            "grayscale PNG input".into(),
+            prepared(encoded(photo("camera.png")), 768).base64,
+        ),
+        (
+            "grayscale JPEG".into(),
+            prepared(encoded(grey_jpeg()), 768).base64,
+        ),
         ("1 pixel wide".into(), prepared(rgb_raw(1, 300), 768).base64),
         ("1 pixel high".into(), prepared(rgb_raw(300, 1), 768).base64),
         ("1 x 1".into(), prepared(rgb_raw(1, 1), 768).base64),
     ];
     for side in [256, 512, 1024] {
-        out.push((format!("1920x1296 JPEG at max_side {side}"), prepared(encoded(big_jpeg.clone()), side).base64));
+        out.push((
+            format!("1920x1296 JPEG at max_side {side}"),
+            prepared(encoded(big_jpeg.clone()), side).base64,
+        ));
     }
     // A PNG sent as it is (data:image/png), as an image file may be.
     use base64::Engine;
     out.push((
         "PNG file as is".into(),
-        base64::engine::general_purpose::STANDARD.encode(photo("astronaut.png")).into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(photo("astronaut.png"))
+            .into(),
     ));
     out
 }
@@ -277,7 +316,13 @@ fn every_image_shape_we_send_decodes_on_the_server() {
 }
 
 /// A config with both roles on the multimodal server (`kind = "openai"`).
-fn write_config(dir: &Path, url: &str, student_extra: &str, teacher_extra: &str, extra: &str) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    url: &str,
+    student_extra: &str,
+    teacher_extra: &str,
+    extra: &str,
+) -> PathBuf {
     let skills = dir.join("skills");
     std::fs::create_dir_all(&skills).unwrap();
     std::fs::copy(repo().join("skills/skill.txt"), skills.join("skill.txt")).unwrap();
@@ -329,7 +374,11 @@ fn headless_ten_frames_each_answered_or_failed_for_a_stated_reason() {
         "[policy]\naudit_every = 3",
     );
     let began = Instant::now();
-    let (code, out, err) = run(&["--headless", "--max-frames", "10"], &cfg, Duration::from_secs(600));
+    let (code, out, err) = run(
+        &["--headless", "--max-frames", "10"],
+        &cfg,
+        Duration::from_secs(600),
+    );
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     eprintln!("10 frames with images in {:?}", began.elapsed());
     let log = session_log(d.path());
@@ -337,20 +386,29 @@ fn headless_ten_frames_each_answered_or_failed_for_a_stated_reason() {
     let answers = of_type(&log, "student_answer");
     let failed = of_type(&log, "student_failed");
     assert_eq!(taken.len(), 10, "{out}");
-    assert_eq!(answers.len() + failed.len(), 10, "every frame answered or failed: {out}");
+    assert_eq!(
+        answers.len() + failed.len(),
+        10,
+        "every frame answered or failed: {out}"
+    );
     for f in &failed {
         let e = f["error"].as_str().unwrap_or_default();
         assert!(!e.trim().is_empty(), "a failure states its reason: {f}");
     }
-    assert!(!answers.is_empty(), "the model answered with the image: {out}");
+    assert!(
+        !answers.is_empty(),
+        "the model answered with the image: {out}"
+    );
     for a in &answers {
         let text = a["answer"].as_str().unwrap();
         assert!(text.len() < 1024, "bounded by max_tokens: {text:?}");
-        assert!(
-            text.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'),
-            "sanitised: {text:?}"
-        );
     }
+    // Random byte tokens make control characters and broken UTF-8: the log keeps the
+    // answer as written (JSON escapes it), the lines on the screen never carry them.
+    assert!(
+        out.chars().all(|c| !c.is_control() || c == '\n'),
+        "headless output sanitised: {out:?}"
+    );
     // Nonsense has no CONFIDENCE line, or a cut one: every answer escalates with its
     // reasons, and the teacher (the same model, sent the frame and the verdict schema)
     // answers each or the failure is reported: nothing lost between the two.
@@ -372,7 +430,10 @@ fn headless_ten_frames_each_answered_or_failed_for_a_stated_reason() {
             "JSON per the schema unless cut: {verdict}"
         );
         if verdict["truncated"] == true {
-            assert_ne!(verdict["agrees"], true, "a cut verdict is never an agreement");
+            assert_ne!(
+                verdict["agrees"], true,
+                "a cut verdict is never an agreement"
+            );
         }
     }
     for f in &teacher_failed {
@@ -395,9 +456,9 @@ fn eval_with_image_cases_runs_end_to_end_and_reproduces() {
     // One slot and no other test's requests: every call decoded alone, as on a Pi.
     let tier = real_server::tier().unwrap();
     let (model, mmproj) = real_server::tiny_gemma3();
-    let own = real_server::start(&tier, &model, Some(&mmproj), MODEL, 1);
+    let own = real_server::start(&tier, &model, Some(&mmproj), MODEL, 1, 1);
     let d = tempfile::tempdir().unwrap();
-    let cfg = write_config(d.path(), &own.url, "max_tokens = 24", "", "");
+    let cfg = write_config(d.path(), &own.url, "max_tokens = 32", "", "");
     let a = eval_json(&cfg);
     let b = eval_json(&cfg);
     let cases = a["cases"].as_array().unwrap();
@@ -409,7 +470,7 @@ fn eval_with_image_cases_runs_end_to_end_and_reproduces() {
         .filter(|c| matches!(c.input, gemmaedge_tui::eval::cases::CaseInput::Image(_)))
         .map(|c| c.id.as_str())
         .collect();
-    assert!(image_ids.len() >= 8, "the shipped image cases");
+    assert!(!image_ids.is_empty(), "the shipped set has image cases");
     for id in &image_ids {
         let c = cases.iter().find(|c| c["case_id"] == *id).unwrap();
         assert!(c["error"].is_null(), "image case {id} answered: {c}");
@@ -426,7 +487,11 @@ fn eval_with_image_cases_runs_end_to_end_and_reproduces() {
             .map(|c| c["answer"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(answers(&a), answers(&b), "temperature 0 and a fixed seed: same answers");
+    assert_eq!(
+        answers(&a),
+        answers(&b),
+        "temperature 0 and a fixed seed: same answers"
+    );
     assert_eq!(a["train"], b["train"], "same train score twice");
     assert_eq!(a["holdout"], b["holdout"], "same holdout score twice");
 }
