@@ -8,99 +8,39 @@
 //! the quality of an answer. Without the server they say so loudly and pass as skipped;
 //! with `GEMMAEDGE_REAL_MODEL=required` (set by `.ci/run`) a missing server fails them.
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gemmaedge-tui");
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use support::real_server::{self, of_type, repo, run, session_log, RealServer};
+
 /// The name the server serves the model under (`serve.py --alias`).
 const MODEL: &str = "smollm2";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The running server, shared by every test of this binary (two parallel slots). It ends
-/// when this process ends: `serve.py` serves until its stdin closes.
-struct RealServer {
-    url: String,
-    _child: Child,
-}
-
+/// The running server, shared by every test of this binary (two parallel slots).
 static SERVER: OnceLock<Option<RealServer>> = OnceLock::new();
 
-impl Drop for RealServer {
-    fn drop(&mut self) {
-        let _ = self._child.kill();
-        let _ = self._child.wait();
-    }
-}
-
-fn setup_env() -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let path = std::env::var_os("GEMMAEDGE_REAL_MODEL_ENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/real-model/env"));
-    let text = std::fs::read_to_string(path).ok()?;
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .map(PathBuf::from)
-    };
-    let (py, model, server) = (get("PYTHON")?, get("MODEL")?, get("SERVER")?);
-    (py.exists() && model.exists() && server.exists()).then_some((py, model, server))
-}
-
-fn start_server() -> Option<RealServer> {
-    start_server_with(2)
-}
-
 /// A server of its own with `parallel` slots (llama.cpp's results depend on what else is
-/// in the batch: a test of reproducibility must not share the server).
+/// in the batch: a test of reproducibility must not share the server); None (skipped)
+/// when the tier is not installed.
 fn start_server_with(parallel: u32) -> Option<RealServer> {
-    let required = std::env::var("GEMMAEDGE_REAL_MODEL").is_ok_and(|v| v == "required");
-    let Some((python, model, serve)) = setup_env() else {
-        assert!(
-            !required,
-            "GEMMAEDGE_REAL_MODEL=required but the real-model tier is not installed: run scripts/setup --tests"
-        );
-        eprintln!(
-            "\n*** SKIPPED: the real-model tier is not installed (no target/real-model/env). \
-             Run scripts/setup --tests to install llama.cpp's server and SmolLM2-135M. ***\n"
-        );
-        return None;
-    };
-    let mut child = Command::new(python)
-        .arg(serve)
-        .arg(model)
-        .args(["--alias", MODEL, "--ctx", "8192", "--parallel"])
-        .arg(parallel.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tests/real_model/serve.py");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("URL=") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("llama.cpp's server printed its URL within 120 s");
-    Some(RealServer { url, _child: child })
+    let tier = real_server::tier()?;
+    Some(real_server::start(
+        &tier,
+        &tier.smollm2,
+        None,
+        MODEL,
+        parallel,
+        2,
+    ))
 }
 
 /// The server's URL, or None (skipped) when the tier is not installed.
 fn server() -> Option<&'static str> {
     SERVER
-        .get_or_init(start_server)
+        .get_or_init(|| start_server_with(2))
         .as_ref()
         .map(|s| s.url.as_str())
 }
@@ -152,59 +92,6 @@ save_frames = false
     );
     std::fs::write(&p, text).unwrap();
     p
-}
-
-/// Run the binary with a time limit; (exit code, stdout, stderr).
-fn run(args: &[&str], config: &Path, limit: Duration) -> (Option<i32>, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .current_dir(config.parent().unwrap())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let began = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-        }
-        if began.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{args:?} did not end within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Every line of the session log(s) under `dir/logs`.
-fn session_log(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir.join("logs")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jsonl") {
-            for line in std::fs::read_to_string(&p).unwrap().lines() {
-                out.push(serde_json::from_str(line).expect("every log line is JSON"));
-            }
-        }
-    }
-    out
-}
-
-fn of_type<'a>(log: &'a [Value], t: &str) -> Vec<&'a Value> {
-    log.iter().filter(|v| v["type"] == t).collect()
 }
 
 #[test]

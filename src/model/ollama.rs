@@ -282,6 +282,8 @@ struct WireLine {
     #[serde(default)]
     eval_count: Option<u64>,
     #[serde(default)]
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
     error: Option<String>,
 }
 
@@ -380,6 +382,7 @@ impl NdjsonReply {
         if parsed.done == Some(true) {
             self.reply.reply.done_reason = parsed.done_reason;
             self.reply.reply.eval_count = parsed.eval_count;
+            self.reply.reply.prompt_tokens = parsed.prompt_eval_count;
             return Ok(Flow::Stop);
         }
         Ok(Flow::Continue)
@@ -433,7 +436,7 @@ mod tests {
             &[
                 r#"{"message":{"role":"assistant","content":"","thinking":"hmm"}, "done":false}"#,
                 r#"{"message":{"role":"assistant","content":"A cat."}, "done":false}"#,
-                r#"{"message":{"role":"assistant","content":""}, "done":true, "done_reason":"stop","eval_count":5}"#,
+                r#"{"message":{"role":"assistant","content":""}, "done":true, "done_reason":"stop","eval_count":5,"prompt_eval_count":270}"#,
             ],
             1000,
         )
@@ -441,6 +444,7 @@ mod tests {
         assert_eq!(r.content, "A cat.");
         assert_eq!(r.thinking_chars, 3);
         assert_eq!(r.eval_count, Some(5));
+        assert_eq!(r.prompt_tokens, Some(270));
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct ChatReply {
     pub truncated: bool,
     pub done_reason: Option<String>,
     pub eval_count: Option<u64>,
+    /// Tokens of the prompt as the server counted them (OpenAI `usage.prompt_tokens`,
+    /// Ollama `prompt_eval_count`): an image's tokens are in it, so this is what a frame
+    /// costs the model.
+    pub prompt_tokens: Option<u64>,
     /// Characters of `thinking` the model produced (not part of the answer).
     pub thinking_chars: usize,
     /// Mean token probability of the answer before its CONFIDENCE line, when the server

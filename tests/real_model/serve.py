@@ -1,6 +1,9 @@
 """llama.cpp's own HTTP server (PyPI xllamacpp) for the real-model test tier.
 
-    python serve.py MODEL.gguf [--alias NAME] [--ctx N] [--parallel N] [--threads N]
+    python serve.py MODEL.gguf [--mmproj MMPROJ.gguf] [--alias NAME] [--ctx N] [--parallel N]
+                    [--threads N]
+
+With --mmproj the model takes images (llama.cpp's multimodal path, `mtmd`).
 
 Binds 127.0.0.1 on an ephemeral port, waits until /health answers, prints one line
 `URL=http://127.0.0.1:PORT` on stdout and serves until its stdin closes (the test that
@@ -19,6 +22,7 @@ import xllamacpp
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
+    ap.add_argument("--mmproj")
     ap.add_argument("--alias", default="smollm2")
     ap.add_argument("--ctx", type=int, default=8192)
     ap.add_argument("--parallel", type=int, default=2)
@@ -27,6 +31,9 @@ def main() -> int:
 
     params = xllamacpp.CommonParams()
     params.model.path = args.model
+    if args.mmproj:
+        params.mmproj.path = args.mmproj
+        params.mmproj_use_gpu = False
     params.model_alias = {args.alias}  # a set of names (a plain string would be split into letters)
     params.hostnames = ["127.0.0.1"]
     params.port = 0

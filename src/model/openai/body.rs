@@ -39,6 +39,11 @@ pub fn chat_body(cfg: &HostConfig, req: &ChatRequest) -> Value {
         "messages": messages,
         "stream": req.stream,
     });
+    if req.stream {
+        // The token counts come in a last chunk only when asked for (OpenAI, vLLM,
+        // llama.cpp): the prompt's count is what an image costs.
+        body["stream_options"] = json!({"include_usage": true});
+    }
     if let Some(t) = req.temperature(cfg) {
         body["temperature"] = json!(t);
     }
@@ -97,6 +102,7 @@ mod tests {
         let b = chat_body(&cfg, &req);
         assert_eq!(b["model"], "gemma-3-27b");
         assert_eq!(b["stream"], true);
+        assert_eq!(b["stream_options"], json!({"include_usage": true}));
         assert_eq!(b["temperature"], 0.25);
         assert_eq!(
             b["messages"][0],
@@ -129,5 +135,6 @@ mod tests {
         assert_eq!(b["messages"][0]["content"], "hi");
         assert_eq!(b["response_format"], json!({"type": "json_object"}));
         assert!(b.get("temperature").is_none());
+        assert!(b.get("stream_options").is_none(), "only asked of a stream");
     }
 }

@@ -48,6 +48,7 @@ pub(super) fn parse_whole(
     }
     acc.reply.done_reason = finish_reason(choice);
     acc.reply.eval_count = completion_tokens(&v);
+    acc.reply.prompt_tokens = prompt_tokens(&v);
     Ok(acc.finish())
 }
 
@@ -127,6 +128,12 @@ pub(super) fn completion_tokens(v: &Value) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
+pub(super) fn prompt_tokens(v: &Value) -> Option<u64> {
+    v.get("usage")
+        .and_then(|u| u.get("prompt_tokens"))
+        .and_then(Value::as_u64)
+}
+
 /// `choices[0].logprobs.content[]` of a chunk or a whole reply: `{token, logprob}`.
 pub(super) fn logprobs(acc: &mut CappedReply, choice: &Value) {
     let Some(items) = choice
@@ -168,6 +175,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.content, "{\"agrees\":true}");
         assert_eq!(r.eval_count, Some(7));
+        assert_eq!(r.prompt_tokens, Some(300));
         assert_eq!(r.done_reason.as_deref(), Some("stop"));
         assert_eq!(tokens, ["{\"agrees\":true}"]);
         let r = parse_whole(body.to_string().as_bytes(), &mut |_: &str| {}, 5).unwrap();

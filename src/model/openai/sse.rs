@@ -2,7 +2,9 @@
 //! events, events split on blank lines, `data: [DONE]` at the end, comments and other
 //! fields ignored. Bytes are joined by the line reader before any decoding.
 
-use super::reply::{completion_tokens, error_message, finish_reason, logprobs, reasoning_text};
+use super::reply::{
+    completion_tokens, error_message, finish_reason, logprobs, prompt_tokens, reasoning_text,
+};
 use crate::model::error::ModelError;
 use crate::model::request::ChatReply;
 use crate::model::stream::{CappedReply, Flow, LineReader};
@@ -117,6 +119,9 @@ impl SseChat {
         }
         if let Some(n) = completion_tokens(v) {
             self.acc.reply.eval_count = Some(n);
+        }
+        if let Some(n) = prompt_tokens(v) {
+            self.acc.reply.prompt_tokens = Some(n);
         }
         let Some(choice) = v
             .get("choices")
@@ -240,6 +245,7 @@ mod tests {
         assert_eq!(tokens, ["A ", "cat."]);
         assert_eq!(r.done_reason.as_deref(), Some("stop"));
         assert_eq!(r.eval_count, Some(2));
+        assert_eq!(r.prompt_tokens, Some(10));
         assert!(!r.truncated);
     }
 
