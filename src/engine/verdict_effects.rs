@@ -4,9 +4,9 @@
 
 use super::emitter::Emitter;
 use super::escalation::TeacherJob;
-use crate::policy::calibration::{CalibrationStore, Sample};
 use crate::config::Config;
 use crate::event::Event;
+use crate::policy::calibration::{CalibrationStore, Sample};
 use crate::record::notify::{Alert, Notifier, RateLimit};
 use crate::roles::verdict::Verdict;
 use chrono::Utc;
@@ -79,6 +79,10 @@ impl VerdictEffects {
     fn record_calibration(&self, job: &TeacherJob, verdict: &Verdict) {
         // A cut verdict is not a label: what it would have said next is unknown.
         if verdict.truncated {
+            return;
+        }
+        // No student answer (the teacher reviewed the frame alone): nothing to label.
+        if job.answer.is_none() {
             return;
         }
         let Some(agrees) = verdict.agrees else { return };

@@ -3,6 +3,7 @@
 
 use crate::event::{Event, Health, ModelLoad, Role};
 use crate::policy::Reason;
+use crate::roles::verdict::Verdict;
 use crate::tui::app::tests::{answer, app, frame, key};
 use crate::tui::app::App;
 use crate::tui::images::tests::test_frame;
@@ -11,7 +12,6 @@ use crate::tui::keys;
 use crate::tui::layout;
 use crate::tui::theme::Theme;
 use crate::tui::ui::draw;
-use crate::roles::verdict::Verdict;
 use crossterm::event::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -250,6 +250,64 @@ fn status_bar_shows_model_load_state() {
         "{}",
         status(&a)
     );
+}
+
+#[test]
+fn an_unanswered_frame_says_why_and_the_status_bar_says_the_teacher_watches_alone() {
+    let mut a = sample();
+    a.handle_event(frame(7));
+    a.handle_event(Event::FrameUnanswered {
+        seq: 7,
+        why: "student offline".into(),
+    });
+    a.handle_event(Event::TeacherAlone {
+        on: true,
+        every_secs: 20,
+    });
+    let t = text(&render(&a, 200, 48));
+    assert!(t.contains("#7 —    not answered: student offline"), "{t}");
+    assert!(
+        !a.monitor.entry(7).unwrap().in_flight(),
+        "no spinner for it"
+    );
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(
+        s.contains("| teacher watches alone, 1 frame / 20 s (student down) |"),
+        "{s}"
+    );
+    a.handle_event(Event::TeacherAlone {
+        on: false,
+        every_secs: 20,
+    });
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(!s.contains("watches alone"), "{s}");
+}
+
+#[test]
+fn an_unreachable_model_shows_no_load_state() {
+    let mut a = sample();
+    a.handle_event(Event::ModelLoad {
+        role: crate::event::Role::Student,
+        state: ModelLoad::Loading,
+        took_ms: None,
+    });
+    a.handle_event(Event::Health {
+        role: crate::event::Role::Student,
+        health: Health::Offline {
+            reason: "connection refused (http://127.0.0.1:11434)".into(),
+            hint: "start it: ollama serve".into(),
+        },
+    });
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(s.contains("offline: connection refused (http"), "{s}");
+    assert!(!s.contains("loading"), "offline and loading together: {s}");
+    // Back online, the load state shows again.
+    a.handle_event(Event::Health {
+        role: crate::event::Role::Student,
+        health: Health::Ok { latency_ms: 800 },
+    });
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(s.contains("loading…"), "{s}");
 }
 
 #[test]
