@@ -338,7 +338,10 @@ fn logged_frames(logs: &Path) -> (Vec<String>, Vec<String>) {
         if !e.file_name().to_string_lossy().ends_with(".jsonl") {
             continue;
         }
-        for line in std::fs::read_to_string(e.path()).unwrap_or_default().lines() {
+        for line in std::fs::read_to_string(e.path())
+            .unwrap_or_default()
+            .lines()
+        {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
@@ -414,8 +417,12 @@ logs = "{logs}"
         "the first frame took {:?}",
         began.elapsed()
     );
-    screen.until("the offline hint", |s| s.contains(b"offline: connection refused"));
-    screen.until("the reason beside the frame", |s| s.contains(b"not answered"));
+    screen.until("the offline hint", |s| {
+        s.contains(b"offline: connection refused")
+    });
+    screen.until("the reason beside the frame", |s| {
+        s.contains(b"not answered")
+    });
     // The photos change: the console shows each frame it is given (the session log holds
     // the same events it drew).
     let logs = dir.path().join("logs");

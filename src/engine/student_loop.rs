@@ -422,6 +422,14 @@ impl Run {
                 message: format!("frame #{seq}: the student's reply was cut (too long)"),
             });
         }
+        if let Some(secs) = reply.timed_out {
+            shared.emitter.emit(Event::Warning {
+                message: format!(
+                    "frame #{seq}: the student's answer was cut by the {secs} s timeout \
+                     (student.timeout_secs); what arrived is kept"
+                ),
+            });
+        }
         let parsed = parse_answer(&reply.content);
         let confidence = effective_confidence(
             shared.config.policy.confidence,
