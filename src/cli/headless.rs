@@ -223,7 +223,7 @@ pub fn describe(ev: &Event) -> Option<String> {
                             (Some(false), _) => "DISAGREES",
                             (None, _) => "UNSURE",
                         },
-                        if verdict.safety_relevant == Some(true) {
+                        if crate::record::notify::is_alert(verdict) {
                             " [SAFETY]"
                         } else {
                             ""

@@ -331,7 +331,7 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
             if v.truncated {
                 head.push(Span::styled("  (cut at the token cap)", t.warn()));
             }
-            if v.safety_relevant == Some(true) {
+            if crate::record::notify::is_alert(v) {
                 head.push(Span::raw("  "));
                 head.push(Span::styled("SAFETY RELEVANT", t.alarm()));
             }
