@@ -3,8 +3,8 @@
 //! show it, ask the student ([`Run::ask`]), read and decide ([`Run::read`]: parse the
 //! answer, apply the policy), hand it on ([`Run::hand_on`]: the teacher queue). A frame the
 //! student cannot answer (offline, loading, refused) is still taken and shown, and the log
-//! says why ([`Run::unanswered`]); while the student is down the teacher watches alone
-//! (`student_down.rs`). The answer's failures are `student_failure.rs`'.
+//! says why (`Run::unanswered`); while the student is down the teacher watches alone
+//! (`student_down.rs`). Unanswered and failed frames are `student_failure.rs`'.
 
 use super::escalation::{Escalator, TeacherJob};
 use super::shared::Shared;
@@ -166,7 +166,7 @@ impl Run {
         }
     }
 
-    fn shared(&self) -> &Shared {
+    pub(super) fn shared(&self) -> &Shared {
         &self.parts.shared
     }
 
@@ -318,7 +318,11 @@ impl Run {
 
     /// Decode and prepare a frame off the async threads; with `compare` (a hash and the
     /// least change), a frame that changed less is not prepared.
-    async fn prepare(&self, taken: &Taken, compare: Option<(u64, f64)>) -> Result<Gate, String> {
+    pub(super) async fn prepare(
+        &self,
+        taken: &Taken,
+        compare: Option<(u64, f64)>,
+    ) -> Result<Gate, String> {
         let raw = taken.frame.raw.clone();
         let cfg = self.shared().config.frame.clone();
         let gated = tokio::task::spawn_blocking(move || -> Result<Gate, prep::PrepError> {
@@ -524,70 +528,6 @@ impl Run {
         );
         self.st.last_hash = Some(hash);
         self.st.last_answered_at = Some(Instant::now());
-    }
-
-    /// A frame the student cannot answer: shown all the same, the log says why, `e` can
-    /// send it to the teacher, and while the student is down the teacher watches alone.
-    pub(super) async fn unanswered(&mut self, taken: Taken, why: NotAsked) -> Flow {
-        self.st.last_unanswered = Instant::now();
-        let seq = taken.frame.seq;
-        let prepared = match self.prepare(&taken, None).await {
-            Ok(Gate::Send { prepared, .. }) => Arc::new(prepared),
-            Ok(Gate::Unchanged { .. }) => return Flow::Next,
-            Err(error) => {
-                self.shared()
-                    .emitter
-                    .emit(Event::StudentFailed { seq, error });
-                return Flow::Next;
-            }
-        };
-        self.show(&taken, &prepared);
-        self.shared().emitter.emit(Event::FrameUnanswered {
-            seq,
-            why: why.says().to_string(),
-        });
-        let job = TeacherJob {
-            seq,
-            answer: None,
-            confidence: None,
-            measured: None,
-            skill: self.parts.skills.name(),
-            reasons: Vec::new(),
-            image: prepared,
-            frame_path: None,
-        };
-        self.parts.escalator.remember(job.clone());
-        if why == NotAsked::Loading {
-            return Flow::Next;
-        }
-        let now = Instant::now();
-        self.st.down.down(now);
-        let step = self.st.down.frame(now, *self.teacher_online.borrow());
-        if let Some(on) = step.alone {
-            self.teacher_alone(on);
-        }
-        if step.both_down {
-            self.shared().emitter.emit(Event::Warning {
-                message: "the student and the teacher are both down: no frame can be \
-                          reviewed until one of them is back"
-                    .into(),
-            });
-        }
-        if step.send {
-            self.parts.escalator.escalate(TeacherJob {
-                reasons: vec![Reason::StudentDown],
-                ..job
-            });
-        }
-        Flow::Next
-    }
-
-    /// The teacher starts or stops watching alone: every face says so.
-    pub(super) fn teacher_alone(&self, on: bool) {
-        let every_secs = self.shared().config.policy.fallback_every_secs;
-        self.shared()
-            .emitter
-            .emit(Event::TeacherAlone { on, every_secs });
     }
 }
 
