@@ -83,7 +83,8 @@ pub(super) struct LoopState {
     pub(super) last_hash: Option<u64>,
     pub(super) last_answered_at: Option<Instant>,
     pub(super) unchanged_total: u64,
-    /// Frames the student handled (answered, failed or skipped as unchanged): `max_frames`.
+    /// Frames that went to the student (answered or failed; not those skipped as
+    /// unchanged, nor those it could not be asked about): `max_frames` counts these.
     pub(super) frames_handled: u64,
     /// Consecutive permanent failures (a 400, a missing model), and when to try again.
     pub(super) permanent_failures: u32,
@@ -202,10 +203,10 @@ impl Run {
         if let Some(why) = self.not_asked() {
             return self.unanswered(taken, why).await;
         }
-        self.st.frames_handled += 1;
         let Some(prepared) = self.gate(&taken).await else {
             return Flow::Next;
         };
+        self.st.frames_handled += 1;
         let (prepared, hash) = (Arc::new(prepared.0), prepared.1);
         self.show(&taken, &prepared);
         let seq = taken.frame.seq;
@@ -308,6 +309,7 @@ impl Run {
                 None
             }
             Err(error) => {
+                self.st.frames_handled += 1;
                 self.shared()
                     .emitter
                     .emit(Event::StudentFailed { seq, error });
