@@ -83,9 +83,9 @@ pub(super) struct LoopState {
     pub(super) last_hash: Option<u64>,
     pub(super) last_answered_at: Option<Instant>,
     pub(super) unchanged_total: u64,
-    /// Frames that went to the student (answered or failed; not those skipped as
-    /// unchanged, nor those it could not be asked about): `max_frames` counts these.
-    pub(super) frames_handled: u64,
+    /// Frames taken (answered, failed, skipped as unchanged, or not asked): `max_frames`
+    /// counts these, so a run ends when every answer fails or the scene is still.
+    pub(super) frames_taken: u64,
     /// Consecutive permanent failures (a 400, a missing model), and when to try again.
     pub(super) permanent_failures: u32,
     pub(super) retry_at: Option<Instant>,
@@ -146,7 +146,7 @@ impl Run {
             last_hash: None,
             last_answered_at: None,
             unchanged_total: 0,
-            frames_handled: 0,
+            frames_taken: 0,
             permanent_failures: 0,
             retry_at: None,
             vision_checked: parts.client.config().text_only,
@@ -176,7 +176,7 @@ impl Run {
         if self
             .parts
             .max_frames
-            .is_some_and(|m| self.st.frames_handled >= m)
+            .is_some_and(|m| self.st.frames_taken >= m)
         {
             return Flow::Stop;
         }
@@ -199,6 +199,7 @@ impl Run {
         let Some(taken) = self.take().await else {
             return Flow::Stop;
         };
+        self.st.frames_taken += 1;
         // Asked for: the state may have changed while the frame was awaited.
         if let Some(why) = self.not_asked() {
             return self.unanswered(taken, why).await;
@@ -206,7 +207,6 @@ impl Run {
         let Some(prepared) = self.gate(&taken).await else {
             return Flow::Next;
         };
-        self.st.frames_handled += 1;
         let (prepared, hash) = (Arc::new(prepared.0), prepared.1);
         self.show(&taken, &prepared);
         let seq = taken.frame.seq;
@@ -309,7 +309,6 @@ impl Run {
                 None
             }
             Err(error) => {
-                self.st.frames_handled += 1;
                 self.shared()
                     .emitter
                     .emit(Event::StudentFailed { seq, error });
