@@ -525,10 +525,12 @@ async fn a_streamed_answer_cut_by_the_timeout_keeps_the_text_that_arrived() {
         Reply::text("A pan on the stove. Smoke rises from it.\nCONFIDENCE: 0.9")
             .delay_per_token(Duration::from_millis(300)),
     );
-    let mut host = gemmaedge_tui::config::HostConfig::default();
-    host.host = s.url();
-    host.model = STUDENT.into();
-    host.timeout_secs = 1;
+    let host = gemmaedge_tui::config::HostConfig {
+        host: s.url(),
+        model: STUDENT.into(),
+        timeout_secs: 1,
+        ..Default::default()
+    };
     let client = ModelClient::new(&host, Role::Student).unwrap();
     let req = ChatRequest {
         system: None,
