@@ -106,8 +106,9 @@ pub enum Event {
         source: String,
         skill: String,
     },
-    /// The student took this frame (the newest captured). `superseded` counts the frames
-    /// captured since the previous taken frame that nobody looked at.
+    /// The engine took this frame (the newest captured) and shows it, whether the student
+    /// is then asked about it or not (`FrameUnanswered` says why not). `superseded` counts
+    /// the frames captured since the previous taken frame that nobody looked at.
     FrameTaken {
         seq: u64,
         captured_at: DateTime<Utc>,
