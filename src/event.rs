@@ -88,6 +88,12 @@ pub enum WarmReason {
     Keyword { seq: u64, keyword: String },
 }
 
+/// What every face says while the teacher watches alone (status bar, headless, `check`,
+/// MQTT state).
+pub fn teacher_alone_label(every_secs: u64) -> String {
+    format!("teacher watches alone, 1 frame / {every_secs} s (student down)")
+}
+
 /// Engine → face.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -100,8 +106,9 @@ pub enum Event {
         source: String,
         skill: String,
     },
-    /// The student took this frame (the newest captured). `superseded` counts the frames
-    /// captured since the previous taken frame that nobody looked at.
+    /// The engine took this frame (the newest captured) and shows it, whether the student
+    /// is then asked about it or not (`FrameUnanswered` says why not). `superseded` counts
+    /// the frames captured since the previous taken frame that nobody looked at.
     FrameTaken {
         seq: u64,
         captured_at: DateTime<Utc>,
@@ -147,6 +154,18 @@ pub enum Event {
     StudentRefused {
         reason: String,
         hint: String,
+    },
+    /// The frame was taken and shown, but the student was not asked about it, and why
+    /// (`student offline`, `student loading`, …).
+    FrameUnanswered {
+        seq: u64,
+        why: String,
+    },
+    /// The student is down and the teacher watches alone (`on`), one frame every
+    /// `every_secs`; or it stopped (the student answers again, or the teacher is down too).
+    TeacherAlone {
+        on: bool,
+        every_secs: u64,
     },
     /// The student could not answer this frame.
     StudentFailed {
@@ -231,7 +250,8 @@ impl Event {
 /// Face → engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Escalate the current frame (the one the student is answering, else the last answered).
+    /// Escalate the current frame (the one the student is answering, else the last taken,
+    /// answered or not).
     ForceEscalate,
     /// Pause or resume capture (the `p` key).
     SetPaused(bool),

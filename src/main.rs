@@ -83,21 +83,12 @@ enum Cmd {
 }
 
 /// Every face reports errors and panics the same way: color-eyre's hooks, installed once
-/// here before anything else runs (the console puts its terminal-restoring panic hook on
-/// top of them). Colours only when stderr is a terminal: a headless log stays plain text.
+/// here before anything else runs by `hooks`, the one place that owns them (the console
+/// only registers its terminal restore with it). Colours only when stderr is a terminal:
+/// a headless log stays plain text.
 fn install_error_hooks() {
-    use color_eyre::config::{HookBuilder, Theme};
     use std::io::IsTerminal;
-    let theme = if std::io::stderr().is_terminal() {
-        Theme::dark()
-    } else {
-        Theme::new()
-    };
-    // Fails only when a hook is already installed; that one is fine.
-    let _ = HookBuilder::default()
-        .display_env_section(false)
-        .theme(theme)
-        .install();
+    gemmaedge_tui::hooks::install(std::io::stderr().is_terminal());
 }
 
 fn main() {

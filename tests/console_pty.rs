@@ -1,6 +1,7 @@
 //! The real console in a pseudo-terminal: it starts, shows the student's answer, `e`
 //! reaches the teacher, `q` quits with status 0 and leaves the alternate screen; and the
-//! same console attached to a running `serve`, where `q` closes only the console.
+//! same console attached to a running `serve`, where `q` closes only the console; and the
+//! first run with no model reachable, where the sample photos show and change.
 
 mod support;
 
@@ -322,4 +323,131 @@ fn an_attached_console_says_so_escalates_and_q_leaves_the_service_running() {
     }
     let status = service.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// A port nothing listens on (bound, then let go).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The FrameTaken labels and the FrameUnanswered reasons of the session logs under `logs`.
+fn logged_frames(logs: &Path) -> (Vec<String>, Vec<String>) {
+    let (mut labels, mut why) = (Vec::new(), Vec::new());
+    for e in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+        if !e.file_name().to_string_lossy().ends_with(".jsonl") {
+            continue;
+        }
+        for line in std::fs::read_to_string(e.path())
+            .unwrap_or_default()
+            .lines()
+        {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            match v["type"].as_str() {
+                Some("frame_taken") => labels.push(field("label")),
+                Some("frame_unanswered") => why.push(field("why")),
+                _ => {}
+            }
+        }
+    }
+    (labels, why)
+}
+
+/// The README's first run: no webcam and no Ollama at all. The console shows the sample
+/// photos within 5 s, and they change, each logged as not answered (`student offline`)
+/// while the status bar says the student is offline and how to start it.
+#[test]
+fn the_first_run_with_no_model_reachable_shows_the_sample_photos_cycling() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config.toml");
+    // Only what a fresh clone does not have: no server on either port, no camera 99. The
+    // source, its pace and the fallback to the sample photos are the defaults.
+    std::fs::write(
+        &p,
+        format!(
+            r#"[student]
+host = "http://127.0.0.1:{s}"
+[teacher]
+host = "http://127.0.0.1:{t}"
+[source]
+camera_index = 99
+fallback_path = "{photos}"
+[paths]
+skills = "{skills}"
+eval = "{eval}"
+logs = "{logs}"
+"#,
+            s = closed_port(),
+            t = closed_port(),
+            photos = repo().join("eval/images").display(),
+            skills = dir.path().join("skills").display(),
+            eval = repo().join("eval").display(),
+            logs = dir.path().join("logs").display(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&p)
+        .arg("--socket")
+        .arg(dir.path().join("no-service.sock"))
+        .current_dir(dir.path())
+        .env("TERM", "xterm-256color")
+        .env("GEMMAEDGE_HALFBLOCKS", "1")
+        .env_remove("NO_COLOR")
+        .env_remove("TMUX");
+    let began = Instant::now();
+    let mut session = Session::spawn(cmd).expect("spawn the console in a pty");
+    session
+        .get_process_mut()
+        .set_window_size(160, 40)
+        .expect("set the pty size");
+    let mut screen = Screen {
+        session,
+        out: Vec::new(),
+        eof: false,
+    };
+    // A frame within 5 s: the frame pane's title names it (`#N · live · photo.png`).
+    screen.until("the first frame", |s| s.contains(" · live · ".as_bytes()));
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "the first frame took {:?}",
+        began.elapsed()
+    );
+    screen.until("the offline hint", |s| {
+        s.contains(b"offline: connection refused")
+    });
+    screen.until("the reason beside the frame", |s| {
+        s.contains(b"not answered")
+    });
+    // The photos change: the console shows each frame it is given (the session log holds
+    // the same events it drew).
+    let logs = dir.path().join("logs");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        screen.drain();
+        let (labels, why) = logged_frames(&logs);
+        let distinct: std::collections::HashSet<_> = labels.iter().collect();
+        if distinct.len() >= 3 && !why.is_empty() {
+            assert!(why.iter().all(|w| w == "student offline"), "{why:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the photos did not change: {labels:?} {why:?}; tail:\n{}",
+            screen.tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    screen.press("q");
+    screen.until("the console to exit", |s| s.eof);
+    let status = screen.session.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}; tail:\n{}",
+        screen.tail()
+    );
 }

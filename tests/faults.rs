@@ -515,3 +515,48 @@ async fn an_unwritable_calibration_file_is_reported_once_not_per_verdict() {
     assert_eq!(warnings, 1, "reported once, monitoring continues");
     shutdown(h).await;
 }
+
+#[tokio::test]
+async fn a_streamed_answer_cut_by_the_timeout_keeps_the_text_that_arrived() {
+    use gemmaedge_tui::model::{ChatRequest, ModelClient, Sampling};
+    let s = OllamaTestServer::start(&[STUDENT]).await;
+    // 4 characters every 300 ms: about 12 characters in the 1 s the call may take.
+    s.push_reply(
+        Reply::text("A pan on the stove. Smoke rises from it.\nCONFIDENCE: 0.9")
+            .delay_per_token(Duration::from_millis(300)),
+    );
+    let host = gemmaedge_tui::config::HostConfig {
+        host: s.url(),
+        model: STUDENT.into(),
+        timeout_secs: 1,
+        ..Default::default()
+    };
+    let client = ModelClient::new(&host, Role::Student).unwrap();
+    let req = ChatRequest {
+        system: None,
+        user: "Describe the frame.".into(),
+        images: vec![],
+        format: None,
+        stream: true,
+        sampling: Sampling::default(),
+    };
+    let mut streamed = String::new();
+    let reply = client
+        .chat(&req, &mut |t: &str| streamed.push_str(t))
+        .await
+        .expect("what arrived is an answer, marked as cut");
+    assert_eq!(reply.timed_out, Some(1));
+    assert!(!streamed.is_empty() && streamed.len() < 40, "{streamed:?}");
+    assert!(
+        "A pan on the stove. Smoke rises from it.".starts_with(&streamed),
+        "{streamed:?}"
+    );
+    assert_eq!(
+        reply.content,
+        format!("{streamed}\n[answer cut by the 1 s timeout]")
+    );
+    // Nothing arrived at all: still a timeout.
+    s.push_reply(Reply::Hang);
+    let e = client.chat(&req, &mut |_: &str| {}).await.unwrap_err();
+    assert!(e.to_string().contains("within 1 s"), "{e}");
+}

@@ -175,6 +175,12 @@ fn soak_2000_frames_with_random_faults() {
             "student_answer" => {
                 outcome.insert(seq.unwrap(), "answered".into());
             }
+            // Shown, but the student was not asked (offline after a fault): said why.
+            "frame_unanswered" => {
+                let why = v["why"].as_str().unwrap();
+                assert!(why.starts_with("student "), "{why}");
+                outcome.insert(seq.unwrap(), format!("not asked: {why}"));
+            }
             "student_failed" => {
                 let e = v["error"].as_str().unwrap();
                 assert!(!e.is_empty());

@@ -145,11 +145,13 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
             None
         }
     };
+    let mut usable = Vec::new();
     for (role, host) in [
         (Role::Student, &config.student),
         (Role::Teacher, &config.teacher),
     ] {
         let what = format!("{role} {} @ {}", host.model, host.host);
+        let before = rows.len();
         match ModelClient::new(host, role) {
             Err(e) => rows.push(row(what, false, e.to_string())),
             Ok(client) => match client.list_models().await {
@@ -185,7 +187,9 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
                 )),
             },
         }
+        usable.push(rows[before..].iter().all(|r| r.ok));
     }
+    rows.extend(monitoring_row(usable[0], usable[1], &config.policy));
     rows.extend(mqtt_row(config).await);
     match (&service, config.source.kind) {
         // The service holds the camera: opening it here would only find it busy.
@@ -232,6 +236,33 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
         Err(e) => row("eval set", false, e.to_string()),
     });
     rows
+}
+
+/// What monitoring does with the student down (no row when it is up): the teacher watches
+/// alone, and at what rate, or nobody reviews the frames.
+fn monitoring_row(
+    student_ok: bool,
+    teacher_ok: bool,
+    policy: &crate::config::PolicyConfig,
+) -> Option<CheckRow> {
+    if student_ok {
+        return None;
+    }
+    let detail = if !teacher_ok {
+        "the student and the teacher are both down: frames are shown, nobody reviews them"
+            .to_string()
+    } else if policy.fallback_every_secs == 0 {
+        "the student is down: frames are shown; the teacher-only watch is off \
+         (policy.fallback_every_secs = 0), only `e` sends a frame to the teacher"
+            .to_string()
+    } else {
+        format!(
+            "the student is down: after {} s (policy.student_down_secs) the {}",
+            policy.student_down_secs,
+            crate::event::teacher_alone_label(policy.fallback_every_secs)
+        )
+    };
+    Some(warn_row("monitoring", detail))
 }
 
 /// The broker of `[mqtt]` (no row when it is off): connected, or down / unreachable /
@@ -322,5 +353,35 @@ pub async fn run(config: &Config, origin: &ConfigOrigin, socket: &Path) -> i32 {
     } else {
         println!("\n{failed} check(s) failed");
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_monitoring_row_says_who_watches_with_the_student_down() {
+        let policy = crate::config::PolicyConfig::default();
+        assert!(monitoring_row(true, false, &policy).is_none());
+        let r = monitoring_row(false, true, &policy).unwrap();
+        assert!(r.ok && r.warn);
+        assert_eq!(
+            r.detail,
+            "the student is down: after 30 s (policy.student_down_secs) the teacher watches \
+             alone, 1 frame / 20 s (student down)"
+        );
+        let off = crate::config::PolicyConfig {
+            fallback_every_secs: 0,
+            ..policy.clone()
+        };
+        assert!(monitoring_row(false, true, &off)
+            .unwrap()
+            .detail
+            .contains("teacher-only watch is off"));
+        assert!(monitoring_row(false, false, &policy)
+            .unwrap()
+            .detail
+            .contains("both down"));
     }
 }

@@ -223,7 +223,7 @@ pub fn describe(ev: &Event) -> Option<String> {
                             (Some(false), _) => "DISAGREES",
                             (None, _) => "UNSURE",
                         },
-                        if verdict.safety_relevant == Some(true) {
+                        if crate::record::notify::is_alert(verdict) {
                             " [SAFETY]"
                         } else {
                             ""
@@ -297,6 +297,14 @@ pub fn describe(ev: &Event) -> Option<String> {
             }
         }
         Event::SkillLoaded { name, chars } => format!("skill loaded: {name} ({chars} chars)"),
+        Event::FrameUnanswered { seq, why } => format!("#{seq} not answered: {}", first_line(why)),
+        Event::TeacherAlone { on, every_secs } => {
+            if *on {
+                crate::event::teacher_alone_label(*every_secs)
+            } else {
+                "the teacher no longer watches alone".into()
+            }
+        }
         Event::Warning { message } => format!("warning: {}", first_line(message)),
         Event::Stopped { frames_answered } => {
             format!("stopped after {frames_answered} answers")

@@ -74,6 +74,10 @@ pub struct PolicyConfig {
     /// Warn when more than this share of the answers in the last 5 minutes escalate
     /// (an escalation storm floods the teacher queue); 0 = never warn.
     pub storm_share: f64,
+    /// After the student has been unreachable this long, the teacher watches alone.
+    pub student_down_secs: u64,
+    /// While the teacher watches alone, one frame to it per this many seconds; 0 = off.
+    pub fallback_every_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -111,6 +115,8 @@ impl Default for PolicyConfig {
             teacher_queue: 8,
             confidence: ConfidenceMode::Stated,
             storm_share: 0.5,
+            student_down_secs: 30,
+            fallback_every_secs: 20,
         }
     }
 }

@@ -120,6 +120,18 @@ impl Config {
         );
         p.check_range("policy.storm_share", policy.storm_share, 0.0..=1.0, "(off)");
         p.check_range("policy.teacher_queue", policy.teacher_queue, 1..=1000, "");
+        p.check_range(
+            "policy.student_down_secs",
+            policy.student_down_secs,
+            0..=86_400,
+            "",
+        );
+        p.check_range(
+            "policy.fallback_every_secs",
+            policy.fallback_every_secs,
+            0..=86_400,
+            "(off)",
+        );
 
         let up = &self.upskill;
         p.check_range("upskill.candidates", up.candidates, 1..=32, "");

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Clone)]
 pub(super) struct TeacherJob {
     pub(super) seq: u64,
-    pub(super) answer: String,
+    /// The student's answer; None when it gave none (down, failed): the teacher reviews
+    /// the frame alone.
+    pub(super) answer: Option<String>,
     pub(super) confidence: Option<f32>,
     pub(super) measured: Option<f32>,
     pub(super) skill: String,
@@ -123,13 +125,14 @@ impl Escalator {
         std::mem::take(&mut c.force_current)
     }
 
-    /// The last frame answered, for a forced escalation after the fact.
+    /// The last frame taken (answered or not), for a forced escalation after the fact.
     pub(super) fn remember(&self, job: TeacherJob) {
         self.current().last = Some(job);
     }
 
     /// A face forces an escalation: the frame being answered (once its answer is in),
-    /// else the last one answered.
+    /// else the last one taken (answered or not: the teacher reviews an unanswered one
+    /// alone).
     pub(super) fn force(&self) {
         let last = {
             let mut c = self.current();
@@ -145,7 +148,7 @@ impl Escalator {
                 self.escalate(job);
             }
             None => self.emitter.emit(Event::Warning {
-                message: "nothing to escalate yet: no frame answered".into(),
+                message: "nothing to escalate yet: no frame taken".into(),
             }),
         }
     }

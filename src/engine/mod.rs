@@ -30,6 +30,8 @@ mod escalation;
 mod health;
 mod monitor;
 mod shared;
+mod student_down;
+mod student_failure;
 mod student_loop;
 pub mod teacher_queue;
 mod teacher_worker;

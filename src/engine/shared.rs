@@ -1,5 +1,5 @@
-//! What every task of the engine sees (the config, the way events go out, the stop, each
-//! server's health), and waiting on a gate until it opens or the engine stops.
+//! What every task of the engine sees: the config, the way events go out, the stop, and
+//! each server's health.
 
 use super::emitter::Emitter;
 use super::health::HealthGate;
@@ -20,18 +20,5 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn stopping(&self) -> bool {
         *self.stop.borrow()
-    }
-}
-
-/// Wait until `rx` holds `want`, or the engine stops (returns false then).
-pub(super) async fn wait_gate(
-    shared: &Shared,
-    rx: &mut watch::Receiver<bool>,
-    want: bool,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    tokio::select! {
-        r = rx.wait_for(|v| *v == want) => r.is_ok() && !shared.stopping(),
-        _ = stop.wait_for(|s| *s) => false,
     }
 }

@@ -1,16 +1,22 @@
-//! The student loop: take the newest frame, skip it when nothing changed, stream the
-//! student's answer, apply the policy, and hand escalations to the teacher queue.
+//! The student loop: the steps a frame goes through, each its own function — take the
+//! newest frame ([`Run::take`]), gate it ([`Run::gate`]: skip it when nothing changed),
+//! show it, ask the student ([`Run::ask`]), read and decide ([`Run::read`]: parse the
+//! answer, apply the policy), hand it on ([`Run::hand_on`]: the teacher queue). A frame the
+//! student cannot answer (offline, loading, refused) is still taken and shown, and the log
+//! says why (`Run::unanswered`); while the student is down the teacher watches alone
+//! (`student_down.rs`). Unanswered and failed frames are `student_failure.rs`'.
 
 use super::escalation::{Escalator, TeacherJob};
-use super::shared::{wait_gate, Shared};
+use super::shared::Shared;
+use super::student_down::DownWatch;
 use crate::event::{Event, Health};
-use crate::frame::slot::SlotReader;
+use crate::frame::slot::{SlotReader, Taken};
 use crate::frame::{dhash, prep, PreparedFrame};
-use crate::model::backoff;
-use crate::model::{ModelClient, ModelError};
+use crate::model::{ChatReply, ChatRequest, ModelClient, ModelError};
 use crate::policy::calibration::CalibrationStore;
+use crate::policy::escalation_rate::EscalationRate;
 use crate::policy::{effective_confidence, Observation, Policy, Reason};
-use crate::reading::confidence::parse_answer;
+use crate::reading::confidence::{parse_answer, ParsedAnswer};
 use crate::roles::skill::SkillStore;
 use crate::roles::student;
 use chrono::Utc;
@@ -21,11 +27,34 @@ use tokio::sync::{mpsc, watch};
 
 /// A still scene is sent to the student at least this often, changed or not.
 const MAX_UNCHANGED: Duration = Duration::from_secs(60);
+/// While the student cannot answer, the newest frame is still shown, this often at most.
+pub(super) const UNANSWERED_EVERY: Duration = Duration::from_secs(1);
 
 /// What the change gate decided for a taken frame.
-enum Gate {
+pub(super) enum Gate {
     Send { prepared: PreparedFrame, hash: u64 },
     Unchanged { change: f64 },
+}
+
+/// Why the student cannot be asked about a frame now (said in the log beside the frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotAsked {
+    /// Its server cannot be reached, or its last call failed for good (backing off).
+    Offline,
+    /// Its start warm-up is under way.
+    Loading,
+    /// Its model cannot do the job (takes no images).
+    Refused,
+}
+
+impl NotAsked {
+    pub(super) fn says(self) -> &'static str {
+        match self {
+            NotAsked::Offline => "student offline",
+            NotAsked::Loading => "student loading",
+            NotAsked::Refused => "student refused (see the status bar)",
+        }
+    }
 }
 
 /// What the student loop works with.
@@ -47,296 +76,459 @@ pub(super) struct StudentLoop {
     pub(super) answered: Arc<AtomicU64>,
 }
 
-/// The gates in front of the student's model.
-struct Gates {
-    stop: watch::Receiver<bool>,
-    online: watch::Receiver<bool>,
+/// What the loop carries from one frame to the next.
+pub(super) struct LoopState {
+    pub(super) policy: Policy,
+    /// The last answered frame's hash and when it was answered (the change gate).
+    pub(super) last_hash: Option<u64>,
+    pub(super) last_answered_at: Option<Instant>,
+    pub(super) unchanged_total: u64,
+    /// Frames taken (answered, failed, skipped as unchanged, or not asked): `max_frames`
+    /// counts these, so a run ends when every answer fails or the scene is still.
+    pub(super) frames_taken: u64,
+    /// Consecutive permanent failures (a 400, a missing model), and when to try again.
+    pub(super) permanent_failures: u32,
+    pub(super) retry_at: Option<Instant>,
+    pub(super) vision_checked: bool,
+    pub(super) refused: bool,
+    /// The warm-up's sender is gone without saying ready: nobody will, so it is.
+    pub(super) warm_gone: bool,
+    pub(super) recent: EscalationRate,
+    pub(super) storm_warned: bool,
+    pub(super) down: DownWatch,
+    /// When the last frame was shown unanswered (the pace while the student cannot answer).
+    pub(super) last_unanswered: Instant,
 }
 
-impl Gates {
-    /// The one place the student loop waits before it calls its model: until its server
-    /// is online. (Its turn on the model is the client's: eval and upskill calls share the
-    /// student through `crate::model::scheduler`, live frames first.) False when the engine stops
-    /// meanwhile.
-    async fn model_turn(&mut self, shared: &Shared) -> bool {
-        wait_gate(shared, &mut self.online, true, &mut self.stop).await
-    }
+/// The loop at work: its parts, the gates it watches, and its state.
+pub(super) struct Run {
+    pub(super) parts: StudentLoop,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) online: watch::Receiver<bool>,
+    pub(super) teacher_online: watch::Receiver<bool>,
+    pub(super) st: LoopState,
+}
+
+/// What happened to one frame: go on with the next, or stop the loop.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Flow {
+    Next,
+    Stop,
+}
+
+/// The student's reply to one frame, and how long it took.
+pub(super) struct Asked {
+    pub(super) result: Result<ChatReply, ModelError>,
+    pub(super) latency: Duration,
+    /// A face forced this frame (`e`) while it was being answered.
+    pub(super) forced: bool,
+}
+
+/// An answer read: what the student said and what the policy made of it.
+pub(super) struct Read {
+    pub(super) parsed: ParsedAnswer,
+    pub(super) reasons: Vec<Reason>,
 }
 
 impl StudentLoop {
     pub(super) async fn run(self) {
-        let StudentLoop {
-            shared,
-            client,
-            reader,
-            mut skills,
-            max_frames,
-            escalator,
-            calibration,
-            mut ready,
-            teacher_keyword,
-            answered,
-        } = self;
-        let mut gates = Gates {
+        let mut run = Run::new(self);
+        while run.next_frame().await == Flow::Next {}
+    }
+}
+
+impl Run {
+    pub(super) fn new(parts: StudentLoop) -> Self {
+        let shared = &parts.shared;
+        let policy = &shared.config.policy;
+        let st = LoopState {
+            policy: Policy::new(policy.clone()),
+            last_hash: None,
+            last_answered_at: None,
+            unchanged_total: 0,
+            frames_taken: 0,
+            permanent_failures: 0,
+            retry_at: None,
+            vision_checked: parts.client.config().text_only,
+            refused: false,
+            warm_gone: false,
+            recent: EscalationRate::default(),
+            storm_warned: false,
+            down: DownWatch::new(policy.student_down_secs, policy.fallback_every_secs),
+            // The first unanswered frame waits this long: a quick warm-up leaves none.
+            last_unanswered: Instant::now(),
+        };
+        Run {
             stop: shared.stop.subscribe(),
             online: shared.student_health.online.subscribe(),
+            teacher_online: shared.teacher_health.online.subscribe(),
+            parts,
+            st,
+        }
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.parts.shared
+    }
+
+    /// One frame through every step.
+    pub(super) async fn next_frame(&mut self) -> Flow {
+        if self
+            .parts
+            .max_frames
+            .is_some_and(|m| self.st.frames_taken >= m)
+        {
+            return Flow::Stop;
+        }
+        if let Some(why) = self.not_asked() {
+            if self.wait_while_not_asked(why).await == Flow::Stop {
+                return Flow::Stop;
+            }
+            if self.not_asked().is_none() {
+                // It can answer now: the next frame is asked.
+                return Flow::Next;
+            }
+        } else if !self.st.vision_checked {
+            self.st.vision_checked = true;
+            if !check_vision(self.shared(), &self.parts.client).await {
+                self.st.refused = true;
+                self.st.down.down(Instant::now());
+                return Flow::Next;
+            }
+        }
+        let Some(taken) = self.take().await else {
+            return Flow::Stop;
         };
-        let mut policy = Policy::new(shared.config.policy.clone());
-        let frame_cfg = shared.config.frame.clone();
-        let slow_after = Duration::from_secs(client.config().timeout_secs) / 2;
-        let min_change = shared.config.source.min_change;
-        let mut last_hash: Option<u64> = None;
-        let mut last_answered_at: Option<Instant> = None;
-        let mut unchanged_total = 0u64;
-        // Frames taken from the source: answered, failed or skipped as unchanged.
-        let mut frames_taken = 0u64;
-        // Consecutive permanent failures (a 400, a missing model, a text-only model).
-        let mut permanent_failures = 0u32;
-        let mut vision_checked = client.config().text_only;
-        let mut recent = crate::policy::escalation_rate::EscalationRate::default();
-        let mut storm_warned = false;
-        // The start warm-up first: the first answer is then about a frame taken once the model
-        // is in memory, and its latency is an answer's, not a load's.
-        if !wait_gate(&shared, &mut ready, true, &mut gates.stop).await {
-            return;
+        self.st.frames_taken += 1;
+        // Asked for: the state may have changed while the frame was awaited.
+        if let Some(why) = self.not_asked() {
+            return self.unanswered(taken, why).await;
         }
-        loop {
-            if max_frames.is_some_and(|m| frames_taken >= m) {
-                break;
+        let Some(prepared) = self.gate(&taken).await else {
+            return Flow::Next;
+        };
+        let (prepared, hash) = (Arc::new(prepared.0), prepared.1);
+        self.show(&taken, &prepared);
+        let seq = taken.frame.seq;
+        let (skill, request) = self.request(&prepared);
+        let Some(asked) = self.ask(seq, &request).await else {
+            return Flow::Stop;
+        };
+        match asked.result {
+            Ok(reply) => {
+                let read = self.read(seq, &request, &reply, asked.forced);
+                self.answered(seq, &reply, &read, asked.latency, &skill);
+                self.hand_on(seq, reply, read, prepared, hash);
+                Flow::Next
             }
-            if !gates.model_turn(&shared).await {
-                break;
-            }
-            if !vision_checked {
-                vision_checked = true;
-                if !check_vision(&shared, &client).await {
-                    // Refused: stay (the faces show why) until the engine stops.
-                    let _ = gates.stop.wait_for(|s| *s).await;
-                    break;
+            Err(e) => self.failed(seq, e, asked.forced, prepared).await,
+        }
+    }
+
+    /// Why the student cannot be asked now (None: it can).
+    pub(super) fn not_asked(&self) -> Option<NotAsked> {
+        if self.st.refused {
+            return Some(NotAsked::Refused);
+        }
+        if !*self.online.borrow() || self.st.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Some(NotAsked::Offline);
+        }
+        if !*self.parts.ready.borrow() && !self.st.warm_gone {
+            return Some(NotAsked::Loading);
+        }
+        None
+    }
+
+    /// The student cannot answer: wait until it can, or until the next frame is due to be
+    /// shown anyway.
+    async fn wait_while_not_asked(&mut self, why: NotAsked) -> Flow {
+        if why != NotAsked::Loading {
+            self.st.down.down(Instant::now());
+        }
+        let due = self.st.last_unanswered + UNANSWERED_EVERY;
+        let retry_at = self.st.retry_at;
+        let loading = why == NotAsked::Loading;
+        let offline = !*self.online.borrow();
+        let (stop, online, ready) = (&mut self.stop, &mut self.online, &mut self.parts.ready);
+        tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => Flow::Next,
+            r = ready.wait_for(|v| *v), if loading => {
+                if r.is_err() {
+                    self.st.warm_gone = true;
                 }
+                Flow::Next
             }
-            let taken = tokio::select! {
-                t = reader.take() => t,
-                _ = gates.stop.wait_for(|s| *s) => break,
-            };
-            let Some(taken) = taken else {
-                shared.emitter.emit(Event::Warning {
-                    message: "the frame source ended; stopping".into(),
-                });
-                break;
-            };
-            frames_taken += 1;
-            let frame = taken.frame;
-            let seq = frame.seq;
-            let raw = frame.raw.clone();
-            let cfg = frame_cfg.clone();
-            // The change gate compares with the last answered frame, but lets a frame
-            // through at least every `MAX_UNCHANGED` so a still scene is still watched.
-            let compare_with = last_hash.filter(|_| {
-                min_change > 0.0 && last_answered_at.is_some_and(|t| t.elapsed() < MAX_UNCHANGED)
+            _ = online.wait_for(|v| *v), if offline => Flow::Next,
+            _ = tokio::time::sleep_until(retry_at.unwrap_or(due).into()), if retry_at.is_some() => {
+                Flow::Next
+            }
+            _ = stop.wait_for(|s| *s) => Flow::Stop,
+        }
+    }
+
+    /// Take: the newest frame from the source (None: the source ended or the engine stops).
+    pub(super) async fn take(&mut self) -> Option<Taken> {
+        let taken = tokio::select! {
+            t = self.parts.reader.take() => t,
+            _ = self.stop.wait_for(|s| *s) => return None,
+        };
+        if taken.is_none() {
+            self.shared().emitter.emit(Event::Warning {
+                message: "the frame source ended; stopping".into(),
             });
-            let gated = tokio::task::spawn_blocking(move || -> Result<Gate, prep::PrepError> {
-                let pixels = prep::decode(&raw, cfg.max_side)?;
-                let hash = pixels.dhash();
-                if let Some(prev) = compare_with {
-                    let change = dhash::difference(prev, hash);
-                    if change < min_change {
-                        return Ok(Gate::Unchanged { change });
-                    }
+        }
+        taken
+    }
+
+    /// Gate: decode the frame and compare it with the last answered one; a frame that
+    /// barely changed is skipped (said), but a still scene goes through at least every
+    /// `MAX_UNCHANGED`. Some(prepared frame, its hash) when it goes to the student.
+    pub(super) async fn gate(&mut self, taken: &Taken) -> Option<(PreparedFrame, u64)> {
+        let min_change = self.shared().config.source.min_change;
+        let compare_with = self.st.last_hash.filter(|_| {
+            min_change > 0.0
+                && self
+                    .st
+                    .last_answered_at
+                    .is_some_and(|t| t.elapsed() < MAX_UNCHANGED)
+        });
+        let seq = taken.frame.seq;
+        match self
+            .prepare(taken, compare_with.map(|h| (h, min_change)))
+            .await
+        {
+            Ok(Gate::Send { prepared, hash }) => Some((prepared, hash)),
+            Ok(Gate::Unchanged { change }) => {
+                self.st.unchanged_total += 1;
+                self.shared().emitter.emit(Event::FrameUnchanged {
+                    seq,
+                    superseded: taken.superseded,
+                    change,
+                    unchanged_total: self.st.unchanged_total,
+                });
+                None
+            }
+            Err(error) => {
+                self.shared()
+                    .emitter
+                    .emit(Event::StudentFailed { seq, error });
+                None
+            }
+        }
+    }
+
+    /// Decode and prepare a frame off the async threads; with `compare` (a hash and the
+    /// least change), a frame that changed less is not prepared.
+    pub(super) async fn prepare(
+        &self,
+        taken: &Taken,
+        compare: Option<(u64, f64)>,
+    ) -> Result<Gate, String> {
+        let raw = taken.frame.raw.clone();
+        let cfg = self.shared().config.frame.clone();
+        let gated = tokio::task::spawn_blocking(move || -> Result<Gate, prep::PrepError> {
+            let pixels = prep::decode(&raw, cfg.max_side)?;
+            let hash = pixels.dhash();
+            if let Some((prev, min_change)) = compare {
+                let change = dhash::difference(prev, hash);
+                if change < min_change {
+                    return Ok(Gate::Unchanged { change });
                 }
-                Ok(Gate::Send {
-                    prepared: prep::prepare_pixels(&pixels, &cfg)?,
-                    hash,
-                })
+            }
+            Ok(Gate::Send {
+                prepared: prep::prepare_pixels(&pixels, &cfg)?,
+                hash,
             })
-            .await;
-            let (prepared, hash) = match gated {
-                Ok(Ok(Gate::Send { prepared, hash })) => (Arc::new(prepared), hash),
-                Ok(Ok(Gate::Unchanged { change })) => {
-                    unchanged_total += 1;
-                    shared.emitter.emit(Event::FrameUnchanged {
-                        seq,
-                        superseded: taken.superseded,
-                        change,
-                        unchanged_total,
-                    });
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    shared.emitter.emit(Event::StudentFailed {
-                        seq,
-                        error: format!("frame {}: {e}", frame.label),
-                    });
-                    continue;
-                }
-                Err(e) => {
-                    shared.emitter.emit(Event::StudentFailed {
-                        seq,
-                        error: format!("frame preparation crashed: {e}"),
-                    });
-                    continue;
-                }
-            };
-            shared.emitter.emit(Event::FrameTaken {
-                seq,
-                captured_at: frame.captured_at,
-                label: frame.label.clone(),
-                width: prepared.width,
-                height: prepared.height,
-                jpeg_bytes: prepared.jpeg.len(),
-                superseded: taken.superseded,
-                image: Some(prepared.clone()),
-            });
-            let (skill, changed) = skills.current();
-            if changed {
-                shared.emitter.emit(Event::SkillLoaded {
-                    name: skills.name(),
-                    chars: skill.chars().count(),
-                });
-            }
-            escalator.answering(seq);
-            let request = student::frame_request(&skill, prepared.base64.clone());
-            let began = Instant::now();
-            let result = {
-                let emitter = &shared.emitter;
-                // A safety keyword mid-answer: the teacher will be asked, make sure it is loaded.
-                let mut keywords =
-                    super::warm::KeywordWatch::new(&shared.config.policy.safety_keywords);
-                let mut on_token = |t: &str| {
-                    emitter.token(seq, t);
-                    if let Some(kw) = keywords.push(t) {
-                        let _ = teacher_keyword.send((seq, kw.to_string()));
-                    }
-                };
-                tokio::select! {
-                    r = client.chat(&request, &mut on_token) => r,
-                    _ = gates.stop.wait_for(|s| *s) => {
-                        shared.emitter.emit(Event::StudentFailed { seq, error: "stopped before the answer was complete".into() });
-                        break;
-                    }
-                }
-            };
-            let latency = began.elapsed();
-            let forced = escalator.answer_done();
-            match result {
-                Ok(reply) => {
-                    if reply.truncated {
-                        shared.emitter.emit(Event::Warning {
-                            message: format!(
-                                "frame #{seq}: the student's reply was cut (too long)"
-                            ),
-                        });
-                    }
-                    let parsed = parse_answer(&reply.content);
-                    let confidence = effective_confidence(
-                        shared.config.policy.confidence,
-                        parsed.confidence,
-                        reply.measured_confidence,
-                    );
-                    let reasons = policy.decide(Observation {
-                        answer: &parsed.description,
-                        confidence,
-                        forced,
-                        prompt: request.system.as_deref().unwrap_or(""),
-                        cut_at: reply
-                            .hit_token_cap()
-                            .then(|| request.max_tokens(client.config()).unwrap_or(0)),
-                    });
-                    permanent_failures = 0;
-                    shared.student_health.set(
-                        &shared.emitter,
-                        if latency > slow_after {
-                            Health::Slow {
-                                latency_ms: latency.as_millis() as u64,
-                            }
-                        } else {
-                            Health::Ok {
-                                latency_ms: latency.as_millis() as u64,
-                            }
-                        },
-                    );
-                    shared.emitter.emit(Event::StudentAnswer {
-                        seq,
-                        at: Utc::now(),
-                        answer: reply.content.clone(),
-                        confidence: parsed.confidence,
-                        measured_confidence: reply.measured_confidence,
-                        latency_ms: latency.as_millis() as u64,
-                        reasons: reasons.clone(),
-                        skill: skills.name(),
-                    });
-                    calibration
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .count_answer(&skills.name());
-                    let job = TeacherJob {
-                        seq,
-                        answer: reply.content,
-                        confidence: parsed.confidence,
-                        measured: reply.measured_confidence,
-                        skill: skills.name(),
-                        reasons: reasons.clone(),
-                        image: prepared,
-                        frame_path: None,
-                    };
-                    escalator.remember(job.clone());
-                    if !reasons.is_empty() {
-                        escalator.escalate(job);
-                    }
-                    storm_warned = storm_check(&shared, &mut recent, &reasons, storm_warned);
-                    last_hash = Some(hash);
-                    last_answered_at = Some(Instant::now());
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    shared.emitter.emit(Event::StudentFailed {
-                        seq,
-                        error: e.to_string(),
-                    });
-                    if e.is_permanent() {
-                        // Trying again every frame cannot help: say what to fix, and wait
-                        // longer after each failure (capped) until someone fixes it.
-                        permanent_failures += 1;
-                        shared
-                            .student_health
-                            .failing(&shared.emitter, &e, client.model());
-                        let wait = backoff::SERVER.delay(permanent_failures);
-                        if permanent_failures == 1 {
-                            shared.emitter.emit(Event::Warning {
-                                message: format!(
-                                "student: {} — retrying with backoff (up to {} s between tries)",
-                                crate::model::error::with_hint(
-                                    &e.to_string(),
-                                    &e.hint(crate::event::Role::Student, client.model())
-                                ),
-                                backoff::SERVER.cap.as_secs()
-                            ),
-                            });
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = gates.stop.wait_for(|s| *s) => break,
-                        }
-                    } else if e.is_unreachable() {
-                        shared
-                            .student_health
-                            .offline(&shared.emitter, &e, client.model());
-                    }
-                    if forced {
-                        escalator.escalate(TeacherJob {
-                            seq,
-                            answer: format!("(the student gave no answer: {e})"),
-                            confidence: None,
-                            measured: None,
-                            skill: skills.name(),
-                            reasons: vec![Reason::Forced],
-                            image: prepared,
-                            frame_path: None,
-                        });
-                    }
-                }
-            }
+        })
+        .await;
+        match gated {
+            Ok(Ok(g)) => Ok(g),
+            Ok(Err(e)) => Err(format!("frame {}: {e}", taken.frame.label)),
+            Err(e) => Err(format!("frame preparation crashed: {e}")),
         }
+    }
+
+    /// The frame is on its way: every face shows it.
+    pub(super) fn show(&self, taken: &Taken, prepared: &Arc<PreparedFrame>) {
+        let frame = &taken.frame;
+        self.shared().emitter.emit(Event::FrameTaken {
+            seq: frame.seq,
+            captured_at: frame.captured_at,
+            label: frame.label.clone(),
+            width: prepared.width,
+            height: prepared.height,
+            jpeg_bytes: prepared.jpeg.len(),
+            superseded: taken.superseded,
+            image: Some(prepared.clone()),
+        });
+    }
+
+    /// The current skill (said when it changed) and the student's request for the frame.
+    fn request(&mut self, prepared: &PreparedFrame) -> (String, ChatRequest) {
+        let skills = &mut self.parts.skills;
+        let (skill, changed) = skills.current();
+        if changed {
+            self.parts.shared.emitter.emit(Event::SkillLoaded {
+                name: skills.name(),
+                chars: skill.chars().count(),
+            });
+        }
+        let request = student::frame_request(&skill, prepared.base64.clone());
+        (skills.name(), request)
+    }
+
+    /// Ask: stream the student's answer (tokens to the faces; a safety keyword mid-answer
+    /// warms the teacher). None when the engine stops first.
+    pub(super) async fn ask(&mut self, seq: u64, request: &ChatRequest) -> Option<Asked> {
+        let parts = &self.parts;
+        let shared = &parts.shared;
+        parts.escalator.answering(seq);
+        let began = Instant::now();
+        let emitter = &shared.emitter;
+        // A safety keyword mid-answer: the teacher will be asked, make sure it is loaded.
+        let prompt = request.system.as_deref().unwrap_or("");
+        let mut keywords =
+            super::warm::KeywordWatch::new(&shared.config.policy.safety_keywords, prompt);
+        let teacher_keyword = &parts.teacher_keyword;
+        let mut on_token = |t: &str| {
+            emitter.token(seq, t);
+            if let Some(kw) = keywords.push(t) {
+                let _ = teacher_keyword.send((seq, kw.to_string()));
+            }
+        };
+        let result = tokio::select! {
+            r = parts.client.chat(request, &mut on_token) => r,
+            _ = self.stop.wait_for(|s| *s) => {
+                emitter.emit(Event::StudentFailed {
+                    seq,
+                    error: "stopped before the answer was complete".into(),
+                });
+                return None;
+            }
+        };
+        Some(Asked {
+            result,
+            latency: began.elapsed(),
+            forced: parts.escalator.answer_done(),
+        })
+    }
+
+    /// Read and decide: parse the answer and apply the policy.
+    pub(super) fn read(
+        &mut self,
+        seq: u64,
+        request: &ChatRequest,
+        reply: &ChatReply,
+        forced: bool,
+    ) -> Read {
+        let shared = &self.parts.shared;
+        if reply.truncated {
+            shared.emitter.emit(Event::Warning {
+                message: format!("frame #{seq}: the student's reply was cut (too long)"),
+            });
+        }
+        if let Some(secs) = reply.timed_out {
+            shared.emitter.emit(Event::Warning {
+                message: format!(
+                    "frame #{seq}: the student's answer was cut by the {secs} s timeout \
+                     (student.timeout_secs); what arrived is kept"
+                ),
+            });
+        }
+        let parsed = parse_answer(&reply.content);
+        let confidence = effective_confidence(
+            shared.config.policy.confidence,
+            parsed.confidence,
+            reply.measured_confidence,
+        );
+        let reasons = self.st.policy.decide(Observation {
+            answer: &parsed.description,
+            confidence,
+            forced,
+            prompt: request.system.as_deref().unwrap_or(""),
+            cut_at: reply
+                .hit_token_cap()
+                .then(|| request.max_tokens(self.parts.client.config()).unwrap_or(0)),
+        });
+        Read { parsed, reasons }
+    }
+
+    /// The student answered: its health, the answer event, the calibration count, and
+    /// the end of any teacher-only watch.
+    fn answered(
+        &mut self,
+        seq: u64,
+        reply: &ChatReply,
+        read: &Read,
+        latency: Duration,
+        skill: &str,
+    ) {
+        let shared = &self.parts.shared;
+        let slow_after = Duration::from_secs(self.parts.client.config().timeout_secs) / 2;
+        let latency_ms = latency.as_millis() as u64;
+        self.st.permanent_failures = 0;
+        self.st.retry_at = None;
+        shared.student_health.set(
+            &shared.emitter,
+            if latency > slow_after {
+                Health::Slow { latency_ms }
+            } else {
+                Health::Ok { latency_ms }
+            },
+        );
+        if let Some(on) = self.st.down.answered() {
+            self.teacher_alone(on);
+        }
+        shared.emitter.emit(Event::StudentAnswer {
+            seq,
+            at: Utc::now(),
+            answer: reply.content.clone(),
+            confidence: read.parsed.confidence,
+            measured_confidence: reply.measured_confidence,
+            latency_ms,
+            reasons: read.reasons.clone(),
+            skill: skill.to_string(),
+        });
+        self.parts
+            .calibration
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count_answer(skill);
+        self.parts.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hand on: remember the frame for `e`, queue it for the teacher when the policy says
+    /// so, watch the escalation rate, and keep its hash for the change gate.
+    pub(super) fn hand_on(
+        &mut self,
+        seq: u64,
+        reply: ChatReply,
+        read: Read,
+        prepared: Arc<PreparedFrame>,
+        hash: u64,
+    ) {
+        let job = TeacherJob {
+            seq,
+            answer: Some(reply.content),
+            confidence: read.parsed.confidence,
+            measured: reply.measured_confidence,
+            skill: self.parts.skills.name(),
+            reasons: read.reasons,
+            image: prepared,
+            frame_path: None,
+        };
+        self.parts.escalator.remember(job.clone());
+        if !job.reasons.is_empty() {
+            self.parts.escalator.escalate(job.clone());
+        }
+        self.st.storm_warned = storm_check(
+            &self.parts.shared,
+            &mut self.st.recent,
+            &job.reasons,
+            self.st.storm_warned,
+        );
+        self.st.last_hash = Some(hash);
+        self.st.last_answered_at = Some(Instant::now());
     }
 }
 
@@ -377,8 +569,8 @@ async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
 /// whether a storm is being warned about.
 fn storm_check(
     shared: &Shared,
-    recent: &mut crate::policy::escalation_rate::EscalationRate,
-    reasons: &[crate::policy::Reason],
+    recent: &mut EscalationRate,
+    reasons: &[Reason],
     warned: bool,
 ) -> bool {
     let now = Instant::now();

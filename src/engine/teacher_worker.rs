@@ -61,7 +61,7 @@ impl TeacherWorker {
             });
             let request = teacher::review_request_from(
                 Some(&device),
-                &job.answer,
+                job.answer.as_deref(),
                 &job.reasons,
                 job.image.base64.clone(),
             );
@@ -98,7 +98,11 @@ impl TeacherWorker {
                             .teacher_health
                             .set(&shared.emitter, Health::Ok { latency_ms });
                         permanent_failures = 0;
-                        let verdict = teacher::parse_verdict(&reply.content);
+                        let mut verdict = teacher::parse_verdict(&reply.content);
+                        if job.answer.is_none() {
+                            // No student answer: nothing to agree or disagree with.
+                            verdict.agrees = None;
+                        }
                         if reply.hit_token_cap() {
                             shared.emitter.emit(Event::Warning {
                                 message: format!(

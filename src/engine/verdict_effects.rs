@@ -81,6 +81,10 @@ impl VerdictEffects {
         if verdict.truncated {
             return;
         }
+        // No student answer (the teacher reviewed the frame alone): nothing to label.
+        if job.answer.is_none() {
+            return;
+        }
         let Some(agrees) = verdict.agrees else { return };
         let mut store = self.calibration.lock().unwrap_or_else(|e| e.into_inner());
         store.add(

@@ -63,17 +63,22 @@ impl WarmPlan {
 
 /// The newest affirmed safety keyword of an answer as it streams in, checked only when a
 /// word completes (a token that holds a non-word character), reported once per answer.
+/// Like the policy, words that echo the prompt (`reading::echo`) are not observations: a
+/// word is only checked once enough words follow it to know it is not part of an echo.
 pub(super) struct KeywordWatch<'a> {
     keywords: &'a [String],
+    /// The system prompt the answer was given ("" = no echo check).
+    prompt: &'a str,
     text: String,
     checked_to: usize,
     fired: bool,
 }
 
 impl<'a> KeywordWatch<'a> {
-    pub(super) fn new(keywords: &'a [String]) -> Self {
+    pub(super) fn new(keywords: &'a [String], prompt: &'a str) -> Self {
         KeywordWatch {
             keywords,
+            prompt,
             text: String::new(),
             checked_to: 0,
             fired: keywords.is_empty(),
@@ -81,20 +86,25 @@ impl<'a> KeywordWatch<'a> {
     }
 
     /// Take a token; Some(keyword) the first time a complete word makes one affirmed
-    /// (negation-aware: "no smoke" is not one).
+    /// (negation-aware: "no smoke" is not one) outside any echo of the prompt.
     pub(super) fn push(&mut self, token: &str) -> Option<&'a str> {
         if self.fired {
             return None;
         }
         self.text.push_str(token);
-        let end = self
+        let complete = self
             .text
             .rfind(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))?;
+        if complete <= self.checked_to {
+            return None;
+        }
+        let own = crate::reading::echo::settled_own_words(&self.text[..complete], self.prompt);
+        let end = own.settled;
         if end <= self.checked_to {
             return None;
         }
         self.checked_to = end;
-        let hits = crate::reading::text::affirmed_mentions(&self.text[..end], self.keywords);
+        let hits = crate::reading::text::affirmed_mentions(&own.text, self.keywords);
         let kw = self.keywords.iter().zip(hits).find(|(_, h)| *h)?.0;
         self.fired = true;
         Some(kw.as_str())
@@ -127,6 +137,7 @@ pub(super) async fn warm_loop(
     let mut stop = shared.stop.subscribe();
     let mut state_rx = client.load_state().subscribe();
     let mut loading_since: Option<Instant> = None;
+    let mut shown_load = ModelLoad::Unknown;
     let mut warming: Option<JoinHandle<Result<(), ModelError>>> = None;
     // When the warm-up under way started (and whether it was already shown as loading).
     let mut last_warm: Option<Instant> = None;
@@ -188,7 +199,10 @@ pub(super) async fn warm_loop(
                         None
                     }
                 };
-                if state != ModelLoad::Unknown {
+                // Unknown again (a load that failed, e.g. an unreachable server) is said
+                // too, so no face keeps showing `loading…`; never as the first state.
+                if state != ModelLoad::Unknown || shown_load != ModelLoad::Unknown {
+                    shown_load = state;
                     shared.emitter.emit(Event::ModelLoad { role, state, took_ms });
                 }
             }
@@ -301,7 +315,7 @@ mod tests {
     fn keywords_mid_stream_once_and_only_whole_affirmed_words() {
         let kws: Vec<String> = ["smoke", "fire"].iter().map(|s| s.to_string()).collect();
         let feed = |tokens: &[&str]| {
-            let mut w = KeywordWatch::new(&kws);
+            let mut w = KeywordWatch::new(&kws, "");
             tokens
                 .iter()
                 .enumerate()
@@ -317,5 +331,33 @@ mod tests {
         // "fire" inside "firearm" is not fire; "no smoke" is not smoke.
         assert!(feed(&["A fire", "arm case. ", "No smo", "ke here."]).is_empty());
         assert_eq!(feed(&["Smoke"]), vec![], "not complete yet");
+    }
+
+    #[test]
+    fn an_echoed_keyword_does_not_warm_the_teacher() {
+        let kws: Vec<String> = ["smoke", "fire"].iter().map(|s| s.to_string()).collect();
+        let prompt = "Watch for safety-relevant activity: fire, flame, smoke, a person who has \
+                      fallen. Always end with a confidence line.";
+        let feed = |text: &str| {
+            let mut w = KeywordWatch::new(&kws, prompt);
+            // Tokens of 4 characters, as the test server streams them.
+            let chars: Vec<char> = text.chars().collect();
+            chars
+                .chunks(4)
+                .map(|c| c.iter().collect::<String>())
+                .filter_map(|t| w.push(&t).map(|k| k.to_string()))
+                .collect::<Vec<_>>()
+        };
+        // The answer repeats the prompt's hazard list: an echo, not an observation.
+        assert!(feed(
+            "I watch for safety-relevant activity: fire, flame, smoke, a person who has \
+                  fallen. A desk and a lamp. No safety concerns.\nCONFIDENCE: 0.9"
+        )
+        .is_empty());
+        // Its own words still count, once enough words follow them.
+        assert_eq!(
+            feed("There is smoke rising from a pan on the stove in the kitchen.\nCONFIDENCE: 0.8"),
+            vec!["smoke".to_string()]
+        );
     }
 }

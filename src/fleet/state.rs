@@ -350,7 +350,9 @@ fn apply_event(d: &mut Device, v: &Value, now: DateTime<Utc>) -> bool {
         Some("teacher_verdict") => {
             let verdict = v.get("verdict").cloned().unwrap_or(Value::Null);
             let agrees = verdict.get("agrees").and_then(Value::as_bool);
-            let safety = verdict.get("safety_relevant").and_then(Value::as_bool) == Some(true);
+            // The alert rule, said once (`record::notify::is_alert`).
+            let safety = serde_json::from_value::<crate::roles::verdict::Verdict>(verdict.clone())
+                .is_ok_and(|v| crate::record::notify::is_alert(&v));
             if let Some(a) = agrees {
                 d.seen_verdicts += 1;
                 d.seen_agree += u64::from(a);

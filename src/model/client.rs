@@ -18,6 +18,27 @@ use std::time::{Duration, Instant};
 /// How long to wait for a TCP connection before calling a host unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A streamed answer cut by the whole-call timeout keeps the text that did arrive, marked
+/// as cut (`timed_out`); with nothing arrived it stays a timeout.
+fn keep_what_arrived(
+    result: Result<ChatReply, ModelError>,
+    arrived: String,
+) -> Result<ChatReply, ModelError> {
+    match result {
+        Err(ModelError::Timeout { secs }) if !arrived.trim().is_empty() => Ok(ChatReply {
+            content: format!("{arrived}\n{}", timeout_mark(secs)),
+            timed_out: Some(secs),
+            ..ChatReply::default()
+        }),
+        other => other,
+    }
+}
+
+/// The line that ends an answer cut by the timeout.
+pub fn timeout_mark(secs: u64) -> String {
+    format!("[answer cut by the {secs} s timeout]")
+}
+
 /// A client for one model on one server.
 #[derive(Clone)]
 pub struct ModelClient {
@@ -132,25 +153,35 @@ impl ModelClient {
             None => None,
         };
         let (http, base, cfg) = (&self.http, self.base.as_str(), &self.config);
+        // What streamed in, kept here too: a timeout drops the reader with its text.
+        let mut arrived = String::new();
+        let mut tee = |t: &str| {
+            if arrived.len() < MAX_REPLY_BYTES {
+                arrived.push_str(t);
+            }
+            on_token(t);
+        };
         match cfg.kind {
             HostKind::Ollama => {
                 let call = self.load.begin();
                 let result = within(
                     cfg.timeout_secs,
-                    ollama::chat(http, base, cfg, req, on_token, MAX_REPLY_BYTES),
+                    ollama::chat(http, base, cfg, req, &mut tee, MAX_REPLY_BYTES),
                 )
                 .await;
                 if result.is_ok() {
                     call.succeeded();
                 }
-                result
+                keep_what_arrived(result, arrived)
             }
-            HostKind::Openai => within(
-                cfg.timeout_secs,
-                openai::chat(http, base, cfg, req, on_token, MAX_REPLY_BYTES),
-            )
-            .await
-            .map_err(|e| self.in_host_terms(e)),
+            HostKind::Openai => {
+                let result = within(
+                    cfg.timeout_secs,
+                    openai::chat(http, base, cfg, req, &mut tee, MAX_REPLY_BYTES),
+                )
+                .await;
+                keep_what_arrived(result, arrived).map_err(|e| self.in_host_terms(e))
+            }
         }
     }
 

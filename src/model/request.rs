@@ -74,6 +74,9 @@ pub struct ChatReply {
     /// Mean token probability of the answer before its CONFIDENCE line, when the server
     /// sent log-probabilities: a confidence the model cannot simply state.
     pub measured_confidence: Option<f32>,
+    /// The whole-call timeout (this many seconds) cut the streamed answer: `content` is
+    /// the text that did arrive, not a whole answer.
+    pub timed_out: Option<u64>,
 }
 
 impl ChatReply {

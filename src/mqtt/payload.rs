@@ -73,6 +73,9 @@ pub struct Counters {
     pub disagreements: u64,
     pub alerts: u64,
     pub student_failures: u64,
+    /// Frames shown but not asked (the student offline, loading…).
+    #[serde(default)]
+    pub unanswered: u64,
     pub teacher_failures: u64,
     /// Events the bridge could not take (its queue was full).
     pub dropped_events: u64,
@@ -110,6 +113,10 @@ pub struct DeviceState {
     pub paused: bool,
     pub last_answer: Option<LastAnswer>,
     pub last_alert: Option<LastAlert>,
+    /// The student is down and the teacher watches alone: how, in words (None: it does
+    /// not).
+    #[serde(default)]
+    pub teacher_alone: Option<String>,
 }
 
 /// Text for a state field: one printable line, at most [`STATE_TEXT_CHARS`] characters.
@@ -175,6 +182,10 @@ impl DeviceState {
                 });
             }
             Event::StudentFailed { .. } => self.counters.student_failures += 1,
+            Event::FrameUnanswered { .. } => self.counters.unanswered += 1,
+            Event::TeacherAlone { on, every_secs } => {
+                self.teacher_alone = on.then(|| crate::event::teacher_alone_label(*every_secs));
+            }
             Event::Escalated { .. } => self.counters.escalations += 1,
             Event::TeacherVerdict { verdict, .. } => {
                 self.counters.verdicts += 1;
@@ -273,5 +284,29 @@ mod tests {
         }));
         let back: DeviceState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn state_says_when_the_teacher_watches_alone() {
+        let mut s = DeviceState::new("pi");
+        assert!(s.apply(&Event::FrameUnanswered {
+            seq: 3,
+            why: "student offline".into()
+        }));
+        assert_eq!(s.counters.unanswered, 1);
+        assert!(s.apply(&Event::TeacherAlone {
+            on: true,
+            every_secs: 20
+        }));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["teacher_alone"],
+            "teacher watches alone, 1 frame / 20 s (student down)"
+        );
+        assert!(s.apply(&Event::TeacherAlone {
+            on: false,
+            every_secs: 20
+        }));
+        assert_eq!(s.teacher_alone, None);
     }
 }

@@ -149,6 +149,7 @@ pub fn trigger_name(r: &Reason) -> String {
         Reason::Audit => "audit".into(),
         Reason::EchoesPrompt { .. } => "echoes the prompt".into(),
         Reason::Cut { .. } => "cut at the token cap".into(),
+        Reason::StudentDown => "student down".into(),
     }
 }
 

@@ -36,6 +36,9 @@ pub enum Reason {
     Cut {
         max_tokens: u32,
     },
+    /// The student has been down for `policy.student_down_secs`: the teacher watches
+    /// alone, one frame every `policy.fallback_every_secs`.
+    StudentDown,
 }
 
 impl Reason {
@@ -49,6 +52,7 @@ impl Reason {
             Reason::Audit => "AUDIT".into(),
             Reason::EchoesPrompt { .. } => "ECHO".into(),
             Reason::Cut { .. } => "CUT".into(),
+            Reason::StudentDown => "DOWN".into(),
         }
     }
 
@@ -57,9 +61,10 @@ impl Reason {
         match self {
             Reason::Forced => Priority::Forced,
             Reason::Safety { .. } => Priority::Safety,
-            Reason::LowConfidence { .. } | Reason::NoConfidence | Reason::Cut { .. } => {
-                Priority::Confidence
-            }
+            Reason::LowConfidence { .. }
+            | Reason::NoConfidence
+            | Reason::Cut { .. }
+            | Reason::StudentDown => Priority::Confidence,
             // An echo that swallowed a safety word may hide a real hazard: review it as
             // soon as a safety keyword would be.
             Reason::EchoesPrompt {
@@ -100,6 +105,7 @@ impl fmt::Display for Reason {
             Reason::Cut { max_tokens } => {
                 write!(f, "answer cut at the {max_tokens}-token cap (max_tokens)")
             }
+            Reason::StudentDown => write!(f, "student down"),
         }
     }
 }

@@ -82,6 +82,41 @@ pub fn without_spans(answer: &str, spans: &[Range<usize>]) -> String {
     out
 }
 
+/// What of a streamed answer can already be judged: `settled` is the byte offset up to
+/// which no word can still turn out to be part of an echo (a later word may complete a
+/// run of [`ECHO_WORDS`] only with the last `ECHO_WORDS - 1` words), and `text` is the
+/// model's own words up to there (echoes replaced as by [`without_spans`]). With no
+/// prompt, everything is settled.
+pub struct Settled {
+    pub settled: usize,
+    pub text: String,
+}
+
+/// See [`Settled`]: `answer` holds complete words only.
+pub fn settled_own_words(answer: &str, prompt: &str) -> Settled {
+    if prompt.trim().is_empty() {
+        return Settled {
+            settled: answer.len(),
+            text: answer.to_string(),
+        };
+    }
+    let aw = words(answer);
+    let settled = match aw.len().checked_sub(ECHO_WORDS - 1) {
+        Some(n) if n > 0 => aw[n - 1].1.end,
+        _ => 0,
+    };
+    let spans = echoed_spans(answer, prompt);
+    let spans: Vec<Range<usize>> = spans
+        .into_iter()
+        .filter(|r| r.start < settled)
+        .map(|r| r.start..r.end.min(settled))
+        .collect();
+    Settled {
+        settled,
+        text: without_spans(&answer[..settled], &spans),
+    }
+}
+
 /// Words of `answer` inside the echoed spans.
 pub fn echoed_word_count(answer: &str, spans: &[Range<usize>]) -> usize {
     spans.iter().map(|r| words(&answer[r.clone()]).len()).sum()

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Verdict {
     /// None when the teacher's reply could not be read as a verdict.
     pub agrees: Option<bool>,

@@ -32,6 +32,8 @@ pub struct Recorder {
     skill: Option<Event>,
     paused: Option<Event>,
     refused: Option<Event>,
+    /// The last `TeacherAlone`: whether the teacher watches alone now.
+    alone: Option<Event>,
     health: [Option<Event>; 2],
     load: [Option<Event>; 2],
     entries: VecDeque<Entry>,
@@ -56,6 +58,7 @@ pub fn seq_of(ev: &Event) -> Option<u64> {
         | Event::StudentToken { seq, .. }
         | Event::StudentAnswer { seq, .. }
         | Event::StudentFailed { seq, .. }
+        | Event::FrameUnanswered { seq, .. }
         | Event::Escalated { seq, .. }
         | Event::TeacherDropped { seq, .. }
         | Event::TeacherStarted { seq, .. }
@@ -75,6 +78,7 @@ impl Recorder {
             skill: None,
             paused: None,
             refused: None,
+            alone: None,
             health: [None, None],
             load: [None, None],
             entries: VecDeque::new(),
@@ -109,6 +113,7 @@ impl Recorder {
             Event::SkillLoaded { .. } => self.skill = Some(ev.clone()),
             Event::Paused { .. } => self.paused = Some(ev.clone()),
             Event::StudentRefused { .. } => self.refused = Some(ev.clone()),
+            Event::TeacherAlone { .. } => self.alone = Some(ev.clone()),
             Event::Health { role, .. } => self.health[role_index(*role)] = Some(ev.clone()),
             Event::ModelLoad { role, .. } => self.load[role_index(*role)] = Some(ev.clone()),
             Event::Stopped { .. } => self.stopped = Some(ev.clone()),
@@ -211,7 +216,13 @@ impl Recorder {
     /// The messages a console replays to be where one attached all along is.
     pub fn snapshot(&self, resync: bool) -> Vec<ServerMsg> {
         let mut out = vec![ServerMsg::SnapshotBegin { resync }];
-        let singles = [&self.started, &self.skill, &self.paused, &self.refused];
+        let singles = [
+            &self.started,
+            &self.skill,
+            &self.paused,
+            &self.refused,
+            &self.alone,
+        ];
         let roles = self.health.iter().chain(self.load.iter());
         for ev in singles.into_iter().chain(roles).flatten() {
             out.push(ServerMsg::Event(ev.clone()));
@@ -322,6 +333,28 @@ mod tests {
             error: "x".into(),
         });
         assert!(r.events_of(1).is_none());
+    }
+
+    #[test]
+    fn an_attached_console_learns_the_teacher_watches_alone_and_why_frames_went_unanswered() {
+        let mut r = Recorder::new(3);
+        r.record(&frame(1, true));
+        r.record(&Event::FrameUnanswered {
+            seq: 1,
+            why: "student offline".into(),
+        });
+        r.record(&Event::TeacherAlone {
+            on: true,
+            every_secs: 20,
+        });
+        let snap = r.snapshot(false);
+        let evs = events(&snap);
+        assert!(evs
+            .iter()
+            .any(|e| matches!(e, Event::TeacherAlone { on: true, .. })));
+        assert!(evs
+            .iter()
+            .any(|e| matches!(e, Event::FrameUnanswered { seq: 1, .. })));
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct App {
     pub storm_share: f64,
     pub disagreements: u64,
     pub teacher_queue: usize,
+    /// The student is down and the teacher watches alone, one frame per this many seconds.
+    pub teacher_alone: Option<u64>,
     pub reviewing: Option<u64>,
     pub notice: Option<Notice>,
     pub spinner: usize,
@@ -105,6 +107,7 @@ impl App {
             storm_share: config.policy.storm_share,
             disagreements: 0,
             teacher_queue: 0,
+            teacher_alone: None,
             reviewing: None,
             notice: None,
             spinner: 0,
@@ -294,6 +297,14 @@ impl App {
                 if let Some(e) = self.monitor.entry_for(seq) {
                     e.failed = Some(error);
                 }
+            }
+            Event::FrameUnanswered { seq, why } => {
+                if let Some(e) = self.monitor.entry_for(seq) {
+                    e.unanswered = Some(why);
+                }
+            }
+            Event::TeacherAlone { on, every_secs } => {
+                self.teacher_alone = on.then_some(every_secs);
             }
             Event::StudentRefused { reason, hint } => {
                 // The status line shows the student's health (offline with this reason);

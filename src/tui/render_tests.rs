@@ -253,6 +253,64 @@ fn status_bar_shows_model_load_state() {
 }
 
 #[test]
+fn an_unanswered_frame_says_why_and_the_status_bar_says_the_teacher_watches_alone() {
+    let mut a = sample();
+    a.handle_event(frame(7));
+    a.handle_event(Event::FrameUnanswered {
+        seq: 7,
+        why: "student offline".into(),
+    });
+    a.handle_event(Event::TeacherAlone {
+        on: true,
+        every_secs: 20,
+    });
+    let t = text(&render(&a, 200, 48));
+    assert!(t.contains("#7 —    not answered: student offline"), "{t}");
+    assert!(
+        !a.monitor.entry(7).unwrap().in_flight(),
+        "no spinner for it"
+    );
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(
+        s.contains("| teacher watches alone, 1 frame / 20 s (student down) |"),
+        "{s}"
+    );
+    a.handle_event(Event::TeacherAlone {
+        on: false,
+        every_secs: 20,
+    });
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(!s.contains("watches alone"), "{s}");
+}
+
+#[test]
+fn an_unreachable_model_shows_no_load_state() {
+    let mut a = sample();
+    a.handle_event(Event::ModelLoad {
+        role: crate::event::Role::Student,
+        state: ModelLoad::Loading,
+        took_ms: None,
+    });
+    a.handle_event(Event::Health {
+        role: crate::event::Role::Student,
+        health: Health::Offline {
+            reason: "connection refused (http://127.0.0.1:11434)".into(),
+            hint: "start it: ollama serve".into(),
+        },
+    });
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(s.contains("offline: connection refused (http"), "{s}");
+    assert!(!s.contains("loading"), "offline and loading together: {s}");
+    // Back online, the load state shows again.
+    a.handle_event(Event::Health {
+        role: crate::event::Role::Student,
+        health: Health::Ok { latency_ms: 800 },
+    });
+    let s = rows(&render(&a, 300, 40))[0].clone();
+    assert!(s.contains("loading…"), "{s}");
+}
+
+#[test]
 fn an_offline_student_says_what_to_do_in_the_log_pane() {
     let mut a = sample();
     a.handle_event(Event::Health {

@@ -137,7 +137,8 @@ pub fn perform(app: &mut App, action: Action, console: &mut Console) -> bool {
 /// On the way out an attached console just closes; an engine of its own is stopped (a
 /// running upskill cancelled, the log flushed). Then the terminal is restored.
 pub async fn run(config: &Config, mut link: EngineLink) -> color_eyre::Result<()> {
-    terminal::install_hooks();
+    // main installed it already; a library caller gets it here (the first call wins).
+    crate::hooks::install(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let mut sigterm = signal(SignalKind::terminate()).wrap_err("cannot watch SIGTERM")?;
     let mut sighup = signal(SignalKind::hangup()).wrap_err("cannot watch SIGHUP")?;
     let mut guard = terminal::enter().wrap_err("cannot set up the terminal")?;

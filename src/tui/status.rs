@@ -39,9 +39,13 @@ fn health_spans(
 }
 
 /// A model's load state after its health (nothing when unknown: OpenAI-compatible hosts
-/// do not say).
-fn load_spans(app: &App, load: ModelLoad) -> Vec<Span<'static>> {
+/// do not say; nothing while the server is offline: a model we cannot reach has no load
+/// state to show).
+fn load_spans(app: &App, health: &Health, load: ModelLoad) -> Vec<Span<'static>> {
     let t = &app.theme;
+    if matches!(health, Health::Offline { .. }) {
+        return Vec::new();
+    }
     let style = match load {
         ModelLoad::Unknown => return Vec::new(),
         ModelLoad::Loaded => t.dim(),
@@ -108,7 +112,7 @@ pub fn status_line(app: &App, now: Instant) -> Line<'static> {
         student.last_latency(),
         student.median_latency(),
     ));
-    spans.extend(load_spans(app, student.load));
+    spans.extend(load_spans(app, &student.health, student.load));
     spans.push(sep());
     spans.push(Span::styled("teacher ", bold));
     spans.push(Span::raw(format!("{} ", clean(&teacher.name, SHORT_MAX))));
@@ -118,7 +122,14 @@ pub fn status_line(app: &App, now: Instant) -> Line<'static> {
         teacher.last_latency(),
         None,
     ));
-    spans.extend(load_spans(app, teacher.load));
+    spans.extend(load_spans(app, &teacher.health, teacher.load));
+    if let Some(every) = app.teacher_alone {
+        spans.push(sep());
+        spans.push(Span::styled(
+            crate::event::teacher_alone_label(every),
+            t.warn().patch(bold),
+        ));
+    }
     spans.push(sep());
     let (rate, storm) = app
         .status_escalation(now)

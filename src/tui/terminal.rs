@@ -1,5 +1,6 @@
 //! Entering and leaving the console's terminal mode, and never leaving a broken terminal
-//! behind: restore is idempotent and runs from a guard's `Drop` and from the panic hook.
+//! behind: restore is idempotent and runs from a guard's `Drop` and, registered as a
+//! restore step, from the process's one panic hook (`crate::hooks`).
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::terminal::{
@@ -10,10 +11,8 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::{self, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-static HOOK: Once = Once::new();
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -30,6 +29,8 @@ impl Drop for TerminalGuard {
 
 /// Raw mode, alternate screen, mouse capture, hidden cursor.
 pub fn enter() -> io::Result<TerminalGuard> {
+    // A panic on any thread gives the terminal back before the report is printed.
+    crate::hooks::on_panic(restore_for_panic);
     enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     let mut out = io::stdout();
@@ -58,21 +59,9 @@ pub fn restore() -> io::Result<()> {
     a.and(b)
 }
 
-/// Install color-eyre's hooks, with the panic hook restoring the terminal before it prints.
-/// Installing twice is harmless.
-pub fn install_hooks() {
-    HOOK.call_once(|| {
-        let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default()
-            .display_env_section(false)
-            .into_hooks();
-        // Fails when main already installed one; theirs is fine.
-        let _ = eyre_hook.install();
-        let panic_hook = panic_hook.into_panic_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let _ = restore();
-            panic_hook(info);
-        }));
-    });
+/// The restore step the panic hook runs (errors cannot be reported from there).
+fn restore_for_panic() {
+    let _ = restore();
 }
 
 #[cfg(test)]
@@ -83,5 +72,16 @@ mod tests {
     fn restore_without_enter_is_a_no_op() {
         assert!(restore().is_ok());
         assert!(restore().is_ok());
+    }
+
+    #[test]
+    fn a_panic_restores_the_terminal_through_the_one_hook() {
+        crate::hooks::install(false);
+        crate::hooks::on_panic(restore_for_panic);
+        // As if `enter` had run (a test has no terminal to put in raw mode).
+        ACTIVE.store(true, Ordering::SeqCst);
+        let r = std::thread::spawn(|| panic!("test panic: the terminal must be restored")).join();
+        assert!(r.is_err());
+        assert!(!ACTIVE.load(Ordering::SeqCst), "restored by the panic hook");
     }
 }

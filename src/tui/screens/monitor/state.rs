@@ -53,6 +53,8 @@ pub struct Entry {
     pub reasons: Vec<Reason>,
     /// The student could not answer: why.
     pub failed: Option<String>,
+    /// The student was not asked (offline, loading…): why. The frame is shown all the same.
+    pub unanswered: Option<String>,
     pub skill: Option<String>,
     pub teacher: TeacherState,
     /// The JPEG exactly as the model saw it.
@@ -75,6 +77,7 @@ impl Entry {
             latency_ms: None,
             reasons: Vec::new(),
             failed: None,
+            unanswered: None,
             skill: None,
             teacher: TeacherState::None,
             frame: None,
@@ -83,7 +86,7 @@ impl Entry {
 
     /// The student is still working on this frame.
     pub fn in_flight(&self) -> bool {
-        !self.answered && self.failed.is_none()
+        !self.answered && self.failed.is_none() && self.unanswered.is_none()
     }
 
     pub fn verdict(&self) -> Option<&Verdict> {

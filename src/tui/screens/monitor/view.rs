@@ -48,7 +48,7 @@ fn badge_style(theme: &Theme, r: &Reason) -> Style {
         Reason::LowConfidence { .. } | Reason::NoConfidence | Reason::Cut { .. } => theme.warn(),
         Reason::EchoesPrompt { .. } => theme.warn(),
         Reason::Forced => theme.manual(),
-        Reason::Audit => theme.accent(),
+        Reason::Audit | Reason::StudentDown => theme.accent(),
     }
 }
 
@@ -162,6 +162,10 @@ pub fn log_line(m: &Monitor, cx: &Ctx, e: &Entry, width: usize) -> Line<'static>
         head.push(Span::styled("fail ", t.fail().patch(t.bold())));
         text = first_line(err);
         text_style = t.fail();
+    } else if let Some(why) = &e.unanswered {
+        head.push(Span::styled("—    ", t.dim()));
+        text = format!("not answered: {}", first_line(why));
+        text_style = t.warn();
     } else if e.in_flight() {
         head.push(Span::raw(format!("{}    ", cx.spinner)));
         let s = first_line(&e.answer);
@@ -327,7 +331,7 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
             if v.truncated {
                 head.push(Span::styled("  (cut at the token cap)", t.warn()));
             }
-            if v.safety_relevant == Some(true) {
+            if crate::record::notify::is_alert(v) {
                 head.push(Span::raw("  "));
                 head.push(Span::styled("SAFETY RELEVANT", t.alarm()));
             }
@@ -372,6 +376,11 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
         lines.push(Line::styled(
             format!("student failed: {}", clean(err, SHORT_MAX)),
             t.fail(),
+        ));
+    } else if let Some(why) = &e.unanswered {
+        lines.push(Line::styled(
+            format!("not answered: {}", clean(why, SHORT_MAX)),
+            t.warn(),
         ));
     } else if !e.answer.is_empty() {
         lines.push(Line::styled(format!("student ({conf}):"), bold));
