@@ -9,9 +9,9 @@ use crate::eval::skill_score::{row_json, score_skill};
 use crate::event::Role;
 use crate::model::ModelClient;
 use crate::reading::sanitize::{escape_controls, escape_line};
+use crate::roles::skill::SkillStore;
 use crate::service::attach::attach_if_running;
 use crate::service::protocol::{ClientMsg, ServerMsg};
-use crate::roles::skill::SkillStore;
 use crate::upskill::report::RowSummary;
 use std::io::Write;
 use std::path::Path;
@@ -129,12 +129,16 @@ pub async fn run(
         write!(out, "{}", render_results(&summary.results))?;
         writeln!(
             out,
-            "\ntrain {}  holdout {}  ({} cases, student {})",
+            "\ntrain {}  holdout {}  confidence line {}  ({} cases, student {})",
             fmt_score(summary.train),
             fmt_score(summary.holdout),
+            summary.format.short(),
             summary.results.len(),
             escape_line(&student)
         )?;
+        if let Some(w) = summary.format.warning() {
+            writeln!(out, "warning: {w}")?;
+        }
     }
     Ok(0)
 }

@@ -3,7 +3,7 @@
 //! run's facts beside it).
 
 use super::cases::{EvalSet, Split};
-use super::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
+use super::runner::{run_case, scoring, split_score, CaseResult, FormatShare, PreparedImages};
 use crate::config::Config;
 use crate::model::ModelClient;
 use crate::upskill::report::RowSummary;
@@ -40,6 +40,7 @@ pub async fn score_skill(
         train: split_score(&refs, Split::Train),
         holdout: split_score(&refs, Split::Holdout),
         interval: None,
+        format: FormatShare::of_results(&results),
         results,
     })
 }
