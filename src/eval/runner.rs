@@ -5,6 +5,7 @@ use super::score::{score_answer, weighted_mean, CaseScore};
 use crate::config::{EvalConfig, FrameConfig};
 use crate::frame::{prep, PreparedFrame, RawImage};
 use crate::model::{ChatRequest, ModelClient, Sampling};
+use crate::roles::output_contract::Placement;
 use crate::roles::student;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -110,8 +111,19 @@ impl PreparedImages {
     }
 }
 
-/// The request the student gets for a case under a skill (instructions + output contract).
+/// The request the student gets for a case under a skill (instructions + output contract,
+/// placed where the live requests place it).
 pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRequest {
+    case_request_placed(skill, case, images, crate::roles::output_contract::PLACEMENT)
+}
+
+/// [`case_request`] with the contract placed as `placement` says (measuring placements).
+pub fn case_request_placed(
+    skill: &str,
+    case: &Case,
+    images: &PreparedImages,
+    placement: Placement,
+) -> ChatRequest {
     let (user, imgs) = match &case.input {
         CaseInput::Text(scene) => (
             case.prompt
@@ -131,8 +143,9 @@ pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRe
                 .unwrap_or_default(),
         ),
     };
+    let (system, user) = crate::roles::output_contract::place(skill, &user, placement);
     ChatRequest {
-        system: Some(crate::roles::output_contract::compose(skill)),
+        system: Some(system),
         user,
         images: imgs,
         format: None,
@@ -160,7 +173,18 @@ pub async fn run_case(
     safety_terms: &[String],
     sampling: Sampling,
 ) -> CaseResult {
-    let mut req = case_request(skill, case, images);
+    let req = case_request(skill, case, images);
+    run_request(client, req, case, safety_terms, sampling).await
+}
+
+/// Run one case's request (built by [`case_request_placed`]) and score the answer.
+pub async fn run_request(
+    client: &ModelClient,
+    mut req: ChatRequest,
+    case: &Case,
+    safety_terms: &[String],
+    sampling: Sampling,
+) -> CaseResult {
     req.sampling = sampling;
     let result = client.chat(&req, &mut |_| {}).await;
     match result {
