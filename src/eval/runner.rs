@@ -114,7 +114,12 @@ impl PreparedImages {
 /// The request the student gets for a case under a skill (instructions + output contract,
 /// placed where the live requests place it).
 pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRequest {
-    case_request_placed(skill, case, images, crate::roles::output_contract::PLACEMENT)
+    case_request_placed(
+        skill,
+        case,
+        images,
+        crate::roles::output_contract::PLACEMENT,
+    )
 }
 
 /// [`case_request`] with the contract placed as `placement` says (measuring placements).

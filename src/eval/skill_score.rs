@@ -4,12 +4,11 @@
 
 use super::cases::{EvalSet, Split};
 use super::runner::{
-    case_request_placed, run_request, scoring, split_score, CaseResult, FormatShare,
-    PreparedImages,
+    case_request_placed, run_request, scoring, split_score, CaseResult, FormatShare, PreparedImages,
 };
-use crate::roles::output_contract::{Placement, PLACEMENT};
 use crate::config::Config;
 use crate::model::ModelClient;
+use crate::roles::output_contract::{Placement, PLACEMENT};
 use crate::upskill::report::RowSummary;
 
 /// Score `skill` on every case with `client`; `progress(done, total, case id)` before each.

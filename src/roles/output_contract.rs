@@ -128,12 +128,19 @@ mod tests {
         assert_eq!(user, "Describe this.");
         let (sys, user) = place("Look closely.", "Describe this.", Placement::UserLastLine);
         assert_eq!(sys, "Look closely.");
-        assert!(user.starts_with("Describe this.\n\nAnswer format (always"), "{user}");
+        assert!(
+            user.starts_with("Describe this.\n\nAnswer format (always"),
+            "{user}"
+        );
         let last = user.lines().last().unwrap();
         assert!(last.ends_with("CONFIDENCE: 0.35 or CONFIDENCE: 0.9. The number must reflect how sure you really are: high (0.8 or more) only when the frame is clear and the scene unambiguous, low (0.4 or less) when it is blurry, dark, partly hidden or hard to recognise."), "{last}");
         assert_eq!(user.lines().count(), 3, "the contract is one line: {user}");
         // A skill saved with its contract does not carry it into the system prompt.
-        let (sys, _) = place(&compose("Look closely."), "Describe this.", Placement::UserLastLine);
+        let (sys, _) = place(
+            &compose("Look closely."),
+            "Describe this.",
+            Placement::UserLastLine,
+        );
         assert_eq!(sys, "Look closely.");
         let (sys, user) = place("Look closely.", "Describe this.", Placement::Both);
         assert!(sys.ends_with(OUTPUT_CONTRACT) && user.ends_with(&one_line()));
