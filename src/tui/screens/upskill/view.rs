@@ -63,10 +63,9 @@ fn total(v: Option<f64>) -> String {
 
 /// The share of answers with a confidence line: ` 96%`, `  0%`, `   —` before any answer.
 pub fn format_text(f: &FormatShare) -> String {
-    if f.of == 0 {
-        format!("{:>FORMAT_W$}", "—")
-    } else {
-        format!("{:>3}%", (f.ok * 100 / f.of))
+    match (f.ok * 100).checked_div(f.of) {
+        Some(pct) => format!("{pct:>3}%"),
+        None => format!("{:>FORMAT_W$}", "—"),
     }
 }
 
