@@ -161,3 +161,147 @@ async fn learn_only_disagreements_from_a_recorded_log_then_eval_and_calibrate() 
     assert!(bin.contains(" 4 ") && bin.contains("50%"), "{text}");
     assert!(text.contains("low confidence"), "{text}");
 }
+
+/// A recorded session of `frames` reviewed frames (the teacher disagrees on each), with
+/// its frames saved: (config file for the binary, the log, the eval dir).
+async fn recorded_session(
+    dir: &Path,
+    frames: u64,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let student = OllamaTestServer::start(&["gemma4:e2b"]).await;
+    let teacher = OllamaTestServer::start(&["gemma4:26b"]).await;
+    student.set_handler(|_| Reply::text("A blurry thing.\nCONFIDENCE: 0.3"));
+    teacher.set_handler(|_| {
+        Reply::text(
+            r#"{"agrees":false,"safety_relevant":false,"summary":"A cat on a sofa.","missed":["cat"],"wrong":["blurry thing"]}"#,
+        )
+    });
+    let eval = dir.join("eval");
+    std::fs::create_dir_all(&eval).unwrap();
+    let mut c = Config::default();
+    c.student.host = student.url();
+    c.teacher.host = teacher.url();
+    c.source.kind = SourceKind::Folder;
+    c.source.path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("eval/images")
+        .to_string_lossy()
+        .into_owned();
+    c.source.fps = 20.0;
+    c.source.min_change = 0.0;
+    c.paths.logs = dir.join("logs");
+    c.paths.eval = eval.clone();
+    c.paths.skills = dir.join("skills");
+    let mut h = engine::start(
+        c.clone(),
+        EngineOptions {
+            max_frames: Some(frames),
+        },
+    )
+    .unwrap();
+    let mut verdicts = 0;
+    while let Some(ev) = h.events.recv().await {
+        match ev {
+            Event::TeacherVerdict { .. } => verdicts += 1,
+            Event::Stopped { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(verdicts, frames);
+    let log = std::fs::read_dir(&c.paths.logs)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap()
+        .path();
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[paths]\neval = \"{}\"\nlogs = \"{}\"\nskills = \"{}\"\n",
+            eval.display(),
+            c.paths.logs.display(),
+            c.paths.skills.display()
+        ),
+    )
+    .unwrap();
+    (cfg, log, eval)
+}
+
+/// The frame paths the log's answers name, in order.
+fn frame_paths(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["frame_path"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn learn(cfg: &Path, log: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(["learn", "--from"])
+        .arg(log)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn learn_that_adds_some_frames_exits_0_and_says_what_it_skipped_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, log, eval) = recorded_session(dir.path(), 4).await;
+    let frames = frame_paths(&log);
+    assert_eq!(frames.len(), 4, "every reviewed frame was saved");
+    // One saved frame is gone since (skipped); another is named outside the frames
+    // directory (refused); two are fine.
+    std::fs::remove_file(&frames[0]).unwrap();
+    let outside = dir.path().join("elsewhere.jpg");
+    std::fs::copy(&frames[1], &outside).unwrap();
+    let text = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace(&frames[1], &outside.display().to_string());
+    std::fs::write(&log, text).unwrap();
+
+    let (code, out, err) = learn(&cfg, &log);
+    assert_eq!(code, Some(0), "some were added: exit 0\n{out}\n{err}");
+    assert!(
+        out.contains("added 2 case(s)")
+            && out.contains("1 reviewed frame(s) skipped: no saved frame or no structured verdict")
+            && out.contains("1 refused"),
+        "{out}"
+    );
+    assert!(err.contains("refused session"), "why it was refused: {err}");
+    assert!(
+        err.contains("is not in the logs' frames directory"),
+        "{err}"
+    );
+    assert_eq!(
+        gemmaedge_tui::eval::cases::load_eval_set(&eval)
+            .unwrap()
+            .cases
+            .len(),
+        2
+    );
+
+    // A log whose every frame is refused or gone: nothing could be added, exit 2.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (cfg2, log2, _) = recorded_session(dir2.path(), 2).await;
+    let frames2 = frame_paths(&log2);
+    std::fs::remove_file(&frames2[0]).unwrap();
+    let outside2 = dir2.path().join("elsewhere.jpg");
+    std::fs::copy(&frames2[1], &outside2).unwrap();
+    let text = std::fs::read_to_string(&log2)
+        .unwrap()
+        .replace(&frames2[1], &outside2.display().to_string());
+    std::fs::write(&log2, text).unwrap();
+    let (code, out, err) = learn(&cfg2, &log2);
+    assert_eq!(code, Some(2), "none could be added\n{out}\n{err}");
+    assert!(out.contains("added 0 case(s)"), "{out}");
+    assert!(out.ends_with(": nothing could be added\n"), "{out}");
+}

@@ -362,3 +362,83 @@ fn upskill_with_a_real_teacher_ends_with_a_decision() {
     );
     assert_eq!(report["rows"][0]["cases"].as_array().unwrap().len(), 25);
 }
+
+/// Where the output contract works best for a small model: the shipped skill scored on the
+/// shipped eval set with the contract in the system prompt (today), as the last line of
+/// the user turn, or both. Prints the share of answers ending with a readable confidence
+/// line and the scores for each (BENCHMARKS.md, "Output contract placement"); asserts
+/// only what the program guarantees: every case answered under each, and the placement
+/// the program ships with is one that does not lose to another on both counts.
+#[test]
+fn output_contract_placement_format_share_and_scores_printed() {
+    use gemmaedge_tui::config::{Config, HostKind};
+    use gemmaedge_tui::eval::cases::load_eval_set;
+    use gemmaedge_tui::eval::skill_score::score_skill_placed;
+    use gemmaedge_tui::event::Role;
+    use gemmaedge_tui::model::ModelClient;
+    use gemmaedge_tui::roles::output_contract::{Placement, PLACEMENT};
+
+    if server().is_none() {
+        return;
+    }
+    // One slot of its own: every call decoded alone, the figures reproducible.
+    let own = start_server_with(1).unwrap();
+    let mut c = Config::default();
+    c.student.host = own.url.clone();
+    c.student.model = MODEL.into();
+    c.student.kind = HostKind::Openai;
+    c.student.text_only = true;
+    c.student.timeout_secs = 120;
+    // Room for a short description and the last line; the default 300 makes this test
+    // take most of an hour on a busy 2-core machine (the model rambles to the cap).
+    c.student.max_tokens = 80;
+    c.paths.eval = repo().join("eval");
+    let skill = std::fs::read_to_string(repo().join("skills/skill.txt")).unwrap();
+    let eval = load_eval_set(&c.paths.eval).unwrap();
+    let client = ModelClient::new(&c.student, Role::Student).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut rows = Vec::new();
+    for placement in Placement::ALL {
+        let began = Instant::now();
+        let row = rt
+            .block_on(score_skill_placed(
+                &c,
+                &eval,
+                skill.trim(),
+                &client,
+                placement,
+                |_, _, _| {},
+            ))
+            .unwrap();
+        assert_eq!(row.results.len(), 25);
+        assert!(
+            row.results.iter().all(|r| r.error.is_none()),
+            "{}: every case answered",
+            placement.name()
+        );
+        eprintln!(
+            "contract placement {:<28} confidence line {:>5} ({:>3.0}%)  train {:.3}  holdout {:.3}  ({:.0} s, max_tokens {})",
+            placement.name(),
+            row.format.short(),
+            row.format.ok as f64 * 100.0 / row.format.of.max(1) as f64,
+            row.train.unwrap_or(0.0),
+            row.holdout.unwrap_or(0.0),
+            began.elapsed().as_secs_f64(),
+            c.student.max_tokens,
+        );
+        rows.push((placement, row));
+    }
+    let shipped = rows.iter().find(|(p, _)| *p == PLACEMENT).unwrap();
+    for (p, r) in &rows {
+        let better_format = r.format.ok > shipped.1.format.ok;
+        let no_lower = r.train >= shipped.1.train && r.holdout >= shipped.1.holdout;
+        assert!(
+            !(better_format && no_lower),
+            "{} gives more confidence lines ({}) without lower scores than the shipped {} ({}): ship it",
+            p.name(),
+            r.format.short(),
+            PLACEMENT.name(),
+            shipped.1.format.short()
+        );
+    }
+}

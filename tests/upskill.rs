@@ -480,3 +480,193 @@ async fn a_failed_run_leaves_a_report_too() {
     assert_eq!(r["teacher_replies"][0]["reply"], "I cannot help with that.");
     assert_eq!(r["scoring"]["temperature"], 0.0);
 }
+
+/// Every `Dropped` (candidate, reason) of a run.
+fn dropped(events: &[UpskillEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            UpskillEvent::Dropped(d) => Some(d.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_teacher_handing_back_the_current_skills_sentences_is_rejected_and_asked_again() {
+    const CURRENT: &str = "You watch a room through a webcam. Describe every person, what they \
+                           hold and what they do.\n\nSay plainly when something is unsafe: fire, \
+                           smoke, a knife, a fall.";
+    // A small teacher's reply: the current skill cut in pieces, word for word.
+    let s = setup(
+        "{\"prompts\": [\"You watch a room through a webcam.\", \"Say plainly when something is unsafe: fire, smoke, a knife, a fall.\"]}",
+    )
+    .await;
+    s._teacher.push_reply(Reply::text(
+        "{\"prompts\": [\"GOOD: name every person and object and flag hazards.\", \"Describe every person, what they hold and what they do.\"]}",
+    ));
+    let mut ctx = s.ctx.clone();
+    ctx.current_skill = CURRENT.into();
+    ctx.candidates = 2;
+    let (outcome, events) = run(ctx).await;
+    let o = outcome.expect("a finished run with the one real candidate");
+    assert_eq!(
+        o.rows.len(),
+        2,
+        "{:?}",
+        o.rows.iter().map(|r| &r.prompt).collect::<Vec<_>>()
+    );
+    assert!(o.rows[1].prompt.starts_with("GOOD"));
+    // Each piece rejected with its reason, on the event the screen and the CLI show.
+    let d = dropped(&events);
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert_eq!(d[0].0, "You watch a room through a webcam.");
+    assert_eq!(
+        d[0].1,
+        "a fragment of the current skill (7 of its 7 words in one run of it)"
+    );
+    assert!(
+        d[1].1.starts_with("a fragment of the current skill"),
+        "{d:?}"
+    );
+    assert!(
+        d[2].1.starts_with("a fragment of the current skill"),
+        "{d:?}"
+    );
+    // Asked once more for what was missing, told which were rejected and why.
+    let p = phases(&events);
+    assert!(
+        p.iter().any(|x| x == "the teacher wrote 0 of 2 candidates; asking once more for the missing 2"),
+        "{p:?}"
+    );
+    let asks = s._teacher.chat_requests();
+    assert_eq!(asks.len(), 2);
+    let second = &asks[1].messages.last().unwrap().content;
+    assert!(
+        second.contains("Your earlier candidates were rejected and not scored:\n- \"You watch a room through a webcam.\": a fragment of the current skill"),
+        "{second}"
+    );
+    assert!(!asks[0]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .contains("were rejected"));
+    // The report keeps every rejection with its reason.
+    let r = report(&events);
+    let reasons: Vec<&str> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons
+        .iter()
+        .all(|x| x.starts_with("a fragment of the current skill")));
+    // No student call was spent on a fragment: the baseline row and one candidate.
+    assert_eq!(s.student.chat_requests().len(), 2 * 6);
+}
+
+#[tokio::test]
+async fn a_student_that_never_writes_the_confidence_line_is_warned_about_before_candidates() {
+    let s = setup("[\"GOOD: describe everything you see.\"]").await;
+    // Good descriptions, never the last line.
+    s.student.set_handler(|req: &ChatRequest| {
+        let user = req.messages.last().unwrap().content.clone();
+        let answer = good_answer(&user);
+        Reply::text(answer.lines().next().unwrap())
+    });
+    let mut ctx = s.ctx.clone();
+    ctx.candidates = 1;
+    let (outcome, events) = run(ctx).await;
+    let o = outcome.expect("a finished run");
+    let warning = "0 of 6 answers ended with a confidence line: every live frame would escalate";
+    let warned_at = events
+        .iter()
+        .position(|e| matches!(e, UpskillEvent::Warning(w) if w == warning))
+        .unwrap_or_else(|| panic!("the warning: {events:?}"));
+    let first_candidate_call = events
+        .iter()
+        .position(|e| matches!(e, UpskillEvent::CaseScored { row: 1, .. }))
+        .unwrap();
+    assert!(
+        warned_at < first_candidate_call,
+        "said before scoring candidates"
+    );
+    // The share per row, in the outcome and on RowDone.
+    assert_eq!((o.rows[0].format.ok, o.rows[0].format.of), (0, 6));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        UpskillEvent::RowDone { row: 0, score } if score.format.ok == 0 && score.format.of == 6
+    )));
+    let r = report(&events);
+    assert_eq!(r["warnings"][0], warning);
+    // The teacher hears about it first.
+    let meta = s._teacher.chat_requests()[0]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .clone();
+    let failures = meta.split("(most important first):\n").nth(1).unwrap();
+    assert!(
+        failures.starts_with("MOST IMPORTANT — answers that did not end with the CONFIDENCE line (0 of 4 train answers did)"),
+        "{failures}"
+    );
+}
+
+#[tokio::test]
+async fn the_brief_shows_confident_and_wrong_answers_right_after_format_failures() {
+    let s = setup("[\"GOOD: describe everything you see.\"]").await;
+    // Under the current skill: the dog case has no confidence line, the lighter case is
+    // wrong but sure of it, the desk case is wrong and unsure, the smoke case is right.
+    s.student.set_handler(|req: &ChatRequest| {
+        let skill = req.messages[0].content.clone();
+        let user = req.messages.last().unwrap().content.clone();
+        if skill.contains("GOOD") {
+            return Reply::text(good_answer(&user));
+        }
+        Reply::text(if user.contains("dog") {
+            "A dog sleeping on a rug. No safety concerns."
+        } else if user.contains("lighter") {
+            "A person at a table. No safety concerns.\nCONFIDENCE: 0.95"
+        } else if user.contains("laptop") {
+            "Something on a table.\nCONFIDENCE: 0.3"
+        } else {
+            good_answer(&user)
+        })
+    });
+    let mut ctx = s.ctx.clone();
+    ctx.candidates = 1;
+    let (outcome, _) = run(ctx).await;
+    outcome.expect("a finished run");
+    let meta = s._teacher.chat_requests()[0]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .clone();
+    let at = |needle: &str| {
+        meta.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} in:\n{meta}"))
+    };
+    // File order is lighter, desk, smoke, dog; the brief puts dog (no line) first, then
+    // lighter (sure and wrong), then desk; smoke passed.
+    assert!(at("- dog (") < at("- lighter ("), "{meta}");
+    assert!(at("- lighter (") < at("- desk ("), "{meta}");
+    assert!(!meta.contains("- smoke ("), "{meta}");
+    assert!(
+        meta.contains("Wrong while stating a confidence above 0.5"),
+        "{meta}"
+    );
+    assert!(meta.contains("yet it stated CONFIDENCE: 0.95"), "{meta}");
+    // Three of four train answers had the line: not "most", so not the loud heading.
+    assert!(
+        meta.contains(
+            "First — answers that did not end with the CONFIDENCE line (3 of 4 train answers did)"
+        ),
+        "{meta}"
+    );
+}

@@ -119,3 +119,90 @@ fn on_a_terminal_upskill_draws_its_progress_bar() {
     );
     assert!(text.contains("upskill: run report "), "{text:?}");
 }
+
+/// A student that never writes the confidence line: `upskill` says so before scoring any
+/// candidate, and the result table, `eval` and `eval --json` show the share per row.
+#[test]
+fn a_student_without_the_confidence_line_is_warned_about_and_shown_per_row() {
+    let (s, t) = servers();
+    s.set_handler(|_| Reply::text("A person and a desk. No safety concerns."));
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &s.url(), &t.url());
+    let out = Command::new(BIN)
+        .args(["upskill", "--yes", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{stdout}");
+    let warning = "upskill: warning: 0 of 25 answers ended with a confidence line: every live frame would escalate";
+    let at = stderr
+        .find(warning)
+        .unwrap_or_else(|| panic!("the warning: {stderr}"));
+    let scoring = stderr.find("upskill: scoring candidate 1").unwrap();
+    assert!(at < scoring, "said before scoring candidates: {stderr}");
+    assert!(
+        stderr.contains("upskill: row 0 scored: train 0.")
+            && stderr.contains("confidence line 0/25"),
+        "{stderr}"
+    );
+    // The result table has the column, and the warning is repeated with the result.
+    let header = stdout.lines().find(|l| l.contains("holdout")).unwrap();
+    assert!(header.contains("conf line"), "{stdout}");
+    let current = stdout
+        .lines()
+        .find(|l| l.contains("current skill"))
+        .unwrap();
+    assert!(current.contains("0/25"), "{stdout}");
+    assert!(
+        stdout.contains("warning: the current skill: 0 of 25 answers ended with a confidence line"),
+        "{stdout}"
+    );
+    // The run report keeps it.
+    let report = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("upskill: run report "))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    assert_eq!(
+        v["warnings"][0],
+        warning.strip_prefix("upskill: warning: ").unwrap()
+    );
+    assert_eq!(
+        v["rows"][0]["format"],
+        serde_json::json!({"ok": 0, "of": 25})
+    );
+
+    // eval: the totals line says the share, and warns.
+    let out = Command::new(BIN)
+        .args(["eval", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("confidence line 0/25"), "{stdout}");
+    assert!(
+        stdout.contains("warning: 0 of 25 answers ended with a confidence line: every live frame would escalate"),
+        "{stdout}"
+    );
+    // eval --json: the share as numbers.
+    let out = Command::new(BIN)
+        .args(["eval", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], serde_json::json!({"ok": 0, "of": 25}));
+    // With the line, the share is whole and nothing is said.
+    s.set_handler(|_| Reply::text("A person and a desk.\nCONFIDENCE: 0.8"));
+    let out = Command::new(BIN)
+        .args(["eval", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("confidence line 25/25"), "{stdout}");
+    assert!(!stdout.contains("warning"), "{stdout}");
+}

@@ -129,12 +129,16 @@ pub async fn run(
         write!(out, "{}", render_results(&summary.results))?;
         writeln!(
             out,
-            "\ntrain {}  holdout {}  ({} cases, student {})",
+            "\ntrain {}  holdout {}  confidence line {}  ({} cases, student {})",
             fmt_score(summary.train),
             fmt_score(summary.holdout),
+            summary.format.short(),
             summary.results.len(),
             escape_line(&student)
         )?;
+        if let Some(w) = summary.format.warning() {
+            writeln!(out, "warning: {w}")?;
+        }
     }
     Ok(0)
 }

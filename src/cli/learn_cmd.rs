@@ -9,6 +9,9 @@ use crate::policy::calibration::{report, Report, Sample};
 use crate::reading::sanitize::{escape_controls, escape_line};
 use std::path::Path;
 
+/// Exit 0 when it added cases (or there was nothing new to add), saying how many reviewed
+/// frames it skipped or refused and why; 2 only when none could be added because every
+/// one was skipped or refused, or the log could not be read.
 pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
     match learn_from_log(
         log,
@@ -16,45 +19,63 @@ pub fn learn(config: &Config, log: &Path, only_disagreements: bool) -> i32 {
         &config.paths.logs,
         only_disagreements,
     ) {
-        Ok(crate::learn::Learned {
-            added,
-            skipped,
-            refused,
-        }) => {
-            for why in &refused {
+        Ok(learned) => {
+            for why in &learned.refused {
                 eprintln!("gemmaedge-tui learn: refused {why}");
             }
-            println!(
-                "added {added} case(s) to {}{}",
-                escape_line(
-                    &config
-                        .paths
-                        .eval
-                        .join(crate::learn::LEARNED_FILE)
-                        .display()
-                        .to_string()
-                ),
-                if skipped > 0 {
-                    format!(" ({skipped} reviewed frame(s) skipped: no saved frame or no structured verdict)")
-                } else {
-                    String::new()
-                }
+            let target = escape_line(
+                &config
+                    .paths
+                    .eval
+                    .join(crate::learn::LEARNED_FILE)
+                    .display()
+                    .to_string(),
             );
-            if refused.is_empty() {
-                0
-            } else {
+            println!("{}", learned_line(&learned, &target));
+            if !learned.refused.is_empty() {
                 eprintln!(
                     "gemmaedge-tui learn: {} reviewed frame(s) refused: a log names only its own \
                      session (YYYYMMDD-HHMMSS) and JPEGs under the logs' frames/ directory",
-                    refused.len()
+                    learned.refused.len()
                 );
-                EXIT_BAD_INPUT
             }
+            learn_exit(&learned)
         }
         Err(e) => {
             eprintln!("gemmaedge-tui learn: {}", escape_controls(&e.to_string()));
             EXIT_BAD_INPUT
         }
+    }
+}
+
+/// `added 2 case(s) to eval/learned.toml (1 reviewed frame(s) skipped: …; 1 refused)`.
+pub fn learned_line(l: &crate::learn::Learned, target: &str) -> String {
+    let mut notes = Vec::new();
+    if l.skipped > 0 {
+        notes.push(format!(
+            "{} reviewed frame(s) skipped: no saved frame or no structured verdict",
+            l.skipped
+        ));
+    }
+    if !l.refused.is_empty() {
+        notes.push(format!("{} refused (why on stderr)", l.refused.len()));
+    }
+    let mut line = format!("added {} case(s) to {target}", l.added);
+    if !notes.is_empty() {
+        line.push_str(&format!(" ({})", notes.join("; ")));
+    }
+    if l.added == 0 && learn_exit(l) != 0 {
+        line.push_str(": nothing could be added");
+    }
+    line
+}
+
+/// 2 when frames were there to learn from but none could be added; 0 otherwise.
+pub fn learn_exit(l: &crate::learn::Learned) -> i32 {
+    if l.added == 0 && (l.skipped > 0 || !l.refused.is_empty()) {
+        EXIT_BAD_INPUT
+    } else {
+        0
     }
 }
 
@@ -184,4 +205,46 @@ pub fn render(r: &Report, threshold: f32) -> String {
         40,
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::Learned;
+
+    #[test]
+    fn some_added_is_success_whatever_was_skipped_or_refused() {
+        let l = Learned {
+            added: 2,
+            skipped: 1,
+            refused: vec!["frame #3: not a JPEG".into()],
+        };
+        assert_eq!(learn_exit(&l), 0);
+        assert_eq!(
+            learned_line(&l, "eval/learned.toml"),
+            "added 2 case(s) to eval/learned.toml (1 reviewed frame(s) skipped: no saved frame \
+             or no structured verdict; 1 refused (why on stderr))"
+        );
+    }
+
+    #[test]
+    fn nothing_added_is_an_error_only_when_something_was_there_to_add() {
+        let skipped = Learned {
+            added: 0,
+            skipped: 2,
+            refused: vec![],
+        };
+        assert_eq!(learn_exit(&skipped), EXIT_BAD_INPUT);
+        assert!(learned_line(&skipped, "x").ends_with(": nothing could be added"));
+        let refused = Learned {
+            added: 0,
+            skipped: 0,
+            refused: vec!["frame #1: session id".into()],
+        };
+        assert_eq!(learn_exit(&refused), EXIT_BAD_INPUT);
+        // Every reviewed frame already learned (or none reviewed): nothing new, no error.
+        let none = Learned::default();
+        assert_eq!(learn_exit(&none), 0);
+        assert_eq!(learned_line(&none, "x"), "added 0 case(s) to x");
+    }
 }

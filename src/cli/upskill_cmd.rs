@@ -120,6 +120,9 @@ pub async fn run(
 /// Print the result; the winner's row when it is to be applied (asked unless `yes`).
 fn decide_to_apply(config: &Config, outcome: &UpskillOutcome, yes: bool) -> Option<usize> {
     print!("{}", render_outcome(outcome));
+    if let Some(w) = outcome.rows.first().and_then(|r| r.format.warning()) {
+        println!("\nwarning: the current skill: {w}");
+    }
     println!("\n{}", outcome.reason);
     let Some(w) = outcome.winner else {
         println!("the current skill stays.");
@@ -257,10 +260,20 @@ impl Shown {
                 ..
             } if bar => progress(*done_calls, *total_calls, &self.phase, self.started),
             UpskillEvent::RowDone { row, score } if !bar => eprintln!(
-                "upskill: row {row} scored: train {}, holdout {}",
+                "upskill: row {row} scored: train {}, holdout {}, confidence line {}",
                 fmt_score(score.train),
-                fmt_score(score.holdout)
+                fmt_score(score.holdout),
+                score.format.short()
             ),
+            UpskillEvent::Warning(w) => {
+                if bar {
+                    eprintln!();
+                }
+                eprintln!(
+                    "upskill: warning: {}",
+                    crate::reading::sanitize::for_screen(w, 300)
+                );
+            }
             UpskillEvent::Report(p) => {
                 if bar {
                     eprintln!();
@@ -341,6 +354,7 @@ pub fn render_outcome(o: &UpskillOutcome) -> String {
                 ),
                 fmt_score(r.train),
                 fmt_score(r.holdout),
+                r.format.short(),
                 r.interval.map_or_else(
                     || "—".to_string(),
                     |iv| format!("{:+.3} [{:+.3}, {:+.3}]", iv.mean, iv.lo, iv.hi),
@@ -354,6 +368,7 @@ pub fn render_outcome(o: &UpskillOutcome) -> String {
             "skill",
             "train",
             "holdout",
+            "conf line",
             "gain vs current (90% CI)",
             "prompt",
         ],

@@ -5,6 +5,7 @@ use super::score::{score_answer, weighted_mean, CaseScore};
 use crate::config::{EvalConfig, FrameConfig};
 use crate::frame::{prep, PreparedFrame, RawImage};
 use crate::model::{ChatRequest, ModelClient, Sampling};
+use crate::roles::output_contract::Placement;
 use crate::roles::student;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -32,6 +33,60 @@ impl CaseResult {
     }
 }
 
+/// How many answers ended with a readable confidence line (the eval's `format_ok`), out of
+/// the answers there were (failed calls are not answers and are left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct FormatShare {
+    pub ok: usize,
+    pub of: usize,
+}
+
+impl FormatShare {
+    pub fn of_results<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Self {
+        let mut s = FormatShare::default();
+        for r in results.into_iter().filter(|r| r.error.is_none()) {
+            s.of += 1;
+            s.ok += usize::from(r.score.format_ok);
+        }
+        s
+    }
+
+    /// Fewer than half the answers had the line.
+    pub fn mostly_failed(&self) -> bool {
+        self.of > 0 && self.ok * 2 < self.of
+    }
+
+    /// `12/25`, or `—` with no answers.
+    pub fn short(&self) -> String {
+        if self.of == 0 {
+            "—".into()
+        } else {
+            format!("{}/{}", self.ok, self.of)
+        }
+    }
+
+    /// What a person must hear when most answers have no confidence line: the live policy
+    /// escalates every answer without one. None when most have it.
+    pub fn warning(&self) -> Option<String> {
+        if !self.mostly_failed() {
+            return None;
+        }
+        let consequence = if self.ok == 0 {
+            "every live frame would escalate".to_string()
+        } else {
+            format!(
+                "{} of every {} live frames would escalate for the missing line",
+                self.of - self.ok,
+                self.of
+            )
+        };
+        Some(format!(
+            "{} of {} answers ended with a confidence line: {consequence}",
+            self.ok, self.of
+        ))
+    }
+}
+
 /// Images of the eval set, prepared once per run (as a frame would be).
 #[derive(Default, Clone)]
 pub struct PreparedImages(HashMap<String, Arc<PreparedFrame>>);
@@ -56,8 +111,24 @@ impl PreparedImages {
     }
 }
 
-/// The request the student gets for a case under a skill (instructions + output contract).
+/// The request the student gets for a case under a skill (instructions + output contract,
+/// placed where the live requests place it).
 pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRequest {
+    case_request_placed(
+        skill,
+        case,
+        images,
+        crate::roles::output_contract::PLACEMENT,
+    )
+}
+
+/// [`case_request`] with the contract placed as `placement` says (measuring placements).
+pub fn case_request_placed(
+    skill: &str,
+    case: &Case,
+    images: &PreparedImages,
+    placement: Placement,
+) -> ChatRequest {
     let (user, imgs) = match &case.input {
         CaseInput::Text(scene) => (
             case.prompt
@@ -77,8 +148,9 @@ pub fn case_request(skill: &str, case: &Case, images: &PreparedImages) -> ChatRe
                 .unwrap_or_default(),
         ),
     };
+    let (system, user) = crate::roles::output_contract::place(skill, &user, placement);
     ChatRequest {
-        system: Some(crate::roles::output_contract::compose(skill)),
+        system: Some(system),
         user,
         images: imgs,
         format: None,
@@ -106,7 +178,18 @@ pub async fn run_case(
     safety_terms: &[String],
     sampling: Sampling,
 ) -> CaseResult {
-    let mut req = case_request(skill, case, images);
+    let req = case_request(skill, case, images);
+    run_request(client, req, case, safety_terms, sampling).await
+}
+
+/// Run one case's request (built by [`case_request_placed`]) and score the answer.
+pub async fn run_request(
+    client: &ModelClient,
+    mut req: ChatRequest,
+    case: &Case,
+    safety_terms: &[String],
+    sampling: Sampling,
+) -> CaseResult {
     req.sampling = sampling;
     let result = client.chat(&req, &mut |_| {}).await;
     match result {
@@ -137,4 +220,60 @@ pub fn split_score(results: &[&CaseResult], split: Split) -> Option<f64> {
         .map(|r| (r.total(), r.weight))
         .collect();
     (!items.is_empty()).then(|| weighted_mean(&items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Expectation;
+
+    fn result(answer: &str, error: Option<&str>) -> CaseResult {
+        CaseResult {
+            case_id: "c".into(),
+            split: Split::Train,
+            weight: 1.0,
+            answer: answer.into(),
+            score: super::super::score::score_answer(answer, &Expectation::default(), &[]),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn format_share_counts_answers_with_the_line_and_leaves_failed_calls_out() {
+        let rs = vec![
+            result("A room.\nCONFIDENCE: 0.7", None),
+            result("A room.", None),
+            result("A room, no line either.", None),
+            result("", Some("timed out")),
+        ];
+        let s = FormatShare::of_results(&rs);
+        assert_eq!(s, FormatShare { ok: 1, of: 3 });
+        assert_eq!(s.short(), "1/3");
+        assert!(s.mostly_failed());
+        assert_eq!(
+            s.warning().as_deref(),
+            Some("1 of 3 answers ended with a confidence line: 2 of every 3 live frames would escalate for the missing line")
+        );
+    }
+
+    #[test]
+    fn the_warning_says_every_frame_when_none_has_the_line_and_nothing_when_most_do() {
+        let none = FormatShare { ok: 0, of: 25 };
+        assert_eq!(
+            none.warning().as_deref(),
+            Some("0 of 25 answers ended with a confidence line: every live frame would escalate")
+        );
+        assert_eq!(FormatShare { ok: 13, of: 25 }.warning(), None);
+        assert_eq!(
+            FormatShare { ok: 2, of: 4 }.warning(),
+            None,
+            "half is not most"
+        );
+        assert_eq!(
+            FormatShare::default().warning(),
+            None,
+            "no answers, nothing to say"
+        );
+        assert_eq!(FormatShare::default().short(), "—");
+    }
 }

@@ -3,9 +3,12 @@
 //! run's facts beside it).
 
 use super::cases::{EvalSet, Split};
-use super::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
+use super::runner::{
+    case_request_placed, run_request, scoring, split_score, CaseResult, FormatShare, PreparedImages,
+};
 use crate::config::Config;
 use crate::model::ModelClient;
+use crate::roles::output_contract::{Placement, PLACEMENT};
 use crate::upskill::report::RowSummary;
 
 /// Score `skill` on every case with `client`; `progress(done, total, case id)` before each.
@@ -14,6 +17,19 @@ pub async fn score_skill(
     eval: &EvalSet,
     skill: &str,
     client: &ModelClient,
+    progress: impl FnMut(usize, usize, &str),
+) -> Result<RowSummary, String> {
+    score_skill_placed(config, eval, skill, client, PLACEMENT, progress).await
+}
+
+/// [`score_skill`] with the output contract placed as `placement` says: how the placements
+/// were measured against each other (`tests/real_model.rs`).
+pub async fn score_skill_placed(
+    config: &Config,
+    eval: &EvalSet,
+    skill: &str,
+    client: &ModelClient,
+    placement: Placement,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<RowSummary, String> {
     let images = PreparedImages::prepare(eval, &config.frame)?;
@@ -22,11 +38,10 @@ pub async fn score_skill(
     for (i, case) in eval.cases.iter().enumerate() {
         progress(i, total, &case.id);
         results.push(
-            run_case(
+            run_request(
                 client,
-                skill,
+                case_request_placed(skill, case, &images, placement),
                 case,
-                &images,
                 &config.policy.safety_keywords,
                 scoring(&config.eval),
             )
@@ -40,6 +55,7 @@ pub async fn score_skill(
         train: split_score(&refs, Split::Train),
         holdout: split_score(&refs, Split::Holdout),
         interval: None,
+        format: FormatShare::of_results(&results),
         results,
     })
 }

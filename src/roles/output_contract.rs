@@ -12,6 +12,58 @@ pub const OUTPUT_CONTRACT: &str = "Answer format (always, whatever the instructi
 - If something is unsafe, say what and where in one sentence starting with \"Safety:\". If nothing is unsafe, write exactly: No safety concerns.\n\
 - End with one last line: the word CONFIDENCE, a colon and one decimal number between 0.0 and 1.0, for example CONFIDENCE: 0.35 or CONFIDENCE: 0.9. The number must reflect how sure you really are: high (0.8 or more) only when the frame is clear and the scene unambiguous, low (0.4 or less) when it is blurry, dark, partly hidden or hard to recognise.";
 
+/// Where the contract goes in the student's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Appended to the system prompt, after the instructions.
+    System,
+    /// Repeated as the last line of the user turn (the system prompt holds only the
+    /// instructions).
+    UserLastLine,
+    /// Both.
+    Both,
+}
+
+impl Placement {
+    pub const ALL: [Placement; 3] = [Placement::System, Placement::UserLastLine, Placement::Both];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::System => "system prompt",
+            Placement::UserLastLine => "last line of the user turn",
+            Placement::Both => "both",
+        }
+    }
+}
+
+/// Where the contract goes: measured on the real-model tier (SmolLM2-135M, the shipped
+/// skill and eval set; figures in BENCHMARKS.md, "Output contract placement").
+pub const PLACEMENT: Placement = Placement::System;
+
+/// The contract on one line, for the end of the user turn.
+pub fn one_line() -> String {
+    OUTPUT_CONTRACT
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The system prompt and the user turn for `instructions` and the task `user`, the contract
+/// placed as `placement` says.
+pub fn place(instructions: &str, user: &str, placement: Placement) -> (String, String) {
+    let with_line = || format!("{}\n\n{}", user.trim_end(), one_line());
+    match placement {
+        Placement::System => (compose(instructions), user.to_string()),
+        Placement::UserLastLine => (
+            self::instructions(instructions).trim_end().to_string(),
+            with_line(),
+        ),
+        Placement::Both => (compose(instructions), with_line()),
+    }
+}
+
 /// The line that separates the two parts where both are shown to a person.
 pub const DIVIDER: &str = "--- output contract (fixed, appended by the program) ---";
 
@@ -67,6 +119,31 @@ mod tests {
         assert!(OUTPUT_CONTRACT.contains("\"Safety:\""));
         // No template for a model to echo back.
         assert!(!OUTPUT_CONTRACT.contains('<'));
+    }
+
+    #[test]
+    fn each_placement_puts_the_contract_where_it_says() {
+        let (sys, user) = place("Look closely.", "Describe this.", Placement::System);
+        assert_eq!(sys, compose("Look closely."));
+        assert_eq!(user, "Describe this.");
+        let (sys, user) = place("Look closely.", "Describe this.", Placement::UserLastLine);
+        assert_eq!(sys, "Look closely.");
+        assert!(
+            user.starts_with("Describe this.\n\nAnswer format (always"),
+            "{user}"
+        );
+        let last = user.lines().last().unwrap();
+        assert!(last.ends_with("CONFIDENCE: 0.35 or CONFIDENCE: 0.9. The number must reflect how sure you really are: high (0.8 or more) only when the frame is clear and the scene unambiguous, low (0.4 or less) when it is blurry, dark, partly hidden or hard to recognise."), "{last}");
+        assert_eq!(user.lines().count(), 3, "the contract is one line: {user}");
+        // A skill saved with its contract does not carry it into the system prompt.
+        let (sys, _) = place(
+            &compose("Look closely."),
+            "Describe this.",
+            Placement::UserLastLine,
+        );
+        assert_eq!(sys, "Look closely.");
+        let (sys, user) = place("Look closely.", "Describe this.", Placement::Both);
+        assert!(sys.ends_with(OUTPUT_CONTRACT) && user.ends_with(&one_line()));
     }
 
     #[test]

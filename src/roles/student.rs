@@ -17,9 +17,14 @@ pub fn text_scene_prompt(scene: &str) -> String {
 
 /// The student request for one frame: the skill (its instructions) with the output contract.
 pub fn frame_request(skill: &str, image_base64: Arc<str>) -> ChatRequest {
+    let (system, user) = crate::roles::output_contract::place(
+        skill,
+        TASK_PROMPT,
+        crate::roles::output_contract::PLACEMENT,
+    );
     ChatRequest {
-        system: Some(crate::roles::output_contract::compose(skill)),
-        user: TASK_PROMPT.to_string(),
+        system: Some(system),
+        user,
         images: vec![image_base64],
         format: None,
         stream: true,

@@ -10,6 +10,9 @@ pub struct RowScore {
     pub holdout: Option<f64>,
     /// Improvement over the baseline on train (90% bootstrap interval); None for row 0.
     pub interval: Option<Interval>,
+    /// Answers with a readable confidence line, of all answered (train and holdout).
+    #[serde(default)]
+    pub format: crate::eval::runner::FormatShare,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +115,7 @@ mod tests {
                 lo,
                 hi: lo + 0.2,
             }),
+            format: Default::default(),
         }
     }
 
@@ -120,6 +124,7 @@ mod tests {
             train: Some(train),
             holdout: Some(holdout),
             interval: None,
+            format: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod candidates;
 pub mod decision;
 pub mod extract;
 pub mod meta_prompt;
+pub mod overlap;
 pub mod pipeline;
 pub mod report;
 pub mod runner;

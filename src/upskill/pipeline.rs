@@ -3,16 +3,18 @@
 //! Progress is reported as events so the console fills its matrix live and the CLI
 //! draws a progress bar; cancelling stops further student calls at once.
 
-use super::candidates::{rejection, same_instructions};
+use super::candidates::{rejection, rejection_among};
 use super::decision::{decide, Decision, RowScore};
 use super::extract::extract_prompts;
-use super::meta_prompt::{candidates_request, failure_note};
+use super::meta_prompt::{candidates_request, failures_brief};
 pub use super::report::RowSummary;
 use super::report::{Rejected, RunReport, TeacherReply};
 use crate::config::Config;
 use crate::eval::bootstrap::{improvement_interval, Interval};
 use crate::eval::cases::{EvalSet, Split};
-use crate::eval::runner::{run_case, scoring, split_score, CaseResult, PreparedImages};
+use crate::eval::runner::{
+    run_case, scoring, split_score, CaseResult, FormatShare, PreparedImages,
+};
 use crate::model::ModelClient;
 use crate::roles::skill::{save_skill, SkillMeta};
 use serde::{Deserialize, Serialize};
@@ -38,6 +40,9 @@ pub enum UpskillEvent {
     },
     /// Candidates the teacher wrote that were dropped, and why.
     Dropped(Vec<(String, String)>),
+    /// Something a person must know before the scores: most answers of the current skill
+    /// have no confidence line (every such live frame escalates), …
+    Warning(String),
     CaseScored {
         row: usize,
         column: usize,
@@ -219,18 +224,25 @@ async fn run_inner(
         row: 0,
         score: row_score(&base),
     });
+    // Said before any candidate is scored: the scores alone would hide it.
+    if let Some(w) = base.format.warning() {
+        report.warnings.push(w.clone());
+        let _ = tx.send(UpskillEvent::Warning(w));
+    }
 
-    // 2. Candidates from the teacher, aimed at the baseline's train failures.
+    // 2. Candidates from the teacher, aimed at the baseline's train failures (those that
+    //    matter most to the live policy first).
     let _ = tx.send(UpskillEvent::Phase(format!(
         "asking the teacher ({}) for {n_candidates} candidate skills",
         ctx.teacher.model()
     )));
-    let failures: Vec<String> = columns
+    let train: Vec<_> = columns
         .iter()
         .zip(&base.results)
         .filter(|(&i, _)| eval.cases[i].split == Split::Train)
-        .filter_map(|(&i, r)| failure_note(&eval.cases[i], r))
+        .map(|(&i, r)| (&eval.cases[i], r))
         .collect();
+    let failures = failures_brief(&train);
     let prompts = ask_for_candidates(
         ctx,
         n_candidates,
@@ -305,13 +317,14 @@ async fn run_inner(
 }
 
 /// The teacher's candidates: asked for `n`, each extracted one checked (an instruction,
-/// not the current skill), and asked once more for the missing ones when it wrote fewer.
+/// not the current skill nor a piece of it, not a copy of an earlier candidate), and asked
+/// once more for the missing ones when it wrote fewer, told which were rejected and why.
 /// Every reply and every rejection goes into the report.
 async fn ask_for_candidates(
     ctx: &UpskillContext,
     n: usize,
     baseline_train: f64,
-    failures: &[String],
+    failures: &str,
     tx: &mpsc::UnboundedSender<UpskillEvent>,
     cancel: &mut watch::Receiver<bool>,
     report: &mut RunReport,
@@ -319,6 +332,7 @@ async fn ask_for_candidates(
     let max_chars = ctx.config.upskill.max_prompt_chars;
     let mut kept: Vec<String> = Vec::new();
     let mut last_problem = String::new();
+    let mut rejected: Vec<(String, String)> = Vec::new();
     for attempt in 0..2 {
         let missing = n - kept.len();
         if attempt > 0 {
@@ -332,6 +346,7 @@ async fn ask_for_candidates(
             &ctx.current_skill,
             baseline_train,
             failures,
+            &rejected,
             max_chars,
         );
         let mut ignore_tokens = |_: &str| {};
@@ -364,11 +379,8 @@ async fn ask_for_candidates(
             Ok(extracted) => {
                 dropped.extend(extracted.dropped);
                 for p in extracted.prompts {
-                    let why = rejection(&p, &ctx.current_skill).or_else(|| {
-                        kept.iter()
-                            .any(|k| same_instructions(&p, k))
-                            .then(|| "duplicate of another candidate".to_string())
-                    });
+                    let why =
+                        rejection(&p, &ctx.current_skill).or_else(|| rejection_among(&p, &kept));
                     match why {
                         Some(why) => dropped.push((p, why)),
                         None if kept.len() < n => kept.push(p),
@@ -393,6 +405,7 @@ async fn ask_for_candidates(
                     .collect::<Vec<_>>()
                     .join("; ")
             );
+            rejected.extend(dropped.iter().filter(|(p, _)| !p.is_empty()).cloned());
             let _ = tx.send(UpskillEvent::Dropped(dropped));
         }
         if kept.len() >= n {
@@ -441,6 +454,7 @@ fn row_score(r: &RowSummary) -> RowScore {
         train: r.train,
         holdout: r.holdout,
         interval: r.interval,
+        format: r.format,
     }
 }
 
@@ -457,6 +471,7 @@ fn summarize(
         train: split_score(&refs, Split::Train),
         holdout: split_score(&refs, Split::Holdout),
         interval,
+        format: FormatShare::of_results(&results),
         results,
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::config::EvalConfig;
 use crate::eval::bootstrap::Interval;
-use crate::eval::runner::CaseResult;
+use crate::eval::runner::{CaseResult, FormatShare};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,9 @@ pub struct RowSummary {
     pub train: Option<f64>,
     pub holdout: Option<f64>,
     pub interval: Option<Interval>,
+    /// How many answers ended with a readable confidence line, of the answers there were.
+    #[serde(default)]
+    pub format: FormatShare,
     /// Serialized as `cases`: the shape `eval --json` has too.
     #[serde(rename = "cases")]
     pub results: Vec<CaseResult>,
@@ -58,6 +61,9 @@ pub struct RunReport {
     pub teacher_replies: Vec<TeacherReply>,
     pub kept: Vec<String>,
     pub rejected: Vec<Rejected>,
+    /// What a person must know about the run before its scores (most answers of the
+    /// current skill without a confidence line, …).
+    pub warnings: Vec<String>,
     pub rows: Vec<RowSummary>,
     pub winner: Option<usize>,
     pub decision: Option<String>,
@@ -86,6 +92,7 @@ impl RunReport {
             teacher_replies: Vec::new(),
             kept: Vec::new(),
             rejected: Vec::new(),
+            warnings: Vec::new(),
             rows: Vec::new(),
             winner: None,
             decision: None,
@@ -137,6 +144,9 @@ pub fn summary_text(report: &serde_json::Value) -> String {
         s(&report["status"]),
         s(&report["decision"]).if_empty(&s(&report["error"]))
     );
+    for w in report["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("warning: {}\n", s(w)));
+    }
     let kept = report["kept"].as_array().map_or(0, Vec::len);
     let asked = report["candidates_asked"].as_u64().unwrap_or(0);
     out.push_str(&format!("kept {kept} of {asked} candidates asked for\n"));
@@ -200,6 +210,8 @@ mod tests {
         });
         r.status = "failed".into();
         r.error = Some("no usable candidates".into());
+        r.warnings
+            .push("0 of 25 answers ended with a confidence line".into());
         let p = r.write(d.path()).unwrap();
         assert_eq!(latest(d.path()), Some(p.clone()));
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
@@ -209,6 +221,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("kept 0 of 2"), "{text}");
+        assert!(
+            text.contains("\nwarning: 0 of 25 answers ended with a confidence line\n"),
+            "{text}"
+        );
         assert!(text.contains("rejected (not an instruction): A person stands."));
         assert!(text.contains("teacher reply 1 (asked for 2): {\"prompts\""));
         assert_eq!(v["scoring"]["seed"], 42);

@@ -3,6 +3,7 @@
 
 use crate::eval::bootstrap::Interval;
 use crate::eval::cases::Split;
+use crate::eval::runner::FormatShare;
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
 use crate::tui::popups::confirm;
@@ -45,6 +46,8 @@ pub struct UpskillRow {
     pub train: Option<f64>,
     pub holdout: Option<f64>,
     pub interval: Option<Interval>,
+    /// Answers so far with a readable confidence line, of the answers so far.
+    pub format: FormatShare,
     pub done: bool,
 }
 
@@ -62,6 +65,8 @@ pub struct UpskillState {
     pub ended_at: Option<Instant>,
     /// Candidates the teacher wrote that were dropped, and why.
     pub dropped: Vec<(String, String)>,
+    /// What the run said a person must know (most answers without a confidence line, …).
+    pub warnings: Vec<String>,
     pub outcome: Option<UpskillOutcome>,
     /// Highlighted row.
     pub selected: usize,
@@ -101,6 +106,7 @@ impl UpskillState {
             started_at: None,
             ended_at: None,
             dropped: Vec::new(),
+            warnings: Vec::new(),
             outcome: None,
             selected: 0,
             col_offset: 0,
@@ -190,6 +196,7 @@ impl UpskillState {
                 train: None,
                 holdout: None,
                 interval: None,
+                format: FormatShare::default(),
                 done: false,
             });
         }
@@ -224,6 +231,7 @@ impl UpskillState {
                 r.prompt = prompt;
             }
             UpskillEvent::Dropped(d) => self.dropped.extend(d),
+            UpskillEvent::Warning(w) => self.warnings.push(w),
             UpskillEvent::CaseScored {
                 row,
                 column,
@@ -238,6 +246,11 @@ impl UpskillState {
                 if r.cells.len() < n {
                     r.cells.resize(n, Cell::Pending);
                 }
+                // Each case is scored once a row; a repeat would count twice.
+                if r.cells[column] == Cell::Pending && result.error.is_none() {
+                    r.format.of += 1;
+                    r.format.ok += usize::from(result.score.format_ok);
+                }
                 r.cells[column] = match result.error {
                     Some(e) => Cell::Error(e),
                     None if result.score.overconfident() => Cell::Overconfident(result.score.total),
@@ -249,6 +262,9 @@ impl UpskillState {
                 r.train = score.train;
                 r.holdout = score.holdout;
                 r.interval = score.interval;
+                if score.format.of > 0 {
+                    r.format = score.format;
+                }
                 r.done = true;
             }
             UpskillEvent::Finished(outcome) => {
@@ -257,6 +273,9 @@ impl UpskillState {
                     r.train = s.train;
                     r.holdout = s.holdout;
                     r.interval = s.interval;
+                    if s.format.of > 0 {
+                        r.format = s.format;
+                    }
                     r.done = true;
                 }
                 if let Some(w) = outcome.winner {

@@ -68,11 +68,14 @@ pub fn mid_run() -> UpskillState {
     let mut done = 0;
     for (c, v) in base.iter().enumerate() {
         done += 1;
+        // Two of the current skill's answers have no confidence line.
+        let mut r = result(&cols[c].0, cols[c].1, *v, None);
+        r.score.format_ok = !(c == 1 || c == 3);
         s.handle_event(
             UpskillEvent::CaseScored {
                 row: 0,
                 column: c,
-                result: result(&cols[c].0, cols[c].1, *v, None),
+                result: r,
                 done_calls: done,
                 total_calls: 25,
             },
@@ -86,6 +89,7 @@ pub fn mid_run() -> UpskillState {
                 train: Some(0.58),
                 holdout: Some(0.63),
                 interval: None,
+                format: FormatShare::default(),
             },
         },
         now,
@@ -126,6 +130,7 @@ pub fn mid_run() -> UpskillState {
                     lo: 0.03,
                     hi: 0.2,
                 }),
+                format: FormatShare::default(),
             },
         },
         now,
@@ -152,6 +157,7 @@ pub fn outcome(winner: Option<usize>, applied: bool) -> UpskillOutcome {
         train: Some(train),
         holdout: Some(holdout),
         interval,
+        format: FormatShare { ok: 5, of: 5 },
         results: vec![],
     };
     UpskillOutcome {
@@ -365,4 +371,48 @@ fn columns_scroll_sideways() {
         s.handle_key(key(KeyCode::Right));
     }
     assert_eq!(s.col_offset, 4);
+}
+
+#[test]
+fn format_share_is_counted_per_row_as_answers_come_and_warnings_are_kept() {
+    let mut s = mid_run();
+    assert_eq!(s.rows[0].format, FormatShare { ok: 3, of: 5 });
+    // The failed call is not an answer.
+    assert_eq!(s.rows[1].format, FormatShare { ok: 4, of: 4 });
+    assert_eq!(s.rows[2].format, FormatShare { ok: 1, of: 1 });
+    // A case reported twice counts once.
+    let r = result("lighter-flame", Split::Train, 0.4, None);
+    s.handle_event(
+        UpskillEvent::CaseScored {
+            row: 2,
+            column: 0,
+            result: r,
+            done_calls: 12,
+            total_calls: 15,
+        },
+        Instant::now(),
+    );
+    assert_eq!(s.rows[2].format, FormatShare { ok: 1, of: 1 });
+    s.handle_event(
+        UpskillEvent::Warning("0 of 5 answers ended with a confidence line".into()),
+        Instant::now(),
+    );
+    assert_eq!(
+        s.warnings,
+        vec!["0 of 5 answers ended with a confidence line"]
+    );
+    // The pipeline's own count wins when the row is done.
+    s.handle_event(
+        UpskillEvent::RowDone {
+            row: 2,
+            score: RowScore {
+                train: Some(0.4),
+                holdout: None,
+                interval: None,
+                format: FormatShare { ok: 2, of: 5 },
+            },
+        },
+        Instant::now(),
+    );
+    assert_eq!(s.rows[2].format, FormatShare { ok: 2, of: 5 });
 }

@@ -2,6 +2,7 @@
 //! totals and intervals, progress, the selected prompt, and the decision.
 
 use super::state::{Cell, RunStatus, UpskillRow, UpskillState};
+use crate::eval::runner::FormatShare;
 use crate::tui::popups::confirm;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, clean, truncate_width};
@@ -12,10 +13,12 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 use std::time::{Duration, Instant};
 
-/// Columns before the case cells: marker, label, train, holdout, interval, divider.
+/// Columns before the case cells: marker, label, train, holdout, format share, interval,
+/// divider.
 const LABEL_W: usize = 10;
+const FORMAT_W: usize = 4;
 const INTERVAL_W: usize = 19;
-const HEAD_W: usize = 2 + LABEL_W + 1 + 5 + 1 + 5 + 1 + INTERVAL_W + 2;
+const HEAD_W: usize = 2 + LABEL_W + 1 + 5 + 1 + 5 + 1 + FORMAT_W + 1 + INTERVAL_W + 2;
 /// One case cell: `0.85` and a space.
 const CELL_W: usize = 5;
 /// From this width on, the prompt sits beside the matrix.
@@ -58,6 +61,27 @@ fn total(v: Option<f64>) -> String {
     v.map_or("    —".into(), |x| format!("{x:>5.2}"))
 }
 
+/// The share of answers with a confidence line: ` 96%`, `  0%`, `   —` before any answer.
+pub fn format_text(f: &FormatShare) -> String {
+    match (f.ok * 100).checked_div(f.of) {
+        Some(pct) => format!("{pct:>3}%"),
+        None => format!("{:>FORMAT_W$}", "—"),
+    }
+}
+
+/// Most answers without the line: every such live frame escalates.
+fn format_style(t: &Theme, f: &FormatShare) -> Style {
+    if f.of == 0 {
+        t.dim()
+    } else if f.mostly_failed() {
+        t.fail().patch(t.bold())
+    } else if f.ok < f.of {
+        t.warn()
+    } else {
+        t.ok()
+    }
+}
+
 /// `+0.12 [+0.03,+0.20]`.
 pub fn interval_text(row: &UpskillRow) -> String {
     row.interval.map_or(String::new(), |iv| {
@@ -89,8 +113,8 @@ fn divider(st: &UpskillState, col: usize, start: usize) -> &'static str {
 fn header_line(st: &UpskillState, t: &Theme, width: usize) -> Line<'static> {
     let range = visible(st, width);
     let head = format!(
-        "  {:<LABEL_W$} {:>5} {:>5} {:<INTERVAL_W$} │",
-        "skill", "train", "hold", "gain (90% interval)"
+        "  {:<LABEL_W$} {:>5} {:>5} {:>FORMAT_W$} {:<INTERVAL_W$} │",
+        "skill", "train", "hold", "fmt", "gain (90% interval)"
     );
     let mut spans = vec![Span::styled(head, t.bold())];
     for c in range.clone() {
@@ -136,6 +160,8 @@ fn row_line(st: &UpskillState, i: usize, t: &Theme, width: usize) -> Line<'stati
             total(row.holdout),
             row.holdout.map_or(t.dim(), |v| score_style(t, v)),
         ),
+        Span::raw(" "),
+        Span::styled(format_text(&row.format), format_style(t, &row.format)),
         Span::raw(" "),
         Span::styled(format!("{iv:<INTERVAL_W$}"), iv_style),
         Span::raw(" │"),
@@ -263,6 +289,12 @@ pub fn draw(f: &mut Frame, st: &UpskillState, t: &Theme, spinner: char, area: Re
     };
     let decision = st.decision_text();
     let mut extra: Vec<Line<'static>> = Vec::new();
+    for w in &st.warnings {
+        extra.push(Line::styled(
+            format!("warning: {}", clean(w, 300)),
+            t.warn().patch(t.bold()),
+        ));
+    }
     if let Some(d) = &decision {
         let style = match st.status {
             RunStatus::Finished

@@ -43,7 +43,9 @@ fn overconfident_cases_are_marked_and_counted() {
         let buf = render(&a, w, h);
         let t = text(&buf);
         assert!(
-            t.contains("▶ cand 2         —     —                     │0.40 0.00!   · │   ·    ·"),
+            t.contains(
+                "▶ cand 2         —     — 100%                     │0.40 0.00!   · │   ·    ·"
+            ),
             "{w}x{h}\n{t}"
         );
         let (x, y) = find(&buf, "0.00!").unwrap();
@@ -69,19 +71,27 @@ fn mid_run_matrix_at_80x24_and_160x48() {
         assert!(t.contains("phase: scoring candidate 2 of 2"), "{t}");
         assert!(t.contains("11/15 calls · 0:00 elapsed"), "{t}");
         assert!(
-            t.contains("skill      train  hold gain (90% interval) │   1    2    3 │   4    5"),
+            t.contains(
+                "skill      train  hold  fmt gain (90% interval) │   1    2    3 │   4    5"
+            ),
             "{w}x{h}\n{t}"
         );
         assert!(
-            t.contains("▶ current     0.58  0.63                     │0.50 0.25 1.00 │0.50 0.75"),
+            t.contains(
+                "▶ current     0.58  0.63  60%                     │0.50 0.25 1.00 │0.50 0.75"
+            ),
             "{w}x{h}\n{t}"
         );
         assert!(
-            t.contains("  cand 1      0.70  0.90 +0.12 [+0.03,+0.20] │0.90 0.90    E │0.90 0.90"),
+            t.contains(
+                "  cand 1      0.70  0.90 100% +0.12 [+0.03,+0.20] │0.90 0.90    E │0.90 0.90"
+            ),
             "{w}x{h}\n{t}"
         );
         assert!(
-            t.contains("  cand 2         —     —                     │0.40    ·    · │   ·    ·"),
+            t.contains(
+                "  cand 2         —     — 100%                     │0.40    ·    · │   ·    ·"
+            ),
             "{w}x{h}\n{t}"
         );
         assert!(
@@ -157,13 +167,13 @@ fn many_cases_scroll_and_refusal_shows() {
         .collect();
     let a = on_screen(st.clone());
     let t = text(&render(&a, 80, 24));
-    assert!(t.contains("cases 1-6 of 25 (←/→)"), "{t}");
+    assert!(t.contains("cases 1-5 of 25 (←/→)"), "{t}");
     let t = text(&render(&a, 160, 48));
     assert!(t.contains("cases 1-"), "{t}");
     st.col_offset = 20;
     let t = text(&render(&on_screen(st.clone()), 80, 24));
-    assert!(t.contains("cases 20-25 of 25"), "{t}");
-    assert!(t.contains("  20   21   22   23   24   25"), "{t}");
+    assert!(t.contains("cases 21-25 of 25"), "{t}");
+    assert!(t.contains("  21   22   23   24   25"), "{t}");
     let mut st = UpskillState::new("skills/skill.txt".into());
     st.refuse("the skills dir /ro is not writable (Permission denied)");
     let t = text(&render(&on_screen(st), 80, 24));
@@ -187,5 +197,64 @@ fn prompt_text_is_sanitized() {
     assert!(t.contains("Be brief."), "{t}");
     for bad in ['\x1b', '\x07', '\u{9b}'] {
         assert!(!t.contains(bad));
+    }
+}
+
+#[test]
+fn the_format_warning_and_share_show_when_most_answers_lack_the_line() {
+    use crate::tui::screens::upskill::state::tests::result;
+    use crate::upskill::pipeline::UpskillEvent;
+    let mut st = UpskillState::new("skills/skill.txt".into());
+    let now = Instant::now();
+    st.begin(now);
+    let cols = crate::tui::screens::upskill::state::tests::columns();
+    st.handle_event(
+        UpskillEvent::Started {
+            cases: cols.clone(),
+            total_calls: 15,
+        },
+        now,
+    );
+    st.handle_event(
+        UpskillEvent::Row {
+            row: 0,
+            label: "current skill".into(),
+            prompt: "Describe the scene.".into(),
+        },
+        now,
+    );
+    for (c, (id, split)) in cols.iter().enumerate() {
+        let mut r = result(id, *split, 0.5, None);
+        r.score.format_ok = false;
+        st.handle_event(
+            UpskillEvent::CaseScored {
+                row: 0,
+                column: c,
+                result: r,
+                done_calls: c + 1,
+                total_calls: 15,
+            },
+            now,
+        );
+    }
+    st.handle_event(
+        UpskillEvent::Warning(
+            "0 of 5 answers ended with a confidence line: every live frame would escalate".into(),
+        ),
+        now,
+    );
+    let a = on_screen(st);
+    for (w, h) in [(80, 24), (160, 48)] {
+        let buf = render(&a, w, h);
+        let t = text(&buf);
+        assert!(t.contains("▶ current        —     —   0%"), "{w}x{h}\n{t}");
+        assert!(
+            t.contains("warning: 0 of 5 answers ended with a confidence line: every live"),
+            "{w}x{h}\n{t}"
+        );
+        let (x, y) = find(&buf, "  0%").unwrap();
+        assert_eq!(buf[(x + 3, y)].fg, Color::Red, "most without the line: red");
+        let (x, y) = find(&buf, "warning: 0 of 5").unwrap();
+        assert_eq!(buf[(x, y)].fg, Color::Yellow);
     }
 }
