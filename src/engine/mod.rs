@@ -10,13 +10,13 @@
 //! an offline server with backoff; `warm.rs` keeps the models loaded. Every event goes to
 //! the session log and to the face (`emitter.rs`).
 
-use crate::policy::calibration::CalibrationStore;
 use crate::config::Config;
 use crate::event::{Command, Event, Role};
 use crate::frame::slot::slot;
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
-use crate::model::{ModelClient, ModelError};
 use crate::model::scheduler::{Priority, Scheduler};
+use crate::model::{ModelClient, ModelError};
+use crate::policy::calibration::CalibrationStore;
 use crate::record::session_log::SessionLog;
 use crate::roles::skill::SkillStore;
 use chrono::Utc;
@@ -125,8 +125,8 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let student = client(Role::Student)?;
     let teacher = client(Role::Teacher)?;
     let gates = ModelGates::new(&config);
-    let (source, notices) =
-        open_source(&config.source).map_err(|e| EngineError::Source(e.to_string()))?;
+    let (source, notices) = open_source(&config.source, config.frame.max_side)
+        .map_err(|e| EngineError::Source(e.to_string()))?;
     let source_desc = source.describe();
 
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
