@@ -90,6 +90,16 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigError::Read { path, error }
+                if error.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                write!(
+                    f,
+                    "cannot read config {}: {}",
+                    path.display(),
+                    crate::files::access::denied_message(path, None)
+                )
+            }
             ConfigError::Read { path, error } => {
                 write!(f, "cannot read config {}: {error}", path.display())
             }

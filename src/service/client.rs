@@ -77,7 +77,7 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             return Err(AttachError::Denied {
                 path: path.into(),
-                why: super::access::denied_message(path, None),
+                why: crate::files::access::denied_message(path, None),
             })
         }
         Err(e) => return Err(broken(e.to_string())),

@@ -3,10 +3,9 @@
 //! `hub` owns the engine, the upskill runner and the attached clients (each with a
 //! bounded queue and a resync when it falls behind); `server` puts the hub on a Unix
 //! socket (`socket`: its path, permissions, peer check and stale-file recovery);
-//! `client` attaches a console to it (`access`: why a user may not, and the fix); `protocol` is the wire format and `recorder` what
+//! `client` attaches a console to it; `protocol` is the wire format and `recorder` what
 //! a console attaching late is sent first.
 
-pub mod access;
 pub mod attach;
 pub mod client;
 pub mod hub;

@@ -1,6 +1,7 @@
-//! Why this user cannot open the service's socket, and what to do about it: the packaged
-//! service's socket is 0660 in a 0750 directory of group `gemmaedge`, so a user outside
-//! the group gets "permission denied" from the kernel before the service sees anything.
+//! Why this user may not open a file or socket, and what to do about it. The packaged
+//! service's socket is 0660 in a 0750 directory and its config 0640, all of group
+//! `gemmaedge`: a user outside the group gets "permission denied" from the kernel, and
+//! this turns that into "you are not in group gemmaedge: sudo adduser …".
 
 use std::ffi::CStr;
 use std::os::unix::fs::MetadataExt;
@@ -60,22 +61,23 @@ pub fn explain_denied(user: &str, uid: u32, my_gids: &[u32], group: Option<&Grou
     )
 }
 
-/// [`explain_denied`] for this process and `socket`: the group is `[service] group`
-/// when set, else the group of the socket's directory (readable even when it may not be
-/// entered).
-pub fn denied_message(socket: &Path, configured_group: Option<&str>) -> String {
+/// [`explain_denied`] for this process and `path`: the group is `configured_group` when
+/// given, else the group of `path` itself, else of its directory (which can be looked
+/// at even when it may not be entered).
+pub fn denied_message(path: &Path, configured_group: Option<&str>) -> String {
     let groups = std::fs::read_to_string("/etc/group")
         .map(|t| parse_groups(&t))
         .unwrap_or_default();
     let group = match configured_group {
         Some(name) => groups.iter().find(|g| g.name == name),
-        None => socket
-            .parent()
-            .and_then(|d| std::fs::metadata(d).ok())
+        None => std::fs::metadata(path)
+            .or_else(|_| std::fs::metadata(path.parent().unwrap_or(Path::new("/"))))
+            .ok()
             .map(|m| m.gid())
             .and_then(|gid| groups.iter().find(|g| g.gid == gid && gid != 0)),
     };
-    let uid = super::socket::my_uid();
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
     explain_denied(&user_name(uid), uid, &my_groups(), group)
 }
 
