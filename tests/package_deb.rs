@@ -118,7 +118,9 @@ fn package(out: &Path, version: &str) -> PathBuf {
         .arg("--out")
         .arg(out)
         .arg("--version")
-        .arg(version));
+        .arg(version)
+        // gzip -1, not xz: the same contents, built in a fifth of the time.
+        .arg("--fast"));
     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
 
