@@ -4,7 +4,13 @@
 //! ```text
 //! cargo bench --bench prep_cli -- make OUTDIR        # 1280x720 JPEGs (q90, 4:4:4) from eval/images
 //! cargo bench --bench prep_cli -- time DIR [FRAMES]  # ms/frame of our prep on DIR's JPEGs
+//! cargo bench --bench prep_cli -- modes DIR [FRAMES] # ms/frame per webcam mode (below)
 //! ```
+//!
+//! `modes` makes, from DIR's photos (`../shared/frames`), webcam-like MJPEG frames (q85,
+//! libjpeg-turbo) at the sizes a USB webcam offers, 640x480, 800x600, 1280x720 and
+//! 1920x1080, and times the full prep to the 768 px model frame for each: what choosing
+//! the camera mode by `frame.max_side` saves (BENCHMARKS.md, "Camera modes").
 //!
 //! `time` loads every image of DIR into memory (as the camera hands us MJPEG bytes), then
 //! runs FRAMES frames (default 300) through each step, cycling over the images, and prints
@@ -286,6 +292,59 @@ fn time(dir: &Path, frames: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Full prep per frame for each webcam mode, from DIR's photos.
+fn modes(dir: &Path, frames: usize) -> Result<(), String> {
+    let photos: Vec<image::RgbImage> = images_in(dir)?
+        .iter()
+        .map(|p| {
+            image::open(p)
+                .map(|i| i.to_rgb8())
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    let cfg = FrameConfig {
+        max_side: 768,
+        jpeg_quality: 80,
+    };
+    println!(
+        "{} photos from {}, {frames} frames per mode, to max_side {}",
+        photos.len(),
+        dir.display(),
+        cfg.max_side
+    );
+    for (w, h) in [(640, 480), (800, 600), (1280, 720), (1920, 1080)] {
+        let frames_of_mode: Vec<RawImage> = photos
+            .iter()
+            .map(|p| {
+                let img = image::imageops::resize(p, w, h, image::imageops::FilterType::CatmullRom);
+                turbo::encode_rgb(&img, 85)
+                    .map(|j| RawImage::Encoded(j.into()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        let kb = frames_of_mode
+            .iter()
+            .map(|r| match r {
+                RawImage::Encoded(b) => b.len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            / frames_of_mode.len()
+            / 1024;
+        let n = frames_of_mode.len();
+        let out = prep::prepare(&frames_of_mode[0], &cfg).map_err(|e| e.to_string())?;
+        let ms = ms_per_frame(frames, |i| {
+            black_box(prep::prepare(&frames_of_mode[i % n], &cfg).expect("prepare"));
+        });
+        report(
+            &format!("mode_{w}x{h}"),
+            &format!("MJPEG {w}x{h} ({kb} KB) -> {}x{}", out.width, out.height),
+            ms,
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; ignore every flag.
     let args: Vec<String> = std::env::args()
@@ -299,13 +358,19 @@ fn main() -> ExitCode {
             Ok(f) if f > 0 => time(Path::new(dir), f),
             _ => Err(format!("FRAMES must be a positive number, got {frames}")),
         },
-        ["make", ..] | ["time", ..] => {
-            Err("usage: prep_cli make OUTDIR | prep_cli time DIR [FRAMES]".into())
-        }
+        ["modes", dir] => modes(Path::new(dir), 300),
+        ["modes", dir, frames] => match frames.parse::<usize>() {
+            Ok(f) if f > 0 => modes(Path::new(dir), f),
+            _ => Err(format!("FRAMES must be a positive number, got {frames}")),
+        },
+        ["make", ..] | ["time", ..] | ["modes", ..] => Err(
+            "usage: prep_cli make OUTDIR | prep_cli time DIR [FRAMES] | prep_cli modes DIR [FRAMES]"
+                .into(),
+        ),
         _ => {
             // Plain `cargo bench` (maybe with criterion's options) runs every bench
             // target: say how to use this one and succeed.
-            println!("prep_cli: usage: make OUTDIR | time DIR [FRAMES] (see benches/compare.sh)");
+            println!("prep_cli: usage: make OUTDIR | time DIR [FRAMES] | modes DIR [FRAMES] (see benches/compare.sh)");
             return ExitCode::SUCCESS;
         }
     };

@@ -287,7 +287,7 @@ fn source_row(config: &Config) -> CheckRow {
         SourceKind::Folder => format!("folder {}", config.source.path),
         SourceKind::File => format!("file {}", config.source.path),
     };
-    match open_source(&config.source) {
+    match open_source(&config.source, config.frame.max_side) {
         Err(e) => row(what, false, e.to_string()),
         Ok((mut src, notices)) => {
             if config.source.kind == SourceKind::Camera && !notices.is_empty() {

@@ -3,7 +3,8 @@
 //! `sections.rs` (the rest); `validate.rs` checks every value against what is allowed.
 //!
 //! Lookup order when no `--config` is given: `./config.toml`, then
-//! `$XDG_CONFIG_HOME/gemmaedge/config.toml` (or `~/.config/...`), then built-in defaults.
+//! `$XDG_CONFIG_HOME/gemmaedge/config.toml` (or `~/.config/...`), then the packaged
+//! service's `/etc/gemmaedge/config.toml`, then built-in defaults.
 
 mod models;
 mod sections;
@@ -89,6 +90,16 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigError::Read { path, error }
+                if error.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                write!(
+                    f,
+                    "cannot read config {}: {}",
+                    path.display(),
+                    crate::files::access::denied_message(path, None)
+                )
+            }
             ConfigError::Read { path, error } => {
                 write!(f, "cannot read config {}: {error}", path.display())
             }
@@ -189,13 +200,29 @@ impl Config {
     }
 }
 
+/// The config the Debian package installs (the service's, read by consoles too).
+pub const SYSTEM_CONFIG: &str = "/etc/gemmaedge/config.toml";
+
 fn default_locations() -> Vec<PathBuf> {
+    locations(
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// Where a config is looked for, first first (pure): `./config.toml`, the XDG path,
+/// the system one.
+pub fn locations(
+    xdg_config_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Vec<PathBuf> {
     let mut v = vec![PathBuf::from("config.toml")];
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|s| !s.is_empty()) {
+    if let Some(x) = xdg_config_home.filter(|s| !s.is_empty()) {
         v.push(PathBuf::from(x).join("gemmaedge/config.toml"));
-    } else if let Some(home) = std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+    } else if let Some(home) = home.filter(|s| !s.is_empty()) {
         v.push(PathBuf::from(home).join(".config/gemmaedge/config.toml"));
     }
+    v.push(PathBuf::from(SYSTEM_CONFIG));
     v
 }
 
@@ -258,6 +285,28 @@ fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_system_config_comes_after_the_local_and_the_xdg_one() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            locations(Some("/x".into()), Some("/home/pi".into())),
+            [
+                p("config.toml"),
+                p("/x/gemmaedge/config.toml"),
+                p(SYSTEM_CONFIG)
+            ]
+        );
+        assert_eq!(
+            locations(Some("".into()), Some("/home/pi".into())),
+            [
+                p("config.toml"),
+                p("/home/pi/.config/gemmaedge/config.toml"),
+                p("/etc/gemmaedge/config.toml")
+            ]
+        );
+        assert_eq!(locations(None, None), [p("config.toml"), p(SYSTEM_CONFIG)]);
+    }
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::parse_str(t, Path::new("config.toml"))

@@ -27,6 +27,9 @@ pub struct SourceConfig {
     /// Share of the 64 perceptual-hash bits that must differ from the last answered
     /// frame for a new frame to go to the student (0 = send every frame).
     pub min_change: f64,
+    /// Force the camera's capture size, `"1280x720"`; empty: the smallest mode whose
+    /// longer side is at least `frame.max_side` (see `frame::camera_mode`).
+    pub camera_mode: String,
 }
 
 impl Default for SourceConfig {
@@ -38,6 +41,7 @@ impl Default for SourceConfig {
             fps: 1.0,
             fallback_path: "eval/images".into(),
             min_change: 0.05,
+            camera_mode: String::new(),
         }
     }
 }

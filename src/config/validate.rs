@@ -94,6 +94,9 @@ impl Config {
             format!("source.path must name {what} when source.kind = \"{kind}\"")
         });
         p.check_range("source.min_change", s.min_change, 0.0..=1.0, "");
+        if let Err(e) = crate::frame::camera_mode::parse_camera_mode(&s.camera_mode) {
+            p.0.push(e);
+        }
 
         let webhook = &self.notify.webhook;
         p.check(
@@ -284,5 +287,19 @@ mod tests {
         c.student.max_tokens = 0;
         c.teacher.max_tokens = 32;
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn camera_mode_is_a_size_or_empty() {
+        let mut c = Config::default();
+        c.source.camera_mode = "1280x720".into();
+        assert_eq!(c.validate(), Ok(()));
+        c.source.camera_mode = "720p".into();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("source.camera_mode must be WIDTHxHEIGHT like \"1280x720\""),
+            "{e:?}"
+        );
     }
 }

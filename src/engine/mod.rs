@@ -127,8 +127,8 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let student = client(Role::Student)?;
     let teacher = client(Role::Teacher)?;
     let gates = ModelGates::new(&config);
-    let (source, notices) =
-        open_source(&config.source).map_err(|e| EngineError::Source(e.to_string()))?;
+    let (source, notices) = open_source(&config.source, config.frame.max_side)
+        .map_err(|e| EngineError::Source(e.to_string()))?;
     let source_desc = source.describe();
 
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();

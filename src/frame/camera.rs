@@ -19,6 +19,7 @@
 //! device (`/dev/videoN` absent) is tested and gives a clean error; the streaming path
 //! compiles against nokhwa 0.10 / nokhwa-bindings-linux 0.1 but has not met real hardware.
 
+use super::camera_mode::{choose_mode, Mode, ModeRequest, Pixels};
 use super::source::contract::{stop_requested, Capture, FrameSource, SourceError};
 use super::RawImage;
 use nokhwa::pixel_format::RgbFormat;
@@ -30,10 +31,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The resolution and rate we ask for: enough detail for a vision model, light on a Pi.
-const TARGET_WIDTH: u32 = 1280;
-const TARGET_HEIGHT: u32 = 720;
-const TARGET_FPS: u32 = 30;
 /// Formats we can use, best first.
 const USABLE_FORMATS: [FrameFormat; 6] = [
     FrameFormat::MJPEG,
@@ -55,26 +52,38 @@ fn format_rank(f: FrameFormat) -> Option<u8> {
     USABLE_FORMATS.iter().position(|&u| u == f).map(|p| p as u8)
 }
 
-/// Pick the capture format: a usable format no smaller than 640x480 if there is one, MJPEG
-/// before YUYV before the rest, then the resolution closest to 1280x720, then the frame
-/// rate closest to 30.
-pub fn choose_format(formats: &[CameraFormat]) -> Option<CameraFormat> {
-    const TARGET_AREA: u64 = TARGET_WIDTH as u64 * TARGET_HEIGHT as u64;
-    formats
+/// nokhwa's format as a [`Pixels`] (None: one we cannot read).
+fn pixels_of(f: FrameFormat) -> Option<Pixels> {
+    Some(match f {
+        FrameFormat::MJPEG => Pixels::Mjpeg,
+        FrameFormat::YUYV => Pixels::Yuyv,
+        FrameFormat::NV12 => Pixels::Nv12,
+        FrameFormat::RAWRGB => Pixels::Rgb,
+        FrameFormat::RAWBGR => Pixels::Bgr,
+        FrameFormat::GRAY => Pixels::Gray,
+    })
+    .filter(|_| format_rank(f).is_some())
+}
+
+fn mode_of(f: &CameraFormat) -> Option<Mode> {
+    pixels_of(f.format()).map(|p| Mode::new(p, f.width(), f.height(), f.frame_rate()))
+}
+
+/// Pick the capture format from the camera's list by [`choose_mode`]: the smallest mode
+/// that covers `frame.max_side` (or the forced `camera_mode`), MJPEG first, the rate
+/// nearest `fps`. Returns nokhwa's format and why it was chosen.
+pub fn choose_format(
+    formats: &[CameraFormat],
+    req: &ModeRequest,
+) -> Result<(CameraFormat, String), String> {
+    let modes: Vec<Mode> = formats.iter().filter_map(mode_of).collect();
+    let choice = choose_mode(&modes, req)?;
+    let fmt = formats
         .iter()
         .copied()
-        .filter_map(|f| format_rank(f.format()).map(|rank| (f, rank)))
-        .filter(|(f, _)| f.width() > 0 && f.height() > 0)
-        .min_by_key(|(f, rank)| {
-            let area = u64::from(f.width()) * u64::from(f.height());
-            (
-                area < 640 * 480,
-                *rank,
-                area.abs_diff(TARGET_AREA),
-                f.frame_rate().abs_diff(TARGET_FPS),
-            )
-        })
-        .map(|(f, _)| f)
+        .find(|f| mode_of(f) == Some(choice.mode))
+        .expect("the choice is one of the formats");
+    Ok((fmt, choice.why))
 }
 
 /// Turn one driver buffer into a frame: MJPEG stays encoded, YUYV stays raw, anything
@@ -133,19 +142,24 @@ fn is_power_of_ten(mut n: u64) -> bool {
     n == 1
 }
 
+/// `MJPEG 800x448 @5fps` (the mode as `check` and the frame pane show it).
 fn describe_format(f: &CameraFormat) -> String {
-    format!(
-        "{} {}x{} @{}fps",
-        f.format(),
-        f.width(),
-        f.height(),
-        f.frame_rate()
-    )
+    match mode_of(f) {
+        Some(m) => m.to_string(),
+        None => format!(
+            "{} {}x{} @{}fps",
+            f.format(),
+            f.width(),
+            f.height(),
+            f.frame_rate()
+        ),
+    }
 }
 
 enum Phase {
     Opening,
-    Streaming(CameraFormat),
+    /// The format streaming, and why it was chosen.
+    Streaming(CameraFormat, String),
     Failed(String),
 }
 
@@ -176,7 +190,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(index: u32) -> Result<Worker, String> {
+    fn spawn(index: u32, req: ModeRequest) -> Result<Worker, String> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 phase: Phase::Opening,
@@ -189,7 +203,7 @@ impl Worker {
         let s = shared.clone();
         let handle = std::thread::Builder::new()
             .name(format!("camera {index}"))
-            .spawn(move || worker_main(index, s))
+            .spawn(move || worker_main(index, req, s))
             .map_err(|e| format!("camera {index}: cannot start its thread: {e}"))?;
         Ok(Worker { shared, handle })
     }
@@ -200,9 +214,9 @@ impl Worker {
     }
 }
 
-fn worker_main(index: u32, shared: Arc<Shared>) {
+fn worker_main(index: u32, req: ModeRequest, shared: Arc<Shared>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stream_frames(index, &shared)
+        stream_frames(index, &req, &shared)
     }));
     let reason = match outcome {
         Ok(Ok(())) => return, // asked to shut down
@@ -220,33 +234,42 @@ fn worker_main(index: u32, shared: Arc<Shared>) {
     shared.cv.notify_all();
 }
 
-/// Open the device with the best format on offer and start streaming.
-fn open_camera(index: u32) -> Result<Camera, String> {
+/// Open the device in the mode [`choose_format`] picks and start streaming; also says
+/// why that mode.
+fn open_camera(index: u32, req: &ModeRequest) -> Result<(Camera, String), String> {
     let err = |e: nokhwa::NokhwaError| format!("camera {index}: {e}");
     let any = RequestedFormat::with_formats(RequestedFormatType::None, &USABLE_FORMATS);
     let mut cam = Camera::new(CameraIndex::Index(index), any).map_err(err)?;
-    // The first usable format the driver listed is what we have; look for a better one.
-    // Failing to switch is not fatal: the format we already have works.
+    // The first usable format the driver listed is what we have; switch to the chosen
+    // one. A forced camera_mode the camera lacks is an error (it names what there is);
+    // failing to switch otherwise is not fatal: the format we already have works.
+    let mut why = "the driver's first mode (it lists no others)".to_string();
     if let Ok(list) = cam.compatible_camera_formats() {
-        if let Some(best) = choose_format(&list) {
-            if best != cam.camera_format() {
-                let only = [best.format()];
-                let _ = cam.set_camera_requset(RequestedFormat::with_formats(
-                    RequestedFormatType::Exact(best),
-                    &only,
-                ));
+        let (best, reason) =
+            choose_format(&list, req).map_err(|e| format!("camera {index}: {e}"))?;
+        why = reason;
+        if best != cam.camera_format() {
+            let only = [best.format()];
+            if let Err(e) = cam.set_camera_requset(RequestedFormat::with_formats(
+                RequestedFormatType::Exact(best),
+                &only,
+            )) {
+                why = format!(
+                    "{} was chosen but the driver refused it: {e}",
+                    describe_format(&best)
+                );
             }
         }
     }
     cam.open_stream().map_err(err)?;
-    Ok(cam)
+    Ok((cam, why))
 }
 
 /// The worker's life: open, then dequeue frames until shutdown (Ok) or an error.
-fn stream_frames(index: u32, shared: &Shared) -> Result<(), String> {
-    let mut cam = open_camera(index)?;
+fn stream_frames(index: u32, req: &ModeRequest, shared: &Shared) -> Result<(), String> {
+    let (mut cam, why) = open_camera(index, req)?;
     let fmt = cam.camera_format();
-    shared.lock().phase = Phase::Streaming(fmt);
+    shared.lock().phase = Phase::Streaming(fmt, why);
     shared.cv.notify_all();
     while !shared.shutdown.load(Ordering::SeqCst) {
         // Blocks until the driver has a frame (one frame period).
@@ -268,30 +291,35 @@ fn stream_frames(index: u32, shared: &Shared) -> Result<(), String> {
 /// A USB camera, streamed by its own thread. `Send`; see the module docs.
 pub struct CameraSource {
     index: u32,
+    /// What mode to ask for (`frame.max_side`, `fps`, `camera_mode`).
+    request: ModeRequest,
     worker: Option<Worker>,
     /// A worker told to shut down, possibly still inside a blocking dequeue.
     retiring: Option<JoinHandle<()>>,
     /// Why there is no worker.
     closed_reason: String,
-    format: Option<CameraFormat>,
+    /// The mode streaming and why it was chosen.
+    format: Option<(CameraFormat, String)>,
     stop: Option<watch::Receiver<bool>>,
     /// Broken frames in a row (reported at 1, 10, 100 …).
     bad_streak: u64,
 }
 
 impl CameraSource {
-    /// Open camera `index` and start streaming; the error says why it cannot.
-    pub fn open(index: u32) -> Result<Self, String> {
-        let mut cam = Self::closed(index, String::new());
+    /// Open camera `index` in the mode `request` asks for and start streaming; the error
+    /// says why it cannot.
+    pub fn open(index: u32, request: ModeRequest) -> Result<Self, String> {
+        let mut cam = Self::closed(index, request, String::new());
         cam.start()?;
         Ok(cam)
     }
 
     /// A camera that is not open yet: `next` reports `Unavailable(reason)` until `reopen`
     /// works, so the capture loop keeps retrying with backoff.
-    pub fn closed(index: u32, reason: String) -> Self {
+    pub fn closed(index: u32, request: ModeRequest, reason: String) -> Self {
         CameraSource {
             index,
+            request,
             worker: None,
             retiring: None,
             closed_reason: reason,
@@ -330,13 +358,13 @@ impl CameraSource {
             }
             let _ = h.join();
         }
-        let worker = Worker::spawn(self.index)?;
+        let worker = Worker::spawn(self.index, self.request)?;
         let deadline = Instant::now() + OPEN_TIMEOUT;
         let result = {
             let mut st = worker.shared.lock();
             loop {
                 match &st.phase {
-                    Phase::Streaming(fmt) => break Ok(*fmt),
+                    Phase::Streaming(fmt, why) => break Ok((*fmt, why.clone())),
                     Phase::Failed(e) => break Err(e.clone()),
                     Phase::Opening => {}
                 }
@@ -448,7 +476,9 @@ impl FrameSource for CameraSource {
 
     fn describe(&self) -> String {
         match (&self.worker, &self.format) {
-            (Some(_), Some(f)) => format!("camera {} ({})", self.index, describe_format(f)),
+            (Some(_), Some((f, why))) => {
+                format!("camera {} ({}: {why})", self.index, describe_format(f))
+            }
             _ if self.closed_reason.is_empty() => format!("camera {} (not open)", self.index),
             _ => format!("camera {} (not open: {})", self.index, self.closed_reason),
         }
@@ -469,106 +499,5 @@ impl Drop for CameraSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(fmt: FrameFormat, w: u32, h: u32, fps: u32) -> CameraFormat {
-        CameraFormat::new_from(w, h, fmt, fps)
-    }
-
-    #[test]
-    fn broken_frames_are_reported_at_powers_of_ten() {
-        let hits: Vec<u64> = (0..2000).filter(|&n| is_power_of_ten(n)).collect();
-        assert_eq!(hits, [1, 10, 100, 1000]);
-    }
-
-    #[test]
-    fn camera_source_is_send() {
-        fn assert_send<T: Send + 'static>() {}
-        assert_send::<CameraSource>();
-    }
-
-    #[test]
-    fn choose_prefers_mjpeg_near_720p_at_30fps() {
-        use FrameFormat::*;
-        let list = [
-            f(YUYV, 1280, 720, 10),
-            f(MJPEG, 1920, 1080, 30),
-            f(MJPEG, 1280, 720, 15),
-            f(MJPEG, 1280, 720, 30),
-            f(MJPEG, 640, 480, 30),
-        ];
-        assert_eq!(choose_format(&list), Some(f(MJPEG, 1280, 720, 30)));
-        // No MJPEG: YUYV near 720p.
-        let list = [
-            f(YUYV, 640, 480, 30),
-            f(YUYV, 1280, 720, 10),
-            f(GRAY, 1280, 720, 30),
-        ];
-        assert_eq!(choose_format(&list), Some(f(YUYV, 1280, 720, 10)));
-        // A tiny MJPEG loses to a usable YUYV.
-        let list = [f(MJPEG, 320, 240, 30), f(YUYV, 800, 600, 20)];
-        assert_eq!(choose_format(&list), Some(f(YUYV, 800, 600, 20)));
-        // Only tiny ones: still pick something.
-        let list = [f(YUYV, 160, 120, 30), f(MJPEG, 320, 240, 30)];
-        assert_eq!(choose_format(&list), Some(f(MJPEG, 320, 240, 30)));
-        assert_eq!(choose_format(&[]), None);
-    }
-
-    #[test]
-    fn frames_become_the_right_raw_kind() {
-        use FrameFormat::*;
-        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
-        match frame_to_raw(f(MJPEG, 2, 2, 30), &jpeg).unwrap() {
-            RawImage::Encoded(b) => assert_eq!(&b[..], &jpeg[..]),
-            other => panic!("{other:?}"),
-        }
-        assert!(frame_to_raw(f(MJPEG, 2, 2, 30), b"junk").is_err());
-        match frame_to_raw(f(YUYV, 2, 1, 30), &[16, 128, 235, 128, 99]).unwrap() {
-            RawImage::Yuyv {
-                width: 2,
-                height: 1,
-                data,
-            } => assert_eq!(&data[..], &[16, 128, 235, 128]),
-            other => panic!("{other:?}"),
-        }
-        assert!(frame_to_raw(f(YUYV, 2, 2, 30), &[0; 4]).is_err());
-        match frame_to_raw(f(GRAY, 2, 1, 30), &[10, 200]).unwrap() {
-            RawImage::Rgb { data, .. } => assert_eq!(&data[..], &[10, 10, 10, 200, 200, 200]),
-            other => panic!("{other:?}"),
-        }
-        match frame_to_raw(f(RAWBGR, 1, 1, 30), &[1, 2, 3]).unwrap() {
-            RawImage::Rgb { data, .. } => assert_eq!(&data[..], &[3, 2, 1]),
-            other => panic!("{other:?}"),
-        }
-        assert!(frame_to_raw(f(RAWRGB, 2, 2, 30), &[0; 3]).is_err());
-    }
-
-    #[test]
-    fn opening_a_missing_camera_is_an_error_not_a_panic() {
-        let t0 = Instant::now();
-        let err = match CameraSource::open(9_999) {
-            Ok(_) => panic!("camera 9999 should not exist"),
-            Err(e) => e,
-        };
-        assert!(err.starts_with("camera 9999"), "{err}");
-        assert!(t0.elapsed() < OPEN_TIMEOUT, "took {:?}", t0.elapsed());
-    }
-
-    #[test]
-    fn a_closed_camera_is_unavailable_until_reopened() {
-        let mut cam = CameraSource::closed(9_998, "camera 9998: gone".into());
-        match cam.next() {
-            Err(SourceError::Unavailable(m)) => assert_eq!(m, "camera 9998: gone"),
-            Err(e) => panic!("expected Unavailable, got {e:?}"),
-            Ok(_) => panic!("expected Unavailable"),
-        }
-        // Reopening a device that does not exist fails cleanly, again and again.
-        for _ in 0..3 {
-            assert!(matches!(cam.reopen(), Err(SourceError::Unavailable(_))));
-        }
-        assert!(cam
-            .describe()
-            .starts_with("camera 9998 (not open: camera 9998"));
-    }
-}
+#[path = "camera_tests.rs"]
+mod tests;

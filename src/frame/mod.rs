@@ -2,6 +2,7 @@
 
 #[cfg(feature = "camera")]
 pub mod camera;
+pub mod camera_mode;
 pub mod dhash;
 pub mod pixels;
 pub mod prep;

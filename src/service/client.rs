@@ -29,6 +29,9 @@ pub enum AttachError {
     Refused { path: PathBuf, message: String },
     #[error("cannot attach to {path}: {why}")]
     Broken { path: PathBuf, why: String },
+    /// The kernel refused to open the socket (not in the service's group).
+    #[error("cannot reach the service's socket {path}: {why}")]
+    Denied { path: PathBuf, why: String },
 }
 
 /// An attached console's end of the socket.
@@ -70,6 +73,12 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
             ) =>
         {
             return Err(AttachError::NoService(path.into()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(AttachError::Denied {
+                path: path.into(),
+                why: crate::files::access::denied_message(path, None),
+            })
         }
         Err(e) => return Err(broken(e.to_string())),
     };

@@ -7,22 +7,38 @@ use crate::config::{SourceConfig, SourceKind};
 
 /// Open the source the config names. A camera that cannot be opened falls back to
 /// `fallback_path` when that is set (with a warning the caller shows).
+/// `max_side` (`frame.max_side`) picks the camera's mode (see `frame::camera_mode`).
 pub fn open_source(
     cfg: &SourceConfig,
+    max_side: u32,
 ) -> Result<(Box<dyn FrameSource>, Vec<CaptureNotice>), SourceError> {
     match cfg.kind {
         SourceKind::Folder => Ok((Box::new(FolderSource::open(&cfg.path)?), Vec::new())),
         SourceKind::File => Ok((Box::new(FileSource::open(&cfg.path)?), Vec::new())),
-        SourceKind::Camera => open_camera_source(cfg),
+        SourceKind::Camera => open_camera_source(cfg, max_side),
+    }
+}
+
+/// What the config asks of the camera's mode. A `camera_mode` that does not parse was
+/// refused when the config was checked; here it counts as not set.
+pub fn mode_request(cfg: &SourceConfig, max_side: u32) -> crate::frame::camera_mode::ModeRequest {
+    crate::frame::camera_mode::ModeRequest {
+        max_side,
+        fps: cfg.fps,
+        forced: crate::frame::camera_mode::parse_camera_mode(&cfg.camera_mode)
+            .ok()
+            .flatten(),
     }
 }
 
 #[cfg(feature = "camera")]
 fn open_camera_source(
     cfg: &SourceConfig,
+    max_side: u32,
 ) -> Result<(Box<dyn FrameSource>, Vec<CaptureNotice>), SourceError> {
     use crate::frame::camera::CameraSource;
-    match CameraSource::open(cfg.camera_index) {
+    let request = mode_request(cfg, max_side);
+    match CameraSource::open(cfg.camera_index, request) {
         Ok(cam) => Ok((Box::new(cam), Vec::new())),
         Err(reason) => {
             let mut notices = Vec::new();
@@ -46,7 +62,7 @@ fn open_camera_source(
                 )));
             }
             Ok((
-                Box::new(CameraSource::closed(cfg.camera_index, reason)),
+                Box::new(CameraSource::closed(cfg.camera_index, request, reason)),
                 notices,
             ))
         }
@@ -56,6 +72,7 @@ fn open_camera_source(
 #[cfg(not(feature = "camera"))]
 fn open_camera_source(
     _cfg: &SourceConfig,
+    _max_side: u32,
 ) -> Result<(Box<dyn FrameSource>, Vec<CaptureNotice>), SourceError> {
     Err(SourceError::Fatal(
         "built without camera support; use source.kind = \"folder\"".into(),
@@ -75,16 +92,16 @@ mod tests {
             path: dir.path().display().to_string(),
             ..SourceConfig::default()
         };
-        let (mut src, notices) = open_source(&cfg).unwrap();
+        let (mut src, notices) = open_source(&cfg, 768).unwrap();
         assert!(notices.is_empty());
         assert_eq!(src.next().unwrap().label, "x.png");
         cfg.kind = SourceKind::File;
         cfg.path = dir.path().join("x.png").display().to_string();
-        let (src, _) = open_source(&cfg).unwrap();
+        let (src, _) = open_source(&cfg, 768).unwrap();
         assert!(src.describe().starts_with("file "));
         cfg.kind = SourceKind::Folder;
         cfg.path = String::new();
-        assert!(matches!(open_source(&cfg), Err(SourceError::Fatal(_))));
+        assert!(matches!(open_source(&cfg, 768), Err(SourceError::Fatal(_))));
     }
 
     #[cfg(feature = "camera")]
@@ -97,7 +114,7 @@ mod tests {
             fallback_path: dir.path().display().to_string(),
             ..SourceConfig::default()
         };
-        let (mut src, notices) = open_source(&cfg).unwrap();
+        let (mut src, notices) = open_source(&cfg, 768).unwrap();
         assert_eq!(src.next().unwrap().label, "sample.png");
         match &notices[..] {
             [CaptureNotice::Warning(m)] => {
@@ -111,7 +128,7 @@ mod tests {
             fallback_path: String::new(),
             ..cfg
         };
-        let (mut src, notices) = open_source(&cfg).unwrap();
+        let (mut src, notices) = open_source(&cfg, 768).unwrap();
         assert_eq!(notices.len(), 1);
         assert!(src.describe().contains("camera 9999"), "{}", src.describe());
         assert!(matches!(src.next(), Err(SourceError::Unavailable(_))));
@@ -122,7 +139,7 @@ mod tests {
     #[test]
     fn camera_kind_without_the_feature_is_a_clear_error() {
         let cfg = SourceConfig::default();
-        match open_source(&cfg) {
+        match open_source(&cfg, 768) {
             Err(SourceError::Fatal(m)) => assert!(m.contains("without camera support")),
             _ => panic!("expected Fatal"),
         }
