@@ -66,7 +66,7 @@ fn two_devices_and_an_alert_on_screen() {
     f.key(Key::Enter);
     t.draw(|fr| fleet::view::draw(fr, &f, now)).unwrap();
     let s = screen(&t);
-    assert!(s.contains("pi-kitchen · online · live log"), "{s}");
+    assert!(s.contains("pi-kitchen · online · — · live log"), "{s}");
     assert!(s.contains("#12 SAFETY ALERT: A pan is on fire."), "{s}");
     assert!(!s.contains('\u{1b}'));
 }
