@@ -66,7 +66,7 @@ fn two_devices_and_an_alert_on_screen() {
     f.key(Key::Enter);
     t.draw(|fr| fleet::view::draw(fr, &f, now)).unwrap();
     let s = screen(&t);
-    assert!(s.contains("pi-kitchen · online · live log"), "{s}");
+    assert!(s.contains("pi-kitchen · online · — · live log"), "{s}");
     assert!(s.contains("#12 SAFETY ALERT: A pan is on fire."), "{s}");
     assert!(!s.contains('\u{1b}'));
 }
@@ -173,6 +173,107 @@ async fn fleet_console_over_a_real_broker() {
     assert!(pi2 < pi1, "alerts first:\n{s}");
     assert!(s.contains("offline"), "{s}");
     b2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_filled_with_fake_devices_still_shows_a_new_alert_and_counts_the_hidden() {
+    let acl = format!("{README_ACL}\nuser mallory\ntopic write gemmaedge/#\n");
+    let broker = Broker::start(
+        &[("attic", "pw1"), ("fleet", "fleet-pw"), ("mallory", "m-pw")],
+        &acl,
+    );
+    // Someone with write access fills the broker with retained fake devices, to the cap.
+    let mallory =
+        support::mosquitto::Sub::connect(&broker, "mallory", "m-pw", &["gemmaedge/none"]).await;
+    for i in 0..fleet::state::MAX_DEVICES {
+        mallory
+            .client
+            .publish(
+                format!("gemmaedge/fake{i:04}/available"),
+                rumqttc::QoS::AtLeastOnce,
+                true,
+                "online",
+            )
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut fc = support::engine_config(dir.path(), "http://127.0.0.1:9", "http://127.0.0.1:9", 5);
+    fc.mqtt.url = broker.url();
+    fc.mqtt.username = "fleet".into();
+    fc.mqtt.password = "fleet-pw".into();
+    let (client, mut incoming) = fleet::connect(&fc).unwrap();
+    let (key_tx, mut key_rx) = tokio::sync::mpsc::unbounded_channel::<Key>();
+    // (devices, open alerts, the attic shown, hidden)
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel((0usize, 0u32, false, 0usize));
+    let console = tokio::spawn(async move {
+        let mut t = Terminal::new(TestBackend::new(140, 8)).unwrap();
+        let mut f = Fleet::new("gemmaedge");
+        let mut keys = futures_util::stream::poll_fn(move |cx| key_rx.poll_recv(cx));
+        fleet::run_loop(&mut t, &mut f, &client, &mut incoming, &mut keys, |f| {
+            let alerts = f.devices.values().map(|d| d.open_alerts).sum();
+            seen_tx.send_replace((
+                f.devices.len(),
+                alerts,
+                f.devices.contains_key("attic"),
+                f.hidden.len(),
+            ));
+        })
+        .await
+        .unwrap();
+        screen(&t)
+    });
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        seen_rx.wait_for(|s| s.0 == fleet::state::MAX_DEVICES),
+    )
+    .await
+    .expect("the console holds the fake devices")
+    .unwrap();
+
+    // A real device comes: its `available` is not kept (the cap), but counted.
+    let mut c = support::engine_config(dir.path(), "http://127.0.0.1:9", "http://127.0.0.1:9", 5);
+    c.device.name = "attic".into();
+    c.mqtt.url = broker.url();
+    c.mqtt.username = "attic".into();
+    c.mqtt.password = "pw1".into();
+    let (tx, _cmds) = tokio::sync::mpsc::unbounded_channel();
+    let attic = Bridge::start(&c, tx).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), seen_rx.wait_for(|s| s.3 == 1))
+        .await
+        .expect("the new device counted as hidden")
+        .unwrap();
+    // Its confirmed alert is never dropped.
+    attic.send(&Event::TeacherVerdict {
+        seq: 4,
+        verdict: Verdict {
+            agrees: Some(true),
+            safety_relevant: Some(true),
+            summary: "Smoke in the attic".into(),
+            ..Default::default()
+        },
+        latency_ms: 1,
+    });
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        seen_rx.wait_for(|s| s.1 == 1 && s.2),
+    )
+    .await
+    .expect("the attic's alert is shown")
+    .unwrap();
+    tokio::time::sleep(fleet::FRAME_EVERY * 2).await;
+    key_tx.send(Key::Char('q')).unwrap();
+    let s = tokio::time::timeout(Duration::from_secs(5), console)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.contains("1 with alerts · 1 hidden"), "{s}");
+    let first_row = s.lines().nth(3).unwrap_or_default();
+    assert!(
+        first_row.contains("attic") && first_row.contains("1 ALERT"),
+        "{s}"
+    );
+    attic.stop().await;
 }
 
 #[test]

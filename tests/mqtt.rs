@@ -716,4 +716,35 @@ async fn the_service_publishes_tells_its_consoles_and_says_offline_on_sigterm() 
             .any(|m| m.topic == "gemmaedge/pi/available" && m.payload == b"offline")
     })
     .await;
+    // A clean stop at the broker: the DISCONNECT was read before the socket closed, so
+    // Mosquitto logs a plain disconnect and publishes no last will (one `offline`, ours).
+    let log = wait_log(&broker, "Client pi disconnected").await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("Client pi ") && l.contains("disconnected"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.trim_end().ends_with("Client pi disconnected."),
+        "not a clean disconnect: {line}\n{log}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let offline = sub
+        .all()
+        .iter()
+        .filter(|m| m.topic == "gemmaedge/pi/available" && m.payload == b"offline")
+        .count();
+    assert_eq!(offline, 1, "offline arrived {offline} times");
+}
+
+/// The broker's log once it holds `what` (10 s at most).
+async fn wait_log(broker: &Broker, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = broker.log();
+        if log.contains(what) || Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

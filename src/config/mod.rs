@@ -269,15 +269,13 @@ fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
         crate::config::toml_diag::line_col(text, s.start)
     });
     let raw = e.message().trim().to_string();
-    let section = e
-        .span()
-        .map(|s| crate::config::toml_diag::section_at(text, s.start))
-        .unwrap_or_default();
+    let message =
+        crate::config::toml_diag::improve_message(&raw, text, e.span().map_or(0, |s| s.start));
     ConfigError::Parse {
         path: path.to_path_buf(),
         line,
         column,
-        message: crate::config::toml_diag::improve_message(&raw, &section),
+        message,
     }
 }
 
@@ -363,6 +361,66 @@ mod tests {
         );
         assert!(s.contains("did you mean `confidence_threshold`"), "{s}");
         assert!(s.contains("line 2"), "{s}");
+    }
+
+    #[test]
+    fn unknown_tables_and_keys_in_every_shape_are_named_with_line_and_column() {
+        let cases = [
+            // An unknown table after a known one is a table, not a key of the one before.
+            (
+                "[paths]\nlogs = \"x\"\n[histroy]\nkeep = 1\n",
+                "unknown table `[histroy]`; valid tables: [student], [teacher]",
+                (3, 2),
+            ),
+            (
+                "[mqtt]\nurl = \"\"\n[notfy]\n",
+                "unknown table `[notfy]`; did you mean `[notify]`?",
+                (3, 2),
+            ),
+            // An unknown array of tables.
+            (
+                "[mqtt]\nurl = \"\"\n[[wach]]\nname = \"a\"\n",
+                "unknown table `[[wach]]`",
+                (3, 3),
+            ),
+            (
+                "[[notfy]]\n",
+                "unknown table `[[notfy]]`; did you mean `[notify]`?",
+                (1, 3),
+            ),
+            // An unknown key inside a known table.
+            (
+                "[policy]\nconfidence_treshold = 0.5\n",
+                "unknown key `policy.confidence_treshold`; did you mean `confidence_threshold`?",
+                (2, 1),
+            ),
+            // An unknown key in a dotted key, at the top and inside a table.
+            (
+                "student.modle = \"x\"\n",
+                "unknown key `student.modle`; did you mean `model`?",
+                (1, 9),
+            ),
+            (
+                "[student.modle]\nx = 1\n",
+                "unknown key `student.modle`; did you mean `model`?",
+                (1, 10),
+            ),
+            // An unknown key of an inline table.
+            (
+                "teacher = { host = \"http://a:1\", modle = \"x\" }\n",
+                "unknown key `teacher.modle`; did you mean `model`?",
+                (1, 34),
+            ),
+        ];
+        for (src, want, (line, col)) in cases {
+            let e = parse(src).unwrap_err();
+            let s = e.to_string();
+            assert!(s.contains(want), "{src:?}: {s}");
+            assert!(
+                s.contains(&format!("at line {line}, column {col}:")),
+                "{src:?}: {s}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! TOML diagnostics shared by the config and the eval-case loader: where a byte offset is
-//! (line, column in characters), `file:line:col` for a span, the `[table]` in force at an
+//! (line, column in characters), `file:line:col` for a span, the tables around a name at an
 //! offset, and serde's "unknown field" / "unknown variant" messages made into suggestions.
 
 use std::ops::Range;
@@ -55,52 +55,174 @@ pub fn locate(file: &Path, text: &LineIndex<'_>, span: Option<Range<usize>>) -> 
     }
 }
 
-/// The `[table]` header in force at `offset`, for naming keys as `table.key`.
-pub fn section_at(text: &str, offset: usize) -> String {
-    let mut section = String::new();
-    let mut pos = 0;
-    for l in text.split_inclusive('\n') {
-        if pos > offset {
-            break;
-        }
-        let t = l.trim();
-        if t.starts_with('[') && !t.starts_with("[[") {
-            if let Some(end) = t.find(']') {
-                section = t[1..end].trim().to_string();
-            }
-        }
-        pos += l.len();
-    }
-    section
+/// Where a name at a byte offset sits: the tables around it, and whether it is itself a
+/// table header's first name (`[name]` or `[[name]]`, a top-level table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyContext {
+    /// The table path the name is a key of (`["student"]` for `student.modle = …`,
+    /// `[student] modle = …` and `student = { modle = … }`; empty at the top level).
+    pub path: Vec<String>,
+    /// `Some(false)` for `[name]`, `Some(true)` for `[[name]]` at the top level.
+    pub header: Option<bool>,
 }
 
-/// Turn serde's ``unknown field `x`, expected one of `a`, `b` `` into a suggestion of the
-/// nearest key (the key named `section.x`), and ``unknown variant `x`, expected …`` into
-/// the list of allowed values. Other messages are returned as they are.
-pub fn improve_message(raw: &str, section: &str) -> String {
+/// The context of the name that starts at `offset` (a serde error's span).
+pub fn key_context(text: &str, offset: usize) -> KeyContext {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..offset];
+    let trimmed = before.trim_start();
+    if let Some(inner) = trimmed.strip_prefix('[') {
+        let array = inner.starts_with('[');
+        let inner = inner.trim_start_matches('[');
+        let path = dotted_prefix(inner);
+        let header = path.is_empty().then_some(array);
+        return KeyContext { path, header };
+    }
+    let mut path = section_path(&text[..line_start]);
+    path.extend(inline_prefix(before));
+    KeyContext { path, header: None }
+}
+
+/// The table path set by the last `[a.b]` or `[[a.b]]` header in `text`.
+fn section_path(text: &str) -> Vec<String> {
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            let t = l.trim_start();
+            let inner = t.strip_prefix('[')?.trim_start_matches('[');
+            let end = inner.find(']')?;
+            Some(split_key(&inner[..end]))
+        })
+        .unwrap_or_default()
+}
+
+/// `a . "b" . c` → `["a", "b", "c"]`.
+fn split_key(k: &str) -> Vec<String> {
+    k.split('.')
+        .map(|p| p.trim().trim_matches('"').trim_matches('\'').to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The complete dotted segments before the name (`a.b.` → `["a", "b"]`).
+fn dotted_prefix(s: &str) -> Vec<String> {
+    match s.rfind('.') {
+        Some(i) => split_key(&s[..i]),
+        None => Vec::new(),
+    }
+}
+
+/// The keys a name is nested under on its own line: `a.b.` before it, and the keys of
+/// inline tables still open (`x = { y = { ` → `["x", "y"]`). Strings in values are skipped.
+fn inline_prefix(line: &str) -> Vec<String> {
+    let mut open: Vec<Vec<String>> = Vec::new();
+    let mut key = String::new();
+    let mut in_value = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_value {
+            match c {
+                '"' | '\'' => {
+                    for d in chars.by_ref() {
+                        if d == c {
+                            break;
+                        }
+                    }
+                }
+                '{' => {
+                    open.push(split_key(&key));
+                    key.clear();
+                    in_value = false;
+                }
+                ',' => in_value = false,
+                '}' => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        } else {
+            match c {
+                '=' => {
+                    in_value = true;
+                    // `key = {` opens a table named by the key; any other value does not.
+                    while chars.peek().is_some_and(|d| d.is_whitespace()) {
+                        chars.next();
+                    }
+                    if chars.peek() == Some(&'{') {
+                        chars.next();
+                        open.push(split_key(&key));
+                        in_value = false;
+                    }
+                    key.clear();
+                }
+                '{' | ',' => key.clear(),
+                '}' => {
+                    open.pop();
+                    key.clear();
+                }
+                _ => key.push(c),
+            }
+        }
+    }
+    let mut path: Vec<String> = open.into_iter().flatten().collect();
+    path.extend(dotted_prefix(&key));
+    path
+}
+
+/// Nearest candidate by edit distance (a swap of two letters counts as one edit), when
+/// near enough to be a typo.
+fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let (dist, best) = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), *c))
+        .min_by_key(|x| x.0)?;
+    (dist <= (name.chars().count() / 3).max(1)).then_some(best)
+}
+
+/// Turn serde's ``unknown field `x`, expected one of `a`, `b` `` at `offset` of `text`
+/// into what it is — ``unknown table `[x]` `` (or `[[x]]`) at the top level, else
+/// ``unknown key `table.x` `` — with the nearest valid name, and ``unknown variant `x`,
+/// expected …`` into the list of allowed values. Other messages are returned as they are.
+pub fn improve_message(raw: &str, text: &str, offset: usize) -> String {
     if let Some(rest) = raw.strip_prefix("unknown field `") {
         if let Some((name, tail)) = rest.split_once('`') {
             let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
-            let key = if section.is_empty() {
-                name.to_string()
-            } else {
-                format!("{section}.{name}")
-            };
-            // Nearest by edit distance (a swap of two letters counts as one edit).
-            let best = expected
-                .iter()
-                .map(|c| (strsim::damerau_levenshtein(name, c), *c))
-                .min_by_key(|x| x.0);
-            let allowed = (name.chars().count() / 3).max(1);
-            return match best {
-                Some((dist, c)) if dist <= allowed => {
-                    format!("unknown key `{key}`; did you mean `{c}`?")
-                }
-                _ if !expected.is_empty() => format!(
+            let ctx = key_context(text, offset);
+            if let Some(array) = ctx.header {
+                let shown = |n: &str| {
+                    if array {
+                        format!("[[{n}]]")
+                    } else {
+                        format!("[{n}]")
+                    }
+                };
+                return match nearest(name, &expected) {
+                    Some(c) => format!("unknown table `{}`; did you mean `[{c}]`?", shown(name)),
+                    None if !expected.is_empty() => format!(
+                        "unknown table `{}`; valid tables: {}",
+                        shown(name),
+                        expected
+                            .iter()
+                            .map(|e| format!("[{e}]"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => format!("unknown table `{}`", shown(name)),
+                };
+            }
+            let mut key = ctx.path.join(".");
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(name);
+            return match nearest(name, &expected) {
+                Some(c) => format!("unknown key `{key}`; did you mean `{c}`?"),
+                None if !expected.is_empty() => format!(
                     "unknown key `{key}`; valid keys here: {}",
                     expected.join(", ")
                 ),
-                _ => format!("unknown key `{key}`"),
+                None => format!("unknown key `{key}`"),
             };
         }
     }
@@ -172,32 +294,74 @@ mod tests {
     }
 
     #[test]
-    fn section_at_finds_the_table_in_force() {
-        let src = "top = 1\n[policy]\nx = 1\n[[case]]\ny = 2\n[ frame ]\nz = 3\n";
-        assert_eq!(section_at(src, 0), "");
-        assert_eq!(section_at(src, src.find("x =").unwrap()), "policy");
-        // An array of tables does not change the section.
-        assert_eq!(section_at(src, src.find("y =").unwrap()), "policy");
-        assert_eq!(section_at(src, src.find("z =").unwrap()), "frame");
+    fn the_context_of_a_name_in_every_shape() {
+        let at = |src: &str, name: &str| key_context(src, src.rfind(name).unwrap());
+        let top = |array| KeyContext {
+            path: vec![],
+            header: Some(array),
+        };
+        let under = |p: &[&str]| KeyContext {
+            path: p.iter().map(|s| s.to_string()).collect(),
+            header: None,
+        };
+        assert_eq!(at("[paths]\nlogs = 1\n[histroy]\n", "histroy"), top(false));
+        assert_eq!(at("[mqtt]\nurl = 1\n[[wach]]\n", "wach"), top(true));
+        assert_eq!(at("[ notfy ]\n", "notfy"), top(false));
+        assert_eq!(
+            at("[policy]\nconfidence_treshold = 1\n", "treshold"),
+            under(&["policy"])
+        );
+        assert_eq!(at("student.modle = 1\n", "modle"), under(&["student"]));
+        assert_eq!(at("[student.modle]\n", "modle"), under(&["student"]));
+        assert_eq!(at("[[case]]\nx = 1\nzz = 2\n", "zz"), under(&["case"]));
+        assert_eq!(
+            at("student = { modle = \"x\" }\n", "modle"),
+            under(&["student"])
+        );
+        assert_eq!(
+            at(
+                "student = { host = \"a{,}\", headers = { X = 1 }, modle = 2 }\n",
+                "modle"
+            ),
+            under(&["student"])
+        );
+        assert_eq!(at("a = { b = { c = 1 } }\n", "c"), under(&["a", "b"]));
+        assert_eq!(
+            at("[paths]\n  x.y.zz = 1\n", "zz"),
+            under(&["paths", "x", "y"])
+        );
     }
 
     #[test]
-    fn unknown_field_suggests_the_nearest_key_or_lists_them() {
-        let raw = "unknown field `confidence_treshold`, expected one of `confidence_threshold`, `audit_every`";
+    fn unknown_names_are_named_as_what_they_are_with_the_nearest_valid_one() {
+        let tables = "unknown field `notfy`, expected one of `student`, `notify`, `mqtt`";
+        let src = "[mqtt]\nurl = \"\"\n[notfy]\n";
         assert_eq!(
-            improve_message(raw, "policy"),
+            improve_message(tables, src, src.rfind("notfy").unwrap()),
+            "unknown table `[notfy]`; did you mean `[notify]`?"
+        );
+        let raw = "unknown field `wach`, expected one of `student`, `notify`, `mqtt`";
+        let src = "[mqtt]\nurl = \"\"\n[[wach]]\n";
+        assert_eq!(
+            improve_message(raw, src, src.rfind("wach").unwrap()),
+            "unknown table `[[wach]]`; valid tables: [student], [notify], [mqtt]"
+        );
+        let raw = "unknown field `confidence_treshold`, expected one of `confidence_threshold`, `audit_every`";
+        let src = "[policy]\nconfidence_treshold = 1\n";
+        assert_eq!(
+            improve_message(raw, src, 9),
             "unknown key `policy.confidence_treshold`; did you mean `confidence_threshold`?"
         );
         let raw = "unknown field `zzz`, expected `alpha` or `beta`";
         assert_eq!(
-            improve_message(raw, ""),
+            improve_message(raw, "zzz = 1", 0),
             "unknown key `zzz`; valid keys here: alpha, beta"
         );
         let raw = "unknown variant `webcam`, expected one of `camera`, `folder`, `file`";
         assert_eq!(
-            improve_message(raw, "source"),
+            improve_message(raw, "", 0),
             "`webcam` is not allowed here; use one of: \"camera\", \"folder\", \"file\""
         );
-        assert_eq!(improve_message("invalid type", "x"), "invalid type");
+        assert_eq!(improve_message("invalid type", "", 0), "invalid type");
     }
 }

@@ -9,8 +9,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 
-/// Devices kept (a broker with more is not a fleet this console can show).
+/// Devices kept (a broker with more is not a fleet this console can show). A device with
+/// an alert is never refused for it: it takes the place of one without an alert, or,
+/// when every device kept has one, goes beyond the cap (up to twice it).
 pub const MAX_DEVICES: usize = 1000;
+/// Names of hidden devices remembered to count them (beyond: counted as "at least").
+const HIDDEN_TRACKED: usize = 10_000;
 /// Live log lines kept per device.
 pub const LOG_LINES: usize = 500;
 /// Messages bigger than this are ignored (events and states are a few KB).
@@ -66,8 +70,23 @@ impl Device {
         (n > 0).then(|| (agree as f64 / n as f64, n))
     }
 
-    /// Model health in a few words: `ok · loaded`, `offline`, `slow`.
+    /// Model health in a column's width: `S✓ T✓` (✓ ok, ~ slow, ✗ offline, ? not known
+    /// yet), `—` before the first state.
     pub fn health(&self) -> String {
+        let Some(s) = &self.state else {
+            return "—".into();
+        };
+        let mark = |m: &crate::mqtt::payload::ModelState| match &m.health {
+            crate::event::Health::Unknown => '?',
+            crate::event::Health::Ok { .. } => '✓',
+            crate::event::Health::Slow { .. } => '~',
+            crate::event::Health::Offline { .. } => '✗',
+        };
+        format!("S{} T{}", mark(&s.student), mark(&s.teacher))
+    }
+
+    /// Model health in words, for the live log's header: `S ok 0.8s loaded · T slow 9.1s`.
+    pub fn health_detail(&self) -> String {
         let Some(s) = &self.state else {
             return "—".into();
         };
@@ -142,6 +161,10 @@ pub struct Fleet {
     pub broker: String,
     /// A one-line message (command sent, broker trouble).
     pub notice: Option<String>,
+    /// Devices heard but not kept (the cap); at most [`HIDDEN_TRACKED`] names.
+    pub hidden: std::collections::BTreeSet<String>,
+    /// The console's palette (`NO_COLOR`).
+    pub theme: crate::tui::theme::Theme,
     /// Record the `ts` of each event for latency measurement (the bench).
     pub record_marks: bool,
     pub marks: Vec<DateTime<Utc>>,
@@ -166,6 +189,7 @@ impl Fleet {
     pub fn new(prefix: &str) -> Self {
         Fleet {
             prefix: prefix.to_string(),
+            theme: crate::tui::theme::Theme::from_env(),
             ..Default::default()
         }
     }
@@ -184,9 +208,14 @@ impl Fleet {
             return self.devices.remove(&name).is_some();
         }
         if !self.devices.contains_key(&name) {
-            if self.devices.len() >= MAX_DEVICES {
+            if self.devices.len() >= MAX_DEVICES && !self.make_room(t.kind == "alert") {
+                if self.hidden.len() < HIDDEN_TRACKED && !self.hidden.contains(&name) {
+                    self.hidden.insert(name);
+                    return true;
+                }
                 return false;
             }
+            self.hidden.remove(&name);
             self.devices.insert(
                 name.clone(),
                 Device {
@@ -233,6 +262,40 @@ impl Fleet {
                 apply_event(d, &v, now)
             }
             _ => false,
+        }
+    }
+
+    /// The cap is reached and a new device speaks: room for it only when it brings an
+    /// alert. Then a device without open alerts goes (an offline one first, else the last
+    /// in screen order), counted as hidden; when all have alerts, the cap stretches.
+    fn make_room(&mut self, alert: bool) -> bool {
+        if !alert {
+            return false;
+        }
+        let victim = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.open_alerts == 0)
+            .min_by_key(|(_, d)| d.online == Some(true))
+            .map(|(k, _)| k.clone());
+        match victim {
+            Some(v) => {
+                self.devices.remove(&v);
+                if self.hidden.len() < HIDDEN_TRACKED {
+                    self.hidden.insert(v);
+                }
+                true
+            }
+            None => self.devices.len() < 2 * MAX_DEVICES,
+        }
+    }
+
+    /// How many devices are not shown, as the top line says it (`12`, `10000+`).
+    pub fn hidden_label(&self) -> Option<String> {
+        match self.hidden.len() {
+            0 => None,
+            n if n >= HIDDEN_TRACKED => Some(format!("{n}+")),
+            n => Some(n.to_string()),
         }
     }
 
@@ -311,7 +374,9 @@ fn apply_event(d: &mut Device, v: &Value, now: DateTime<Utc>) -> bool {
     let seq = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
     match v.get("type").and_then(Value::as_str) {
         Some("student_answer") => {
-            let answer = text(v, "answer");
+            // Confidence has its own column: not the contract's lines again.
+            let raw = v.get("answer").and_then(Value::as_str).unwrap_or_default();
+            let answer = one_line(&crate::roles::output_contract::without_contract_lines(raw));
             let conf = v
                 .get("confidence")
                 .and_then(Value::as_f64)
@@ -457,5 +522,75 @@ mod tests {
         f.key(Key::Esc);
         assert_eq!(f.view, View::Table);
         assert_eq!(f.key(Key::Char('q')), Action::Quit);
+    }
+
+    #[test]
+    fn at_the_cap_a_device_with_an_alert_is_never_dropped_and_the_hidden_are_counted() {
+        let now = Utc::now();
+        let mut f = Fleet::new("g");
+        for i in 0..MAX_DEVICES {
+            f.apply(&format!("g/fake{i:04}/available"), b"online", now);
+        }
+        f.apply("g/fake0007/available", b"offline", now);
+        assert_eq!(f.devices.len(), MAX_DEVICES);
+        // One more without an alert: not kept, but counted.
+        f.apply("g/late/available", b"online", now);
+        f.apply("g/late/state", b"{}", now);
+        assert!(!f.devices.contains_key("late"));
+        assert_eq!(f.hidden_label().as_deref(), Some("1"));
+        // A new device's alert: it is kept, an offline device without alerts makes room.
+        f.apply(
+            "g/attic/alert",
+            br#"{"seq":3,"summary":"Smoke in the attic"}"#,
+            now,
+        );
+        assert_eq!(f.devices["attic"].open_alerts, 1);
+        assert_eq!(f.order()[0], "attic", "alerts first");
+        assert!(!f.devices.contains_key("fake0007"));
+        assert_eq!(f.devices.len(), MAX_DEVICES);
+        assert_eq!(f.hidden_label().as_deref(), Some("2"));
+        // When every device kept has an alert, the cap stretches for one more.
+        for d in f.devices.values_mut() {
+            d.open_alerts = 1;
+        }
+        f.apply("g/cellar/alert", br#"{"seq":1,"summary":"Water"}"#, now);
+        assert_eq!(f.devices.len(), MAX_DEVICES + 1);
+    }
+
+    fn state_json(teacher: crate::event::Health) -> Vec<u8> {
+        let mut s = crate::mqtt::payload::DeviceState::new("pi");
+        s.student.health = crate::event::Health::Ok { latency_ms: 800 };
+        s.student.load = crate::event::ModelLoad::Loaded;
+        s.teacher.health = teacher;
+        s.counters.agreements = 3;
+        s.counters.disagreements = 1;
+        serde_json::to_vec(&s).unwrap()
+    }
+
+    #[test]
+    fn health_is_compact_and_the_answer_has_no_contract_lines() {
+        let now = Utc::now();
+        let mut f = Fleet::new("g");
+        let state = state_json(crate::event::Health::Offline {
+            reason: "refused".into(),
+            hint: "start it".into(),
+        });
+        f.apply("g/pi/state", &state, now);
+        f.apply(
+            "g/pi/events",
+            br#"{"type":"student_answer","seq":1,"answer":"Smoke over the pan.\nSafety: smoke.\nCONFIDENCE: 0.90","confidence":0.9}"#,
+            now,
+        );
+        let d = &f.devices["pi"];
+        assert_eq!(d.health(), "S✓ T✗");
+        assert!(
+            d.health_detail().starts_with("S ok 0.8s"),
+            "{}",
+            d.health_detail()
+        );
+        assert_eq!(
+            d.last_answer.as_ref().unwrap().0,
+            "Smoke over the pan. Safety: smoke."
+        );
     }
 }

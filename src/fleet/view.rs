@@ -1,9 +1,10 @@
 //! Drawing the fleet console: the device table (alerts first) or one device's live log.
+//! Colours come from the console's one palette (`tui/theme.rs`), so `NO_COLOR` holds.
 
 use super::state::{Fleet, View};
 use chrono::{DateTime, Local, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
@@ -22,9 +23,15 @@ pub fn draw(f: &mut Frame, fleet: &Fleet, now: DateTime<Utc>) {
         .filter(|d| d.online == Some(true))
         .count();
     let alerting = fleet.devices.values().filter(|d| d.open_alerts > 0).count();
+    let hidden = fleet.hidden_label().map_or(String::new(), |n| {
+        format!(
+            " · {n} hidden (more than {} devices; alerts always shown)",
+            super::state::MAX_DEVICES
+        )
+    });
     f.render_widget(
         Paragraph::new(format!(
-            "fleet · {} · {} devices, {online} online, {alerting} with alerts",
+            "fleet · {} · {} devices, {online} online, {alerting} with alerts{hidden}",
             fleet.broker,
             fleet.devices.len()
         )),
@@ -75,14 +82,16 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
             } else {
                 "0".into()
             };
-            let mut style = Style::default();
-            if d.open_alerts > 0 {
-                style = style.fg(Color::Red).add_modifier(Modifier::BOLD);
+            let theme = &fleet.theme;
+            let mut style = if d.open_alerts > 0 {
+                theme.safety()
             } else if d.online != Some(true) {
-                style = style.fg(Color::DarkGray);
-            }
+                theme.dim()
+            } else {
+                Style::default()
+            };
             if i == selected {
-                style = style.add_modifier(Modifier::REVERSED);
+                style = style.patch(theme.selected());
             }
             Row::new(vec![
                 Cell::from(d.label.clone()),
@@ -105,17 +114,18 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
         "agree",
         "last answer",
     ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    .style(fleet.theme.bold());
+    // Fixed columns, then the last answer takes all the width that is left.
     let t = Table::new(
         rows,
         [
             Constraint::Length(16),
-            Constraint::Length(8),
-            Constraint::Length(30),
+            Constraint::Length(7),
+            Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(8),
             Constraint::Length(10),
-            Constraint::Min(10),
+            Constraint::Fill(1),
         ],
     )
     .header(header)
@@ -156,7 +166,7 @@ fn log(f: &mut Frame, fleet: &Fleet, key: &str, area: Rect) {
         .map(|l| {
             let at = l.at.with_timezone(&Local).format("%H:%M:%S").to_string();
             let style = if l.alert {
-                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+                fleet.theme.safety()
             } else {
                 Style::default()
             };
@@ -172,11 +182,132 @@ fn log(f: &mut Frame, fleet: &Fleet, key: &str, area: Rect) {
         None => "?",
     };
     f.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(format!(" {} · {status} · live log ", d.label)),
-        ),
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(format!(
+            " {} · {status} · {} · live log ",
+            d.label,
+            d.health_detail()
+        ))),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::theme::Theme;
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
+    use ratatui::Terminal;
+
+    fn fleet(theme: Theme) -> (Fleet, DateTime<Utc>) {
+        let now = "2026-12-02T06:00:00Z".parse().unwrap();
+        let mut f = Fleet::new("g");
+        f.theme = theme;
+        f.broker = "mqtt://broker.lan:1883 connected".into();
+        let mut st = crate::mqtt::payload::DeviceState::new("pi");
+        st.student.health = crate::event::Health::Ok { latency_ms: 800 };
+        st.student.load = crate::event::ModelLoad::Loaded;
+        st.teacher.health = crate::event::Health::Slow { latency_ms: 9100 };
+        st.counters.agreements = 3;
+        st.counters.disagreements = 1;
+        let state = serde_json::to_vec(&st).unwrap();
+        for d in ["pi-kitchen", "pi-garage", "pi-attic"] {
+            f.apply(&format!("g/{d}/available"), b"online", now);
+            f.apply(&format!("g/{d}/state"), &state, now);
+        }
+        f.apply("g/pi-attic/available", b"offline", now);
+        f.apply(
+            "g/pi-kitchen/events",
+            br#"{"type":"student_answer","seq":12,"answer":"Smoke rises from a pan on the stove; a person stands beside it holding a towel near the flame.\nSafety: smoke over the stove.\nCONFIDENCE: 0.90","confidence":0.9}"#,
+            now,
+        );
+        f.apply(
+            "g/pi-kitchen/alert",
+            br#"{"seq":12,"summary":"A pan is smoking."}"#,
+            now,
+        );
+        f.apply(
+            "g/pi-garage/events",
+            br#"{"type":"student_answer","seq":7,"answer":"An empty garage.\nNo safety concerns.\nCONFIDENCE: 0.91","confidence":0.91}"#,
+            now,
+        );
+        (f, now)
+    }
+
+    fn render(f: &Fleet, now: DateTime<Utc>, w: u16, h: u16) -> ratatui::buffer::Buffer {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|fr| draw(fr, f, now)).unwrap();
+        t.backend().buffer().clone()
+    }
+
+    fn text(b: &ratatui::buffer::Buffer) -> String {
+        let w = b.area.width as usize;
+        b.content
+            .chunks(w)
+            .map(|r| {
+                r.iter()
+                    .map(|c| c.symbol())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn table_at_80_and_130_columns() {
+        let (f, now) = fleet(Theme { color: true });
+        for w in [80u16, 130] {
+            let s = text(&render(&f, now, w, 9));
+            // Compact health, the answer without the contract's lines, nothing cut but
+            // the last column.
+            assert!(s.contains("S✓ T~"), "{s}");
+            assert!(!s.contains("CONFIDENCE"), "{s}");
+            assert!(!s.contains("No safety concerns"), "{s}");
+            insta::assert_snapshot!(format!("fleet_table_{w}x9"), s);
+        }
+        // At 130 the last answer gets the room that is left: more of it shows.
+        let wide = text(&render(&f, now, 130, 9));
+        assert!(
+            wide.contains("0.90 Smoke rises from a pan on the stove; a person stands"),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn live_log_header_has_the_health_in_words() {
+        let (mut f, now) = fleet(Theme { color: true });
+        f.key(super::super::state::Key::Enter);
+        let s = text(&render(&f, now, 130, 6));
+        assert!(
+            s.contains("pi-kitchen · online · S ok 0.8s loaded · T slow 9.1s · live log"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn no_color_means_no_colour_anywhere() {
+        let colours = |b: &ratatui::buffer::Buffer| {
+            b.content
+                .iter()
+                .filter(|c| c.fg != Color::Reset || c.bg != Color::Reset)
+                .count()
+        };
+        let (f, now) = fleet(Theme { color: true });
+        assert!(
+            colours(&render(&f, now, 100, 9)) > 0,
+            "the alert row is coloured"
+        );
+        let (mut f, now) = fleet(Theme { color: false });
+        let b = render(&f, now, 100, 9);
+        assert_eq!(colours(&b), 0);
+        // The alert still stands out: bold (and the selected row reversed).
+        let s = text(&b);
+        let row = s.lines().position(|l| l.contains("pi-kitchen")).unwrap() as u16;
+        assert!(b[(2, row)].modifier.contains(Modifier::BOLD));
+        insta::assert_snapshot!("fleet_table_no_color_100x9", s);
+        f.key(super::super::state::Key::Enter);
+        assert_eq!(colours(&render(&f, now, 100, 9)), 0, "the live log too");
+    }
 }

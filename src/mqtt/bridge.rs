@@ -5,7 +5,8 @@
 use super::link::{link_loop, options, BrokerStatus, Link, LinkState};
 use super::outbox::{Msg, Outbox, MAX_BUFFER_BYTES};
 use super::payload::{alert_payload, event_line, session_id, DeviceState, LastAlert};
-use super::topics::{Cmd, Topics};
+use super::standing::AlertStanding;
+use super::topics::{ha_status, Cmd, Topics};
 use crate::config::Config;
 use crate::event::{Command, Event};
 use crate::frame::PreparedFrame;
@@ -29,6 +30,8 @@ const STATE_EVERY: Duration = Duration::from_secs(1);
 const FRAMES_KEPT: usize = 16;
 /// How long a clean stop may take (flush, `offline`, disconnect).
 const STOP_LIMIT: Duration = Duration::from_secs(3);
+/// Home Assistant's `online` re-publishes the device at most this often.
+const REBIRTH_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the bridge.
 pub struct Bridge;
@@ -86,6 +89,7 @@ impl Bridge {
                 None
             }
         };
+        let alert_state = Msg::new(topics.alert_state(), super::standing::payload(false), true);
         let run = Run {
             device: device.clone(),
             discovery_prefix: m.discovery_prefix.clone(),
@@ -100,7 +104,11 @@ impl Bridge {
             frames: VecDeque::new(),
             escalated: VecDeque::new(),
             limit: RateLimit::new(Duration::from_secs(config.notify.min_interval_secs)),
-            retained: Vec::new(),
+            retained: vec![alert_state],
+            standing: AlertStanding::default(),
+            alert_on: false,
+            rebirth: None,
+            rebirth_pending: false,
             status: status_tx,
             notices: notice_tx,
             dropped_events: dropped.clone(),
@@ -176,8 +184,15 @@ struct Run {
     escalated: VecDeque<(u64, Vec<String>)>,
     limit: RateLimit,
     /// The retained messages that describe the device now (snapshot), sent again after a
-    /// reconnect (a restarted broker forgets them).
+    /// reconnect (a restarted broker forgets them) and when Home Assistant comes online.
     retained: Vec<Msg>,
+    /// Whether a confirmed safety alert stands, and what the state topic says now.
+    standing: AlertStanding,
+    alert_on: bool,
+    /// When the device was last described again for Home Assistant's `online`, and
+    /// whether another `online` came since (served at most every [`REBIRTH_EVERY`]).
+    rebirth: Option<Instant>,
+    rebirth_pending: bool,
     status: watch::Sender<BrokerStatus>,
     notices: mpsc::UnboundedSender<String>,
     dropped_events: Arc<AtomicU64>,
@@ -202,6 +217,8 @@ impl Run {
                 STATE_EVERY
                     .saturating_sub(self.state_sent.map_or(STATE_EVERY, |t| t.elapsed()))
                     .max(Duration::from_millis(20))
+            } else if self.rebirth_pending {
+                REBIRTH_EVERY
             } else {
                 Duration::from_secs(5)
             };
@@ -230,6 +247,12 @@ impl Run {
     }
 
     fn tick(&mut self) {
+        self.update_alert_state();
+        if self.rebirth_pending && self.rebirth.is_none_or(|t| t.elapsed() >= REBIRTH_EVERY) {
+            self.rebirth_pending = false;
+            self.rebirth = Some(Instant::now());
+            self.describe();
+        }
         if self.state_dirty && self.state_sent.is_none_or(|t| t.elapsed() >= STATE_EVERY) {
             self.publish_state();
         }
@@ -349,11 +372,25 @@ impl Run {
         }
     }
 
-    /// A (new) session: say we are online, listen for commands, describe the device.
+    /// A (new) session: say we are online, listen for commands (and for Home Assistant's
+    /// birth message), describe the device.
     fn on_connect(&mut self) {
         let Some(client) = &self.client else { return };
         let _ = client.try_publish(self.topics.available(), QoS::AtLeastOnce, true, "online");
         let _ = client.try_subscribe(self.topics.cmd_filter(), QoS::AtLeastOnce);
+        if !self.discovery_prefix.is_empty() {
+            let _ = client.try_subscribe(ha_status(&self.discovery_prefix), QoS::AtLeastOnce);
+        }
+        self.describe();
+    }
+
+    /// The discovery configs and the retained states, ahead of the backlog; the state
+    /// topic follows within a second.
+    fn describe(&mut self) {
+        let Some(client) = &self.client else { return };
+        if !self.connected {
+            return;
+        }
         let mut first: Vec<Msg> =
             super::discovery::messages(&self.discovery_prefix, &self.topics, &self.device)
                 .into_iter()
@@ -374,6 +411,14 @@ impl Run {
     }
 
     fn on_message(&mut self, p: rumqttc::Publish) {
+        // Home Assistant (re)started: it has forgotten what it was told, say it again
+        // (its documented birth-message convention).
+        if !self.discovery_prefix.is_empty() && p.topic == ha_status(&self.discovery_prefix) {
+            if p.payload.as_ref() == b"online" {
+                self.rebirth_pending = true;
+            }
+            return;
+        }
         // A retained command is an old one (someone published it with retain): ignore it.
         if p.retain {
             return;
@@ -432,10 +477,13 @@ impl Run {
                     self.snapshot(*seq, frame_path.as_deref());
                 }
             }
-            Event::TeacherVerdict { seq, verdict, .. }
-                if crate::record::notify::is_alert(verdict) =>
-            {
-                self.alert(*seq, verdict);
+            Event::TeacherVerdict { seq, verdict, .. } => {
+                let alert = crate::record::notify::is_alert(verdict);
+                self.standing.verdict(*seq, alert, Instant::now());
+                if alert {
+                    self.alert(*seq, verdict);
+                }
+                self.update_alert_state();
             }
             _ => {}
         }
@@ -447,6 +495,24 @@ impl Run {
         if let Some(line) = event_line(&ev, &session, &self.device, Utc::now()) {
             self.queue(Msg::new(self.topics.events(), line, false));
         }
+    }
+
+    /// Publish the alert binary sensor's state when it changed (retained, and kept to be
+    /// sent again after a reconnect or Home Assistant's `online`).
+    fn update_alert_state(&mut self) {
+        let on = self.standing.stands(Instant::now());
+        if on == self.alert_on {
+            return;
+        }
+        self.alert_on = on;
+        let m = Msg::new(
+            self.topics.alert_state(),
+            super::standing::payload(on),
+            true,
+        );
+        self.retained.retain(|r| r.topic != m.topic);
+        self.retained.push(m.clone());
+        self.queue(m);
     }
 
     fn snapshot(&mut self, seq: u64, saved: Option<&std::path::Path>) {

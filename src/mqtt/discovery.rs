@@ -4,15 +4,37 @@
 use super::topics::{slug, Cmd, Topics};
 use serde_json::{json, Value};
 
-/// How long the alert binary sensor stays on after a confirmed alert.
+/// How long a confirmed alert stands after the last one (unless the teacher clears it).
 pub const ALERT_ON_SECS: u64 = 300;
+
+/// The device's id in Home Assistant (`gemmaedge_<name>`): the name as `[a-zA-Z0-9_-]`,
+/// and when that loses characters a short stable hash of the raw name, so `厨房` and
+/// `客厅`, or `pi 1`, `pi.1` and `pi_1`, stay distinct devices.
+pub fn device_id(device: &str) -> String {
+    let s = slug(device);
+    if s == device {
+        format!("gemmaedge_{s}")
+    } else {
+        format!("gemmaedge_{s}_{:08x}", fnv1a32(device.as_bytes()))
+    }
+}
+
+/// FNV-1a, 32 bits: small, stable across versions and platforms (ids must not change).
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
 
 /// The retained config messages: `(topic, payload)`, none when `discovery_prefix` is empty.
 pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(String, String)> {
     if discovery_prefix.is_empty() {
         return Vec::new();
     }
-    let id = format!("gemmaedge_{}", slug(device));
+    let id = device_id(device);
     let dev = json!({
         "identifiers": [id],
         "name": device,
@@ -20,11 +42,14 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
         "model": "gemmaedge-tui",
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
-    let common = |object: &str, name: &str| -> Value {
+    // `object_id` for Home Assistant before 2025.10; `default_entity_id` (with the
+    // domain) for later ones, which log a deprecation for `object_id` alone.
+    let common = |component: &str, object: &str, name: &str| -> Value {
         json!({
             "name": name,
             "unique_id": format!("{id}_{object}"),
             "object_id": format!("{id}_{object}"),
+            "default_entity_id": format!("{component}.{id}_{object}"),
             "device": dev,
             "availability_topic": topics.available(),
             "payload_available": "online",
@@ -45,12 +70,11 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
             "binary_sensor",
             "alert",
             with(
-                common("alert", "Safety alert"),
+                common("binary_sensor", "alert", "Safety alert"),
                 json!({
-                    "state_topic": topics.alert(),
-                    "value_template": "ON",
+                    "state_topic": topics.alert_state(),
                     "payload_on": "ON",
-                    "off_delay": ALERT_ON_SECS,
+                    "payload_off": "OFF",
                     "device_class": "safety",
                     "json_attributes_topic": topics.alert(),
                 }),
@@ -60,10 +84,12 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
             "sensor",
             "description",
             with(
-                common("description", "Last description"),
+                common("sensor", "description", "Last description"),
                 json!({
                     "state_topic": topics.state(),
                     "value_template": "{{ value_json.last_answer.text if value_json.last_answer else '' }}",
+                    "json_attributes_topic": topics.state(),
+                    "json_attributes_template": "{{ {'full_text': value_json.last_answer.full_text if value_json.last_answer else ''} | tojson }}",
                     "icon": "mdi:text-box-outline",
                 }),
             ),
@@ -72,11 +98,12 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
             "sensor",
             "confidence",
             with(
-                common("confidence", "Confidence"),
+                common("sensor", "confidence", "Confidence"),
                 json!({
                     "state_topic": topics.state(),
                     "value_template": "{{ value_json.last_answer.confidence if value_json.last_answer else None }}",
                     "state_class": "measurement",
+                    "suggested_display_precision": 2,
                     "icon": "mdi:gauge",
                 }),
             ),
@@ -85,7 +112,7 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
             "image",
             "snapshot",
             with(
-                common("snapshot", "Last escalated frame"),
+                common("image", "snapshot", "Last escalated frame"),
                 json!({
                     "image_topic": topics.snapshot(),
                     "content_type": "image/jpeg",
@@ -96,7 +123,7 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
             "button",
             "escalate",
             with(
-                common("escalate", "Escalate to the teacher"),
+                common("button", "escalate", "Escalate to the teacher"),
                 json!({
                     "command_topic": topics.cmd(Cmd::Escalate),
                     "payload_press": "PRESS",
@@ -128,17 +155,59 @@ mod tests {
         for (topic, payload) in &m {
             assert!(topic.starts_with("homeassistant/"), "{topic}");
             assert!(topic.ends_with("/config"));
-            assert!(topic.contains("/gemmaedge_pi_kitchen/"), "{topic}");
+            assert!(
+                topic.contains(&format!("/{}/", device_id("pi kitchen"))),
+                "{topic}"
+            );
             let v: Value = serde_json::from_str(payload).unwrap();
             assert_eq!(v["availability_topic"], "gemmaedge/pi kitchen/available");
-            assert_eq!(v["device"]["identifiers"][0], "gemmaedge_pi_kitchen");
+            assert_eq!(v["device"]["identifiers"][0], device_id("pi kitchen"));
             assert!(v["unique_id"]
                 .as_str()
                 .unwrap()
                 .starts_with("gemmaedge_pi_kitchen_"));
         }
+        for (topic, payload) in &m {
+            // default_entity_id beside object_id, with the component as its domain.
+            let v: Value = serde_json::from_str(payload).unwrap();
+            let component = topic.split('/').nth(1).unwrap();
+            assert_eq!(
+                v["default_entity_id"],
+                format!("{component}.{}", v["object_id"].as_str().unwrap())
+            );
+        }
+        let alert: Value = serde_json::from_str(&m[0].1).unwrap();
+        assert_eq!(alert["state_topic"], "gemmaedge/pi kitchen/alert_state");
+        assert!(
+            alert.get("off_delay").is_none(),
+            "the program manages the state"
+        );
         assert!(m[4].0.starts_with("homeassistant/button/"));
         assert!(m[4].1.contains("gemmaedge/pi kitchen/cmd/escalate"));
         assert!(messages("", &t, "pi").is_empty());
+    }
+
+    #[test]
+    fn ids_that_lose_characters_carry_a_hash_of_the_name() {
+        assert_eq!(device_id("kitchen"), "gemmaedge_kitchen");
+        assert_eq!(device_id("pi_1"), "gemmaedge_pi_1");
+        let ids: Vec<String> = ["pi 1", "pi.1", "pi_1", "厨房", "客厅", "pi-1"]
+            .iter()
+            .map(|d| device_id(d))
+            .collect();
+        for (i, a) in ids.iter().enumerate() {
+            assert!(
+                a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "{a}"
+            );
+            for b in &ids[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // Stable: the same name gives the same id in every run and version.
+        assert_eq!(device_id("厨房"), device_id("厨房"));
+        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        assert!(device_id("pi 1").starts_with("gemmaedge_pi_1_"));
     }
 }

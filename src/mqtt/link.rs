@@ -239,6 +239,17 @@ pub(super) enum Link {
     Closed,
 }
 
+/// How long a clean stop waits for the broker to close the connection after DISCONNECT.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// After the DISCONNECT went out: read until the broker closes the connection (or
+/// [`LINGER`]), so the socket is closed with nothing unread. Closing it at once, with the
+/// broker's last acknowledgements still unread, makes the kernel send a reset, and the
+/// broker may never read our DISCONNECT: it then logs a lost client and sends the will.
+async fn linger(el: &mut EventLoop) {
+    let _ = tokio::time::timeout(LINGER, async { while el.poll().await.is_ok() {} }).await;
+}
+
 /// Drive the MQTT client: connect, read, and after a failure wait (1, 2, 4 … 30 s).
 pub(super) async fn link_loop(
     mut el: EventLoop,
@@ -256,6 +267,7 @@ pub(super) async fn link_loop(
             }
             Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => tx.send(Link::Message(p)),
             Ok(rumqttc::Event::Outgoing(Outgoing::Disconnect)) => {
+                linger(&mut el).await;
                 let _ = tx.send(Link::Closed);
                 return;
             }

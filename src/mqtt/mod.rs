@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod payload;
 pub mod probe;
 pub mod skill_info;
+pub mod standing;
 pub mod topics;
 
 pub use bridge::{Bridge, BridgeHandle};

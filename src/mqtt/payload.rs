@@ -86,10 +86,18 @@ pub struct Counters {
 /// Longest description in the state (Home Assistant keeps 255 characters of a state).
 pub const STATE_TEXT_CHARS: usize = 255;
 
+/// Longest full description in the state (Home Assistant shows it as an attribute).
+pub const FULL_TEXT_CHARS: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastAnswer {
     pub seq: u64,
+    /// The description without the output contract's lines (confidence has its own
+    /// field), one line, at most [`STATE_TEXT_CHARS`].
     pub text: String,
+    /// The same, not cut at [`STATE_TEXT_CHARS`] (at most [`FULL_TEXT_CHARS`]).
+    #[serde(default)]
+    pub full_text: String,
     pub confidence: Option<f32>,
     pub at: DateTime<Utc>,
 }
@@ -121,14 +129,19 @@ pub struct DeviceState {
 
 /// Text for a state field: one printable line, at most [`STATE_TEXT_CHARS`] characters.
 pub fn state_text(s: &str) -> String {
+    one_line(s, STATE_TEXT_CHARS)
+}
+
+/// One printable line of at most `max` characters (cut with `…`).
+fn one_line(s: &str, max: usize) -> String {
     let line = crate::reading::sanitize::strip_controls(s)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    if line.chars().count() <= STATE_TEXT_CHARS {
+    if line.chars().count() <= max {
         line
     } else {
-        let mut t: String = line.chars().take(STATE_TEXT_CHARS - 1).collect();
+        let mut t: String = line.chars().take(max - 1).collect();
         t.push('…');
         t
     }
@@ -174,9 +187,11 @@ impl DeviceState {
                 ..
             } => {
                 self.counters.answers += 1;
+                let description = crate::roles::output_contract::without_contract_lines(answer);
                 self.last_answer = Some(LastAnswer {
                     seq: *seq,
-                    text: state_text(answer),
+                    text: state_text(&description),
+                    full_text: one_line(&description, FULL_TEXT_CHARS),
                     confidence: *confidence,
                     at: *at,
                 });
@@ -260,8 +275,17 @@ mod tests {
         let mut s = DeviceState::new("pi");
         assert!(s.apply(&answer(1, &"word ".repeat(200))));
         assert_eq!(s.counters.answers, 1);
-        let text = &s.last_answer.as_ref().unwrap().text;
-        assert_eq!(text.chars().count(), STATE_TEXT_CHARS);
+        let last = s.last_answer.as_ref().unwrap();
+        assert_eq!(last.text.chars().count(), STATE_TEXT_CHARS);
+        assert_eq!(last.full_text, "word ".repeat(200).trim_end());
+        // The contract's lines are not part of the description (confidence has its field).
+        s.apply(&answer(
+            2,
+            "Smoke over the pan.\nSafety: smoke.\nCONFIDENCE: 0.90",
+        ));
+        let last = s.last_answer.as_ref().unwrap();
+        assert_eq!(last.text, "Smoke over the pan. Safety: smoke.");
+        assert_eq!(last.full_text, last.text);
         assert!(s.apply(&Event::TeacherVerdict {
             seq: 1,
             verdict: Verdict {

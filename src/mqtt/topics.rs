@@ -29,6 +29,11 @@ impl Topics {
     pub fn alert(&self) -> String {
         format!("{}/alert", self.base)
     }
+    /// Retained `ON` / `OFF`: does a confirmed safety alert stand (the alert binary
+    /// sensor's state; the alerts themselves are events on [`alert`](Self::alert)).
+    pub fn alert_state(&self) -> String {
+        format!("{}/alert_state", self.base)
+    }
     pub fn snapshot(&self) -> String {
         format!("{}/snapshot", self.base)
     }
@@ -84,6 +89,11 @@ pub fn fleet_filters(prefix: &str) -> Vec<String> {
         .iter()
         .map(|k| format!("{prefix}/+/{k}"))
         .collect()
+}
+
+/// Home Assistant's birth and last-will topic (`online` / `offline`) under a discovery prefix.
+pub fn ha_status(discovery_prefix: &str) -> String {
+    format!("{discovery_prefix}/status")
 }
 
 /// A name usable in Home Assistant ids (`[a-zA-Z0-9_-]`).

@@ -94,9 +94,50 @@ pub fn display(instructions: &str) -> String {
     )
 }
 
+/// The line the contract asks for when nothing is unsafe.
+pub const NO_SAFETY_CONCERNS: &str = "No safety concerns.";
+
+/// An answer as a person reads it where confidence has its own place (a Home Assistant
+/// sensor, the fleet console's column): without the contract's lines — the `CONFIDENCE:`
+/// line and a bare `No safety concerns.` — trimmed. A `Safety:` sentence stays: it is the
+/// answer's most important part.
+pub fn without_contract_lines(answer: &str) -> String {
+    let description = crate::reading::confidence::parse_answer(answer).description;
+    description
+        .lines()
+        .filter(|l| {
+            let t = l.trim().trim_matches(|c| matches!(c, '*' | '_' | '`'));
+            !t.eq_ignore_ascii_case(NO_SAFETY_CONCERNS)
+                && !t.eq_ignore_ascii_case(NO_SAFETY_CONCERNS.trim_end_matches('.'))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contract_lines_come_off_the_answer() {
+        let a = "A pan on the stove.\nSafety: smoke rises from the pan.\nCONFIDENCE: 0.90";
+        assert_eq!(
+            without_contract_lines(a),
+            "A pan on the stove.\nSafety: smoke rises from the pan."
+        );
+        let b = "A desk with a lamp.\nNo safety concerns.\nCONFIDENCE: 0.8\n";
+        assert_eq!(without_contract_lines(b), "A desk with a lamp.");
+        // On one line with the description, the confidence still comes off.
+        assert_eq!(
+            without_contract_lines("A cat on a sofa. CONFIDENCE: 0.35"),
+            "A cat on a sofa."
+        );
+        // Text that only mentions the words stays.
+        let c = "A sign reading no safety concerns here.";
+        assert_eq!(without_contract_lines(c), c);
+    }
     use crate::reading::confidence::parse_answer;
 
     #[test]
@@ -115,7 +156,7 @@ mod tests {
         let example = "A cat on a sofa.\nNo safety concerns.\nCONFIDENCE: 0.35";
         assert_eq!(parse_answer(example).confidence, Some(0.35));
         assert!(OUTPUT_CONTRACT.contains("CONFIDENCE: 0.35"));
-        assert!(OUTPUT_CONTRACT.contains("No safety concerns."));
+        assert!(OUTPUT_CONTRACT.contains(NO_SAFETY_CONCERNS));
         assert!(OUTPUT_CONTRACT.contains("\"Safety:\""));
         // No template for a model to echo back.
         assert!(!OUTPUT_CONTRACT.contains('<'));

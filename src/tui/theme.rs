@@ -9,6 +9,13 @@ pub struct Theme {
     pub color: bool,
 }
 
+/// Colours on (what [`Theme::from_env`] gives without `NO_COLOR`).
+impl Default for Theme {
+    fn default() -> Self {
+        Theme { color: true }
+    }
+}
+
 impl Theme {
     /// Colours unless `NO_COLOR` is set and non-empty.
     pub fn from_env() -> Self {

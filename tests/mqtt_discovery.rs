@@ -1,0 +1,220 @@
+//! Home Assistant discovery against a real Mosquitto: ids that stay distinct when a device
+//! name loses characters (issue 33), the alert binary sensor's retained state topic, the
+//! description without the output contract's lines, and discovery said again when Home
+//! Assistant announces itself `online` (issue 30).
+
+mod support;
+
+use chrono::Utc;
+use gemmaedge_tui::config::Config;
+use gemmaedge_tui::event::Event;
+use gemmaedge_tui::mqtt::{Bridge, BridgeHandle};
+use gemmaedge_tui::roles::verdict::Verdict;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use support::engine_config;
+use support::mosquitto::{Broker, Sub};
+
+const USERS: &[(&str, &str)] = &[("dev", "dev-pw"), ("homeassistant", "ha-pw")];
+/// `dev` stands for every device (one user keeps the test about ids, not the ACL);
+/// `homeassistant` as in the README: reads, presses the button, says `online`.
+const ACL: &str = "user dev\ntopic readwrite gemmaedge/#\ntopic readwrite homeassistant/#\n\n\
+user homeassistant\ntopic read gemmaedge/#\ntopic read homeassistant/#\n\
+topic write gemmaedge/+/cmd/escalate\ntopic write homeassistant/status\n";
+
+fn config(dir: &Path, broker: &Broker, device: &str) -> Config {
+    let mut c = engine_config(dir, "http://127.0.0.1:9", "http://127.0.0.1:9", 5);
+    c.device.name = device.into();
+    c.mqtt.url = broker.url();
+    c.mqtt.username = "dev".into();
+    c.mqtt.password = "dev-pw".into();
+    c
+}
+
+fn start(dir: &Path, broker: &Broker, device: &str) -> BridgeHandle {
+    let (cmd_tx, _cmd_rx) = tokio::sync::mpsc::unbounded_channel();
+    Bridge::start(&config(dir, broker, device), cmd_tx).unwrap()
+}
+
+fn verdict(seq: u64, safety: bool) -> Event {
+    Event::TeacherVerdict {
+        seq,
+        verdict: Verdict {
+            agrees: Some(true),
+            safety_relevant: Some(safety),
+            summary: if safety {
+                "Smoke over the pan."
+            } else {
+                "A quiet kitchen."
+            }
+            .into(),
+            ..Default::default()
+        },
+        latency_ms: 100,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_names_that_lose_characters_keep_their_own_discovery_configs() {
+    let broker = Broker::start(USERS, ACL);
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["厨房", "客厅", "pi 1", "pi.1", "pi_1"];
+    let mut bridges = Vec::new();
+    for n in names {
+        bridges.push(start(dir.path(), &broker, n));
+    }
+    // A late subscriber sees what is retained: every device's five configs, none
+    // overwritten by another's.
+    let sub = Sub::connect(
+        &broker,
+        "homeassistant",
+        "ha-pw",
+        &["homeassistant/+/+/+/config"],
+    )
+    .await;
+    sub.wait_for(15, "5 retained configs per device", |g| {
+        g.iter().map(|m| &m.topic).collect::<BTreeSet<_>>().len() == 5 * names.len()
+    })
+    .await;
+    let mut by_device: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+    for m in sub.all() {
+        let v = m.json();
+        let id = v["device"]["identifiers"][0].as_str().unwrap().to_string();
+        let name = v["device"]["name"].as_str().unwrap().to_string();
+        assert_eq!(
+            v["availability_topic"],
+            format!("gemmaedge/{name}/available")
+        );
+        let e = by_device
+            .entry(id)
+            .or_insert((name.clone(), BTreeSet::new()));
+        assert_eq!(e.0, name, "one id, one device");
+        e.1.insert(v["unique_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(by_device.len(), names.len(), "{by_device:?}");
+    for (id, (name, uniques)) in &by_device {
+        assert_eq!(uniques.len(), 5, "{name}: {uniques:?}");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{id}"
+        );
+    }
+    // A name that is already an id keeps its plain id.
+    assert!(by_device.contains_key("gemmaedge_pi_1"), "{by_device:?}");
+    for b in bridges {
+        b.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_state_is_retained_on_while_an_alert_stands_and_said_again_when_ha_comes_online() {
+    let broker = Broker::start(USERS, ACL);
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(dir.path(), &broker, "kitchen");
+    let sub = Sub::connect(
+        &broker,
+        "homeassistant",
+        "ha-pw",
+        &[
+            "gemmaedge/kitchen/alert_state",
+            "gemmaedge/kitchen/state",
+            "homeassistant/#",
+        ],
+    )
+    .await;
+    sub.wait_for(10, "OFF before any alert (retained)", |g| {
+        g.iter()
+            .any(|m| m.topic.ends_with("/alert_state") && m.payload == b"OFF")
+    })
+    .await;
+    // The discovery config points the binary sensor at it, beside object_id the new key.
+    let cfg = sub
+        .all()
+        .into_iter()
+        .find(|m| m.topic == "homeassistant/binary_sensor/gemmaedge_kitchen/alert/config")
+        .expect("the alert's config")
+        .json();
+    assert_eq!(cfg["state_topic"], "gemmaedge/kitchen/alert_state");
+    assert_eq!(
+        cfg["default_entity_id"],
+        "binary_sensor.gemmaedge_kitchen_alert"
+    );
+    assert_eq!(cfg["object_id"], "gemmaedge_kitchen_alert");
+
+    b.send(&Event::StudentAnswer {
+        seq: 1,
+        at: Utc::now(),
+        answer: "Smoke rises over a pan.\nSafety: smoke over the stove.\nCONFIDENCE: 0.90".into(),
+        confidence: Some(0.9),
+        measured_confidence: None,
+        latency_ms: 800,
+        reasons: vec![],
+        skill: "built-in".into(),
+    });
+    b.send(&verdict(1, true));
+    sub.wait_for(10, "ON after a confirmed alert", |g| {
+        g.iter()
+            .any(|m| m.topic.ends_with("/alert_state") && m.payload == b"ON")
+    })
+    .await;
+    // A subscriber that comes later (Home Assistant after a restart) reads ON, retained.
+    let late = Sub::connect(&broker, "homeassistant", "ha-pw", &["gemmaedge/kitchen/+"]).await;
+    late.wait_for(10, "retained ON and the state", |g| {
+        g.iter()
+            .any(|m| m.topic.ends_with("/alert_state") && m.retain && m.payload == b"ON")
+            && g.iter()
+                .any(|m| m.topic.ends_with("/state") && m.json()["last_answer"].is_object())
+    })
+    .await;
+    let state = late.on("gemmaedge/kitchen/state").last().unwrap().json();
+    assert_eq!(
+        state["last_answer"]["text"], "Smoke rises over a pan. Safety: smoke over the stove.",
+        "the contract's confidence line is not part of the description"
+    );
+    assert_eq!(
+        state["last_answer"]["confidence"]
+            .as_f64()
+            .map(|c| (c * 100.0).round()),
+        Some(90.0)
+    );
+
+    // The teacher finds a later frame safe: the alert ends.
+    b.send(&verdict(2, false));
+    sub.wait_for(10, "OFF after the alert ended", |g| {
+        g.iter()
+            .filter(|m| m.topic.ends_with("/alert_state"))
+            .map(|m| m.payload.as_slice())
+            .collect::<Vec<_>>()
+            == [b"OFF".as_slice(), b"ON", b"OFF"]
+    })
+    .await;
+
+    // Home Assistant's birth message: the configs and the retained states come again.
+    let before = sub.all().len();
+    let ha = Sub::connect(&broker, "homeassistant", "ha-pw", &["homeassistant/status"]).await;
+    ha.publish("homeassistant/status", "online").await;
+    sub.wait_for(10, "configs and alert state again after HA's online", |g| {
+        let again = &g[before..];
+        again
+            .iter()
+            .filter(|m| m.topic.ends_with("/config"))
+            .count()
+            == 5
+            && again
+                .iter()
+                .any(|m| m.topic.ends_with("/alert_state") && m.payload == b"OFF")
+    })
+    .await;
+    // `offline` from Home Assistant (its last will) asks for nothing.
+    let before = sub.all().len();
+    ha.publish("homeassistant/status", "offline").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !sub.all()[before..]
+            .iter()
+            .any(|m| m.topic.ends_with("/config")),
+        "nothing republished on offline"
+    );
+    b.stop().await;
+}
