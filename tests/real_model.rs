@@ -13,7 +13,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::real_server::{self, of_type, repo, run, session_log, RealServer};
 
 /// The name the server serves the model under (`serve.py --alias`).
