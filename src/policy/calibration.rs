@@ -146,6 +146,7 @@ pub fn trigger_name(r: &Reason) -> String {
         Reason::LowConfidence { .. } => "low confidence".into(),
         Reason::NoConfidence => "no confidence".into(),
         Reason::Safety { keyword } => format!("safety:{keyword}"),
+        Reason::SafetyEarly { keyword } => format!("safety (early):{keyword}"),
         Reason::Audit => "audit".into(),
         Reason::EchoesPrompt { .. } => "echoes the prompt".into(),
         Reason::Cut { .. } => "cut at the token cap".into(),

@@ -23,6 +23,11 @@ pub enum Reason {
     Safety {
         keyword: String,
     },
+    /// The keyword completed while the student was still answering
+    /// (`policy.early_escalation`): the teacher reviews the answer so far.
+    SafetyEarly {
+        keyword: String,
+    },
     /// Every `audit_every`-th frame that nothing else escalated.
     Audit,
     /// The answer repeats runs of the prompt (the skill) instead of describing the frame;
@@ -49,6 +54,7 @@ impl Reason {
             Reason::LowConfidence { .. } => "LOW".into(),
             Reason::NoConfidence => "NOCONF".into(),
             Reason::Safety { keyword } => format!("SAFETY:{keyword}"),
+            Reason::SafetyEarly { keyword } => format!("EARLY:{keyword}"),
             Reason::Audit => "AUDIT".into(),
             Reason::EchoesPrompt { .. } => "ECHO".into(),
             Reason::Cut { .. } => "CUT".into(),
@@ -60,7 +66,7 @@ impl Reason {
     pub fn priority(&self) -> Priority {
         match self {
             Reason::Forced => Priority::Forced,
-            Reason::Safety { .. } => Priority::Safety,
+            Reason::Safety { .. } | Reason::SafetyEarly { .. } => Priority::Safety,
             Reason::LowConfidence { .. }
             | Reason::NoConfidence
             | Reason::Cut { .. }
@@ -91,6 +97,7 @@ impl fmt::Display for Reason {
             } => write!(f, "low confidence ({confidence:.2} < {threshold:.2})"),
             Reason::NoConfidence => write!(f, "no confidence reported"),
             Reason::Safety { keyword } => write!(f, "safety keyword: {keyword}"),
+            Reason::SafetyEarly { keyword } => write!(f, "safety keyword (early): {keyword}"),
             Reason::Audit => write!(f, "periodic audit"),
             Reason::EchoesPrompt {
                 words,
@@ -108,6 +115,35 @@ impl fmt::Display for Reason {
             Reason::StudentDown => write!(f, "student down"),
         }
     }
+}
+
+/// An early escalation (`Reason::SafetyEarly`) seen from the finished answer: its
+/// keyword, and whether the full answer would have escalated the frame too (false: the
+/// sentence turned out negated, or the word sat in an echo only the full text reveals —
+/// a teacher call the early review cost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlyReview {
+    pub keyword: String,
+    pub needed: bool,
+}
+
+/// The finished answer's reasons when an early review of `keyword` already went: the
+/// early reason first, then the policy's reasons but that keyword's again (the frame is
+/// not reviewed twice for it) and an audit (the frame was reviewed). `needed`: the full
+/// answer would have escalated anyway.
+pub fn after_early(keyword: &str, full: Vec<Reason>) -> (Vec<Reason>, EarlyReview) {
+    let needed = full.iter().any(|r| !matches!(r, Reason::Audit));
+    let mut reasons = vec![Reason::SafetyEarly {
+        keyword: keyword.to_string(),
+    }];
+    reasons.extend(full.into_iter().filter(|r| {
+        !matches!(r, Reason::Audit) && !matches!(r, Reason::Safety { keyword: k } if k == keyword)
+    }));
+    let early = EarlyReview {
+        keyword: keyword.to_string(),
+        needed,
+    };
+    (reasons, early)
 }
 
 /// Teacher queue order: forced > safety > low/no confidence > audit.

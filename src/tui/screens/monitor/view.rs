@@ -44,7 +44,7 @@ fn confidence_style(m: &Monitor, cx: &Ctx, c: f32) -> Style {
 
 fn badge_style(theme: &Theme, r: &Reason) -> Style {
     match r {
-        Reason::Safety { .. } => theme.safety(),
+        Reason::Safety { .. } | Reason::SafetyEarly { .. } => theme.safety(),
         Reason::LowConfidence { .. } | Reason::NoConfidence | Reason::Cut { .. } => theme.warn(),
         Reason::EchoesPrompt { .. } => theme.warn(),
         Reason::Forced => theme.manual(),
