@@ -105,11 +105,16 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
                 })
             })
             .collect();
-        let rep = report(
+        let mut rep = report(
             &samples,
             answered.get(skill).copied(),
             config.policy.confidence_threshold,
         );
+        rep.early_unneeded = summary
+            .early_unneeded
+            .get(skill)
+            .cloned()
+            .unwrap_or_default();
         // The skill name comes from the log: escaped, so it cannot drive the terminal.
         println!("skill {}:", escape_line(skill));
         print!("{}", render(&rep, config.policy.confidence_threshold));
@@ -183,5 +188,15 @@ pub fn render(r: &Report, threshold: f32) -> String {
         &trig,
         40,
     ));
+    if !r.early_unneeded.is_empty() {
+        out.push_str(&format!(
+            "early reviews the full answer would not have made (extra teacher calls): {}\n",
+            r.early_unneeded
+                .iter()
+                .map(|(kw, n)| format!("{n} {}", escape_line(kw)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     out
 }

@@ -25,6 +25,16 @@ pub(super) struct TeacherJob {
     pub(super) frame_path: Option<std::path::PathBuf>,
 }
 
+impl TeacherJob {
+    /// Escalated early (`policy.early_escalation`): `answer` is the answer so far, cut
+    /// while the student was still answering.
+    pub(super) fn answer_cut(&self) -> bool {
+        self.reasons
+            .iter()
+            .any(|r| matches!(r, Reason::SafetyEarly { needed: None, .. }))
+    }
+}
+
 impl Escalation for TeacherJob {
     fn reasons(&self) -> &[Reason] {
         &self.reasons

@@ -85,6 +85,11 @@ impl<'a> KeywordWatch<'a> {
         }
     }
 
+    /// The answer as far as it streamed.
+    pub(super) fn so_far(&self) -> &str {
+        &self.text
+    }
+
     /// Take a token; Some(keyword) the first time a complete word makes one affirmed
     /// (negation-aware: "no smoke" is not one) outside any echo of the prompt.
     pub(super) fn push(&mut self, token: &str) -> Option<&'a str> {

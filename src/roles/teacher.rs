@@ -312,6 +312,7 @@ mod tests {
     fn an_early_review_quotes_the_answer_so_far_and_marks_the_cut() {
         let reasons = [Reason::SafetyEarly {
             keyword: "smoke".into(),
+            needed: None,
         }];
         let r = review_request_early(
             Some("pi"),
