@@ -360,6 +360,28 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
             }
         }
     }
+    if let Some((kw, needed)) = e.early() {
+        // The verdict may come before the answer is complete: say what it was asked about.
+        let kw = clean(kw, SHORT_MAX);
+        let (said, style) = match (e.in_flight(), needed) {
+            (true, _) => (
+                format!("EARLY review ({kw}): sent mid-answer, the student is still answering"),
+                t.safety(),
+            ),
+            (false, Some(false)) => (
+                format!(
+                    "EARLY review ({kw}) of the answer's beginning; the full answer would not \
+                     have escalated"
+                ),
+                t.warn(),
+            ),
+            (false, _) => (
+                format!("EARLY review ({kw}): the verdict is about the answer's beginning"),
+                t.safety(),
+            ),
+        };
+        lines.push(Line::styled(said, style));
+    }
     if !e.reasons.is_empty() {
         let rs: Vec<String> = e
             .reasons
