@@ -398,7 +398,7 @@ impl Run {
         let emitter = &shared.emitter;
         let prompt = request.system.as_deref().unwrap_or("");
         let mut keywords =
-            super::warm::KeywordWatch::new(&shared.config.policy.safety_keywords, prompt);
+            crate::policy::early::KeywordWatch::new(&shared.config.policy.safety_keywords, prompt);
         let early_on = shared.config.policy.early_escalation;
         let teacher_keyword = &parts.teacher_keyword;
         let mut early: Option<String> = None;
