@@ -180,10 +180,16 @@ async fn the_review_starts_before_the_students_last_token() {
     let reviews = r.reviews();
     assert_eq!(reviews.len(), 1, "reviewed once: {reviews:?}");
     let (prompt, arrived) = &reviews[0];
-    assert!(*arrived < r.at[answered], "the request came before the answer");
+    assert!(
+        *arrived < r.at[answered],
+        "the request came before the answer"
+    );
     assert!(prompt.contains("Smoke"), "{prompt}");
     assert!(prompt.contains(CUT_MARK), "marked as cut: {prompt}");
-    assert!(!prompt.contains("CONFIDENCE"), "only the answer so far: {prompt}");
+    assert!(
+        !prompt.contains("CONFIDENCE"),
+        "only the answer so far: {prompt}"
+    );
     assert!(prompt.contains("safety keyword (early): smoke"), "{prompt}");
     assert_eq!(
         r.teacher.chat_requests()[0].all_images().len(),
@@ -285,7 +291,10 @@ async fn with_early_escalation_off_the_order_is_as_before() {
     let escalated = r
         .position(|e| matches!(e, Event::Escalated { .. }))
         .unwrap();
-    assert!(answered < escalated, "escalated once the answer was complete");
+    assert!(
+        answered < escalated,
+        "escalated once the answer was complete"
+    );
     let reviews = r.reviews();
     assert_eq!(reviews.len(), 1);
     assert!(reviews[0].0.contains("CONFIDENCE: 0.9"), "the full answer");

@@ -106,6 +106,31 @@ impl Escalator {
         }
     }
 
+    /// A safety keyword completed mid-answer (`policy.early_escalation`): queue the frame
+    /// at once with the answer so far (the teacher is told it is cut there).
+    pub(super) fn escalate_early(
+        &self,
+        seq: u64,
+        so_far: String,
+        keyword: &str,
+        skill: String,
+        image: Arc<PreparedFrame>,
+    ) {
+        self.escalate(TeacherJob {
+            seq,
+            answer: Some(so_far),
+            confidence: None,
+            measured: None,
+            skill,
+            reasons: vec![Reason::SafetyEarly {
+                keyword: keyword.to_string(),
+                needed: None,
+            }],
+            image,
+            frame_path: None,
+        });
+    }
+
     /// A job the teacher could not review yet goes back to the front of its priority;
     /// a full queue pushes out its lowest-priority, oldest entry: said, as always.
     pub(super) fn put_back(&self, job: TeacherJob) {

@@ -193,7 +193,7 @@ impl Run {
             }
         } else if !self.st.vision_checked {
             self.st.vision_checked = true;
-            if !check_vision(self.shared(), &self.parts.client).await {
+            if !super::student_failure::check_vision(self.shared(), &self.parts.client).await {
                 self.st.refused = true;
                 self.st.down.down(Instant::now());
                 return Flow::Next;
@@ -409,19 +409,11 @@ impl Run {
             };
             if early_on {
                 // The review itself loads the teacher: no warm-up beside it.
-                parts.escalator.escalate(TeacherJob {
-                    seq,
-                    answer: Some(keywords.so_far().to_string()),
-                    confidence: None,
-                    measured: None,
-                    skill: parts.skills.name(),
-                    reasons: vec![Reason::SafetyEarly {
-                        keyword: kw.to_string(),
-                        needed: None,
-                    }],
-                    image: prepared.clone(),
-                    frame_path: None,
-                });
+                let skill = parts.skills.name();
+                let so_far = keywords.so_far().to_string();
+                parts
+                    .escalator
+                    .escalate_early(seq, so_far, kw, skill, prepared.clone());
                 early = Some(kw.to_string());
             } else {
                 // The teacher will be asked: make sure it is loaded.
@@ -583,38 +575,6 @@ impl Run {
         );
         self.st.last_hash = Some(hash);
         self.st.last_answered_at = Some(Instant::now());
-    }
-}
-
-/// Ask the server whether the student model takes images. A model known to be text-only
-/// is refused (unless `text_only` is set): every answer would be about no image at all.
-/// Returns false when refused.
-async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
-    match client.vision().await {
-        Ok(Some(false)) => {
-            let e = ModelError::text_only_model(client.model());
-            let hint = e.hint(crate::event::Role::Student, client.model());
-            shared
-                .student_health
-                .failing(&shared.emitter, &e, client.model());
-            shared.emitter.emit(Event::StudentRefused {
-                reason: e.to_string(),
-                hint,
-            });
-            false
-        }
-        Ok(None) => {
-            shared.emitter.emit(Event::Warning {
-                message: format!(
-                    "cannot verify that the student model {} accepts images (the server does \
-                     not say); its first answers will show",
-                    client.model()
-                ),
-            });
-            true
-        }
-        // Unknown (an older server, a passing failure): the answers will tell.
-        Ok(Some(true)) | Err(_) => true,
     }
 }
 

@@ -261,5 +261,4 @@ mod tests {
         );
         assert!(!plan(KeepAlive::Text("30m".into()), false).warm);
     }
-
 }

@@ -503,7 +503,10 @@ fn an_early_verdict_before_the_answer_is_kept_with_the_full_answer() {
         latency_ms: 2000,
     });
     let shown = text(&render(&a, 120, 40));
-    assert!(shown.contains("EARLY review (smoke): sent mid-answer"), "{shown}");
+    assert!(
+        shown.contains("EARLY review (smoke): sent mid-answer"),
+        "{shown}"
+    );
     assert!(shown.contains("EARLY:smoke"), "the log badge: {shown}");
     // The answer completes after the verdict: both stay, the early mark too.
     a.handle_event(answer(
@@ -521,5 +524,8 @@ fn an_early_verdict_before_the_answer_is_kept_with_the_full_answer() {
         shown.contains("EARLY review (smoke): the verdict is about the"),
         "{shown}"
     );
-    assert!(shown.contains("Smoke rises from a pan on the stove."), "{shown}");
+    assert!(
+        shown.contains("Smoke rises from a pan on the stove."),
+        "{shown}"
+    );
 }
