@@ -200,3 +200,21 @@ pub fn render(r: &Report, threshold: f32) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod early_tests {
+    #[test]
+    fn calibrate_prints_the_early_reviews_per_keyword() {
+        let mut rep = crate::policy::calibration::report(&[], Some(5), 0.55);
+        assert!(!super::render(&rep, 0.55).contains("early reviews"));
+        rep.early_unneeded = [("smoke".to_string(), 2), ("fire".to_string(), 1)].into();
+        let text = super::render(&rep, 0.55);
+        assert!(
+            text.contains(
+                "early reviews the full answer would not have made (extra teacher calls): \
+                 1 fire, 2 smoke"
+            ),
+            "{text}"
+        );
+    }
+}
