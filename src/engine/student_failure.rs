@@ -2,16 +2,14 @@
 //! is shown all the same, the log says why, `e` can send it to the teacher, and while the
 //! student is down the teacher watches alone. Failed: say why, mark the student offline
 //! or failing, back off after a permanent failure (frames are still shown meanwhile), and
-//! send a frame the user forced to the teacher on its own. The vision check that refuses a
-//! text-only student model is here too (`check_vision`).
+//! send a frame the user forced to the teacher on its own.
 
 use super::escalation::TeacherJob;
-use super::shared::Shared;
 use super::student_loop::{Flow, Gate, NotAsked, Run};
 use crate::event::{Event, Role};
 use crate::frame::slot::Taken;
 use crate::frame::PreparedFrame;
-use crate::model::{backoff, ModelClient, ModelError};
+use crate::model::{backoff, ModelError};
 use crate::policy::Reason;
 use std::sync::Arc;
 use std::time::Instant;
@@ -138,37 +136,5 @@ impl Run {
         self.shared()
             .emitter
             .emit(Event::TeacherAlone { on, every_secs });
-    }
-}
-
-/// Ask the server whether the student model takes images. A model known to be text-only
-/// is refused (unless `text_only` is set): every answer would be about no image at all.
-/// Returns false when refused.
-pub(super) async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
-    match client.vision().await {
-        Ok(Some(false)) => {
-            let e = ModelError::text_only_model(client.model());
-            let hint = e.hint(crate::event::Role::Student, client.model());
-            shared
-                .student_health
-                .failing(&shared.emitter, &e, client.model());
-            shared.emitter.emit(Event::StudentRefused {
-                reason: e.to_string(),
-                hint,
-            });
-            false
-        }
-        Ok(None) => {
-            shared.emitter.emit(Event::Warning {
-                message: format!(
-                    "cannot verify that the student model {} accepts images (the server does \
-                     not say); its first answers will show",
-                    client.model()
-                ),
-            });
-            true
-        }
-        // Unknown (an older server, a passing failure): the answers will tell.
-        Ok(Some(true)) | Err(_) => true,
     }
 }

@@ -193,7 +193,7 @@ impl Run {
             }
         } else if !self.st.vision_checked {
             self.st.vision_checked = true;
-            if !super::student_failure::check_vision(self.shared(), &self.parts.client).await {
+            if !super::vision_check::check_vision(self.shared(), &self.parts.client).await {
                 self.st.refused = true;
                 self.st.down.down(Instant::now());
                 return Flow::Next;
