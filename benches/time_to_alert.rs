@@ -20,9 +20,15 @@
 //! * calm: the calm spell, then the hazard.
 //! * evicted: the same, but the teacher is evicted (another model took its memory) as the
 //!   hazard frame reaches the student: what the mid-stream keyword warm-up can still save.
+//! * early (issue 29): a longer answer (`--early-student-ms`, default 1.5 s, streamed)
+//!   with the safety word in its first fifth, the teacher warm: ours without and with
+//!   `policy.early_escalation` (the calm and evicted scenarios run with it off, so their
+//!   figures stay comparable), against the sequential floor (student + teacher; goal
+//!   ≤ 0.8x).
 //!
 //! Prints each time to alert, which requests paid for a load, the ratio seed / ours and
-//! ours / (student + warm teacher) (target ≤ 1.2).
+//! ours / (student + warm teacher) (target ≤ 1.2); then what early escalation costs: the
+//! extra teacher calls per 1000 frames on the stand-in answers (`STAND_IN`).
 
 #[path = "../tests/support/ollama_server.rs"]
 mod ollama_server;
@@ -40,6 +46,33 @@ const STUDENT: &str = "gemma4:e2b";
 const TEACHER: &str = "gemma4:26b";
 const CALM: &str = "A kitchen counter with a kettle and two cups.\nCONFIDENCE: 0.9";
 const HAZARD: &str = "Smoke and flames rise from a pan on the stove.\nCONFIDENCE: 0.9";
+/// The early scenario's hazard: the keyword in the first fifth, then a long tail.
+const HAZARD_LONG: &str = "Smoke and flames rise from a pan on the stove. The rest of the \
+                           kitchen is tidy: a kettle, a cutting board and two cups on the \
+                           counter, a window with the blinds half down, a towel on a hook by \
+                           the fridge and a clock on the wall.\nCONFIDENCE: 0.9";
+/// The student answers the stand-in servers give in the tests and benches (scripted, not
+/// a model's): what early escalation costs on them.
+const STAND_IN: &[&str] = &[
+    CALM,
+    HAZARD,
+    HAZARD_LONG,
+    "A person at a desk.\nCONFIDENCE: 0.9",
+    "A person sits at a desk with a laptop and a coffee mug.\nCONFIDENCE: 0.86",
+    "A blurry clock on a wall.\nCONFIDENCE: 0.41",
+    "Smoke near the stove; a pot is on the burner.",
+    "An empty hallway with the lights on.\nCONFIDENCE: 0.7",
+    "A dog sleeps on a rug by the door. Nothing unusual.\nCONFIDENCE: 0.93",
+    "A kitchen counter with a kettle.\nCONFIDENCE: 0.9",
+    "Smoke rises from a pan on the stove. The rest of the kitchen is tidy: a kettle, a \
+     cutting board, a window with blinds half down.\nCONFIDENCE: 0.9",
+    "Smoke: none. A tidy kitchen counter with a kettle and a lamp by the window.\n\
+     CONFIDENCE: 0.9",
+    "No smoke or fire here. A tidy kitchen counter with a kettle and a lamp by the window.\n\
+     CONFIDENCE: 0.9",
+    "I watch for safety-relevant activity: fire, flame, smoke, a person who has fallen. A \
+     desk and a lamp, nothing else.\nCONFIDENCE: 0.9",
+];
 const TOKEN_CHARS: usize = 4;
 
 #[derive(Clone, Copy)]
@@ -50,18 +83,23 @@ struct Params {
     keep_alive: Duration,
     calm: Duration,
     runs: usize,
+    /// The student's answer time in the early scenario.
+    early_student: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
     Seed,
     Ours,
+    /// Ours with `policy.early_escalation`.
+    Early,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Scenario {
     Calm,
     Evicted,
+    Early,
 }
 
 struct Outcome {
@@ -104,7 +142,7 @@ fn config(dir: &Path, student: &str, teacher: &str, p: Params, v: Variant) -> Co
                 h.keep_alive = KeepAlive::Text(String::new());
                 h.warm_up = false;
             }
-            Variant::Ours => {
+            Variant::Ours | Variant::Early => {
                 h.keep_alive = KeepAlive::Seconds(p.keep_alive.as_secs_f64());
                 h.warm_up = true;
             }
@@ -118,6 +156,7 @@ fn config(dir: &Path, student: &str, teacher: &str, p: Params, v: Variant) -> Co
     c.source.fps = 5.0;
     c.source.min_change = 0.0;
     c.policy.audit_every = 0;
+    c.policy.early_escalation = v == Variant::Early;
     c.notify.command = "true".into();
     c.privacy.save_frames = false;
     c.paths.logs = dir.join("logs");
@@ -147,8 +186,11 @@ async fn run(p: Params, v: Variant, scenario: Scenario) -> Outcome {
     let sent = Arc::new(AtomicBool::new(false));
     {
         let (first_at, hazard_at, sent) = (first_at.clone(), hazard_at.clone(), sent.clone());
-        let student_time = p.student;
-        let calm = p.calm;
+        let (student_time, calm, hazard_text) = match scenario {
+            // A short calm spell: the teacher stays warm (ours re-warms it anyway).
+            Scenario::Early => (p.early_student, Duration::from_secs(3), HAZARD_LONG),
+            _ => (p.student, p.calm, HAZARD),
+        };
         let teacher = teacher.clone();
         student.set_handler(move |_| {
             let now = Instant::now();
@@ -160,7 +202,7 @@ async fn run(p: Params, v: Variant, scenario: Scenario) -> Outcome {
                     // the answer's own words can start the reload before the review.
                     teacher.evict(TEACHER);
                 }
-                return streamed(HAZARD, student_time);
+                return streamed(hazard_text, student_time);
             }
             streamed(CALM, student_time)
         });
@@ -197,7 +239,7 @@ async fn run(p: Params, v: Variant, scenario: Scenario) -> Outcome {
     let review_cold = teacher
         .served()
         .iter()
-        .find(|s| !s.load_request && s.user.as_deref().is_some_and(|u| u.contains("flames")))
+        .find(|s| !s.load_request && s.user.as_deref().is_some_and(|u| u.contains("Smoke")))
         .is_some_and(|s| s.cold);
     let first_answer_cold = student
         .served()
@@ -231,6 +273,7 @@ fn main() {
         keep_alive: ms("--keep-alive-ms", 5000),
         calm: ms("--calm-ms", 12000),
         runs: arg(&args, "--runs", 1).max(1) as usize,
+        early_student: ms("--early-student-ms", 1500),
     };
     let floor = p.student + p.teacher;
     println!(
@@ -251,15 +294,15 @@ fn main() {
         .position(|a| a == "--scenario")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let scenarios =
-        [Scenario::Calm, Scenario::Evicted]
-            .into_iter()
-            .filter(|s| match only.as_deref() {
-                None => true,
-                Some("calm") => *s == Scenario::Calm,
-                Some("evicted") => *s == Scenario::Evicted,
-                Some(other) => panic!("--scenario calm|evicted, not {other}"),
-            });
+    let scenarios = [Scenario::Calm, Scenario::Evicted, Scenario::Early]
+        .into_iter()
+        .filter(|s| match only.as_deref() {
+            None => true,
+            Some("calm") => *s == Scenario::Calm,
+            Some("evicted") => *s == Scenario::Evicted,
+            Some("early") => *s == Scenario::Early,
+            Some(other) => panic!("--scenario calm|evicted|early, not {other}"),
+        });
     for scenario in scenarios {
         println!(
             "\n{}",
@@ -267,10 +310,16 @@ fn main() {
                 Scenario::Calm => "calm spell longer than keep_alive, then the hazard:",
                 Scenario::Evicted =>
                     "the same, the teacher evicted (another model) as the hazard reaches the student:",
+                Scenario::Early =>
+                    "early escalation: a longer answer, the safety word in its first fifth, the teacher warm:",
             }
         );
+        let variants = match scenario {
+            Scenario::Early => [Variant::Ours, Variant::Early],
+            _ => [Variant::Seed, Variant::Ours],
+        };
         let mut medians = Vec::new();
-        for v in [Variant::Seed, Variant::Ours] {
+        for v in variants {
             let outcomes: Vec<Outcome> = (0..p.runs)
                 .map(|_| rt.block_on(run(p, v, scenario)))
                 .collect();
@@ -282,6 +331,7 @@ fn main() {
                 match v {
                     Variant::Seed => "seed (no keep_alive, no warm-up)",
                     Variant::Ours => "ours (keep_alive, warm-ups)",
+                    Variant::Early => "ours + early escalation",
                 },
                 secs(m),
                 p.runs,
@@ -293,6 +343,17 @@ fn main() {
                 },
             );
             medians.push(m);
+        }
+        if scenario == Scenario::Early {
+            let floor = p.early_student + p.teacher;
+            println!(
+                "  floor (student + warm teacher)     {:>8}\n  early / floor {:.2}x (goal <= 0.80x)   \
+                 sequential / floor {:.2}x",
+                secs(floor),
+                medians[1].as_secs_f64() / floor.as_secs_f64(),
+                medians[0].as_secs_f64() / floor.as_secs_f64(),
+            );
+            continue;
         }
         println!(
             "  floor (student + warm teacher)     {:>8}\n  seed / ours {:.2}x   ours / floor {:.2}x (target <= 1.20x){}",
@@ -306,4 +367,16 @@ fn main() {
             }
         );
     }
+    let config = gemmaedge_tui::config::PolicyConfig::default();
+    let prompt = gemmaedge_tui::roles::skill::DEFAULT_SKILL;
+    let cost = gemmaedge_tui::policy::early::early_cost(STAND_IN, prompt, &config, TOKEN_CHARS);
+    println!(
+        "\nearly escalation cost on the {} stand-in answers (default skill, {TOKEN_CHARS}-character \
+         tokens): {} escalate early, {} of them the full answer would not have escalated: \
+         {:.0} extra teacher calls per 1000 frames of this mix",
+        cost.answers,
+        cost.early,
+        cost.unneeded,
+        cost.extra_per_1000()
+    );
 }

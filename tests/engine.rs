@@ -149,10 +149,13 @@ async fn policy_reasons_drive_exactly_the_right_teacher_calls() {
         }]
     );
     assert_eq!(a[2].3, vec![Reason::NoConfidence]);
+    // The keyword came mid-answer: the frame went to the teacher early (issue 29), and
+    // the full answer says smoke too.
     assert_eq!(
         a[3].3,
-        vec![Reason::Safety {
-            keyword: "smoke".into()
+        vec![Reason::SafetyEarly {
+            keyword: "smoke".into(),
+            needed: Some(true)
         }]
     );
     assert!(a[4].3.is_empty(), "negated safety words: {:?}", a[4].3);
@@ -183,7 +186,7 @@ async fn policy_reasons_drive_exactly_the_right_teacher_calls() {
         .last()
         .unwrap()
         .content
-        .contains("safety keyword: smoke"));
+        .contains("safety keyword (early): smoke"));
 }
 
 #[tokio::test]

@@ -92,10 +92,12 @@ async fn escalations_reach_an_openai_compatible_teacher_and_verdicts_come_back()
     assert_eq!(answers.len(), 4);
     assert!(answers[0].1.is_empty());
     assert!(matches!(answers[1].1[0], Reason::LowConfidence { .. }));
+    // Escalated mid-answer (early escalation), the full answer agreeing.
     assert_eq!(
         answers[2].1,
-        vec![Reason::Safety {
-            keyword: "smoke".into()
+        vec![Reason::SafetyEarly {
+            keyword: "smoke".into(),
+            needed: Some(true)
         }]
     );
     assert_eq!(

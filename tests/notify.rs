@@ -98,7 +98,8 @@ async fn confirmed_safety_frames_alert_once_per_interval() {
         .unwrap();
     assert_eq!(body["device"], "kitchen-pi");
     assert_eq!(body["summary"], "Smoke rises from a pan.");
-    assert_eq!(body["reasons"][0], "safety keyword: smoke");
+    // Sent mid-answer (early escalation): the alert is the same as for any confirmed frame.
+    assert_eq!(body["reasons"][0], "safety keyword (early): smoke");
     let frame = body["frame_path"].as_str().unwrap();
     assert!(
         Path::new(frame).is_file(),

@@ -296,6 +296,9 @@ async fn a_keyword_mid_answer_loads_an_evicted_teacher_before_the_review() {
     let mut c = config(dir.path(), &student, &teacher);
     // Never unloaded for idleness: no re-warm timer, so only the keyword can reload it.
     c.teacher.keep_alive = KeepAlive::Seconds(-1.0);
+    // The keyword warms the teacher (with early escalation on, the early review itself
+    // would load it: `tests/early_escalation.rs`).
+    c.policy.early_escalation = false;
     let mut h = engine::start(c, EngineOptions::default()).unwrap();
     // Wait for the teacher's start warm-up to finish.
     let mut events = Vec::new();

@@ -126,11 +126,16 @@ pub fn calibrate(config: &Config, log: &Path) -> i32 {
                 })
             })
             .collect();
-        let rep = report(
+        let mut rep = report(
             &samples,
             answered.get(skill).copied(),
             config.policy.confidence_threshold,
         );
+        rep.early_unneeded = summary
+            .early_unneeded
+            .get(skill)
+            .cloned()
+            .unwrap_or_default();
         // The skill name comes from the log: escaped, so it cannot drive the terminal.
         println!("skill {}:", escape_line(skill));
         print!("{}", render(&rep, config.policy.confidence_threshold));
@@ -204,6 +209,16 @@ pub fn render(r: &Report, threshold: f32) -> String {
         &trig,
         40,
     ));
+    if !r.early_unneeded.is_empty() {
+        out.push_str(&format!(
+            "early reviews the full answer would not have made (extra teacher calls): {}\n",
+            r.early_unneeded
+                .iter()
+                .map(|(kw, n)| format!("{n} {}", escape_line(kw)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     out
 }
 
@@ -246,5 +261,23 @@ mod tests {
         let none = Learned::default();
         assert_eq!(learn_exit(&none), 0);
         assert_eq!(learned_line(&none, "x"), "added 0 case(s) to x");
+    }
+}
+
+#[cfg(test)]
+mod early_tests {
+    #[test]
+    fn calibrate_prints_the_early_reviews_per_keyword() {
+        let mut rep = crate::policy::calibration::report(&[], Some(5), 0.55);
+        assert!(!super::render(&rep, 0.55).contains("early reviews"));
+        rep.early_unneeded = [("smoke".to_string(), 2), ("fire".to_string(), 1)].into();
+        let text = super::render(&rep, 0.55);
+        assert!(
+            text.contains(
+                "early reviews the full answer would not have made (extra teacher calls): \
+                 1 fire, 2 smoke"
+            ),
+            "{text}"
+        );
     }
 }

@@ -82,6 +82,10 @@ pub struct PolicyConfig {
     pub student_down_secs: u64,
     /// While the teacher watches alone, one frame to it per this many seconds; 0 = off.
     pub fallback_every_secs: u64,
+    /// A safety keyword complete in the student's stream sends the frame to the teacher at
+    /// once (reason `safety keyword (early)`), before the answer ends; false = only the
+    /// finished answer escalates.
+    pub early_escalation: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -121,6 +125,7 @@ impl Default for PolicyConfig {
             storm_share: 0.5,
             student_down_secs: 30,
             fallback_every_secs: 20,
+            early_escalation: true,
         }
     }
 }

@@ -25,6 +25,16 @@ pub(super) struct TeacherJob {
     pub(super) frame_path: Option<std::path::PathBuf>,
 }
 
+impl TeacherJob {
+    /// Escalated early (`policy.early_escalation`): `answer` is the answer so far, cut
+    /// while the student was still answering.
+    pub(super) fn answer_cut(&self) -> bool {
+        self.reasons
+            .iter()
+            .any(|r| matches!(r, Reason::SafetyEarly { needed: None, .. }))
+    }
+}
+
 impl Escalation for TeacherJob {
     fn reasons(&self) -> &[Reason] {
         &self.reasons
@@ -94,6 +104,31 @@ impl Escalator {
         if let Some(d) = pushed.dropped {
             self.dropped(d);
         }
+    }
+
+    /// A safety keyword completed mid-answer (`policy.early_escalation`): queue the frame
+    /// at once with the answer so far (the teacher is told it is cut there).
+    pub(super) fn escalate_early(
+        &self,
+        seq: u64,
+        so_far: String,
+        keyword: &str,
+        skill: String,
+        image: Arc<PreparedFrame>,
+    ) {
+        self.escalate(TeacherJob {
+            seq,
+            answer: Some(so_far),
+            confidence: None,
+            measured: None,
+            skill,
+            reasons: vec![Reason::SafetyEarly {
+                keyword: keyword.to_string(),
+                needed: None,
+            }],
+            image,
+            frame_path: None,
+        });
     }
 
     /// A job the teacher could not review yet goes back to the front of its priority;

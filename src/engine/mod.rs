@@ -36,6 +36,7 @@ mod student_loop;
 pub mod teacher_queue;
 mod teacher_worker;
 mod verdict_effects;
+mod vision_check;
 mod warm;
 
 use emitter::Emitter;

@@ -122,6 +122,9 @@ pub(super) struct Asked {
     pub(super) latency: Duration,
     /// A face forced this frame (`e`) while it was being answered.
     pub(super) forced: bool,
+    /// The safety keyword that sent the frame to the teacher mid-answer
+    /// (`policy.early_escalation`).
+    pub(super) early: Option<String>,
 }
 
 /// An answer read: what the student said and what the policy made of it.
@@ -190,7 +193,7 @@ impl Run {
             }
         } else if !self.st.vision_checked {
             self.st.vision_checked = true;
-            if !check_vision(self.shared(), &self.parts.client).await {
+            if !super::vision_check::check_vision(self.shared(), &self.parts.client).await {
                 self.st.refused = true;
                 self.st.down.down(Instant::now());
                 return Flow::Next;
@@ -211,12 +214,13 @@ impl Run {
         self.show(&taken, &prepared);
         let seq = taken.frame.seq;
         let (skill, request) = self.request(&prepared);
-        let Some(asked) = self.ask(seq, &request).await else {
+        let Some(asked) = self.ask(seq, &request, &prepared).await else {
             return Flow::Stop;
         };
         match asked.result {
             Ok(reply) => {
-                let read = self.read(seq, &request, &reply, asked.forced);
+                let early = asked.early.as_deref();
+                let read = self.read(seq, &request, &reply, asked.forced, early);
                 self.answered(seq, &reply, &read, asked.latency, &skill);
                 self.hand_on(seq, reply, read, prepared, hash);
                 Flow::Next
@@ -377,22 +381,42 @@ impl Run {
         (skills.name(), request)
     }
 
-    /// Ask: stream the student's answer (tokens to the faces; a safety keyword mid-answer
-    /// warms the teacher). None when the engine stops first.
-    pub(super) async fn ask(&mut self, seq: u64, request: &ChatRequest) -> Option<Asked> {
+    /// Ask: stream the student's answer (tokens to the faces). A safety keyword complete
+    /// mid-answer sends the frame to the teacher at once with the answer so far
+    /// (`policy.early_escalation`; else it warms the teacher). None when the engine stops
+    /// first.
+    pub(super) async fn ask(
+        &mut self,
+        seq: u64,
+        request: &ChatRequest,
+        prepared: &Arc<PreparedFrame>,
+    ) -> Option<Asked> {
         let parts = &self.parts;
         let shared = &parts.shared;
         parts.escalator.answering(seq);
         let began = Instant::now();
         let emitter = &shared.emitter;
-        // A safety keyword mid-answer: the teacher will be asked, make sure it is loaded.
         let prompt = request.system.as_deref().unwrap_or("");
         let mut keywords =
-            super::warm::KeywordWatch::new(&shared.config.policy.safety_keywords, prompt);
+            crate::policy::early::KeywordWatch::new(&shared.config.policy.safety_keywords, prompt);
+        let early_on = shared.config.policy.early_escalation;
         let teacher_keyword = &parts.teacher_keyword;
+        let mut early: Option<String> = None;
         let mut on_token = |t: &str| {
             emitter.token(seq, t);
-            if let Some(kw) = keywords.push(t) {
+            let Some(kw) = keywords.push(t) else {
+                return;
+            };
+            if early_on {
+                // The review itself loads the teacher: no warm-up beside it.
+                let skill = parts.skills.name();
+                let so_far = keywords.so_far().to_string();
+                parts
+                    .escalator
+                    .escalate_early(seq, so_far, kw, skill, prepared.clone());
+                early = Some(kw.to_string());
+            } else {
+                // The teacher will be asked: make sure it is loaded.
                 let _ = teacher_keyword.send((seq, kw.to_string()));
             }
         };
@@ -410,6 +434,7 @@ impl Run {
             result,
             latency: began.elapsed(),
             forced: parts.escalator.answer_done(),
+            early,
         })
     }
 
@@ -420,6 +445,7 @@ impl Run {
         request: &ChatRequest,
         reply: &ChatReply,
         forced: bool,
+        early: Option<&str>,
     ) -> Read {
         let shared = &self.parts.shared;
         if reply.truncated {
@@ -450,6 +476,10 @@ impl Run {
                 .hit_token_cap()
                 .then(|| request.max_tokens(self.parts.client.config()).unwrap_or(0)),
         });
+        let reasons = match early {
+            Some(kw) => crate::policy::after_early(kw, reasons),
+            None => reasons,
+        };
         Read { parsed, reasons }
     }
 
@@ -489,11 +519,16 @@ impl Run {
             reasons: read.reasons.clone(),
             skill: skill.to_string(),
         });
-        self.parts
+        let mut calibration = self
+            .parts
             .calibration
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .count_answer(skill);
+            .unwrap_or_else(|e| e.into_inner());
+        calibration.count_answer(skill);
+        if let Some(kw) = crate::policy::unneeded_early(&read.reasons) {
+            calibration.count_early_unneeded(skill, kw);
+        }
+        drop(calibration);
         self.parts.answered.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -518,7 +553,18 @@ impl Run {
             frame_path: None,
         };
         self.parts.escalator.remember(job.clone());
-        if !job.reasons.is_empty() {
+        let early = job
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::SafetyEarly { .. }));
+        if early {
+            // Reviewed early: only a face's `e` sends the frame again (its full answer).
+            if job.reasons.contains(&Reason::Forced) {
+                let mut forced = job.clone();
+                forced.reasons = vec![Reason::Forced];
+                self.parts.escalator.escalate(forced);
+            }
+        } else if !job.reasons.is_empty() {
             self.parts.escalator.escalate(job.clone());
         }
         self.st.storm_warned = storm_check(
@@ -529,38 +575,6 @@ impl Run {
         );
         self.st.last_hash = Some(hash);
         self.st.last_answered_at = Some(Instant::now());
-    }
-}
-
-/// Ask the server whether the student model takes images. A model known to be text-only
-/// is refused (unless `text_only` is set): every answer would be about no image at all.
-/// Returns false when refused.
-async fn check_vision(shared: &Shared, client: &ModelClient) -> bool {
-    match client.vision().await {
-        Ok(Some(false)) => {
-            let e = ModelError::text_only_model(client.model());
-            let hint = e.hint(crate::event::Role::Student, client.model());
-            shared
-                .student_health
-                .failing(&shared.emitter, &e, client.model());
-            shared.emitter.emit(Event::StudentRefused {
-                reason: e.to_string(),
-                hint,
-            });
-            false
-        }
-        Ok(None) => {
-            shared.emitter.emit(Event::Warning {
-                message: format!(
-                    "cannot verify that the student model {} accepts images (the server does \
-                     not say); its first answers will show",
-                    client.model()
-                ),
-            });
-            true
-        }
-        // Unknown (an older server, a passing failure): the answers will tell.
-        Ok(Some(true)) | Err(_) => true,
     }
 }
 

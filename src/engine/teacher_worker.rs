@@ -59,12 +59,20 @@ impl TeacherWorker {
                 seq: job.seq,
                 queue_len: queue.len(),
             });
-            let request = teacher::review_request_from(
-                Some(&device),
-                job.answer.as_deref(),
-                &job.reasons,
-                job.image.base64.clone(),
-            );
+            let request = match job.answer.as_deref() {
+                Some(so_far) if job.answer_cut() => teacher::review_request_early(
+                    Some(&device),
+                    so_far,
+                    &job.reasons,
+                    job.image.base64.clone(),
+                ),
+                answer => teacher::review_request_from(
+                    Some(&device),
+                    answer,
+                    &job.reasons,
+                    job.image.base64.clone(),
+                ),
+            };
             // Many devices may share one teacher: keep to this device's share.
             if max_per_minute > 0 {
                 let minute = Duration::from_secs(60);

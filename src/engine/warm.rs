@@ -7,7 +7,8 @@
 //! finite `keep_alive` runs out (at half of it: a load request on a loaded model costs
 //! nothing and restarts the server's clock), reloads it when `/api/ps` shows the server
 //! dropped it (evicted for another model, restarted; at most once per `reload_gap`), and,
-//! for the teacher, as soon as a safety keyword appears in the student's streamed answer.
+//! for the teacher, as soon as a safety keyword appears in the student's streamed answer
+//! (with `policy.early_escalation` off; on, the early review itself loads it).
 //! It also polls `/api/ps` gently and turns the client's load state into `ModelLoad`
 //! events for the faces. Nothing of this runs for OpenAI-compatible hosts.
 
@@ -58,56 +59,6 @@ impl WarmPlan {
             poll_every: tick,
             reload_gap: rewarm_after.map_or(MAX_RELOAD_GAP, |r| r.clamp(MIN_TICK, MAX_RELOAD_GAP)),
         }
-    }
-}
-
-/// The newest affirmed safety keyword of an answer as it streams in, checked only when a
-/// word completes (a token that holds a non-word character), reported once per answer.
-/// Like the policy, words that echo the prompt (`reading::echo`) are not observations: a
-/// word is only checked once enough words follow it to know it is not part of an echo.
-pub(super) struct KeywordWatch<'a> {
-    keywords: &'a [String],
-    /// The system prompt the answer was given ("" = no echo check).
-    prompt: &'a str,
-    text: String,
-    checked_to: usize,
-    fired: bool,
-}
-
-impl<'a> KeywordWatch<'a> {
-    pub(super) fn new(keywords: &'a [String], prompt: &'a str) -> Self {
-        KeywordWatch {
-            keywords,
-            prompt,
-            text: String::new(),
-            checked_to: 0,
-            fired: keywords.is_empty(),
-        }
-    }
-
-    /// Take a token; Some(keyword) the first time a complete word makes one affirmed
-    /// (negation-aware: "no smoke" is not one) outside any echo of the prompt.
-    pub(super) fn push(&mut self, token: &str) -> Option<&'a str> {
-        if self.fired {
-            return None;
-        }
-        self.text.push_str(token);
-        let complete = self
-            .text
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))?;
-        if complete <= self.checked_to {
-            return None;
-        }
-        let own = crate::reading::echo::settled_own_words(&self.text[..complete], self.prompt);
-        let end = own.settled;
-        if end <= self.checked_to {
-            return None;
-        }
-        self.checked_to = end;
-        let hits = crate::reading::text::affirmed_mentions(&own.text, self.keywords);
-        let kw = self.keywords.iter().zip(hits).find(|(_, h)| *h)?.0;
-        self.fired = true;
-        Some(kw.as_str())
     }
 }
 
@@ -309,55 +260,5 @@ mod tests {
             "0 unloads after each call"
         );
         assert!(!plan(KeepAlive::Text("30m".into()), false).warm);
-    }
-
-    #[test]
-    fn keywords_mid_stream_once_and_only_whole_affirmed_words() {
-        let kws: Vec<String> = ["smoke", "fire"].iter().map(|s| s.to_string()).collect();
-        let feed = |tokens: &[&str]| {
-            let mut w = KeywordWatch::new(&kws, "");
-            tokens
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| w.push(t).map(|k| (i, k.to_string())))
-                .collect::<Vec<_>>()
-        };
-        // Reported once the word is known complete (the next token starts with a space),
-        // and only once.
-        assert_eq!(
-            feed(&["A pan ", "on fi", "re", " with smoke", " and fire."]),
-            vec![(3, "fire".to_string())]
-        );
-        // "fire" inside "firearm" is not fire; "no smoke" is not smoke.
-        assert!(feed(&["A fire", "arm case. ", "No smo", "ke here."]).is_empty());
-        assert_eq!(feed(&["Smoke"]), vec![], "not complete yet");
-    }
-
-    #[test]
-    fn an_echoed_keyword_does_not_warm_the_teacher() {
-        let kws: Vec<String> = ["smoke", "fire"].iter().map(|s| s.to_string()).collect();
-        let prompt = "Watch for safety-relevant activity: fire, flame, smoke, a person who has \
-                      fallen. Always end with a confidence line.";
-        let feed = |text: &str| {
-            let mut w = KeywordWatch::new(&kws, prompt);
-            // Tokens of 4 characters, as the test server streams them.
-            let chars: Vec<char> = text.chars().collect();
-            chars
-                .chunks(4)
-                .map(|c| c.iter().collect::<String>())
-                .filter_map(|t| w.push(&t).map(|k| k.to_string()))
-                .collect::<Vec<_>>()
-        };
-        // The answer repeats the prompt's hazard list: an echo, not an observation.
-        assert!(feed(
-            "I watch for safety-relevant activity: fire, flame, smoke, a person who has \
-                  fallen. A desk and a lamp. No safety concerns.\nCONFIDENCE: 0.9"
-        )
-        .is_empty());
-        // Its own words still count, once enough words follow them.
-        assert_eq!(
-            feed("There is smoke rising from a pan on the stove in the kitchen.\nCONFIDENCE: 0.8"),
-            vec!["smoke".to_string()]
-        );
     }
 }

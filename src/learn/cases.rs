@@ -295,6 +295,8 @@ pub struct LogSummary {
     pub dropped: BTreeMap<String, u64>,
     /// Frames dropped from the full teacher queue.
     pub dropped_frames: u64,
+    /// Early escalations the full answer would not have made: per skill, per keyword.
+    pub early_unneeded: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Join a session log's answers, escalations and verdicts by (session, seq); count the
@@ -304,6 +306,7 @@ pub fn read_log(path: &Path) -> std::io::Result<LogSummary> {
     let mut answered: BTreeMap<String, u64> = BTreeMap::new();
     let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
     let mut dropped_frames = 0u64;
+    let mut early_unneeded: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     // Line by line from a regular file (a FIFO or /dev/zero is refused), each line capped.
     let lines = crate::files::bounded_read::for_each_line(
         path,
@@ -325,6 +328,18 @@ pub fn read_log(path: &Path) -> std::io::Result<LogSummary> {
                 for r in &reasons {
                     *dropped
                         .entry(crate::policy::calibration::trigger_name(r))
+                        .or_default() += 1;
+                }
+            }
+            if v["type"] == "student_answer" {
+                let reasons: Vec<crate::policy::Reason> =
+                    serde_json::from_value(v["reasons"].clone()).unwrap_or_default();
+                if let Some(kw) = crate::policy::unneeded_early(&reasons) {
+                    let skill = v["skill"].as_str().unwrap_or_default().to_string();
+                    *early_unneeded
+                        .entry(skill)
+                        .or_default()
+                        .entry(kw.to_string())
                         .or_default() += 1;
                 }
             }
@@ -361,6 +376,7 @@ pub fn read_log(path: &Path) -> std::io::Result<LogSummary> {
         answered,
         dropped,
         dropped_frames,
+        early_unneeded,
     })
 }
 

@@ -182,3 +182,41 @@ fn append_refuses_a_non_jpeg() {
     assert!(append_cases(d.path(), &[(c, png)]).is_err());
     assert!(!d.path().join(LEARNED_FILE).exists());
 }
+
+#[test]
+fn the_log_counts_early_reviews_the_full_answer_would_not_have_made() {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("session-20260101.jsonl");
+    let answer = |seq: u64, reasons: serde_json::Value| {
+        serde_json::json!({
+            "type": "student_answer", "session": "20260101-120000", "seq": seq,
+            "answer": "Smoke: none.", "confidence": 0.9, "latency_ms": 10,
+            "reasons": reasons, "skill": "skill.txt", "at": "2026-01-01T12:00:00Z"
+        })
+        .to_string()
+    };
+    let lines = [
+        answer(
+            1,
+            serde_json::json!([{"kind": "safety_early", "keyword": "smoke", "needed": false}]),
+        ),
+        answer(
+            2,
+            serde_json::json!([{"kind": "safety_early", "keyword": "smoke", "needed": true}]),
+        ),
+        answer(
+            3,
+            serde_json::json!([{"kind": "safety_early", "keyword": "fire", "needed": false}]),
+        ),
+        answer(
+            4,
+            serde_json::json!([{"kind": "safety_early", "keyword": "smoke", "needed": false}]),
+        ),
+        answer(5, serde_json::json!([])),
+    ];
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let summary = read_log(&log).unwrap();
+    let counts = &summary.early_unneeded["skill.txt"];
+    assert_eq!(counts.get("smoke"), Some(&2));
+    assert_eq!(counts.get("fire"), Some(&1));
+}

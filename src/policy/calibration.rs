@@ -70,6 +70,11 @@ pub struct Report {
     /// and the share of reviewed answers it would escalate.
     pub suggested_threshold: Option<(f32, f64)>,
     pub triggers: Vec<TriggerStat>,
+    /// Early escalations (`policy.early_escalation`) the full answer would not have made,
+    /// per keyword: the teacher calls early review cost. Filled by the caller (the store or
+    /// the session log knows them, the samples do not).
+    #[serde(default)]
+    pub early_unneeded: BTreeMap<String, u64>,
 }
 
 /// Ten bins 0-0.1 … 0.9-1.0 (1.0 falls in the last).
@@ -146,6 +151,7 @@ pub fn trigger_name(r: &Reason) -> String {
         Reason::LowConfidence { .. } => "low confidence".into(),
         Reason::NoConfidence => "no confidence".into(),
         Reason::Safety { keyword } => format!("safety:{keyword}"),
+        Reason::SafetyEarly { keyword, .. } => format!("safety (early):{keyword}"),
         Reason::Audit => "audit".into(),
         Reason::EchoesPrompt { .. } => "echoes the prompt".into(),
         Reason::Cut { .. } => "cut at the token cap".into(),
@@ -201,6 +207,7 @@ pub fn report(samples: &[Sample], answered: Option<u64>, threshold: f32) -> Repo
         }),
         suggested_threshold: suggest_threshold(samples, threshold),
         triggers: trigger_precision(samples),
+        early_unneeded: BTreeMap::new(),
     }
 }
 
@@ -214,6 +221,9 @@ pub struct CalibrationStore {
 pub struct SkillSamples {
     pub answered: u64,
     pub samples: Vec<Sample>,
+    /// Early escalations the full answer would not have made, per keyword.
+    #[serde(default)]
+    pub early_unneeded: BTreeMap<String, u64>,
 }
 
 /// Most samples kept per skill (oldest dropped), so the file stays small.
@@ -240,6 +250,12 @@ impl CalibrationStore {
 
     pub fn count_answer(&mut self, skill: &str) {
         self.skills.entry(skill.to_string()).or_default().answered += 1;
+    }
+
+    /// An early escalation of `keyword` that the full answer would not have made.
+    pub fn count_early_unneeded(&mut self, skill: &str, keyword: &str) {
+        let e = self.skills.entry(skill.to_string()).or_default();
+        *e.early_unneeded.entry(keyword.to_string()).or_default() += 1;
     }
 
     pub fn add(&mut self, skill: &str, s: Sample) {
@@ -333,9 +349,16 @@ mod tests {
             st.add("skill.txt", s(Some(0.5), true, vec![]));
         }
         st.count_answer("skill.txt");
+        st.count_early_unneeded("skill.txt", "smoke");
+        st.count_early_unneeded("skill.txt", "smoke");
         st.save(d.path()).unwrap();
         let back = CalibrationStore::load(d.path());
         assert_eq!(back.skills["skill.txt"].samples.len(), MAX_SAMPLES);
         assert_eq!(back.skills["skill.txt"].answered, 1);
+        assert_eq!(back.skills["skill.txt"].early_unneeded["smoke"], 2);
+        // A file from before early escalation reads with none.
+        let old: CalibrationStore =
+            serde_json::from_str(r#"{"skills":{"s":{"answered":3,"samples":[]}}}"#).unwrap();
+        assert!(old.skills["s"].early_unneeded.is_empty());
     }
 }

@@ -3,6 +3,7 @@
 //! `rules` decides per answer; `escalation_rate` and `calibration` watch the decisions over time.
 
 pub mod calibration;
+pub mod early;
 pub mod escalation_rate;
 mod rules;
 

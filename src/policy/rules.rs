@@ -23,6 +23,15 @@ pub enum Reason {
     Safety {
         keyword: String,
     },
+    /// The keyword completed while the student was still answering
+    /// (`policy.early_escalation`): the teacher reviews the answer so far.
+    SafetyEarly {
+        keyword: String,
+        /// Known once the answer is complete: whether the full answer would have
+        /// escalated the frame too (false: an early review it would not have made).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        needed: Option<bool>,
+    },
     /// Every `audit_every`-th frame that nothing else escalated.
     Audit,
     /// The answer repeats runs of the prompt (the skill) instead of describing the frame;
@@ -49,6 +58,7 @@ impl Reason {
             Reason::LowConfidence { .. } => "LOW".into(),
             Reason::NoConfidence => "NOCONF".into(),
             Reason::Safety { keyword } => format!("SAFETY:{keyword}"),
+            Reason::SafetyEarly { keyword, .. } => format!("EARLY:{keyword}"),
             Reason::Audit => "AUDIT".into(),
             Reason::EchoesPrompt { .. } => "ECHO".into(),
             Reason::Cut { .. } => "CUT".into(),
@@ -60,7 +70,7 @@ impl Reason {
     pub fn priority(&self) -> Priority {
         match self {
             Reason::Forced => Priority::Forced,
-            Reason::Safety { .. } => Priority::Safety,
+            Reason::Safety { .. } | Reason::SafetyEarly { .. } => Priority::Safety,
             Reason::LowConfidence { .. }
             | Reason::NoConfidence
             | Reason::Cut { .. }
@@ -91,6 +101,13 @@ impl fmt::Display for Reason {
             } => write!(f, "low confidence ({confidence:.2} < {threshold:.2})"),
             Reason::NoConfidence => write!(f, "no confidence reported"),
             Reason::Safety { keyword } => write!(f, "safety keyword: {keyword}"),
+            Reason::SafetyEarly { keyword, needed } => {
+                write!(f, "safety keyword (early): {keyword}")?;
+                if *needed == Some(false) {
+                    write!(f, " (the full answer would not have escalated)")?;
+                }
+                Ok(())
+            }
             Reason::Audit => write!(f, "periodic audit"),
             Reason::EchoesPrompt {
                 words,
@@ -108,6 +125,36 @@ impl fmt::Display for Reason {
             Reason::StudentDown => write!(f, "student down"),
         }
     }
+}
+
+/// The finished answer's reasons when an early review of `keyword` already went: the
+/// early reason first, saying whether the full answer would have escalated the frame
+/// anyway (`needed`; false: the sentence turned out negated, or the word sat in an echo
+/// only the full text reveals — a teacher call the early review cost), then the policy's
+/// reasons but that keyword's again (the frame is not reviewed twice for it) and an audit
+/// (the frame was reviewed).
+pub fn after_early(keyword: &str, full: Vec<Reason>) -> Vec<Reason> {
+    let needed = full.iter().any(|r| !matches!(r, Reason::Audit));
+    let mut reasons = vec![Reason::SafetyEarly {
+        keyword: keyword.to_string(),
+        needed: Some(needed),
+    }];
+    reasons.extend(full.into_iter().filter(|r| {
+        !matches!(r, Reason::Audit) && !matches!(r, Reason::Safety { keyword: k } if k == keyword)
+    }));
+    reasons
+}
+
+/// The keyword of an early escalation the full answer would not have made, if `reasons`
+/// (a finished answer's) hold one.
+pub fn unneeded_early(reasons: &[Reason]) -> Option<&str> {
+    reasons.iter().find_map(|r| match r {
+        Reason::SafetyEarly {
+            keyword,
+            needed: Some(false),
+        } => Some(keyword.as_str()),
+        _ => None,
+    })
 }
 
 /// Teacher queue order: forced > safety > low/no confidence > audit.
@@ -450,5 +497,31 @@ mod tests {
         assert!(Priority::Forced > Priority::Safety);
         assert!(Priority::Safety > Priority::Confidence);
         assert!(Priority::Confidence > Priority::Audit);
+    }
+
+    #[test]
+    fn after_an_early_review_the_keyword_and_audit_are_not_asked_again() {
+        let smoke = || Reason::Safety {
+            keyword: "smoke".into(),
+        };
+        let early = |needed| Reason::SafetyEarly {
+            keyword: "smoke".into(),
+            needed: Some(needed),
+        };
+        // The full answer says smoke too: needed, and smoke is not a second reason.
+        let r = after_early("smoke", vec![smoke(), Reason::NoConfidence]);
+        assert_eq!(r, vec![early(true), Reason::NoConfidence]);
+        assert_eq!(unneeded_early(&r), None);
+        // The full answer turned out negated: nothing (or only an audit) would have gone.
+        for full in [vec![], vec![Reason::Audit]] {
+            let r = after_early("smoke", full);
+            assert_eq!(r, vec![early(false)]);
+            assert_eq!(unneeded_early(&r), Some("smoke"));
+        }
+        assert_eq!(
+            early(false).to_string(),
+            "safety keyword (early): smoke (the full answer would not have escalated)"
+        );
+        assert_eq!(early(false).priority(), Priority::Safety);
     }
 }

@@ -413,4 +413,66 @@ mod tests {
             .collect();
         assert_eq!(ups.len(), 1);
     }
+
+    #[test]
+    fn an_early_verdict_mid_stream_is_kept_in_order_with_the_answer() {
+        use crate::policy::Reason;
+        let mut r = Recorder::new(10);
+        r.record(&frame(1, false));
+        r.record(&Event::StudentToken {
+            seq: 1,
+            text: "Smoke rises ".into(),
+        });
+        r.record(&Event::Escalated {
+            seq: 1,
+            reasons: vec![Reason::SafetyEarly {
+                keyword: "smoke".into(),
+                needed: None,
+            }],
+            queue_len: 1,
+            frame_path: None,
+        });
+        r.record(&Event::TeacherStarted {
+            seq: 1,
+            queue_len: 0,
+        });
+        r.record(&Event::TeacherVerdict {
+            seq: 1,
+            verdict: crate::roles::verdict::Verdict::default(),
+            latency_ms: 5,
+        });
+        r.record(&Event::StudentToken {
+            seq: 1,
+            text: "from a pan.".into(),
+        });
+        let kinds = |snap: &[ServerMsg]| -> Vec<&'static str> {
+            events(snap)
+                .iter()
+                .filter_map(|e| match e {
+                    Event::FrameTaken { .. } => Some("frame"),
+                    Event::Escalated { .. } => Some("escalated"),
+                    Event::TeacherStarted { .. } => Some("started"),
+                    Event::TeacherVerdict { .. } => Some("verdict"),
+                    Event::StudentToken { .. } => Some("tokens"),
+                    Event::StudentAnswer { .. } => Some("answer"),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Attached mid-answer: the verdict, then the answer so far (all of it).
+        let snap = r.snapshot(true);
+        assert_eq!(
+            kinds(&snap),
+            ["frame", "escalated", "started", "verdict", "tokens"]
+        );
+        assert!(events(&snap).iter().any(
+            |e| matches!(e, Event::StudentToken { text, .. } if text == "Smoke rises from a pan.")
+        ));
+        // The answer completes: the entry keeps the verdict, then the full answer.
+        r.record(&answer(1));
+        assert_eq!(
+            kinds(&r.snapshot(true)),
+            ["frame", "escalated", "started", "verdict", "answer"]
+        );
+    }
 }

@@ -465,3 +465,67 @@ fn mouse_click_selects_and_wheel_moves() {
     });
     assert_eq!(a.monitor.selected, Some(2));
 }
+
+#[test]
+fn an_early_verdict_before_the_answer_is_kept_with_the_full_answer() {
+    use crate::tui::render_tests::{render, text};
+    let mut a = app();
+    a.set_size(120, 40);
+    a.handle_event(frame(1));
+    a.handle_event(Event::StudentToken {
+        seq: 1,
+        text: "Smoke rises ".into(),
+    });
+    let early = |needed| Reason::SafetyEarly {
+        keyword: "smoke".into(),
+        needed,
+    };
+    // The keyword went to the teacher mid-answer, whose verdict comes first.
+    a.handle_event(Event::Escalated {
+        seq: 1,
+        reasons: vec![early(None)],
+        queue_len: 1,
+        frame_path: None,
+    });
+    a.handle_event(Event::TeacherStarted {
+        seq: 1,
+        queue_len: 0,
+    });
+    let v = Verdict {
+        agrees: Some(true),
+        safety_relevant: Some(true),
+        summary: "a pan smokes on the stove".into(),
+        ..Verdict::default()
+    };
+    a.handle_event(Event::TeacherVerdict {
+        seq: 1,
+        verdict: v.clone(),
+        latency_ms: 2000,
+    });
+    let shown = text(&render(&a, 120, 40));
+    assert!(
+        shown.contains("EARLY review (smoke): sent mid-answer"),
+        "{shown}"
+    );
+    assert!(shown.contains("EARLY:smoke"), "the log badge: {shown}");
+    // The answer completes after the verdict: both stay, the early mark too.
+    a.handle_event(answer(
+        1,
+        "Smoke rises from a pan on the stove.",
+        Some(0.9),
+        vec![early(Some(true))],
+    ));
+    let e = a.monitor.entry(1).unwrap();
+    assert_eq!(e.teacher, TeacherState::Verdict(v, 2000));
+    assert_eq!(e.answer, "Smoke rises from a pan on the stove.");
+    assert_eq!(e.early(), Some(("smoke", Some(true))));
+    let shown = text(&render(&a, 120, 40));
+    assert!(
+        shown.contains("EARLY review (smoke): the verdict is about the"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Smoke rises from a pan on the stove."),
+        "{shown}"
+    );
+}

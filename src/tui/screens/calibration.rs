@@ -28,6 +28,14 @@ pub struct CalibrationData {
 
 /// The report for `skill` when the store has samples for it, else every skill merged.
 pub fn from_store(store: &CalibrationStore, skill: &str, threshold: f32) -> CalibrationData {
+    // Early reviews the full answers would not have made, over every skill (the cost
+    // of `policy.early_escalation`).
+    let mut early_unneeded = std::collections::BTreeMap::new();
+    for s in store.skills.values() {
+        for (kw, n) in &s.early_unneeded {
+            *early_unneeded.entry(kw.clone()).or_insert(0) += n;
+        }
+    }
     let (scope, samples, answered): (String, Vec<Sample>, u64) =
         match store.skills.get(skill).filter(|s| !s.samples.is_empty()) {
             Some(s) => (format!("skill {skill}"), s.samples.clone(), s.answered),
@@ -43,7 +51,10 @@ pub fn from_store(store: &CalibrationStore, skill: &str, threshold: f32) -> Cali
         };
     CalibrationData {
         scope,
-        report: report(&samples, Some(answered), threshold),
+        report: Report {
+            early_unneeded,
+            ..report(&samples, Some(answered), threshold)
+        },
         threshold,
     }
 }
@@ -123,6 +134,22 @@ pub fn trigger_lines(d: &CalibrationData, theme: &Theme, width: usize) -> Vec<Li
         lines.push(Line::styled(
             "(no escalation triggers recorded)",
             theme.dim(),
+        ));
+    }
+    if !d.report.early_unneeded.is_empty() {
+        let counts = d
+            .report
+            .early_unneeded
+            .iter()
+            .map(|(kw, n)| format!("{} {n}", clean(kw, 40)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        lines.push(Line::styled(
+            truncate_width(
+                &format!("early reviews the full answer would not have made: {counts}"),
+                width,
+            ),
+            theme.warn(),
         ));
     }
     lines

@@ -89,6 +89,15 @@ impl Entry {
         !self.answered && self.failed.is_none() && self.unanswered.is_none()
     }
 
+    /// Escalated early (a safety keyword mid-answer): its keyword, and once the answer
+    /// is complete whether the full answer would have escalated too.
+    pub fn early(&self) -> Option<(&str, Option<bool>)> {
+        self.reasons.iter().find_map(|r| match r {
+            Reason::SafetyEarly { keyword, needed } => Some((keyword.as_str(), *needed)),
+            _ => None,
+        })
+    }
+
     pub fn verdict(&self) -> Option<&Verdict> {
         match &self.teacher {
             TeacherState::Verdict(v, _) => Some(v),

@@ -44,7 +44,7 @@ fn confidence_style(m: &Monitor, cx: &Ctx, c: f32) -> Style {
 
 fn badge_style(theme: &Theme, r: &Reason) -> Style {
     match r {
-        Reason::Safety { .. } => theme.safety(),
+        Reason::Safety { .. } | Reason::SafetyEarly { .. } => theme.safety(),
         Reason::LowConfidence { .. } | Reason::NoConfidence | Reason::Cut { .. } => theme.warn(),
         Reason::EchoesPrompt { .. } => theme.warn(),
         Reason::Forced => theme.manual(),
@@ -359,6 +359,28 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
                 push_text(&mut lines, raw, Style::default());
             }
         }
+    }
+    if let Some((kw, needed)) = e.early() {
+        // The verdict may come before the answer is complete: say what it was asked about.
+        let kw = clean(kw, SHORT_MAX);
+        let (said, style) = match (e.in_flight(), needed) {
+            (true, _) => (
+                format!("EARLY review ({kw}): sent mid-answer, the student is still answering"),
+                t.safety(),
+            ),
+            (false, Some(false)) => (
+                format!(
+                    "EARLY review ({kw}) of the answer's beginning; the full answer would not \
+                     have escalated"
+                ),
+                t.warn(),
+            ),
+            (false, _) => (
+                format!("EARLY review ({kw}): the verdict is about the answer's beginning"),
+                t.safety(),
+            ),
+        };
+        lines.push(Line::styled(said, style));
     }
     if !e.reasons.is_empty() {
         let rs: Vec<String> = e
