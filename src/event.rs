@@ -165,6 +165,14 @@ pub enum Event {
         seq: u64,
         reasons: Vec<Reason>,
     },
+    /// A forced escalation of frame `seq` was refused (merged into one already made for
+    /// it, or over `policy.forced_per_minute`); said at most once a second. `refused`:
+    /// how many since the start.
+    EscalationRefused {
+        seq: u64,
+        why: String,
+        refused: u64,
+    },
     /// The teacher started reviewing this frame.
     TeacherStarted {
         seq: u64,

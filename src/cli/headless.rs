@@ -201,6 +201,9 @@ pub fn describe(ev: &Event) -> Option<String> {
         Event::TeacherDropped { seq, .. } => {
             format!("#{seq} dropped from the full teacher queue")
         }
+        Event::EscalationRefused { seq, why, refused } => {
+            format!("#{seq} forced escalation refused: {why} ({refused} refused so far)")
+        }
         Event::TeacherStarted { seq, .. } => format!("#{seq} teacher reviewing"),
         Event::TeacherVerdict {
             seq,

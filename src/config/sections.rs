@@ -74,6 +74,9 @@ pub struct PolicyConfig {
     /// Warn when more than this share of the answers in the last 5 minutes escalate
     /// (an escalation storm floods the teacher queue); 0 = never warn.
     pub storm_share: f64,
+    /// Forced escalations (`e`, the socket's and MQTT's `escalate`) allowed per minute;
+    /// more are refused and counted. 0 = none at all.
+    pub forced_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -111,6 +114,7 @@ impl Default for PolicyConfig {
             teacher_queue: 8,
             confidence: ConfidenceMode::Stated,
             storm_share: 0.5,
+            forced_per_minute: 10,
         }
     }
 }

@@ -120,6 +120,12 @@ impl Config {
         );
         p.check_range("policy.storm_share", policy.storm_share, 0.0..=1.0, "(off)");
         p.check_range("policy.teacher_queue", policy.teacher_queue, 1..=1000, "");
+        p.check_range(
+            "policy.forced_per_minute",
+            policy.forced_per_minute,
+            0..=600,
+            "(none)",
+        );
 
         let up = &self.upskill;
         p.check_range("upskill.candidates", up.candidates, 1..=32, "");

@@ -141,6 +141,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let calibration = Arc::new(Mutex::new(CalibrationStore::load(&config.paths.logs)));
     let escalator = Arc::new(Escalator::new(
         config.policy.teacher_queue,
+        config.policy.forced_per_minute,
         config.privacy.save_frames,
         emitter.clone(),
     ));

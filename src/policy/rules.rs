@@ -104,14 +104,16 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Teacher queue order: forced > safety > low/no confidence > audit.
+/// Teacher queue order: safety > forced > low/no confidence > audit. A forced escalation
+/// (a key, a socket or MQTT command: anyone who may command) never goes before, nor
+/// pushes out, a frame the student called dangerous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Audit,
     Confidence,
-    Safety,
     Forced,
+    Safety,
 }
 
 /// The confidence the policy acts on, per `policy.confidence`. A missing measured

@@ -110,6 +110,7 @@ impl ServiceInfo {
 
 /// Session totals a snapshot carries (the replayed entries are only the recent ones).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     pub frames_seen: u64,
     pub superseded: u64,
@@ -117,6 +118,10 @@ pub struct Counters {
     pub answers: u64,
     pub escalations: u64,
     pub disagreements: u64,
+    /// Frames pushed out of the full teacher queue.
+    pub teacher_dropped: u64,
+    /// Forced escalations refused (merged, or over `policy.forced_per_minute`).
+    pub escalations_refused: u64,
 }
 
 /// Service → console (in memory, the frame is the event's own `image`).

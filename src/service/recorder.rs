@@ -121,6 +121,8 @@ impl Recorder {
             }
             Event::StudentAnswer { .. } => c.answers += 1,
             Event::Escalated { .. } => c.escalations += 1,
+            Event::TeacherDropped { .. } => c.teacher_dropped += 1,
+            Event::EscalationRefused { refused, .. } => c.escalations_refused = *refused,
             Event::TeacherVerdict { verdict, .. } if verdict.agrees == Some(false) => {
                 c.disagreements += 1
             }
