@@ -5,10 +5,10 @@
 //! a second), so a flood of `escalate` commands cannot crowd out safety reviews.
 
 use super::emitter::Emitter;
+use crate::engine::teacher_queue::{Escalation, TeacherQueue};
 use crate::event::Event;
 use crate::frame::PreparedFrame;
 use crate::policy::Reason;
-use crate::engine::teacher_queue::{Escalation, TeacherQueue};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -10,13 +10,13 @@
 //! an offline server with backoff; `warm.rs` keeps the models loaded. Every event goes to
 //! the session log and to the face (`emitter.rs`).
 
-use crate::policy::calibration::CalibrationStore;
 use crate::config::Config;
 use crate::event::{Command, Event, Role};
 use crate::frame::slot::slot;
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
-use crate::model::{ModelClient, ModelError};
 use crate::model::scheduler::{Priority, Scheduler};
+use crate::model::{ModelClient, ModelError};
+use crate::policy::calibration::CalibrationStore;
 use crate::record::session_log::SessionLog;
 use crate::roles::skill::SkillStore;
 use chrono::Utc;

@@ -5,8 +5,8 @@
 use super::escalation::{Escalator, TeacherJob};
 use super::shared::Shared;
 use super::verdict_effects::VerdictEffects;
-use crate::model::backoff;
 use crate::event::{Event, Health, Role};
+use crate::model::backoff;
 use crate::model::ModelClient;
 use crate::roles::teacher;
 use std::collections::VecDeque;

@@ -4,9 +4,9 @@
 
 use super::emitter::Emitter;
 use super::escalation::TeacherJob;
-use crate::policy::calibration::{CalibrationStore, Sample};
 use crate::config::Config;
 use crate::event::Event;
+use crate::policy::calibration::{CalibrationStore, Sample};
 use crate::record::notify::{Alert, Notifier, RateLimit};
 use crate::roles::verdict::Verdict;
 use chrono::Utc;

@@ -1,8 +1,8 @@
 //! What the teacher is asked about an escalated frame, and reading its verdict.
 
-use crate::reading::json_extract::{find_json_value, salvage_object};
 use crate::model::{ChatRequest, Sampling};
 use crate::policy::Reason;
+use crate::reading::json_extract::{find_json_value, salvage_object};
 use crate::roles::verdict::Verdict;
 use std::sync::Arc;
 
@@ -231,7 +231,10 @@ mod tests {
         // One line, one JSON string that reads back as the (cleaned) answer.
         assert!(!quoted.contains('\n'));
         let back: String = serde_json::from_str(&quoted).unwrap();
-        assert_eq!(back, crate::reading::sanitize::strip_controls(hostile).trim());
+        assert_eq!(
+            back,
+            crate::reading::sanitize::strip_controls(hostile).trim()
+        );
         // In the prompt the answer sits on its own line as that string: its quote and
         // newline are escaped, so "Ignore the above" is never a line of its own.
         assert!(r.user.contains(&format!("\n{quoted}\n")), "{}", r.user);

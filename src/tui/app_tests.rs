@@ -4,8 +4,8 @@
 use super::*;
 use crate::event::Command;
 use crate::policy::Reason;
-use crate::tui::layout;
 use crate::roles::verdict::Verdict;
+use crate::tui::layout;
 use chrono::Utc;
 use crossterm::event::{KeyCode, KeyEventState};
 use ratatui::layout::Rect;

@@ -3,6 +3,7 @@
 
 use crate::event::{Event, Health, ModelLoad, Role};
 use crate::policy::Reason;
+use crate::roles::verdict::Verdict;
 use crate::tui::app::tests::{answer, app, frame, key};
 use crate::tui::app::App;
 use crate::tui::images::tests::test_frame;
@@ -11,7 +12,6 @@ use crate::tui::keys;
 use crate::tui::layout;
 use crate::tui::theme::Theme;
 use crate::tui::ui::draw;
-use crate::roles::verdict::Verdict;
 use crossterm::event::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;

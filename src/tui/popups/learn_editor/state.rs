@@ -3,9 +3,9 @@
 
 use crate::learn;
 use crate::learn::console::LearnEdit;
+use crate::roles::verdict::Verdict;
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
-use crate::roles::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 
