@@ -226,6 +226,11 @@ pub enum Event {
     /// The engine has stopped; nothing follows.
     Stopped {
         frames_answered: u64,
+        /// Why the engine stopped by itself when nobody asked it to (the frame source
+        /// ended): a service exits non-zero on it. None: a requested stop, or
+        /// `--max-frames` reached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
     },
 }
 

@@ -301,8 +301,17 @@ pub fn describe(ev: &Event) -> Option<String> {
         }
         Event::SkillLoaded { name, chars } => format!("skill loaded: {name} ({chars} chars)"),
         Event::Warning { message } => format!("warning: {}", first_line(message)),
-        Event::Stopped { frames_answered } => {
+        Event::Stopped {
+            frames_answered,
+            failure: None,
+        } => {
             format!("stopped after {frames_answered} answers")
+        }
+        Event::Stopped {
+            frames_answered,
+            failure: Some(why),
+        } => {
+            format!("stopped after {frames_answered} answers: {why}")
         }
     };
     Some(format!("{now} {body}"))

@@ -271,6 +271,9 @@ pub struct ServiceConfig {
     /// Messages queued per attached console before it counts as fallen behind and gets
     /// a fresh snapshot instead (16–65536).
     pub client_queue: usize,
+    /// Connections at once (attached consoles and those still saying hello); more are
+    /// refused with a reason, so a flood cannot run the service out of file descriptors.
+    pub max_clients: usize,
 }
 
 impl Default for ServiceConfig {
@@ -279,6 +282,7 @@ impl Default for ServiceConfig {
             socket: None,
             group: None,
             client_queue: 2048,
+            max_clients: 32,
         }
     }
 }

@@ -149,6 +149,8 @@ impl Config {
         p.check_range("console.history", self.console.history, 10..=100_000, "");
         let queue = self.service.client_queue;
         p.check_range("service.client_queue", queue, 16..=65_536, "");
+        let clients = self.service.max_clients;
+        p.check_range("service.max_clients", clients, 1..=1000, "");
         p.0.extend(crate::mqtt::config::validate(&self.mqtt, &self.device.name));
 
         if p.0.is_empty() {

@@ -64,7 +64,9 @@ impl Gates {
 }
 
 impl StudentLoop {
-    pub(super) async fn run(self) {
+    /// Runs until stopped, `max_frames` taken, or the source ends; the last is returned
+    /// as a failure (a service exits non-zero on it, so systemd restarts it).
+    pub(super) async fn run(self) -> Option<String> {
         let StudentLoop {
             shared,
             client,
@@ -98,8 +100,9 @@ impl StudentLoop {
         // The start warm-up first: the first answer is then about a frame taken once the model
         // is in memory, and its latency is an answer's, not a load's.
         if !wait_gate(&shared, &mut ready, true, &mut gates.stop).await {
-            return;
+            return None;
         }
+        let mut failure = None;
         loop {
             if max_frames.is_some_and(|m| frames_taken >= m) {
                 break;
@@ -123,6 +126,7 @@ impl StudentLoop {
                 shared.emitter.emit(Event::Warning {
                     message: "the frame source ended; stopping".into(),
                 });
+                failure = Some("the frame source ended".to_string());
                 break;
             };
             frames_taken += 1;
@@ -337,6 +341,7 @@ impl StudentLoop {
                 }
             }
         }
+        failure
     }
 }
 

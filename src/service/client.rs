@@ -75,10 +75,11 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
     };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    write
+    // A refusal (too many connections) may close the socket before the hello is
+    // written: the reason is still there to read, so a failed write is not the end.
+    let wrote = write
         .write_all(encode_client(&client_hello(client)).as_bytes())
-        .await
-        .map_err(|e| broken(e.to_string()))?;
+        .await;
     let first = tokio::time::timeout(HELLO_WAIT, read_line(&mut reader, MAX_SERVER_LINE))
         .await
         .map_err(|_| broken("no answer to the hello within 5 s".into()))?
@@ -104,7 +105,13 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
             Ok(_) => return Err(broken("the service did not say hello".into())),
             Err(e) => return Err(broken(e.to_string())),
         },
-        Line::Eof => return Err(broken("the service closed the connection".into())),
+        Line::Eof => {
+            let why = match wrote {
+                Err(e) => e.to_string(),
+                Ok(()) => "the service closed the connection".into(),
+            };
+            return Err(broken(why));
+        }
         other => return Err(broken(format!("unreadable answer: {other:?}"))),
     };
     let (in_tx, rx) = mpsc::channel(READ_AHEAD);

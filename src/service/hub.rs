@@ -272,6 +272,16 @@ impl Hub {
         .await;
     }
 
+    /// Why the engine stopped by itself (see `Recorder::stop_failure`).
+    pub fn stop_failure(&self) -> Result<Option<String>, ()> {
+        self.shared
+            .state
+            .lock()
+            .expect("hub lock")
+            .recorder
+            .stop_failure()
+    }
+
     /// The hub has finished (the engine stopped).
     pub fn finished(&self) -> bool {
         *self.done.borrow()

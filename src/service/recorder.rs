@@ -86,6 +86,15 @@ impl Recorder {
         }
     }
 
+    /// Why the engine stopped by itself, when it did (`Stopped`'s failure); `Ok(None)`
+    /// for a requested stop; `Err(())` while no `Stopped` came.
+    pub fn stop_failure(&self) -> Result<Option<String>, ()> {
+        match &self.stopped {
+            Some(Event::Stopped { failure, .. }) => Ok(failure.clone()),
+            _ => Err(()),
+        }
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters
     }

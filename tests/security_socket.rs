@@ -1,0 +1,219 @@
+//! Issue 33 against the real `serve` binary on its control socket: a connection flood
+//! from a group member with few file descriptors (point 2), a planted fake service
+//! (point 3), an `eval` flood (point 5), oversized learned cases (point 7) and
+//! out-of-range fields (point 9).
+
+mod support;
+
+use serde_json::json;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::ollama_server::{OllamaTestServer, Reply};
+use support::serve::{Client, Service, BIN};
+use support::{STUDENT, TEACHER};
+
+fn servers() -> (OllamaTestServer, OllamaTestServer) {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    student.set_handler(|_| {
+        Reply::delayed(
+            Duration::from_millis(30),
+            Reply::text("A coffee mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"),
+        )
+    });
+    teacher.set_handler(|_| {
+        Reply::json(&json!({
+            "agrees": true, "safety_relevant": false,
+            "summary": "A mug on a desk.", "missed": [], "wrong": []
+        }))
+    });
+    (student, teacher)
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A temp dir others may enter (not write), with `run/` for the socket.
+fn open_dirs() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o750)).unwrap();
+    (dir, run)
+}
+
+/// Run a Python script as uid/gid 65534 (nobody/nogroup); its stdout.
+fn as_nobody(script: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_answers(svc: &Service, n: usize, what: &str) {
+    let began = Instant::now();
+    while svc.answers_in_log() < n {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{what}: {} answers",
+            svc.answers_in_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Point 2: `[service] group` set, `ulimit -n 64`, and a group member opens 200
+/// connections that each say hello. Before: the service ran out of descriptors, logged
+/// `accept failed` in a loop, its capture failed and it exited 0. Now the connections
+/// over `max_clients` are refused with a reason, the engine goes on, the log stays
+/// quiet, a console still attaches afterwards, and an idle connection is closed.
+#[test]
+fn a_connection_flood_is_capped_and_the_engine_goes_on() {
+    if !is_root() {
+        eprintln!("not root: the flood needs a second user; covered by server's unit tests");
+        return;
+    }
+    let (student, teacher) = servers();
+    let (dir, run) = open_dirs();
+    std::os::unix::fs::chown(&run, None, Some(65534)).unwrap();
+    let socket = run.join("g.sock");
+    let mut svc = Service::start_limited(
+        dir,
+        socket.clone(),
+        &student,
+        &teacher,
+        "[service]\ngroup = \"nogroup\"\nmax_clients = 8\n",
+        Some(64),
+    );
+    wait_answers(&svc, 2, "before the flood");
+    let script = format!(
+        r#"
+import socket, json, time
+socks, answers = [], []
+for i in range(200):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect({path:?})
+    try:
+        s.sendall(b'{{"type":"hello","protocol":1,"client":"flood"}}\n')
+    except OSError:
+        pass  # refused and closed before the hello: the reason is still there to read
+    socks.append(s)
+for s in socks:
+    s.settimeout(5)
+    try:
+        answers.append(s.makefile().readline().strip())
+    except OSError as e:
+        answers.append("read failed: " + str(e))
+time.sleep(1)
+print(json.dumps(answers))
+"#,
+        path = socket.display().to_string()
+    );
+    let out = as_nobody(&script);
+    let answers: Vec<String> = serde_json::from_str(out.trim()).unwrap();
+    let hellos = answers.iter().filter(|a| a.contains("\"hello\"")).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.contains("[service] max_clients"))
+        .count();
+    eprintln!("200 connections: {hellos} attached, {refused} refused with the reason");
+    assert!(hellos <= 8, "{hellos} attached over max_clients 8");
+    assert!(refused >= 150, "{refused} refusals: {answers:?}");
+    assert!(svc.running(), "the service died");
+    // The engine still answers.
+    let before = svc.answers_in_log();
+    wait_answers(&svc, before + 3, "after the flood");
+    // A console attaches once the flood has gone.
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    drop(c);
+    // A connection that never says hello is closed, with the reason.
+    let mut idle = Client::connect(&svc.socket);
+    let began = Instant::now();
+    let m = idle.next().expect("the idle connection is told");
+    assert!(m["message"].as_str().unwrap().contains("no hello"), "{m}");
+    assert!(began.elapsed() < Duration::from_secs(7));
+    svc.signal(libc::SIGTERM);
+    assert_eq!(svc.wait_exit(Duration::from_secs(15)), Some(0));
+    let mut err = String::new();
+    svc.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let noisy = err
+        .lines()
+        .filter(|l| l.contains("refused") || l.contains("accept failed"))
+        .count();
+    assert!(noisy <= 3, "the log was flooded ({noisy} lines):\n{err}");
+    assert!(err.contains("max_clients"), "{err}");
+}
+
+/// Point 2: the engine stopping by itself (here the frame source ends: its folder is
+/// emptied) is a failure: `serve` exits 1, so `Restart=on-failure` restarts it.
+#[test]
+fn serve_exits_non_zero_when_the_engine_stops_by_itself() {
+    let (student, teacher) = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let one = std::fs::read_dir(support::photos())
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+        .unwrap()
+        .path();
+    std::fs::copy(&one, photos.join("a.jpg")).unwrap();
+    let cfg = support::serve::write_config(dir.path(), &student.url(), &teacher.url(), "");
+    let sock2 = dir.path().join("h.sock");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&sock2)
+        .arg("--source")
+        .arg(&photos)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while !sock2.exists() {
+        assert!(began.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_file(photos.join("a.jpg")).unwrap();
+    let began = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "serve did not stop when its source ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped by itself"), "{err}");
+}
