@@ -217,3 +217,72 @@ fn serve_exits_non_zero_when_the_engine_stops_by_itself() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("stopped by itself"), "{err}");
 }
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn eval_calls(student: &OllamaTestServer) -> usize {
+    student
+        .chat_requests()
+        .iter()
+        .filter(|r| r.raw.to_string().contains("Flames rise from a pan"))
+        .count()
+}
+
+/// Point 5: 2000 `eval` lines in one write. Before: every one ran at once (memory grew
+/// to a GB in the report, live answers stopped) and they ran on after the client left.
+/// Now one runs, four wait, the rest are refused with the reason, live answers go on,
+/// and nothing of the client's runs once it has gone.
+#[test]
+fn an_eval_flood_is_queued_bounded_and_cancelled_with_its_client() {
+    let (student, teacher) = servers();
+    let mut svc = Service::start(&student, &teacher, "");
+    wait_answers(&svc, 2, "before the flood");
+    let pid = svc.child.id();
+    let rss_before = rss_kb(pid);
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    let flood = "{\"type\":\"eval\"}\n".repeat(2000);
+    c.send_raw(&flood);
+    let began = Instant::now();
+    let answers_before = svc.answers_in_log();
+    let mut refused = 0;
+    let mut rss_most = rss_before;
+    while began.elapsed() < Duration::from_secs(3) {
+        if let Some(m) = c.next() {
+            // Refused by the eval queue, or earlier by the bounded request queue.
+            if (m["type"] == "eval_done"
+                && m["error"].as_str().unwrap_or("").contains("one eval at a time"))
+                || (m["type"] == "notice"
+                    && m["text"].as_str().unwrap_or("").contains("the service is busy"))
+            {
+                refused += 1;
+            }
+        }
+        rss_most = rss_most.max(rss_kb(pid));
+    }
+    let live = svc.answers_in_log() - answers_before;
+    eprintln!(
+        "eval flood: {refused} refused in 3 s, {live} live answers meanwhile, RSS {} → {} MB",
+        rss_before / 1024,
+        rss_most / 1024
+    );
+    assert!(refused >= 1900, "{refused} refused");
+    assert!(live >= 10, "live answers stalled: {live} in 3 s");
+    drop(c);
+    std::thread::sleep(Duration::from_millis(500));
+    let after_leave = eval_calls(&student);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        eval_calls(&student),
+        after_leave,
+        "evals ran on after their client left"
+    );
+    assert!(svc.running());
+}
