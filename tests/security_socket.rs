@@ -258,9 +258,15 @@ fn an_eval_flood_is_queued_bounded_and_cancelled_with_its_client() {
         if let Some(m) = c.next() {
             // Refused by the eval queue, or earlier by the bounded request queue.
             if (m["type"] == "eval_done"
-                && m["error"].as_str().unwrap_or("").contains("one eval at a time"))
+                && m["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("one eval at a time"))
                 || (m["type"] == "notice"
-                    && m["text"].as_str().unwrap_or("").contains("the service is busy"))
+                    && m["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("the service is busy"))
             {
                 refused += 1;
             }
@@ -285,4 +291,109 @@ fn an_eval_flood_is_queued_bounded_and_cancelled_with_its_client() {
         "evals ran on after their client left"
     );
     assert!(svc.running());
+}
+
+/// Point 7: `save_learned` flooded with junk. Before: 60 KB of U+007F per field was
+/// accepted and written six times larger (`\u007F`), and nothing limited how many came, so
+/// `learned.toml` grew until eval refused to run. Now an entry over 200 characters is
+/// refused, control characters are dropped (not escaped), and at most 20 cases a minute
+/// are saved.
+#[test]
+fn saved_cases_are_capped_cleaned_and_rate_limited() {
+    let (student, teacher) = servers();
+    let svc = Service::start(&student, &teacher, "");
+    wait_answers(&svc, 2, "a frame to learn from");
+    let (mut c, _) = Client::attach(&svc.socket);
+    let (msgs, _) = c.snapshot();
+    let seq = msgs
+        .iter()
+        .find(|m| support::serve::event_type(m) == "frame_taken")
+        .map(|m| m["event"]["seq"].as_u64().unwrap())
+        .expect("a frame in the snapshot");
+    let case = |expect: Vec<String>, minute: u32| {
+        json!({"type": "save_learned", "seq": seq,
+               "captured_at": format!("2026-12-05T10:{minute:02}:00Z"),
+               "expect": expect, "forbid": [], "safety": false})
+    };
+    // 60 000 DELs in one entry: refused by the protocol's range check.
+    c.send(&case(vec!["\u{7f}".repeat(60_000)], 0));
+    let m = c
+        .until(Duration::from_secs(5), "the refusal", |m| {
+            m["type"] == "error"
+        })
+        .to_string();
+    assert!(m.contains("at most 200 characters"), "{m}");
+    assert!(c.next().is_none(), "closed after saying so");
+    // 25 small cases, each with a DEL inside a word (the same frame, as the report did).
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    for i in 0..25 {
+        c.send(&case(vec!["ket\u{7f}tle".into(), "a mug".into()], i + 1));
+    }
+    let (mut added, mut limited) = (0, 0);
+    while added + limited < 25 {
+        let m = c.until(Duration::from_secs(10), "a notice", |m| {
+            m["type"] == "notice"
+        });
+        let text = m["text"].as_str().unwrap();
+        if text.contains("added case") {
+            added += 1;
+        } else if text.contains("cases a minute") {
+            limited += 1;
+        } else {
+            panic!("unexpected: {text}");
+        }
+    }
+    assert_eq!((added, limited), (20, 5));
+    let toml = std::fs::read_to_string(svc.dir.path().join("eval/learned.toml")).unwrap();
+    assert!(toml.contains("\"kettle\""), "{toml}");
+    assert!(
+        !toml.to_lowercase().contains("\\u007f"),
+        "escaped, not dropped"
+    );
+    assert!(toml.len() < 20 * 1024, "{} bytes", toml.len());
+}
+
+/// Point 9: a device name with an invisible character is a config error naming it, and a
+/// socket field out of the config's range is refused (`candidates: 500`; 1–32).
+#[test]
+fn invisible_names_and_out_of_range_socket_fields_are_refused() {
+    let (student, teacher) = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::serve::write_config(dir.path(), &student.url(), &teacher.url(), "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("name = \"testpi\"", "name = \"kitchen\u{200b}\"");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("device.name") && err.contains("U+200B"),
+        "{err}"
+    );
+
+    let svc = Service::start(&student, &teacher, "");
+    let (mut c, _) = Client::attach(&svc.socket);
+    c.snapshot();
+    c.send(&json!({"type": "upskill_start", "candidates": 500}));
+    let m = c.until(Duration::from_secs(5), "the refusal", |m| {
+        m["type"] == "error"
+    });
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("candidates must be between 1 and 32"),
+        "{m}"
+    );
+    assert!(c.next().is_none(), "closed after saying so");
+    // Nothing started: a new console sees no upskill run.
+    let (mut c, _) = Client::attach(&svc.socket);
+    let (msgs, _) = c.snapshot();
+    assert!(!msgs.iter().any(|m| m["type"] == "upskill"), "{msgs:?}");
 }

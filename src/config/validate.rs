@@ -5,6 +5,10 @@ use super::{Config, HostConfig, SourceKind};
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
+/// Candidates an upskill run may ask for: `upskill.candidates`, and the socket's and the
+/// command line's `candidates`.
+pub const CANDIDATES: RangeInclusive<usize> = 1..=32;
+
 /// A limit as the message words it: floats keep their decimal point (`0.0`, `1.0`), so a
 /// float key reads differently from an integer one.
 trait Bound: Copy + PartialOrd + Display {
@@ -103,6 +107,16 @@ impl Config {
         p.check(!self.device.name.trim().is_empty(), || {
             "device.name must not be empty".into()
         });
+        // Also without MQTT: the name is in every log line and verdict request.
+        if let Some(why) = crate::mqtt::config::invisible_in_name(&self.device.name) {
+            // With MQTT on, its own check says it (as a topic level).
+            p.check(self.mqtt.enabled(), || {
+                format!(
+                    "device.name {:?}: {why}: rename it in [device] name",
+                    self.device.name
+                )
+            });
+        }
 
         p.check_range("frame.max_side", self.frame.max_side, 32..=4096, "");
         p.check_range("frame.jpeg_quality", self.frame.jpeg_quality, 1..=100, "");
@@ -128,7 +142,7 @@ impl Config {
         );
 
         let up = &self.upskill;
-        p.check_range("upskill.candidates", up.candidates, 1..=32, "");
+        p.check_range("upskill.candidates", up.candidates, CANDIDATES, "");
         p.check_range("upskill.concurrency", up.concurrency, 1..=64, "");
         p.check_range("upskill.min_improvement", up.min_improvement, 0.0..=1.0, "");
         p.check(up.max_prompt_chars >= 20, || {

@@ -55,6 +55,8 @@ struct Shared {
     requests: mpsc::Sender<(u64, ClientMsg)>,
     /// `eval` requests: one at a time, a bounded queue, cancelled with their client.
     evals: super::evals::Evals,
+    /// Learned cases saved in the last minute (every console together).
+    save_limit: Mutex<crate::learn::console::SaveLimit>,
     /// Messages queued per client (`[service] client_queue`).
     queue: usize,
     next_id: AtomicU64,
@@ -235,6 +237,7 @@ impl Hub {
             },
             requests,
             evals: Default::default(),
+            save_limit: Default::default(),
             queue: config.service.client_queue,
             next_id: AtomicU64::new(1),
             stats: FanoutStats::default(),
@@ -477,7 +480,9 @@ fn handle(
                 forbid,
                 safety,
             };
-            let (text, warning) = crate::learn::console::save(config, &edit, frame);
+            let mut limit = shared.save_limit.lock().unwrap_or_else(|e| e.into_inner());
+            let (text, warning) = crate::learn::console::save(config, &edit, frame, &mut limit);
+            drop(limit);
             notice(shared, id, text, warning);
         }
         ClientMsg::Eval { skill } => {
