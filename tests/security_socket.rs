@@ -397,3 +397,145 @@ fn invisible_names_and_out_of_range_socket_fields_are_refused() {
     let (msgs, _) = c.snapshot();
     assert!(!msgs.iter().any(|m| m["type"] == "upskill"), "{msgs:?}");
 }
+
+/// Point 3: with no `XDG_RUNTIME_DIR`, another user makes `$TMPDIR/gemmaedge-0/` first and
+/// serves a fake service there. Before: root's console attached to it (`serve pid 4242`,
+/// a spoofed log, its keys sent there) and root's own `serve` refused to start. Now the
+/// planted directory is passed over (the socket goes to `$HOME/.cache/gemmaedge/`), and a
+/// console pointed at the fake one refuses, naming the uid, before sending anything.
+#[test]
+fn a_planted_fake_service_is_not_attached_to() {
+    if !is_root() {
+        eprintln!("not root: a second user is needed; covered by service::socket's unit tests");
+        return;
+    }
+    let (student, teacher) = servers();
+    let base = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A /tmp of our own: sticky and writable by all, like the real one.
+    let tmp = base.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let home = base.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let planted = tmp.join("gemmaedge-0");
+    let fake_sock = planted.join("gemmaedge.sock");
+    // nobody plants a directory and a fake service that logs what it is sent.
+    let got = tmp.join("got.txt");
+    let script = format!(
+        r#"
+import os, socket
+os.mkdir({dir:?}, 0o755)
+s = socket.socket(socket.AF_UNIX)
+s.bind({sock:?})
+os.chmod({sock:?}, 0o777)
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.sendall(b'{{"type":"hello","protocol":1,"pid":4242,"started_at":"2026-12-05T10:00:00Z","device":"fake","version":"0.1.0","capabilities":[]}}\n{{"type":"snapshot_begin","resync":false}}\n{{"type":"snapshot_end","counters":{{}}}}\n')
+    c.settimeout(0.5)
+    try:
+        data = c.recv(4096)
+        with open({got:?}, "ab") as f:
+            f.write(data)
+    except OSError:
+        pass
+    c.close()
+"#,
+        dir = planted.display().to_string(),
+        sock = fake_sock.display().to_string(),
+        got = got.display().to_string(),
+    );
+    let mut fake = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while !fake_sock.exists() {
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the fake never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = support::serve::write_config(cfg_dir.path(), &student.url(), &teacher.url(), "");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &tmp)
+            .env("HOME", &home);
+        c
+    };
+    // `check` by default: does not attach to the fake; says where it looked instead.
+    let out = run(&["check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.contains("4242"), "attached to the fake:\n{text}");
+    assert!(text.contains(".cache/gemmaedge"), "{text}");
+    // Pointed at the fake explicitly: refused, with the reason, and nothing sent to it.
+    let out = run(&["check", "--socket", fake_sock.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.contains("4242"), "attached to the fake:\n{text}");
+    assert!(
+        text.contains("not attaching") && text.contains("uid 65534"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read(&got).unwrap_or_default().is_empty(),
+        "the console said something to the fake"
+    );
+    // Our own service starts (beside the planted directory) and check finds it.
+    let mut serve = run(&["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ours = home.join(".cache/gemmaedge/gemmaedge.sock");
+    let began = Instant::now();
+    while !ours.exists() {
+        if let Some(st) = serve.try_wait().unwrap() {
+            let mut err = String::new();
+            serve
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("serve exited {st}: {err}");
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = run(&["check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(&format!("serve pid {}", serve.id())),
+        "{text}"
+    );
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    let _ = serve.wait();
+    let mut err = String::new();
+    serve
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("not using") && err.contains("gemmaedge-0"),
+        "{err}"
+    );
+    let _ = fake.kill();
+    let _ = fake.wait();
+}

@@ -150,7 +150,13 @@ async fn service_totals(remote: &mut crate::service::client::Remote) -> String {
 /// Run every check (never fails itself: each problem is a row).
 pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Vec<CheckRow> {
     let mut rows = vec![row("config", true, format!("parsed ({origin})"))];
-    let service = match crate::service::attach::attach_if_running(socket, "check").await {
+    let service = match crate::service::attach::attach_if_running(
+        socket,
+        "check",
+        config.service.group.as_deref(),
+    )
+    .await
+    {
         Ok(Some(mut remote)) => {
             let info = remote.info.clone();
             let up = info.label(chrono::Utc::now());

@@ -70,7 +70,10 @@ pub async fn serve(
     socket_flag: Option<&Path>,
     options: EngineOptions,
 ) -> color_eyre::Result<i32> {
-    let path = socket::socket_path(socket_flag, &config.service);
+    let (path, note) = socket::socket_path_why(socket_flag, &config.service);
+    if let Some(note) = note {
+        eprintln!("gemmaedge-tui serve: {note}");
+    }
     let group = match &config.service.group {
         Some(g) => Some(socket::group_id(g)?),
         None => None,
