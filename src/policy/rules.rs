@@ -398,7 +398,8 @@ mod tests {
             keyword: "flame".into()
         }));
         assert!(matches!(r[1], Reason::LowConfidence { .. }));
-        assert_eq!(priority_of(&r), Some(Priority::Forced));
+        assert_eq!(priority_of(&r), Some(Priority::Safety));
+        assert_eq!(priority_of(&[Reason::Forced]), Some(Priority::Forced));
     }
 
     #[test]
@@ -443,8 +444,9 @@ mod tests {
 
     #[test]
     fn priorities_order() {
-        assert!(Priority::Forced > Priority::Safety);
-        assert!(Priority::Safety > Priority::Confidence);
+        // A forced escalation never goes before a safety one (issue 33).
+        assert!(Priority::Safety > Priority::Forced);
+        assert!(Priority::Forced > Priority::Confidence);
         assert!(Priority::Confidence > Priority::Audit);
     }
 }

@@ -125,11 +125,18 @@ mod tests {
         done: Arc<AtomicUsize>,
         ms: u64,
     ) -> EvalJob {
+        /// Counts down when the job ends, finished or aborted.
+        struct Running(Arc<AtomicUsize>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         Box::pin(async move {
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            let _running = Running(running);
             most.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            running.fetch_sub(1, Ordering::SeqCst);
             done.fetch_add(1, Ordering::SeqCst);
         })
     }

@@ -60,7 +60,7 @@ impl Throttled {
 
 /// The wait after `failures` accepts failed in a row: 10 ms doubling to 1 s.
 pub fn accept_backoff(failures: u32) -> Duration {
-    Duration::from_millis(10u64.saturating_mul(1 << failures.min(7).saturating_sub(1)))
+    Duration::from_millis(10u64.saturating_mul(1 << failures.min(8).saturating_sub(1)))
         .min(Duration::from_secs(1))
 }
 
