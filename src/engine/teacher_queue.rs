@@ -246,7 +246,11 @@ mod tests {
         q.push(Safety, 1);
         q.push(Safety, 2);
         for i in 10..100 {
-            assert_eq!(q.push(Forced, i), Some(i), "the forced job is the one dropped");
+            assert_eq!(
+                q.push(Forced, i),
+                Some(i),
+                "the forced job is the one dropped"
+            );
         }
         // A new safety job does push out a forced one.
         let mut q = BoundedQueue::new(2);
