@@ -144,6 +144,17 @@ async fn an_escalate_flood_never_costs_a_safety_review() {
     .await;
 
     let ha = publisher(&broker, "homeassistant", "ha-pw").await;
+    let answers = |d: &Path| {
+        log_lines(d)
+            .iter()
+            .filter(|v| v["type"] == "student_answer")
+            .count()
+    };
+    let pid = svc.child.id();
+    let b0 = answers(dir.path());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let baseline = (answers(dir.path()) - b0) as f64 / 2.0;
+    let a0 = answers(dir.path());
     let began = Instant::now();
     let mut sent = 0u64;
     while began.elapsed() < Duration::from_secs(3) {
@@ -160,6 +171,17 @@ async fn an_escalate_flood_never_costs_a_safety_review() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let flood_secs = began.elapsed().as_secs_f64();
+    let live = (answers(dir.path()) - a0) as f64 / flood_secs;
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    eprintln!(
+        "flood: {:.0} escalates/s for {flood_secs:.1} s; {live:.1} answers/s meanwhile ({baseline:.1}/s before); RSS {rss}",
+        sent as f64 / flood_secs
+    );
     // Stop the frames so the queue can drain, then look.
     ha.publish(
         "gemmaedge/pi/cmd/pause",

@@ -65,6 +65,13 @@ fn as_nobody(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Answers per second over the next `secs` seconds.
+fn answer_rate(svc: &Service, secs: u64) -> f64 {
+    let a = svc.answers_in_log();
+    std::thread::sleep(Duration::from_secs(secs));
+    (svc.answers_in_log() - a) as f64 / secs as f64
+}
+
 fn wait_answers(svc: &Service, n: usize, what: &str) {
     let began = Instant::now();
     while svc.answers_in_log() < n {
@@ -97,7 +104,8 @@ fn a_connection_flood_is_capped_and_the_engine_goes_on() {
         socket.clone(),
         &student,
         &teacher,
-        "[service]\ngroup = \"nogroup\"\nmax_clients = 8\n",
+        // The default max_clients (32).
+        "[service]\ngroup = \"nogroup\"\n",
         Some(64),
     );
     wait_answers(&svc, 2, "before the flood");
@@ -124,16 +132,30 @@ print(json.dumps(answers))
 "#,
         path = socket.display().to_string()
     );
+    let pid = svc.child.id();
+    let baseline = answer_rate(&svc, 2);
+    let (a0, t0, rss0) = (svc.answers_in_log(), Instant::now(), rss_kb(pid));
     let out = as_nobody(&script);
+    let (a1, secs, rss1) = (
+        svc.answers_in_log(),
+        t0.elapsed().as_secs_f64(),
+        rss_kb(pid),
+    );
     let answers: Vec<String> = serde_json::from_str(out.trim()).unwrap();
     let hellos = answers.iter().filter(|a| a.contains("\"hello\"")).count();
     let refused = answers
         .iter()
         .filter(|a| a.contains("[service] max_clients"))
         .count();
-    eprintln!("200 connections: {hellos} attached, {refused} refused with the reason");
-    assert!(hellos <= 8, "{hellos} attached over max_clients 8");
-    assert!(refused >= 150, "{refused} refusals: {answers:?}");
+    eprintln!(
+        "200 connections in {secs:.1} s: {hellos} attached, {refused} refused with the reason; \
+         {:.1} answers/s meanwhile ({baseline:.1}/s before); RSS {} → {} MB",
+        (a1 - a0) as f64 / secs,
+        rss0 / 1024,
+        rss1 / 1024
+    );
+    assert!(hellos <= 32, "{hellos} attached over max_clients 32");
+    assert!(refused >= 160, "{refused} refusals: {answers:?}");
     assert!(svc.running(), "the service died");
     // The engine still answers.
     let before = svc.answers_in_log();
@@ -245,6 +267,7 @@ fn an_eval_flood_is_queued_bounded_and_cancelled_with_its_client() {
     let mut svc = Service::start(&student, &teacher, "");
     wait_answers(&svc, 2, "before the flood");
     let pid = svc.child.id();
+    let baseline = answer_rate(&svc, 2);
     let rss_before = rss_kb(pid);
     let (mut c, _) = Client::attach(&svc.socket);
     c.snapshot();
@@ -275,12 +298,13 @@ fn an_eval_flood_is_queued_bounded_and_cancelled_with_its_client() {
     }
     let live = svc.answers_in_log() - answers_before;
     eprintln!(
-        "eval flood: {refused} refused in 3 s, {live} live answers meanwhile, RSS {} → {} MB",
+        "eval flood: {refused} refused in 3 s, {live} live answers meanwhile ({baseline:.1}/s before), RSS {} → {} MB",
         rss_before / 1024,
         rss_most / 1024
     );
     assert!(refused >= 1900, "{refused} refused");
-    assert!(live >= 10, "live answers stalled: {live} in 3 s");
+    // Not stalled (the report saw none for ~25 s); loose, as the machine may be busy.
+    assert!(live >= 3, "live answers stalled: {live} in 3 s");
     drop(c);
     std::thread::sleep(Duration::from_millis(500));
     let after_leave = eval_calls(&student);
@@ -432,7 +456,10 @@ os.chmod({sock:?}, 0o777)
 s.listen(8)
 while True:
     c, _ = s.accept()
-    c.sendall(b'{{"type":"hello","protocol":1,"pid":4242,"started_at":"2026-12-05T10:00:00Z","device":"fake","version":"0.1.0","capabilities":[]}}\n{{"type":"snapshot_begin","resync":false}}\n{{"type":"snapshot_end","counters":{{}}}}\n')
+    try:
+        c.sendall(b'{{"type":"hello","protocol":1,"pid":4242,"started_at":"2026-12-05T10:00:00Z","device":"fake","version":"0.1.0","capabilities":[]}}\n{{"type":"snapshot_begin","resync":false}}\n{{"type":"snapshot_end","counters":{{}}}}\n')
+    except OSError:
+        pass
     c.settimeout(0.5)
     try:
         data = c.recv(4096)
