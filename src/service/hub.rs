@@ -306,7 +306,7 @@ impl Hub {
     }
 
     /// Why the engine stopped by itself (see `Recorder::stop_failure`).
-    pub fn stop_failure(&self) -> Result<Option<String>, ()> {
+    pub fn stop_failure(&self) -> Option<Option<String>> {
         self.shared
             .state
             .lock()

@@ -86,12 +86,13 @@ impl Recorder {
         }
     }
 
-    /// Why the engine stopped by itself, when it did (`Stopped`'s failure); `Ok(None)`
-    /// for a requested stop; `Err(())` while no `Stopped` came.
-    pub fn stop_failure(&self) -> Result<Option<String>, ()> {
+    /// How the engine stopped: `None` while no `Stopped` came; `Some(None)` for a
+    /// requested stop (or `--max-frames` reached); `Some(Some(why))` when it stopped by
+    /// itself.
+    pub fn stop_failure(&self) -> Option<Option<String>> {
         match &self.stopped {
-            Some(Event::Stopped { failure, .. }) => Ok(failure.clone()),
-            _ => Err(()),
+            Some(Event::Stopped { failure, .. }) => Some(failure.clone()),
+            _ => None,
         }
     }
 

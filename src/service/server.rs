@@ -173,12 +173,12 @@ pub async fn serve(
         return Ok(0);
     }
     match hub.stop_failure() {
-        Ok(None) => Ok(0),
-        Ok(Some(why)) => {
+        Some(None) => Ok(0),
+        Some(Some(why)) => {
             eprintln!("gemmaedge-tui serve: the engine stopped by itself: {why}; exit status 1 (systemd's Restart=on-failure restarts it)");
             Ok(1)
         }
-        Err(()) => {
+        None => {
             eprintln!(
                 "gemmaedge-tui serve: the engine ended without saying stopped; exit status 1"
             );
@@ -344,6 +344,14 @@ async fn pump_out(
     let _ = w.shutdown().await;
 }
 
+fn line_error(l: &Line) -> String {
+    match l {
+        Line::TooLong(n) => format!("line too long ({n} bytes, at most {MAX_CLIENT_LINE})"),
+        Line::NotText => "the line is not UTF-8".into(),
+        _ => "unexpected end of input".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,13 +373,5 @@ mod tests {
         assert_eq!(accept_backoff(1), Duration::from_millis(10));
         assert_eq!(accept_backoff(2), Duration::from_millis(20));
         assert_eq!(accept_backoff(30), Duration::from_secs(1));
-    }
-}
-
-fn line_error(l: &Line) -> String {
-    match l {
-        Line::TooLong(n) => format!("line too long ({n} bytes, at most {MAX_CLIENT_LINE})"),
-        Line::NotText => "the line is not UTF-8".into(),
-        _ => "unexpected end of input".into(),
     }
 }
