@@ -146,7 +146,7 @@ fn main() {
             let received = received.clone();
             let stop = stop.clone();
             tasks.push(rt.spawn(async move {
-                let mut remote = attach(&socket, "bench").await.expect("attach");
+                let mut remote = attach(&socket, "bench", None).await.expect("attach");
                 let mut app = App::new(&config);
                 while !stop.load(Ordering::Relaxed) {
                     match tokio::time::timeout(Duration::from_millis(200), remote.recv()).await {

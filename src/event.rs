@@ -184,6 +184,14 @@ pub enum Event {
         seq: u64,
         reasons: Vec<Reason>,
     },
+    /// A forced escalation of frame `seq` was refused (merged into one already made for
+    /// it, or over `policy.forced_per_minute`); said at most once a second. `refused`:
+    /// how many since the start.
+    EscalationRefused {
+        seq: u64,
+        why: String,
+        refused: u64,
+    },
     /// The teacher started reviewing this frame.
     TeacherStarted {
         seq: u64,
@@ -237,6 +245,11 @@ pub enum Event {
     /// The engine has stopped; nothing follows.
     Stopped {
         frames_answered: u64,
+        /// Why the engine stopped by itself when nobody asked it to (the frame source
+        /// ended): a service exits non-zero on it. None: a requested stop, or
+        /// `--max-frames` reached.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
     },
 }
 

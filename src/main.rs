@@ -151,8 +151,13 @@ fn main() {
             Some(Cmd::Fleet) => gemmaedge_tui::fleet::run(&config).await,
             Some(Cmd::Calibrate { from }) => Ok(cli::learn_cmd::calibrate(&config, &from)),
             Some(Cmd::Upskill { candidates, yes }) => {
-                if candidates == Some(0) {
-                    eprintln!("gemmaedge-tui upskill: --candidates must be at least 1");
+                let range = gemmaedge_tui::config::CANDIDATES;
+                if let Some(n) = candidates.filter(|n| !range.contains(n)) {
+                    eprintln!(
+                        "gemmaedge-tui upskill: --candidates must be between {} and {} (as upskill.candidates), got {n}",
+                        range.start(),
+                        range.end()
+                    );
                     return Ok(cli::EXIT_BAD_INPUT);
                 }
                 cli::upskill_cmd::run(&config, candidates, yes, &socket).await

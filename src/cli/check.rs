@@ -111,21 +111,64 @@ async fn load_row(client: &ModelClient, role: Role) -> Option<CheckRow> {
     })
 }
 
+/// What the service refused or dropped so far (from its snapshot's totals), e.g.
+/// `; 3 frames dropped from the teacher queue, 40 forced escalations refused`.
+async fn service_totals(remote: &mut crate::service::client::Remote) -> String {
+    use crate::service::protocol::ServerMsg;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(m) = remote.recv().await {
+            if let ServerMsg::SnapshotEnd { counters } = m {
+                return Some(counters);
+            }
+        }
+        None
+    })
+    .await;
+    let Ok(Some(c)) = end else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if c.teacher_dropped > 0 {
+        parts.push(format!(
+            "{} frames dropped from the teacher queue",
+            c.teacher_dropped
+        ));
+    }
+    if c.escalations_refused > 0 {
+        parts.push(format!(
+            "{} forced escalations refused",
+            c.escalations_refused
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}
+
 /// Run every check (never fails itself: each problem is a row).
 pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Vec<CheckRow> {
     let mut rows = vec![row("config", true, format!("parsed ({origin})"))];
-    let service = match crate::service::attach::attach_if_running(socket, "check").await {
-        Ok(Some(remote)) => {
+    let service = match crate::service::attach::attach_if_running(
+        socket,
+        "check",
+        config.service.group.as_deref(),
+    )
+    .await
+    {
+        Ok(Some(mut remote)) => {
             let info = remote.info.clone();
             let up = info.label(chrono::Utc::now());
             rows.push(row(
                 "service",
                 true,
                 format!(
-                    "{} on {} (device {}); consoles attach to it",
+                    "{} on {} (device {}); consoles attach to it{}",
                     up,
                     socket.display(),
-                    crate::reading::sanitize::strip_controls(&info.device)
+                    crate::reading::sanitize::strip_controls(&info.device),
+                    service_totals(&mut remote).await
                 ),
             ));
             Some(info)

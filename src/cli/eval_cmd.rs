@@ -58,7 +58,9 @@ pub async fn run(
             .0
             .to_string(),
     };
-    let (row, student) = match attach_if_running(socket, "eval").await {
+    let (row, student) = match attach_if_running(socket, "eval", config.service.group.as_deref())
+        .await
+    {
         Ok(Some(remote)) => {
             if !json {
                 eprintln!(

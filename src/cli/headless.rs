@@ -201,6 +201,9 @@ pub fn describe(ev: &Event) -> Option<String> {
         Event::TeacherDropped { seq, .. } => {
             format!("#{seq} dropped from the full teacher queue")
         }
+        Event::EscalationRefused { seq, why, refused } => {
+            format!("#{seq} forced escalation refused: {why} ({refused} refused so far)")
+        }
         Event::TeacherStarted { seq, .. } => format!("#{seq} teacher reviewing"),
         Event::TeacherVerdict {
             seq,
@@ -306,8 +309,17 @@ pub fn describe(ev: &Event) -> Option<String> {
             }
         }
         Event::Warning { message } => format!("warning: {}", first_line(message)),
-        Event::Stopped { frames_answered } => {
+        Event::Stopped {
+            frames_answered,
+            failure: None,
+        } => {
             format!("stopped after {frames_answered} answers")
+        }
+        Event::Stopped {
+            frames_answered,
+            failure: Some(why),
+        } => {
+            format!("stopped after {frames_answered} answers: {why}")
         }
     };
     Some(format!("{now} {body}"))

@@ -24,7 +24,7 @@ pub async fn run(
     yes: bool,
     socket: &Path,
 ) -> color_eyre::Result<i32> {
-    match attach_if_running(socket, "upskill").await {
+    match attach_if_running(socket, "upskill", config.service.group.as_deref()).await {
         Ok(Some(remote)) => {
             eprintln!(
                 "upskill: in the service on {} (monitoring goes on; live frames go first)",

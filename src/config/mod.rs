@@ -10,6 +10,7 @@ mod models;
 mod sections;
 pub mod toml_diag;
 mod validate;
+pub use validate::CANDIDATES;
 
 pub use models::{
     HostConfig, HostKind, KeepAlive, KeepAliveSpan, DEFAULT_KEEP_ALIVE, DEFAULT_STUDENT_MAX_TOKENS,

@@ -86,6 +86,9 @@ pub struct PolicyConfig {
     /// once (reason `safety keyword (early)`), before the answer ends; false = only the
     /// finished answer escalates.
     pub early_escalation: bool,
+    /// Forced escalations (`e`, the socket's and MQTT's `escalate`) allowed per minute;
+    /// more are refused and counted. 0 = none at all.
+    pub forced_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -126,6 +129,7 @@ impl Default for PolicyConfig {
             student_down_secs: 30,
             fallback_every_secs: 20,
             early_escalation: true,
+            forced_per_minute: 10,
         }
     }
 }
@@ -282,6 +286,9 @@ pub struct ServiceConfig {
     /// Messages queued per attached console before it counts as fallen behind and gets
     /// a fresh snapshot instead (16–65536).
     pub client_queue: usize,
+    /// Connections at once (attached consoles and those still saying hello); more are
+    /// refused with a reason, so a flood cannot run the service out of file descriptors.
+    pub max_clients: usize,
 }
 
 impl Default for ServiceConfig {
@@ -290,6 +297,7 @@ impl Default for ServiceConfig {
             socket: None,
             group: None,
             client_queue: 2048,
+            max_clients: 32,
         }
     }
 }

@@ -5,6 +5,10 @@ use super::{Config, HostConfig, SourceKind};
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
+/// Candidates an upskill run may ask for: `upskill.candidates`, and the socket's and the
+/// command line's `candidates`.
+pub const CANDIDATES: RangeInclusive<usize> = 1..=32;
+
 /// A limit as the message words it: floats keep their decimal point (`0.0`, `1.0`), so a
 /// float key reads differently from an integer one.
 trait Bound: Copy + PartialOrd + Display {
@@ -106,6 +110,16 @@ impl Config {
         p.check(!self.device.name.trim().is_empty(), || {
             "device.name must not be empty".into()
         });
+        // Also without MQTT: the name is in every log line and verdict request.
+        if let Some(why) = crate::mqtt::config::invisible_in_name(&self.device.name) {
+            // With MQTT on, its own check says it (as a topic level).
+            p.check(self.mqtt.enabled(), || {
+                format!(
+                    "device.name {:?}: {why}: rename it in [device] name",
+                    self.device.name
+                )
+            });
+        }
 
         p.check_range("frame.max_side", self.frame.max_side, 32..=4096, "");
         p.check_range("frame.jpeg_quality", self.frame.jpeg_quality, 1..=100, "");
@@ -135,9 +149,15 @@ impl Config {
             0..=86_400,
             "(off)",
         );
+        p.check_range(
+            "policy.forced_per_minute",
+            policy.forced_per_minute,
+            0..=600,
+            "(none)",
+        );
 
         let up = &self.upskill;
-        p.check_range("upskill.candidates", up.candidates, 1..=32, "");
+        p.check_range("upskill.candidates", up.candidates, CANDIDATES, "");
         p.check_range("upskill.concurrency", up.concurrency, 1..=64, "");
         p.check_range("upskill.min_improvement", up.min_improvement, 0.0..=1.0, "");
         p.check(up.max_prompt_chars >= 20, || {
@@ -158,6 +178,8 @@ impl Config {
         p.check_range("console.history", self.console.history, 10..=100_000, "");
         let queue = self.service.client_queue;
         p.check_range("service.client_queue", queue, 16..=65_536, "");
+        let clients = self.service.max_clients;
+        p.check_range("service.max_clients", clients, 1..=1000, "");
         p.0.extend(crate::mqtt::config::validate(&self.mqtt, &self.device.name));
 
         if p.0.is_empty() {

@@ -144,6 +144,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let calibration = Arc::new(Mutex::new(CalibrationStore::load(&config.paths.logs)));
     let escalator = Arc::new(Escalator::new(
         config.policy.teacher_queue,
+        config.policy.forced_per_minute,
         config.privacy.save_frames,
         emitter.clone(),
     ));
@@ -240,9 +241,12 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         let mut student_task = tokio::spawn(student_loop.run());
 
         let mut stop = shared.stop.subscribe();
-        let student_finished = tokio::select! {
-            _ = stop.wait_for(|s| *s) => false,
-            _ = &mut student_task => true,
+        let (student_finished, failure) = tokio::select! {
+            _ = stop.wait_for(|s| *s) => (false, None),
+            r = &mut student_task => (true, match r {
+                Ok(failure) => failure,
+                Err(e) => Some(format!("the student loop failed: {e}")),
+            }),
         };
         let queue = escalator.queue();
         if student_finished && !shared.stopping() {
@@ -293,7 +297,10 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             .unwrap_or_else(|e| e.into_inner())
             .save(&shared.config.paths.logs);
         let frames_answered = answered.load(Ordering::Relaxed);
-        shared.emitter.emit(Event::Stopped { frames_answered });
+        shared.emitter.emit(Event::Stopped {
+            frames_answered,
+            failure,
+        });
         shared.emitter.sync();
     });
 

@@ -86,6 +86,8 @@ pub(super) struct LoopState {
     /// Frames taken (answered, failed, skipped as unchanged, or not asked): `max_frames`
     /// counts these, so a run ends when every answer fails or the scene is still.
     pub(super) frames_taken: u64,
+    /// Why the loop ended by itself (the source ended): a service exits non-zero on it.
+    pub(super) failure: Option<String>,
     /// Consecutive permanent failures (a 400, a missing model), and when to try again.
     pub(super) permanent_failures: u32,
     pub(super) retry_at: Option<Instant>,
@@ -134,9 +136,12 @@ pub(super) struct Read {
 }
 
 impl StudentLoop {
-    pub(super) async fn run(self) {
+    /// Runs until stopped, `max_frames` taken, or the source ends; the last is returned
+    /// as a failure (a service exits non-zero on it, so systemd restarts it).
+    pub(super) async fn run(self) -> Option<String> {
         let mut run = Run::new(self);
         while run.next_frame().await == Flow::Next {}
+        run.st.failure.take()
     }
 }
 
@@ -150,6 +155,7 @@ impl Run {
             last_answered_at: None,
             unchanged_total: 0,
             frames_taken: 0,
+            failure: None,
             permanent_failures: 0,
             retry_at: None,
             vision_checked: parts.client.config().text_only,
@@ -276,10 +282,11 @@ impl Run {
             t = self.parts.reader.take() => t,
             _ = self.stop.wait_for(|s| *s) => return None,
         };
-        if taken.is_none() {
+        if taken.is_none() && !*self.stop.borrow() {
             self.shared().emitter.emit(Event::Warning {
                 message: "the frame source ended; stopping".into(),
             });
+            self.st.failure = Some("the frame source ended".to_string());
         }
         taken
     }

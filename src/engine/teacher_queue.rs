@@ -221,7 +221,7 @@ mod tests {
         q.push(Confidence, 4);
         q.push(Forced, 5);
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-        assert_eq!(order, vec![5, 3, 2, 4, 1]);
+        assert_eq!(order, vec![3, 5, 2, 4, 1]);
     }
 
     #[test]
@@ -235,8 +235,29 @@ mod tests {
         // Nothing lower than the new entry: the new audit itself is dropped.
         assert_eq!(q.push(Audit, 6), Some(6));
         assert_eq!(q.len(), 3);
-        assert_eq!(q.position(|x| *x == 5), Some(1));
+        assert_eq!(q.position(|x| *x == 3), Some(1), "safety first");
+        assert_eq!(q.position(|x| *x == 5), Some(2));
         assert_eq!(q.position(|x| *x == 4), Some(3));
+    }
+
+    #[test]
+    fn forced_jobs_never_push_out_a_safety_job() {
+        let mut q = BoundedQueue::new(2);
+        q.push(Safety, 1);
+        q.push(Safety, 2);
+        for i in 10..100 {
+            assert_eq!(
+                q.push(Forced, i),
+                Some(i),
+                "the forced job is the one dropped"
+            );
+        }
+        // A new safety job does push out a forced one.
+        let mut q = BoundedQueue::new(2);
+        q.push(Forced, 1);
+        q.push(Forced, 2);
+        assert_eq!(q.push(Safety, 3), Some(1));
+        assert_eq!(q.pop(), Some(3));
     }
 
     #[derive(Debug, PartialEq)]

@@ -7,7 +7,7 @@ pub mod state;
 pub mod view;
 
 use crate::config::Config;
-use crate::mqtt::link::{classify, options, retry_delay};
+use crate::mqtt::link::{classify, options};
 use crate::mqtt::topics::{fleet_filters, Cmd, Topics};
 use futures_util::{Stream, StreamExt};
 use ratatui::backend::Backend;
@@ -16,6 +16,10 @@ use rumqttc::{AsyncClient, EventLoop, Packet, QoS};
 pub use state::{Action, Fleet, Key, View};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Largest message the fleet console reads (a device's state or event line is a few
+/// KB); a bigger one is skipped and counted, the connection stays up.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// Redraws at most this often (a burst of 50 devices' messages is one redraw).
 pub const FRAME_EVERY: Duration = Duration::from_millis(100);
@@ -71,15 +75,31 @@ async fn link(
     tx: mpsc::UnboundedSender<Incoming>,
 ) {
     let _ = tx.send(Incoming::Status(format!("{url} connecting…")));
-    let mut failures = 0;
+    let mut backoff = crate::mqtt::link::Backoff::default();
+    let mut skipped = 0u64;
     loop {
         let sent = match el.poll().await {
             Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
-                failures = 0;
+                backoff.connected(std::time::Instant::now());
                 for f in &filters {
                     let _ = client.try_subscribe(f.clone(), QoS::AtMostOnce);
                 }
                 tx.send(Incoming::Status(format!("{url} connected")))
+            }
+            Ok(rumqttc::Event::Incoming(Packet::Publish(p))) if p.payload.len() > MAX_PAYLOAD => {
+                // Read (the client's limit is higher) and dropped: counted, said once.
+                skipped += 1;
+                if skipped == 1 {
+                    tx.send(Incoming::Status(format!(
+                        "{url} connected; skipped a {} KB message on {} (over {} KB): \
+                         cap messages with max_packet_size in the broker's config",
+                        p.payload.len() / 1024,
+                        crate::reading::sanitize::strip_controls(&p.topic),
+                        MAX_PAYLOAD / 1024
+                    )))
+                } else {
+                    Ok(())
+                }
             }
             Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => tx.send(Incoming::Message {
                 topic: p.topic,
@@ -87,9 +107,8 @@ async fn link(
             }),
             Ok(_) => Ok(()),
             Err(e) => {
-                failures += 1;
+                let wait = backoff.failed(std::time::Instant::now());
                 let (state, detail) = classify(&e, &m, &url);
-                let wait = retry_delay(failures);
                 let sent = tx.send(Incoming::Status(format!(
                     "mqtt {}: {detail}; retrying in {:.0} s",
                     state.label(),

@@ -114,6 +114,7 @@ impl Bridge {
             dropped_events: dropped.clone(),
             outage_dropped: 0,
             commands,
+            command_said: None,
             topics,
         };
         let task = tokio::spawn(run.run(rx, link_rx, stop_rx));
@@ -199,6 +200,9 @@ struct Run {
     /// Messages dropped since the connection was lost.
     outage_dropped: u64,
     commands: mpsc::UnboundedSender<Command>,
+    /// When a command was last said, and how many came since (a flood of commands is
+    /// one notice a second, not one each).
+    command_said: Option<(Instant, u64)>,
 }
 
 impl Run {
@@ -411,6 +415,23 @@ impl Run {
     }
 
     fn on_message(&mut self, p: rumqttc::Publish) {
+        // Over our limit (the client reads more, so the connection stays up): skipped,
+        // counted in the state, said once.
+        if p.payload.len() > super::link::MAX_COMMAND_PAYLOAD {
+            self.state.counters.oversize_skipped += 1;
+            self.state_dirty = true;
+            if self.state.counters.oversize_skipped == 1 {
+                let _ = self.notices.send(format!(
+                    "mqtt: skipped a {} KB message on {} (commands are at most {} KB; counted \
+                     in the state as oversize_skipped): cap messages with max_packet_size in \
+                     the broker's config",
+                    p.payload.len() / 1024,
+                    crate::reading::sanitize::strip_controls(&p.topic),
+                    super::link::MAX_COMMAND_PAYLOAD / 1024
+                ));
+            }
+            return;
+        }
         // Home Assistant (re)started: it has forgotten what it was told, say it again
         // (its documented birth-message convention).
         if !self.discovery_prefix.is_empty() && p.topic == ha_status(&self.discovery_prefix) {
@@ -431,9 +452,20 @@ impl Run {
             Cmd::Pause => (Command::SetPaused(true), "pause"),
             Cmd::Resume => (Command::SetPaused(false), "resume"),
         };
-        let _ = self
-            .notices
-            .send(format!("mqtt: command from the broker: {what}"));
+        let now = Instant::now();
+        match &mut self.command_said {
+            Some((at, n)) if now.duration_since(*at) < Duration::from_secs(1) => *n += 1,
+            _ => {
+                let more = match self.command_said {
+                    Some((_, n)) if n > 0 => format!(" ({n} more commands in the last second)"),
+                    _ => String::new(),
+                };
+                self.command_said = Some((now, 0));
+                let _ = self
+                    .notices
+                    .send(format!("mqtt: command from the broker: {what}{more}"));
+            }
+        }
         let _ = self.commands.send(command);
     }
 

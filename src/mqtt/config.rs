@@ -141,20 +141,39 @@ pub fn parse_url(url: &str) -> Result<BrokerUrl, String> {
 }
 
 /// Why `s` cannot be one topic level (None when it can).
-pub fn bad_topic_level(s: &str) -> Option<&'static str> {
+pub fn bad_topic_level(s: &str) -> Option<String> {
     if s.is_empty() {
-        Some("it is empty")
+        Some("it is empty".into())
     } else if s.contains('/') {
-        Some("it contains '/'")
+        Some("it contains '/'".into())
     } else if s.contains('+') || s.contains('#') {
-        Some("it contains an MQTT wildcard ('+' or '#')")
-    } else if s.chars().any(|c| c.is_control()) {
-        Some("it contains a control character")
+        Some("it contains an MQTT wildcard ('+' or '#')".into())
+    } else if let Some(why) = invisible_in_name(s) {
+        Some(why)
     } else if s.len() > 128 {
-        Some("it is longer than 128 bytes")
+        Some("it is longer than 128 bytes".into())
     } else {
         None
     }
+}
+
+/// Why a name someone reads (a device name, a topic prefix) would mislead: a control
+/// character, or an invisible format character (Unicode Cf: `kitchen\u{200b}` shows as
+/// `kitchen`, a second device with the same look). None when it has neither.
+pub fn invisible_in_name(s: &str) -> Option<String> {
+    let c = s.chars().find(|c| {
+        c.is_control()
+            || crate::reading::sanitize::is_invisible_format(*c)
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    })?;
+    Some(if c.is_control() {
+        format!("it contains a control character (U+{:04X})", c as u32)
+    } else {
+        format!(
+            "it contains an invisible format character (U+{:04X}) that would make it look like another name",
+            c as u32
+        )
+    })
 }
 
 /// Every problem of `[mqtt]` (nothing when it is off), each with what to change.
@@ -186,14 +205,15 @@ pub fn validate(m: &MqttConfig, device_name: &str) -> Vec<String> {
     {
         p.push(format!(
             "mqtt.topic_prefix must be topic levels separated by '/', without wildcards, \
-             leading '$' or empty levels (e.g. \"gemmaedge\"), got {prefix:?}"
+             leading '$', empty levels, control or invisible characters (e.g. \"gemmaedge\"), \
+             got {prefix:?}"
         ));
     }
     let disc = m.discovery_prefix.as_str();
     if !disc.is_empty() && disc.split('/').any(|l| bad_topic_level(l).is_some()) {
         p.push(format!(
             "mqtt.discovery_prefix must be empty (no discovery) or topic levels without \
-             wildcards (e.g. \"homeassistant\"), got {disc:?}"
+             wildcards, control or invisible characters (e.g. \"homeassistant\"), got {disc:?}"
         ));
     }
     if !m.password.is_empty() && m.username.is_empty() {
@@ -216,6 +236,23 @@ pub fn validate(m: &MqttConfig, device_name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_characters_are_refused_in_names_and_prefixes() {
+        let m = MqttConfig {
+            url: "mqtt://b:1883".into(),
+            topic_prefix: "gemma\u{200b}edge".into(),
+            discovery_prefix: "home\u{2066}assistant".into(),
+            ..Default::default()
+        };
+        let p = validate(&m, "kitchen\u{200b}").join("\n");
+        assert!(p.contains("device.name") && p.contains("U+200B"), "{p}");
+        assert!(p.contains("mqtt.topic_prefix"), "{p}");
+        assert!(p.contains("mqtt.discovery_prefix"), "{p}");
+        assert!(validate(&m, "kitchen\u{200b}").len() == 3, "{p}");
+        assert!(invisible_in_name("厨房").is_none());
+        assert!(invisible_in_name("pi\u{7f}").unwrap().contains("control"));
+    }
 
     #[test]
     fn urls() {

@@ -78,6 +78,48 @@ impl BrokerStatus {
 /// Keep-alive ping interval (the broker sends the last will after 1.5× without a packet).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Largest packet the client reads. rumqttc cannot skip a bigger one: its decoder fails
+/// and the connection is lost (and a retained one comes back at each reconnect). So the
+/// client reads up to this much and our handlers drop what is over their own limits
+/// ([`MAX_COMMAND_PAYLOAD`], the fleet's); a broker should cap packets lower
+/// (`max_packet_size` in mosquitto.conf, README).
+pub const MAX_INCOMING_PACKET: usize = 32 * 1024 * 1024;
+/// Largest packet the client sends (a snapshot JPEG is well under it).
+pub const MAX_OUTGOING_PACKET: usize = 4 * 1024 * 1024;
+/// Largest command payload a device acts on (`cmd/*` payloads are ignored anyway).
+pub const MAX_COMMAND_PAYLOAD: usize = 4 * 1024;
+/// A connection must stay up this long before the reconnect backoff starts again from
+/// 1 s: one that the broker drops at once (a message the client cannot read, another
+/// client with our id) is retried ever more slowly, not once a second.
+pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// Failures in a row, for the reconnect backoff: reset only by a connection that lasted
+/// [`STABLE_AFTER`].
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+    up_since: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    pub fn connected(&mut self, now: std::time::Instant) {
+        self.up_since = Some(now);
+    }
+
+    /// A failure: the delay before the next try.
+    pub fn failed(&mut self, now: std::time::Instant) -> Duration {
+        if self
+            .up_since
+            .take()
+            .is_some_and(|t| now.duration_since(t) >= STABLE_AFTER)
+        {
+            self.failures = 0;
+        }
+        self.failures += 1;
+        retry_delay(self.failures)
+    }
+}
+
 /// The root certificates: `ca_file` when set, else the public web roots.
 fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -131,7 +173,7 @@ pub fn options(
     let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
     o.set_keep_alive(KEEP_ALIVE);
     o.set_clean_session(true);
-    o.set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
+    o.set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
     if !m.username.is_empty() {
         o.set_credentials(m.username.clone(), m.password.clone());
     }
@@ -212,6 +254,18 @@ pub fn classify(e: &ConnectionError, m: &MqttConfig, url: &BrokerUrl) -> (LinkSt
             LinkState::Unreachable,
             format!("cannot reach {url}: {io}: check [mqtt] url and the network"),
         ),
+        ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(n),
+        )) => (
+            LinkState::Down,
+            format!(
+                "{url} sent a {} MB message, over the {} MB this client reads: reconnecting \
+                 (set max_packet_size in the broker's config, e.g. mosquitto.conf \
+                 `max_packet_size 1048576`, and clear the retained message)",
+                n / (1024 * 1024),
+                MAX_INCOMING_PACKET / (1024 * 1024)
+            ),
+        ),
         ConnectionError::MqttState(s) => (
             LinkState::Down,
             format!("connection to {url} lost ({s}): reconnecting"),
@@ -257,12 +311,12 @@ pub(super) async fn link_loop(
     url: BrokerUrl,
     tx: mpsc::UnboundedSender<Link>,
 ) {
-    let mut failures = 0u32;
+    let mut backoff = Backoff::default();
     loop {
         let polled = el.poll().await;
         let sent = match polled {
             Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
-                failures = 0;
+                backoff.connected(std::time::Instant::now());
                 tx.send(Link::Connected)
             }
             Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => tx.send(Link::Message(p)),
@@ -273,7 +327,7 @@ pub(super) async fn link_loop(
             }
             Ok(_) => Ok(()),
             Err(e) => {
-                failures += 1;
+                let retry_in = backoff.failed(std::time::Instant::now());
                 let (state, detail) = classify(&e, &m, &url);
                 let returned = el
                     .pending
@@ -285,7 +339,6 @@ pub(super) async fn link_loop(
                         _ => None,
                     })
                     .collect();
-                let retry_in = retry_delay(failures);
                 let sent = tx.send(Link::Down {
                     state,
                     detail,
@@ -312,6 +365,23 @@ mod tests {
         assert!(retry_delay(3) >= Duration::from_millis(3190));
         assert!(retry_delay(20) <= Duration::from_secs(30));
         assert!(retry_delay(20) >= Duration::from_secs(23));
+    }
+
+    #[test]
+    fn backoff_resets_only_after_a_connection_that_lasted() {
+        let t0 = std::time::Instant::now();
+        let mut b = Backoff::default();
+        assert!(b.failed(t0) <= Duration::from_millis(1200));
+        // Dropped right after each connect: the delay keeps growing.
+        b.connected(t0);
+        let d2 = b.failed(t0 + Duration::from_secs(1));
+        b.connected(t0);
+        let d3 = b.failed(t0 + Duration::from_secs(2));
+        assert!(d2 >= Duration::from_millis(1590), "{d2:?}");
+        assert!(d3 >= Duration::from_millis(3190), "{d3:?}");
+        // Up for STABLE_AFTER: back to the first delay.
+        b.connected(t0);
+        assert!(b.failed(t0 + STABLE_AFTER) <= Duration::from_millis(1200));
     }
 
     #[test]

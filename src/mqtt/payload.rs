@@ -64,6 +64,7 @@ pub struct SkillInfo {
 
 /// Totals since the device started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Counters {
     pub frames: u64,
     pub answers: u64,
@@ -77,6 +78,12 @@ pub struct Counters {
     #[serde(default)]
     pub unanswered: u64,
     pub teacher_failures: u64,
+    /// Frames pushed out of the full teacher queue.
+    pub teacher_dropped: u64,
+    /// Forced escalations refused (one per frame, `policy.forced_per_minute`).
+    pub escalations_refused: u64,
+    /// Incoming messages over the size limit, skipped.
+    pub oversize_skipped: u64,
     /// Events the bridge could not take (its queue was full).
     pub dropped_events: u64,
     /// Messages dropped from the buffer while the broker was away (oldest first).
@@ -211,6 +218,10 @@ impl DeviceState {
                 }
             }
             Event::TeacherFailed { .. } => self.counters.teacher_failures += 1,
+            Event::TeacherDropped { .. } => self.counters.teacher_dropped += 1,
+            Event::EscalationRefused { refused, .. } => {
+                self.counters.escalations_refused = *refused
+            }
             Event::Health { role, health } => self.model(*role).health = health.clone(),
             Event::ModelLoad { role, state, .. } => self.model(*role).load = *state,
             Event::Paused { paused } => self.paused = *paused,

@@ -157,14 +157,16 @@ pub fn unneeded_early(reasons: &[Reason]) -> Option<&str> {
     })
 }
 
-/// Teacher queue order: forced > safety > low/no confidence > audit.
+/// Teacher queue order: safety > forced > low/no confidence > audit. A forced escalation
+/// (a key, a socket or MQTT command: anyone who may command) never goes before, nor
+/// pushes out, a frame the student called dangerous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Audit,
     Confidence,
-    Safety,
     Forced,
+    Safety,
 }
 
 /// The confidence the policy acts on, per `policy.confidence`. A missing measured
@@ -449,7 +451,8 @@ mod tests {
             keyword: "flame".into()
         }));
         assert!(matches!(r[1], Reason::LowConfidence { .. }));
-        assert_eq!(priority_of(&r), Some(Priority::Forced));
+        assert_eq!(priority_of(&r), Some(Priority::Safety));
+        assert_eq!(priority_of(&[Reason::Forced]), Some(Priority::Forced));
     }
 
     #[test]
@@ -494,8 +497,9 @@ mod tests {
 
     #[test]
     fn priorities_order() {
-        assert!(Priority::Forced > Priority::Safety);
-        assert!(Priority::Safety > Priority::Confidence);
+        // A forced escalation never goes before a safety one (issue 33).
+        assert!(Priority::Safety > Priority::Forced);
+        assert!(Priority::Forced > Priority::Confidence);
         assert!(Priority::Confidence > Priority::Audit);
     }
 

@@ -42,7 +42,7 @@ pub async fn open(
     options: EngineOptions,
 ) -> Result<EngineLink, OpenError> {
     if !standalone {
-        match attach(socket, client).await {
+        match attach(socket, client, config.service.group.as_deref()).await {
             Ok(remote) => return Ok(EngineLink::Attached(remote)),
             Err(AttachError::NoService(_)) => {}
             Err(e) => return Err(OpenError::Attach(e)),
@@ -55,8 +55,12 @@ pub async fn open(
 
 /// A service answering on `socket`, for faces that need one (`eval` through the
 /// service); `Ok(None)` when nothing listens.
-pub async fn attach_if_running(socket: &Path, client: &str) -> Result<Option<Remote>, AttachError> {
-    match attach(socket, client).await {
+pub async fn attach_if_running(
+    socket: &Path,
+    client: &str,
+    group: Option<&str>,
+) -> Result<Option<Remote>, AttachError> {
+    match attach(socket, client, group).await {
         Ok(r) => Ok(Some(r)),
         Err(AttachError::NoService(_)) => Ok(None),
         Err(e) => Err(e),

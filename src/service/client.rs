@@ -32,6 +32,41 @@ pub enum AttachError {
     /// The kernel refused to open the socket (not in the service's group).
     #[error("cannot reach the service's socket {path}: {why}")]
     Denied { path: PathBuf, why: String },
+    /// The socket or the one listening on it is not to be trusted: nothing was sent.
+    #[error("not attaching to {path}: {why}; remove it, or set [service] socket to a path in a directory only you (or root) can write")]
+    Untrusted { path: PathBuf, why: String },
+}
+
+/// Check the socket's directory and the listener's credentials before saying anything to
+/// it (a fake service would otherwise get the console's keys and show a spoofed log).
+fn check_trust(path: &Path, stream: &UnixStream, group: Option<u32>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let me = super::socket::my_uid();
+    let d = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let f = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let peer = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot read the service's credentials: {e}"))?;
+    super::socket::trust_service(
+        &super::socket::Seen {
+            dir_owner: d.uid(),
+            dir_mode: d.mode(),
+            dir_gid: d.gid(),
+            sock_owner: f.uid(),
+            sock_gid: f.gid(),
+            peer_uid: peer.uid(),
+        },
+        me,
+        group,
+    )?;
+    if d.uid() == me || d.uid() == 0 {
+        super::socket::check_parents(dir, me).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// An attached console's end of the socket.
@@ -58,8 +93,10 @@ impl Remote {
     }
 }
 
-/// Connect and say hello. `NoService` when nothing listens on `path`.
-pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
+/// Connect, check who listens, and say hello. `NoService` when nothing listens on
+/// `path`; `Untrusted` when the directory or the listener is not ours (nor root's, nor,
+/// with `group` (`[service] group`), the group's).
+pub async fn attach(path: &Path, client: &str, group: Option<&str>) -> Result<Remote, AttachError> {
     let broken = |why: String| AttachError::Broken {
         path: path.into(),
         why,
@@ -82,12 +119,20 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
         }
         Err(e) => return Err(broken(e.to_string())),
     };
+    let gid = group.and_then(|g| super::socket::group_id(g).ok());
+    if let Err(why) = check_trust(path, &stream, gid) {
+        return Err(AttachError::Untrusted {
+            path: path.into(),
+            why,
+        });
+    }
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    write
+    // A refusal (too many connections) may close the socket before the hello is
+    // written: the reason is still there to read, so a failed write is not the end.
+    let wrote = write
         .write_all(encode_client(&client_hello(client)).as_bytes())
-        .await
-        .map_err(|e| broken(e.to_string()))?;
+        .await;
     let first = tokio::time::timeout(HELLO_WAIT, read_line(&mut reader, MAX_SERVER_LINE))
         .await
         .map_err(|_| broken("no answer to the hello within 5 s".into()))?
@@ -113,7 +158,13 @@ pub async fn attach(path: &Path, client: &str) -> Result<Remote, AttachError> {
             Ok(_) => return Err(broken("the service did not say hello".into())),
             Err(e) => return Err(broken(e.to_string())),
         },
-        Line::Eof => return Err(broken("the service closed the connection".into())),
+        Line::Eof => {
+            let why = match wrote {
+                Err(e) => e.to_string(),
+                Ok(()) => "the service closed the connection".into(),
+            };
+            return Err(broken(why));
+        }
         other => return Err(broken(format!("unreadable answer: {other:?}"))),
     };
     let (in_tx, rx) = mpsc::channel(READ_AHEAD);

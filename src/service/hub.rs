@@ -21,6 +21,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// Client requests waiting for the hub (all clients together).
+const REQUEST_QUEUE: usize = 256;
+
 /// How long a shutdown waits for the engine's `Stopped`.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
@@ -47,7 +50,13 @@ pub struct FanoutStats {
 struct Shared {
     state: Mutex<State>,
     info: ServiceInfo,
-    requests: mpsc::UnboundedSender<(u64, ClientMsg)>,
+    /// Requests from every client, bounded: beyond it a request is refused (said to its
+    /// client), so a flood of lines cannot grow the service's memory.
+    requests: mpsc::Sender<(u64, ClientMsg)>,
+    /// `eval` requests: one at a time, a bounded queue, cancelled with their client.
+    evals: super::evals::Evals,
+    /// Learned cases saved in the last minute (every console together).
+    save_limit: Mutex<crate::learn::console::SaveLimit>,
     /// Messages queued per client (`[service] client_queue`).
     queue: usize,
     next_id: AtomicU64,
@@ -81,6 +90,26 @@ impl Shared {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+    }
+
+    /// Hand a client's request to the hub; false when the hub has gone.
+    fn request(&self, id: u64, msg: ClientMsg) -> bool {
+        match self.requests.try_send((id, msg)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.reply(
+                    id,
+                    ServerMsg::Notice {
+                        text: format!(
+                            "the service is busy ({REQUEST_QUEUE} requests waiting): this one was dropped; send fewer"
+                        ),
+                        warning: true,
+                    },
+                );
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     /// One client's reply (dropped when its queue is full: it will resync anyway).
@@ -138,7 +167,7 @@ impl Link {
 
     /// Send a request (an engine command, an upskill action, a learned case).
     pub fn send(&self, msg: ClientMsg) -> bool {
-        self.shared.requests.send((self.id, msg)).is_ok()
+        self.shared.request(self.id, msg)
     }
 
     pub fn info(&self) -> &ServiceInfo {
@@ -163,7 +192,7 @@ pub struct Requester {
 
 impl Requester {
     pub fn send(&self, msg: ClientMsg) -> bool {
-        self.shared.requests.send((self.id, msg)).is_ok()
+        self.shared.request(self.id, msg)
     }
 }
 
@@ -172,6 +201,8 @@ impl Drop for Link {
         if let Ok(mut st) = self.shared.state.lock() {
             st.clients.retain(|c| c.id != self.id);
         }
+        // Its evals, waiting or running, are nobody's now.
+        self.shared.evals.cancel_client(self.id);
     }
 }
 
@@ -190,7 +221,7 @@ impl Hub {
         options: EngineOptions,
     ) -> Result<(Hub, JoinHandle<()>), crate::engine::EngineError> {
         let engine = crate::engine::start(config.clone(), options)?;
-        let (requests, requests_rx) = mpsc::unbounded_channel();
+        let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 recorder: Recorder::new(config.console.history),
@@ -205,6 +236,8 @@ impl Hub {
                 capabilities: CAPABILITIES.iter().map(|s| s.to_string()).collect(),
             },
             requests,
+            evals: Default::default(),
+            save_limit: Default::default(),
             queue: config.service.client_queue,
             next_id: AtomicU64::new(1),
             stats: FanoutStats::default(),
@@ -272,6 +305,16 @@ impl Hub {
         .await;
     }
 
+    /// Why the engine stopped by itself (see `Recorder::stop_failure`).
+    pub fn stop_failure(&self) -> Option<Option<String>> {
+        self.shared
+            .state
+            .lock()
+            .expect("hub lock")
+            .recorder
+            .stop_failure()
+    }
+
     /// The hub has finished (the engine stopped).
     pub fn finished(&self) -> bool {
         *self.done.borrow()
@@ -282,7 +325,7 @@ async fn run(
     shared: Arc<Shared>,
     config: Config,
     mut engine: EngineHandle,
-    mut requests: mpsc::UnboundedReceiver<(u64, ClientMsg)>,
+    mut requests: mpsc::Receiver<(u64, ClientMsg)>,
     mut stop: watch::Receiver<bool>,
     done: watch::Sender<bool>,
 ) {
@@ -437,23 +480,32 @@ fn handle(
                 forbid,
                 safety,
             };
-            let (text, warning) = crate::learn::console::save(config, &edit, frame);
+            let mut limit = shared.save_limit.lock().unwrap_or_else(|e| e.into_inner());
+            let (text, warning) = crate::learn::console::save(config, &edit, frame, &mut limit);
+            drop(limit);
             notice(shared, id, text, warning);
         }
         ClientMsg::Eval { skill } => {
-            let shared = shared.clone();
-            let config = config.clone();
-            let gates = engine.gates.clone();
-            tokio::spawn(async move {
-                let result = match crate::model::ModelClient::new(&config.student, Role::Student) {
-                    Ok(c) => {
-                        let client = gates.background(c);
-                        crate::eval::skill_score::score_to_json(&config, skill, &client).await
-                    }
-                    Err(e) => Err(format!("cannot set up the student client: {e}")),
-                };
-                shared.reply(id, ServerMsg::EvalDone { result });
-            });
+            let job = {
+                let shared = shared.clone();
+                let config = config.clone();
+                let gates = engine.gates.clone();
+                Box::pin(async move {
+                    let result =
+                        match crate::model::ModelClient::new(&config.student, Role::Student) {
+                            Ok(c) => {
+                                let client = gates.background(c);
+                                crate::eval::skill_score::score_to_json(&config, skill, &client)
+                                    .await
+                            }
+                            Err(e) => Err(format!("cannot set up the student client: {e}")),
+                        };
+                    shared.reply(id, ServerMsg::EvalDone { result });
+                })
+            };
+            if let Err(why) = shared.evals.submit(id, job) {
+                shared.reply(id, ServerMsg::EvalDone { result: Err(why) });
+            }
         }
         ClientMsg::Escalate | ClientMsg::SetPaused { .. } => unreachable!("engine commands"),
     }

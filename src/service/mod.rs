@@ -8,6 +8,7 @@
 
 pub mod attach;
 pub mod client;
+pub mod evals;
 pub mod hub;
 pub mod lines;
 pub mod protocol;

@@ -110,6 +110,7 @@ impl ServiceInfo {
 
 /// Session totals a snapshot carries (the replayed entries are only the recent ones).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     pub frames_seen: u64,
     pub superseded: u64,
@@ -117,6 +118,10 @@ pub struct Counters {
     pub answers: u64,
     pub escalations: u64,
     pub disagreements: u64,
+    /// Frames pushed out of the full teacher queue.
+    pub teacher_dropped: u64,
+    /// Forced escalations refused (merged, or over `policy.forced_per_minute`).
+    pub escalations_refused: u64,
 }
 
 /// Service → console (in memory, the frame is the event's own `image`).
@@ -208,6 +213,75 @@ pub enum ProtocolError {
     TooLong { len: usize, max: usize },
     #[error("not a message of protocol {PROTOCOL_VERSION}: {0}")]
     Malformed(String),
+    /// A field out of its range (checked as the config checks the same setting).
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// Longest client name in a hello (it is shown in the service's log).
+pub const MAX_CLIENT_NAME: usize = 64;
+/// Longest skill text an `eval` may send.
+pub const MAX_EVAL_SKILL_CHARS: usize = 32 * 1024;
+/// Most rows an upskill run has (the current skill and its candidates).
+pub const MAX_UPSKILL_ROW: usize = 32;
+
+impl ClientMsg {
+    /// Every field in its range, as the config checks the same settings.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::learn::console::{MAX_ITEMS, MAX_ITEM_CHARS};
+        match self {
+            ClientMsg::Hello { client, .. } => {
+                if client.chars().count() > MAX_CLIENT_NAME {
+                    return Err(format!(
+                        "client must be at most {MAX_CLIENT_NAME} characters, got {}",
+                        client.chars().count()
+                    ));
+                }
+                if let Some(why) = crate::mqtt::config::invisible_in_name(client) {
+                    return Err(format!("client {client:?}: {why}"));
+                }
+            }
+            ClientMsg::UpskillStart {
+                candidates: Some(n),
+                ..
+            } if !crate::config::CANDIDATES.contains(n) => {
+                return Err(format!(
+                    "candidates must be between {} and {} (as upskill.candidates), got {n}",
+                    crate::config::CANDIDATES.start(),
+                    crate::config::CANDIDATES.end()
+                ))
+            }
+            ClientMsg::UpskillApply { row } if *row > MAX_UPSKILL_ROW => {
+                return Err(format!(
+                    "row must be between 0 and {MAX_UPSKILL_ROW}, got {row}"
+                ))
+            }
+            ClientMsg::SaveLearned { expect, forbid, .. } => {
+                for (name, items) in [("expect", expect), ("forbid", forbid)] {
+                    if items.len() > MAX_ITEMS {
+                        return Err(format!(
+                            "{name} must have at most {MAX_ITEMS} entries, got {}",
+                            items.len()
+                        ));
+                    }
+                    if let Some(long) = items.iter().find(|i| i.chars().count() > MAX_ITEM_CHARS) {
+                        return Err(format!(
+                            "each {name} entry must be at most {MAX_ITEM_CHARS} characters, got {}",
+                            long.chars().count()
+                        ));
+                    }
+                }
+            }
+            ClientMsg::Eval { skill: Some(s) } if s.chars().count() > MAX_EVAL_SKILL_CHARS => {
+                return Err(format!(
+                    "skill must be at most {MAX_EVAL_SKILL_CHARS} characters, got {}",
+                    s.chars().count()
+                ))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// One console line (without its newline). An unknown `type` is `Malformed`.
@@ -218,7 +292,10 @@ pub fn decode_client(line: &str) -> Result<ClientMsg, ProtocolError> {
             max: MAX_CLIENT_LINE,
         });
     }
-    serde_json::from_str(line).map_err(|e| ProtocolError::Malformed(short(&e.to_string())))
+    let msg: ClientMsg =
+        serde_json::from_str(line).map_err(|e| ProtocolError::Malformed(short(&e.to_string())))?;
+    msg.check().map_err(ProtocolError::OutOfRange)?;
+    Ok(msg)
 }
 
 /// A console message as one line, with its newline.

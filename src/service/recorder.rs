@@ -90,6 +90,16 @@ impl Recorder {
         }
     }
 
+    /// How the engine stopped: `None` while no `Stopped` came; `Some(None)` for a
+    /// requested stop (or `--max-frames` reached); `Some(Some(why))` when it stopped by
+    /// itself.
+    pub fn stop_failure(&self) -> Option<Option<String>> {
+        match &self.stopped {
+            Some(Event::Stopped { failure, .. }) => Some(failure.clone()),
+            _ => None,
+        }
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters
     }
@@ -126,6 +136,8 @@ impl Recorder {
             }
             Event::StudentAnswer { .. } => c.answers += 1,
             Event::Escalated { .. } => c.escalations += 1,
+            Event::TeacherDropped { .. } => c.teacher_dropped += 1,
+            Event::EscalationRefused { refused, .. } => c.escalations_refused = *refused,
             Event::TeacherVerdict { verdict, .. } if verdict.agrees == Some(false) => {
                 c.disagreements += 1
             }

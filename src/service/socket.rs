@@ -46,23 +46,178 @@ pub fn my_uid() -> u32 {
 }
 
 /// The socket path: `--socket`, else `[service] socket`, else `$XDG_RUNTIME_DIR`, else a
-/// per-user directory under `/tmp`.
+/// per-user directory in `$TMPDIR` (`/tmp`) — unless another user made that one first (or
+/// made it writable to others): then `$HOME/.cache/gemmaedge/`.
 pub fn socket_path(flag: Option<&Path>, cfg: &ServiceConfig) -> PathBuf {
-    if let Some(p) = flag.or(cfg.socket.as_deref()) {
-        return p.to_path_buf();
-    }
-    default_path(
-        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-        my_uid(),
-    )
+    socket_path_why(flag, cfg).0
 }
 
-/// The default for a given `$XDG_RUNTIME_DIR` and uid (pure).
-pub fn default_path(runtime_dir: Option<PathBuf>, uid: u32) -> PathBuf {
-    match runtime_dir.filter(|d| d.is_absolute()) {
-        Some(d) => d.join("gemmaedge.sock"),
-        None => PathBuf::from(format!("/tmp/gemmaedge-{uid}/gemmaedge.sock")),
+/// [`socket_path`], and why the `/tmp` fallback was passed over when it was.
+pub fn socket_path_why(flag: Option<&Path>, cfg: &ServiceConfig) -> (PathBuf, Option<String>) {
+    if let Some(p) = flag.or(cfg.socket.as_deref()) {
+        return (p.to_path_buf(), None);
     }
+    if let Some(p) = runtime_path(std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)) {
+        return (p, None);
+    }
+    let uid = my_uid();
+    let tmp = tmp_dir_for(&std::env::temp_dir(), uid);
+    match safe_existing_dir(&tmp, uid) {
+        Ok(()) => (tmp.join(SOCKET_NAME), None),
+        Err(why) => match std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute())
+        {
+            Some(home) => {
+                let alt = home.join(".cache/gemmaedge").join(SOCKET_NAME);
+                let note = format!(
+                    "not using {}: {why}; the socket is {}",
+                    tmp.display(),
+                    alt.display()
+                );
+                (alt, Some(note))
+            }
+            None => (tmp.join(SOCKET_NAME), None),
+        },
+    }
+}
+
+const SOCKET_NAME: &str = "gemmaedge.sock";
+
+/// `$XDG_RUNTIME_DIR/gemmaedge.sock` when it is set and absolute (pure).
+pub fn runtime_path(runtime_dir: Option<PathBuf>) -> Option<PathBuf> {
+    runtime_dir
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(SOCKET_NAME))
+}
+
+/// The per-user fallback directory in `tmp` (pure).
+pub fn tmp_dir_for(tmp: &Path, uid: u32) -> PathBuf {
+    tmp.join(format!("gemmaedge-{uid}"))
+}
+
+/// The default for a given `$XDG_RUNTIME_DIR` and uid, with `/tmp` (pure).
+pub fn default_path(runtime_dir: Option<PathBuf>, uid: u32) -> PathBuf {
+    runtime_path(runtime_dir)
+        .unwrap_or_else(|| tmp_dir_for(Path::new("/tmp"), uid).join(SOCKET_NAME))
+}
+
+/// Whether `dir` may hold our socket: absent (we will make it 0700), or a directory owned
+/// by us (or root) that others cannot write, under parents checked the same way up to a
+/// sticky or root-owned one. The reason when not.
+pub fn safe_existing_dir(dir: &Path, me: u32) -> Result<(), String> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot read it: {e}")),
+        Ok(m) if !m.is_dir() => Err("it is not a directory".into()),
+        Ok(m) => {
+            check_dir(dir, m.uid(), m.mode(), me, false).map_err(|e| e.to_string())?;
+            check_parents(dir, me).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The parents of `dir`, up to the first sticky or root-owned one: owned by us (or root)
+/// and not writable by others, so nobody else can swap the directory for theirs.
+pub fn check_parents(dir: &Path, me: u32) -> Result<(), SocketError> {
+    let mut p = dir.parent();
+    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+        let meta = match std::fs::metadata(d) {
+            Ok(m) => m,
+            // Not made yet (it will be, by us): its parent decides.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                p = d.parent();
+                continue;
+            }
+            Err(e) => return Err(io_err("cannot read", d)(e)),
+        };
+        if parent_rule(d, meta.uid(), meta.mode(), me)? {
+            return Ok(());
+        }
+        p = d.parent();
+    }
+    Ok(())
+}
+
+/// One parent (pure): `Ok(true)` ends the walk (sticky, or root-owned and not writable by
+/// others), `Ok(false)` goes on (ours, not writable by others), else why not.
+pub fn parent_rule(d: &Path, owner: u32, mode: u32, me: u32) -> Result<bool, SocketError> {
+    if mode & 0o1000 != 0 {
+        return Ok(true);
+    }
+    if mode & 0o002 != 0 {
+        return Err(SocketError::UnsafeDir {
+            dir: d.into(),
+            mode: mode & 0o7777,
+        });
+    }
+    if owner == 0 {
+        return Ok(true);
+    }
+    if owner != me {
+        return Err(SocketError::ForeignDir {
+            dir: d.into(),
+            owner,
+            me,
+        });
+    }
+    if mode & 0o020 != 0 {
+        return Err(SocketError::UnsafeDir {
+            dir: d.into(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(false)
+}
+
+/// What a console checks before it trusts the service on `path` (pure): the socket's
+/// directory (`dir_owner`, `dir_mode`, `dir_gid`) and the listening peer (`peer_uid`,
+/// from SO_PEERCRED) with the socket file's owner and group. Ours or root's always; another
+/// user's only when `[service] group` names the group the directory and socket belong to.
+pub struct Seen {
+    pub dir_owner: u32,
+    pub dir_mode: u32,
+    pub dir_gid: u32,
+    pub sock_owner: u32,
+    pub sock_gid: u32,
+    pub peer_uid: u32,
+}
+
+pub fn trust_service(seen: &Seen, me: u32, group: Option<u32>) -> Result<(), String> {
+    let grouped = |gid: u32| group.is_some_and(|g| g == gid);
+    if seen.dir_mode & 0o002 != 0 {
+        return Err(format!(
+            "its directory is writable by every user (mode {:o}): anyone could have put a socket there",
+            seen.dir_mode & 0o7777
+        ));
+    }
+    if seen.dir_owner != me && seen.dir_owner != 0 && !grouped(seen.dir_gid) {
+        return Err(format!(
+            "its directory belongs to uid {}, not to you (uid {me}) or root{}",
+            seen.dir_owner,
+            if group.is_some() {
+                ", and not to [service] group"
+            } else {
+                ""
+            }
+        ));
+    }
+    if seen.peer_uid == me || seen.peer_uid == 0 {
+        return Ok(());
+    }
+    if grouped(seen.sock_gid) && seen.sock_owner == seen.peer_uid && seen.dir_owner == seen.peer_uid
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "the service there runs as uid {}, not as you (uid {me}) or root{}: another user may have planted it",
+        seen.peer_uid,
+        if group.is_some() {
+            " (nor as the owner of a socket of [service] group)"
+        } else {
+            "; set [service] group if a service of another user should be attached to"
+        }
+    ))
 }
 
 /// A group's id by name (`/etc/group`).
@@ -87,8 +242,10 @@ pub fn parse_group(text: &str, name: &str) -> Option<u32> {
 }
 
 /// The directory the socket goes in: made 0700 when missing; refused when another user
-/// owns it or others (or, without a group, the group) may write to it.
+/// owns it or others (or, without a group, the group) may write to it, or when one of its
+/// parents could be swapped by another user.
 pub fn prepare_dir(dir: &Path, group: Option<u32>) -> Result<(), SocketError> {
+    check_parents(dir, my_uid())?;
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
         let mode = if group.is_some() { 0o750 } else { 0o700 };
@@ -297,6 +454,73 @@ mod tests {
             check_dir(d, 0, 0o41777, 1000, true),
             Err(SocketError::UnsafeDir { .. })
         ));
+    }
+
+    #[test]
+    fn parents_up_to_a_sticky_or_root_owned_one() {
+        let d = Path::new("/d");
+        assert!(
+            parent_rule(d, 0, 0o41777, 1000).unwrap(),
+            "/tmp: sticky ends it"
+        );
+        assert!(parent_rule(d, 0, 0o40755, 1000).unwrap(), "root's ends it");
+        assert!(!parent_rule(d, 1000, 0o40755, 1000).unwrap(), "ours: go on");
+        assert!(
+            parent_rule(d, 1001, 0o40755, 1000).is_err(),
+            "another user's"
+        );
+        assert!(parent_rule(d, 0, 0o40777, 1000).is_err(), "writable by all");
+        assert!(
+            parent_rule(d, 1000, 0o40775, 1000).is_err(),
+            "group-writable"
+        );
+    }
+
+    #[test]
+    fn a_planted_tmp_dir_is_passed_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mine = tmp_dir_for(tmp.path(), my_uid());
+        assert!(safe_existing_dir(&mine, my_uid()).is_ok(), "absent: fine");
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let why = safe_existing_dir(&mine, my_uid()).unwrap_err();
+        assert!(why.contains("writable by other users"), "{why}");
+        std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(safe_existing_dir(&mine, my_uid()).is_ok());
+        // Owned by someone else (as another user, our directory is theirs; root's
+        // directories are trusted by everyone, so this needs a non-root run).
+        if my_uid() != 0 {
+            let why = safe_existing_dir(&mine, my_uid() + 1).unwrap_err();
+            assert!(why.contains("belongs to uid"), "{why}");
+        }
+    }
+
+    #[test]
+    fn what_a_console_trusts() {
+        let seen = |dir_owner, dir_mode, peer_uid| Seen {
+            dir_owner,
+            dir_mode,
+            dir_gid: 50,
+            sock_owner: peer_uid,
+            sock_gid: 50,
+            peer_uid,
+        };
+        assert!(trust_service(&seen(1000, 0o40700, 1000), 1000, None).is_ok());
+        assert!(
+            trust_service(&seen(0, 0o40755, 0), 1000, None).is_ok(),
+            "root's"
+        );
+        // A service of another user in a directory of theirs: the planted one.
+        let e = trust_service(&seen(65534, 0o40700, 65534), 0, None).unwrap_err();
+        assert!(e.contains("uid 65534"), "{e}");
+        // The same with the group configured: the service user's, in the group.
+        assert!(trust_service(&seen(1001, 0o40750, 1001), 1000, Some(50)).is_ok());
+        assert!(trust_service(&seen(1001, 0o40750, 1001), 1000, Some(51)).is_err());
+        // In a directory everyone may write: never.
+        let e = trust_service(&seen(0, 0o41777, 1000), 1000, None).unwrap_err();
+        assert!(e.contains("writable by every user"), "{e}");
+        // Our directory, another user's listener.
+        assert!(trust_service(&seen(1000, 0o40700, 1001), 1000, None).is_err());
     }
 
     #[test]

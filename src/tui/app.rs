@@ -339,6 +339,10 @@ impl App {
                     e.teacher = TeacherState::Dropped;
                 }
             }
+            Event::EscalationRefused { seq, why, refused } => self.notify(
+                format!("#{seq} escalation refused: {why} ({refused} refused so far)"),
+                true,
+            ),
             Event::TeacherStarted { seq, queue_len } => {
                 self.teacher_queue = queue_len;
                 self.reviewing = Some(seq);

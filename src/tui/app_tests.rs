@@ -218,7 +218,10 @@ fn tick_turns_the_spinner_only_while_busy() {
     a.handle_event(frame(1));
     assert!(a.tick());
     assert_eq!(a.spinner, 1);
-    a.handle_event(Event::Stopped { frames_answered: 0 });
+    a.handle_event(Event::Stopped {
+        frames_answered: 0,
+        failure: None,
+    });
     assert!(!a.busy());
     assert!(!a.tick());
 }

@@ -6,6 +6,7 @@ pub mod mosquitto;
 pub mod ollama_server;
 pub mod openai_server;
 pub mod real_server;
+pub mod serve;
 
 use gemmaedge_tui::config::{Config, SourceKind};
 use std::path::{Path, PathBuf};
