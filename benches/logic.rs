@@ -8,11 +8,11 @@
 //! nonsense, safety words affirmed and negated, multi-line and long answers.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gemmaedge_tui::reading::confidence::parse_answer;
 use gemmaedge_tui::config::Config;
 use gemmaedge_tui::eval::cases::load_eval_set;
 use gemmaedge_tui::eval::score::score_answer;
 use gemmaedge_tui::policy::{Observation, Policy};
+use gemmaedge_tui::reading::confidence::parse_answer;
 use std::hint::black_box;
 
 const ANSWERS: usize = 10_000;

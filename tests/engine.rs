@@ -526,7 +526,8 @@ async fn measured_confidence_from_logprobs_drives_the_policy_when_asked() {
     );
     assert_eq!(student.chat_requests()[0].raw["logprobs"], true);
     // The verdict went into calibration with both confidences.
-    let store = gemmaedge_tui::policy::calibration::CalibrationStore::load(&dir.path().join("logs"));
+    let store =
+        gemmaedge_tui::policy::calibration::CalibrationStore::load(&dir.path().join("logs"));
     let sample = &store.skills.values().next().unwrap().samples[0];
     assert_eq!(sample.confidence, Some(1.0));
     assert!(sample.measured.is_some());

@@ -3,9 +3,9 @@
 
 use super::table;
 use super::EXIT_BAD_INPUT;
-use crate::policy::calibration::{report, Report, Sample};
 use crate::config::Config;
 use crate::learn::{learn_from_log, read_log};
+use crate::policy::calibration::{report, Report, Sample};
 use crate::reading::sanitize::{escape_controls, escape_line};
 use std::path::Path;
 

@@ -6,9 +6,9 @@ use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
 use crate::eval::cases::load_eval_set;
+use crate::roles::skill::ensure_writable;
 use crate::service::attach::attach_if_running;
 use crate::service::protocol::{ClientMsg, ServerMsg};
-use crate::roles::skill::ensure_writable;
 use crate::upskill::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -285,7 +285,10 @@ impl Shown {
                 }
             }
             UpskillEvent::Failed(m) => {
-                eprintln!("\nupskill failed: {}", crate::reading::sanitize::escape_controls(m));
+                eprintln!(
+                    "\nupskill failed: {}",
+                    crate::reading::sanitize::escape_controls(m)
+                );
             }
             UpskillEvent::Cancelled => eprintln!("\nupskill cancelled; the skill is unchanged"),
             _ => {}

@@ -6,8 +6,8 @@
 //! `$XDG_CONFIG_HOME/gemmaedge/config.toml` (or `~/.config/...`), then built-in defaults.
 
 mod models;
-pub mod toml_diag;
 mod sections;
+pub mod toml_diag;
 mod validate;
 
 pub use models::{
@@ -42,6 +42,8 @@ pub struct Config {
     pub eval: EvalConfig,
     pub service: ServiceConfig,
     pub mqtt: crate::mqtt::MqttConfig,
+    pub history: crate::history::HistoryConfig,
+    pub incidents: crate::history::IncidentsConfig,
 }
 
 impl Default for Config {
@@ -61,6 +63,8 @@ impl Default for Config {
             eval: EvalConfig::default(),
             service: ServiceConfig::default(),
             mqtt: crate::mqtt::MqttConfig::default(),
+            history: crate::history::HistoryConfig::default(),
+            incidents: crate::history::IncidentsConfig::default(),
         }
     }
 }
@@ -238,9 +242,9 @@ fn student_host_given(text: &str) -> bool {
 }
 
 fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
-    let (line, column) = e
-        .span()
-        .map_or((1, 1), |s| crate::config::toml_diag::line_col(text, s.start));
+    let (line, column) = e.span().map_or((1, 1), |s| {
+        crate::config::toml_diag::line_col(text, s.start)
+    });
     let raw = e.message().trim().to_string();
     let section = e
         .span()

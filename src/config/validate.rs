@@ -100,6 +100,13 @@ impl Config {
             webhook.is_empty() || webhook.starts_with("http://") || webhook.starts_with("https://"),
             || format!("notify.webhook must start with http:// or https://, got {webhook:?}"),
         );
+        for change in &self.notify.on {
+            p.check(["open", "raise", "close"].contains(&change.as_str()), || {
+                format!(
+                    "notify.on: {change:?} is not an incident change: use any of \"open\", \"raise\", \"close\""
+                )
+            });
+        }
         p.check(!self.device.name.trim().is_empty(), || {
             "device.name must not be empty".into()
         });
@@ -144,6 +151,10 @@ impl Config {
         let queue = self.service.client_queue;
         p.check_range("service.client_queue", queue, 16..=65_536, "");
         p.0.extend(crate::mqtt::config::validate(&self.mqtt, &self.device.name));
+        p.0.extend(crate::history::config::validate(
+            &self.history,
+            &self.incidents,
+        ));
 
         if p.0.is_empty() {
             Ok(())

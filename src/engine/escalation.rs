@@ -3,10 +3,10 @@
 //! escalation of the frame being answered or the last one answered.
 
 use super::emitter::Emitter;
+use crate::engine::teacher_queue::{Escalation, TeacherQueue};
 use crate::event::Event;
 use crate::frame::PreparedFrame;
 use crate::policy::Reason;
-use crate::engine::teacher_queue::{Escalation, TeacherQueue};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A frame waiting for (or with) the teacher.

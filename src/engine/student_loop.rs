@@ -3,14 +3,14 @@
 
 use super::escalation::{Escalator, TeacherJob};
 use super::shared::{wait_gate, Shared};
-use crate::model::backoff;
-use crate::policy::calibration::CalibrationStore;
-use crate::reading::confidence::parse_answer;
 use crate::event::{Event, Health};
 use crate::frame::slot::SlotReader;
 use crate::frame::{dhash, prep, PreparedFrame};
+use crate::model::backoff;
 use crate::model::{ModelClient, ModelError};
+use crate::policy::calibration::CalibrationStore;
 use crate::policy::{effective_confidence, Observation, Policy, Reason};
+use crate::reading::confidence::parse_answer;
 use crate::roles::skill::SkillStore;
 use crate::roles::student;
 use chrono::Utc;
@@ -185,6 +185,7 @@ impl StudentLoop {
                 height: prepared.height,
                 jpeg_bytes: prepared.jpeg.len(),
                 superseded: taken.superseded,
+                dhash: Some(format!("{hash:016x}")),
                 image: Some(prepared.clone()),
             });
             let (skill, changed) = skills.current();

@@ -5,8 +5,8 @@
 use super::escalation::{Escalator, TeacherJob};
 use super::shared::Shared;
 use super::verdict_effects::VerdictEffects;
-use crate::model::backoff;
 use crate::event::{Event, Health, Role};
+use crate::model::backoff;
 use crate::model::ModelClient;
 use crate::roles::teacher;
 use std::collections::VecDeque;
@@ -59,8 +59,11 @@ impl TeacherWorker {
                 seq: job.seq,
                 queue_len: queue.len(),
             });
-            let request = teacher::review_request_from(
-                Some(&device),
+            let request = teacher::review_request_at(
+                teacher::Place {
+                    device: Some(&device),
+                    context: &shared.config.device.context,
+                },
                 &job.answer,
                 &job.reasons,
                 job.image.base64.clone(),

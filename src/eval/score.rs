@@ -92,7 +92,10 @@ pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) ->
         .collect();
     let missed: Vec<String> = groups
         .iter()
-        .filter(|g| !g.iter().any(|w| crate::reading::text::mentions(description, w)))
+        .filter(|g| {
+            !g.iter()
+                .any(|w| crate::reading::text::mentions(description, w))
+        })
         .filter_map(|g| g.iter().find(|w| !w.trim().is_empty()).cloned())
         .collect();
     let expect_share = if groups.is_empty() {

@@ -165,7 +165,10 @@ pub fn split_for(index: usize) -> Split {
 }
 
 fn read_learned(path: &Path) -> std::io::Result<String> {
-    crate::files::bounded_read::read_regular_string(path, crate::files::bounded_read::MAX_EVAL_FILE_BYTES)
+    crate::files::bounded_read::read_regular_string(
+        path,
+        crate::files::bounded_read::MAX_EVAL_FILE_BYTES,
+    )
 }
 
 fn invalid(msg: String) -> std::io::Error {

@@ -4,12 +4,12 @@
 //! who may call a model next (`scheduler.rs`) and how long to wait after a failure (`backoff.rs`,
 //! also used by the camera reopen and the MQTT reconnect).
 
+pub mod backoff;
 pub mod client;
 pub mod error;
 pub mod load;
 pub mod ollama;
 pub mod openai;
-pub mod backoff;
 pub mod request;
 pub mod scheduler;
 pub mod stream;

@@ -432,7 +432,9 @@ impl Run {
                     self.snapshot(*seq, frame_path.as_deref());
                 }
             }
-            Event::TeacherVerdict { seq, verdict, .. } if crate::record::notify::is_alert(verdict) => {
+            Event::TeacherVerdict { seq, verdict, .. }
+                if crate::record::notify::is_alert(verdict) =>
+            {
                 self.alert(*seq, verdict);
             }
             _ => {}
@@ -453,7 +455,9 @@ impl Run {
             .iter()
             .find(|f| f.0 == seq)
             .and_then(|f| f.2.as_ref().map(|i| i.jpeg.to_vec()))
-            .or_else(|| saved.and_then(|p| crate::files::bounded_read::read_regular(p, 8 << 20).ok()));
+            .or_else(|| {
+                saved.and_then(|p| crate::files::bounded_read::read_regular(p, 8 << 20).ok())
+            });
         if let Some(jpeg) = jpeg {
             let m = Msg::new(self.topics.snapshot(), jpeg, true);
             self.retained.retain(|r| r.topic != m.topic);
@@ -489,6 +493,7 @@ impl Run {
             reasons,
             frame_path: None,
             suppressed,
+            incident: None,
         };
         self.queue(Msg::new(self.topics.alert(), alert_payload(&alert), false));
         // Queued is as good as sent: the buffer delivers it when the broker is there.

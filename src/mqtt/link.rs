@@ -84,12 +84,13 @@ fn tls_config(m: &MqttConfig) -> Result<rustls::ClientConfig, String> {
     if m.ca_file.as_os_str().is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     } else {
-        let pem = crate::files::bounded_read::read_regular(&m.ca_file, 1024 * 1024).map_err(|e| {
-            format!(
-                "cannot read mqtt.ca_file {}: {e}: fix [mqtt] ca_file",
-                m.ca_file.display()
-            )
-        })?;
+        let pem =
+            crate::files::bounded_read::read_regular(&m.ca_file, 1024 * 1024).map_err(|e| {
+                format!(
+                    "cannot read mqtt.ca_file {}: {e}: fix [mqtt] ca_file",
+                    m.ca_file.display()
+                )
+            })?;
         let mut n = 0;
         for cert in rustls_pemfile_certs(&pem) {
             if roots.add(cert).is_ok() {

@@ -29,7 +29,9 @@ pub fn event_line(ev: &Event, session: &str, device: &str, now: DateTime<Utc>) -
     obj.insert("ts".into(), now.to_rfc3339().into());
     obj.insert("session".into(), session.into());
     obj.insert("device".into(), device.into());
-    Some(crate::reading::sanitize::escape_json_invisibles(value.to_string()))
+    Some(crate::reading::sanitize::escape_json_invisibles(
+        value.to_string(),
+    ))
 }
 
 /// A model as the state topic shows it.

@@ -14,7 +14,11 @@ fn fnv(s: &str) -> u64 {
 }
 
 fn read(p: &Path) -> Option<String> {
-    crate::files::bounded_read::read_regular_string(p, crate::files::bounded_read::MAX_SKILL_FILE_BYTES).ok()
+    crate::files::bounded_read::read_regular_string(
+        p,
+        crate::files::bounded_read::MAX_SKILL_FILE_BYTES,
+    )
+    .ok()
 }
 
 /// The skill `name` (as the engine calls it) read from `skills_dir`.

@@ -455,7 +455,9 @@ fn handle(
                 shared.reply(id, ServerMsg::EvalDone { result });
             });
         }
-        ClientMsg::Escalate | ClientMsg::SetPaused { .. } => unreachable!("engine commands"),
+        ClientMsg::Escalate | ClientMsg::SetPaused { .. } | ClientMsg::Ack { .. } => {
+            unreachable!("engine commands")
+        }
     }
 }
 

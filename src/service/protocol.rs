@@ -43,6 +43,11 @@ pub enum ClientMsg {
     Escalate,
     /// `p`: pause or resume capture.
     SetPaused { paused: bool },
+    /// `k`: acknowledge an open incident (none named: every open one).
+    Ack {
+        #[serde(default)]
+        incident: Option<u64>,
+    },
     /// `u`: start an upskill run in the service.
     UpskillStart {
         #[serde(default)]
@@ -78,6 +83,10 @@ impl ClientMsg {
         match self {
             ClientMsg::Escalate => Some(Command::ForceEscalate),
             ClientMsg::SetPaused { paused } => Some(Command::SetPaused(*paused)),
+            ClientMsg::Ack { incident } => Some(Command::Ack {
+                incident: *incident,
+                by: "console".into(),
+            }),
             _ => None,
         }
     }
@@ -415,6 +424,7 @@ mod tests {
         let jpeg: Arc<[u8]> = vec![0xff, 0xd8, 1, 2, 3].into();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
         let ev = Event::FrameTaken {
+            dhash: None,
             seq: 7,
             captured_at: Utc::now(),
             label: "a.jpg".into(),

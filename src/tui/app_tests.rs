@@ -4,8 +4,8 @@
 use super::*;
 use crate::event::Command;
 use crate::policy::Reason;
-use crate::tui::layout;
 use crate::roles::verdict::Verdict;
+use crate::tui::layout;
 use chrono::Utc;
 use crossterm::event::{KeyCode, KeyEventState};
 use ratatui::layout::Rect;
@@ -23,6 +23,7 @@ pub fn app() -> App {
 
 pub fn frame(seq: u64) -> Event {
     Event::FrameTaken {
+        dhash: None,
         seq,
         captured_at: Utc::now(),
         label: format!("img{seq}.jpg"),

@@ -71,8 +71,8 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::policy::Reason;
-    use crate::tui::app::tests::{answer, app, frame};
     use crate::roles::verdict::Verdict;
+    use crate::tui::app::tests::{answer, app, frame};
 
     #[test]
     fn saves_jpeg_and_json() {

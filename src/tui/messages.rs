@@ -21,9 +21,9 @@ impl App {
             ServerMsg::SnapshotEnd { counters } => self.set_counters(counters),
             ServerMsg::Event(ev) => self.handle_event(ev),
             ServerMsg::Upskill(ev) => return self.handle_upskill_event(ev),
-            ServerMsg::UpskillRefused(why) => {
-                self.upskill.refuse(crate::reading::sanitize::strip_controls(&why))
-            }
+            ServerMsg::UpskillRefused(why) => self
+                .upskill
+                .refuse(crate::reading::sanitize::strip_controls(&why)),
             ServerMsg::Notice { text, warning } => {
                 self.notify(crate::reading::sanitize::strip_controls(&text), warning)
             }

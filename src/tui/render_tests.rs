@@ -3,6 +3,7 @@
 
 use crate::event::{Event, Health, ModelLoad, Role};
 use crate::policy::Reason;
+use crate::roles::verdict::Verdict;
 use crate::tui::app::tests::{answer, app, frame, key};
 use crate::tui::app::App;
 use crate::tui::images::tests::test_frame;
@@ -11,7 +12,6 @@ use crate::tui::keys;
 use crate::tui::layout;
 use crate::tui::theme::Theme;
 use crate::tui::ui::draw;
-use crate::roles::verdict::Verdict;
 use crossterm::event::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -296,6 +296,8 @@ fn teacher_pane_states() {
     a.handle_event(Event::TeacherVerdict {
         seq: 3,
         verdict: Verdict {
+            level: None,
+            title: String::new(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),
@@ -370,6 +372,7 @@ fn selecting_an_entry_shows_it() {
 fn frame_pane_shows_thumbnail_and_size() {
     let mut a = app();
     a.handle_event(Event::FrameTaken {
+        dhash: None,
         seq: 9,
         captured_at: chrono::Utc::now(),
         label: "kitchen.jpg".into(),
@@ -527,6 +530,7 @@ fn no_color_keeps_reverse_and_drops_colours() {
 fn never_panics_at_any_size() {
     let mut a = sample();
     a.handle_event(Event::FrameTaken {
+        dhash: None,
         seq: 6,
         captured_at: chrono::Utc::now(),
         label: "x".repeat(500),

@@ -4,6 +4,7 @@
 
 use crate::event::Event;
 use crate::policy::Reason;
+use crate::roles::verdict::Verdict;
 use crate::tui::action::Screen;
 use crate::tui::app::tests::key;
 use crate::tui::app::App;
@@ -14,7 +15,6 @@ use crate::tui::screens::calibration::tests::store;
 use crate::tui::screens::calibration::{from_store, CalibrationData};
 use crate::tui::screens::upskill::state::tests::{finished, mid_run};
 use crate::tui::ui::draw_at;
-use crate::roles::verdict::Verdict;
 use crossterm::event::KeyCode;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -77,6 +77,8 @@ fn monitor() -> App {
     a.handle_event(Event::TeacherVerdict {
         seq: 3,
         verdict: Verdict {
+            level: None,
+            title: String::new(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

@@ -130,7 +130,8 @@ pub fn latest(logs: &Path) -> Option<PathBuf> {
 /// A few lines for a person: the decision, the candidates kept and rejected with their
 /// reasons, and the teacher's replies (bounded, cleaned).
 pub fn summary_text(report: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| crate::reading::sanitize::for_screen(v.as_str().unwrap_or(""), 400);
+    let s =
+        |v: &serde_json::Value| crate::reading::sanitize::for_screen(v.as_str().unwrap_or(""), 400);
     let mut out = format!(
         "{} · {}\n",
         s(&report["status"]),

@@ -31,8 +31,8 @@ pub(super) fn check_image(dir: &Path, real_dir: &Path, rel: &str) -> Result<Path
             real.display()
         ));
     }
-    let file =
-        crate::files::bounded_read::open_regular(&path).map_err(|e| format!("cannot be read: {e}"))?;
+    let file = crate::files::bounded_read::open_regular(&path)
+        .map_err(|e| format!("cannot be read: {e}"))?;
     let (w, h) = image::ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| format!("cannot be read: {e}"))?

@@ -2,9 +2,9 @@
 //! paused, and reopens a lost device with backoff (`reconnect`).
 
 use super::contract::{stop_requested, CaptureNotice, FrameSource, SourceError};
-use crate::model::backoff::CAMERA_REOPEN;
 use crate::frame::slot::SlotWriter;
 use crate::frame::Frame;
+use crate::model::backoff::CAMERA_REOPEN;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 

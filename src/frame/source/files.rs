@@ -46,8 +46,11 @@ fn file_label(path: &Path) -> String {
 /// [`MAX_IMAGE_FILE_BYTES`](crate::files::bounded_read::MAX_IMAGE_FILE_BYTES) is read, and opening
 /// never blocks (a FIFO or `/dev/zero` is refused at once).
 fn read_image_file(path: &Path) -> Result<Arc<[u8]>, String> {
-    let bytes = crate::files::bounded_read::read_regular(path, crate::files::bounded_read::MAX_IMAGE_FILE_BYTES)
-        .map_err(|e| e.to_string())?;
+    let bytes = crate::files::bounded_read::read_regular(
+        path,
+        crate::files::bounded_read::MAX_IMAGE_FILE_BYTES,
+    )
+    .map_err(|e| e.to_string())?;
     if bytes.is_empty() {
         return Err("empty file".into());
     }

@@ -75,7 +75,9 @@ pub(super) fn body_message(body: &[u8]) -> String {
     let message = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| error_message(&v))
-        .unwrap_or_else(|| crate::reading::sanitize::for_screen(String::from_utf8_lossy(body).trim(), 300));
+        .unwrap_or_else(|| {
+            crate::reading::sanitize::for_screen(String::from_utf8_lossy(body).trim(), 300)
+        });
     crate::reading::sanitize::for_screen(&message, 300)
 }
 

@@ -94,7 +94,10 @@ impl SseChat {
         // `data:` lines); read them in turn.
         for value in serde_json::Deserializer::from_str(&data).into_iter::<Value>() {
             let v = value.map_err(|e| ModelError::Malformed {
-                message: format!("{e} in event {:?}", crate::reading::sanitize::for_screen(&data, 80)),
+                message: format!(
+                    "{e} in event {:?}",
+                    crate::reading::sanitize::for_screen(&data, 80)
+                ),
             })?;
             if self.chunk(&v, on_token)? == Flow::Stop {
                 return Ok(Flow::Stop);

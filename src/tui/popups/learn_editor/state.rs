@@ -3,9 +3,9 @@
 
 use crate::learn;
 use crate::learn::console::LearnEdit;
+use crate::roles::verdict::Verdict;
 use crate::tui::action::Action;
 use crate::tui::keys::{self, Context, KeyAction};
-use crate::roles::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent};
 
@@ -159,6 +159,8 @@ pub(crate) mod tests {
 
     pub fn verdict() -> Verdict {
         Verdict {
+            level: None,
+            title: String::new(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

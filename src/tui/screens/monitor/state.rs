@@ -3,9 +3,9 @@
 
 use crate::frame::PreparedFrame;
 use crate::policy::Reason;
+use crate::roles::verdict::Verdict;
 use crate::tui::keys::KeyAction;
 use crate::tui::layout;
-use crate::roles::verdict::Verdict;
 use chrono::{DateTime, Utc};
 use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Rect;

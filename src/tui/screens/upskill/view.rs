@@ -395,7 +395,10 @@ fn draw_prompt(f: &mut Frame, st: &UpskillState, t: &Theme, area: Rect) {
             if r.prompt.is_empty() {
                 String::new()
             } else {
-                clean(&crate::roles::output_contract::display(&r.prompt), PROMPT_MAX)
+                clean(
+                    &crate::roles::output_contract::display(&r.prompt),
+                    PROMPT_MAX,
+                )
             },
         ),
         (None, None) => (" prompt ".into(), String::new()),
