@@ -55,6 +55,7 @@ fn jpeg() -> Vec<u8> {
 
 fn frame(seq: u64, at: chrono::DateTime<Utc>, jpeg: &[u8]) -> Event {
     Event::FrameTaken {
+        dhash: None,
         seq,
         captured_at: at,
         label: "img.jpg".into(),

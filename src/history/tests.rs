@@ -282,3 +282,49 @@ fn a_full_queue_drops_and_counts_never_waits() {
     let s = h.status();
     assert_eq!(s.written + s.dropped, n);
 }
+
+#[test]
+fn a_full_store_pauses_history_and_it_resumes_when_space_returns() {
+    let d = tempfile::tempdir().unwrap();
+    let (h, _) = HistoryHandle::start(&d.path().join("history.db"), origin()).unwrap();
+    // SQLite's own "database or disk is full": the store may not grow past its pages now.
+    let pages: i64 = h
+        .run(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap())
+        .unwrap();
+    h.run(move |c| {
+        c.pragma_update(None, "max_page_count", pages).unwrap();
+    });
+    let big = "smoke ".repeat(600);
+    for seq in 0..50 {
+        h.send(&answer(seq, Utc::now(), &big));
+    }
+    assert!(h.flush(StdDuration::from_secs(10)));
+    let s = h.status();
+    assert_eq!(s.paused.as_deref(), Some("the disk is full"), "{s:?}");
+    assert!(s.dropped >= 40 && s.dropped + s.written == 50, "{s:?}");
+    let (lost, before) = (s.dropped, s.written);
+    let notices = h.take_notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("history paused: the disk is full; monitoring goes on")),
+        "{notices:?}"
+    );
+    // Space returns: the next batch goes in and history says it resumed.
+    h.run(|c| {
+        c.pragma_update(None, "max_page_count", 1_000_000_000i64)
+            .unwrap();
+    });
+    h.send(&answer(99, Utc::now(), "A quiet kitchen."));
+    assert!(h.flush(StdDuration::from_secs(10)));
+    let s = h.status();
+    assert_eq!(s.paused, None);
+    assert_eq!(s.written, before + 1);
+    let notices = h.take_notices();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains(&format!("history resumed ({lost} entries lost"))),
+        "{notices:?}"
+    );
+}
