@@ -334,7 +334,7 @@ fn open_history(
         Err(e) => (
             None,
             Resume::default(),
-            Some(format!("{e}; history is off, monitoring goes on")),
+            Some(format!("history is off (monitoring goes on): {e}")),
         ),
     }
 }

@@ -110,9 +110,8 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(
-        "history store {path} was written by a newer gemmaedge-tui (schema version {found}; this \
-         one reads up to {supported}): it is left as it is — upgrade gemmaedge-tui, or set \
-         [history] path to another file"
+        "history store {path} is from a newer gemmaedge-tui (schema version {found}, this one \
+         reads up to {supported}); left as it is: upgrade, or set [history] path to another file"
     )]
     Newer {
         path: PathBuf,

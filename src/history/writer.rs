@@ -27,6 +27,8 @@ enum Msg {
     Flush(mpsc::Sender<()>),
     /// Run `f` on the writer's connection between batches (retention, imports).
     Run(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Commit, close the store (checkpointing the WAL into it) and end.
+    Stop(mpsc::Sender<()>),
 }
 
 /// What the writer has done, for a status bar and `check`.
@@ -174,9 +176,13 @@ impl HistoryHandle {
         std::mem::take(&mut *self.share.notices.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Commit what is queued (the engine's stop). The thread ends with the last handle.
+    /// Commit what is queued and close the store (the engine's stop); later events are
+    /// counted as dropped.
     pub fn stop(&self) {
-        self.flush(Duration::from_secs(5));
+        let (done, wait) = mpsc::channel();
+        if self.tx.send(Msg::Stop(done)).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(5));
+        }
     }
 }
 
@@ -201,6 +207,10 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Msg>, origin: Origin, share: Arc
         match rx.recv_timeout(wait) {
             Ok(Msg::Event(at, ev)) => batch.push((at, ev)),
             Ok(Msg::Flush(done)) => flush = Some(done),
+            Ok(Msg::Stop(done)) => {
+                flush = Some(done);
+                ended = true;
+            }
             Ok(Msg::Run(job)) => {
                 job(&mut conn);
                 continue;
@@ -259,11 +269,16 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Msg>, origin: Origin, share: Arc
             told_dropped = dropped;
             last_drop_notice = Instant::now();
         }
+        if ended {
+            // Closing checkpoints the WAL into the store and removes it.
+            let _ = conn.close();
+            if let Some(done) = flush {
+                let _ = done.send(());
+            }
+            return;
+        }
         if let Some(done) = flush {
             let _ = done.send(());
-        }
-        if ended {
-            break;
         }
     }
 }
