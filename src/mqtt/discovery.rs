@@ -104,6 +104,19 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
                 }),
             ),
         ),
+        (
+            "sensor",
+            "incident_level",
+            with(
+                common("incident_level", "Incident level"),
+                json!({
+                    "state_topic": topics.incident(),
+                    "value_template": "{{ value_json.highest_level }}",
+                    "json_attributes_topic": topics.incident(),
+                    "icon": "mdi:alert-octagon-outline",
+                }),
+            ),
+        ),
     ];
     entities
         .into_iter()
@@ -124,7 +137,7 @@ mod tests {
     fn one_device_five_entities_all_with_availability() {
         let t = Topics::new("gemmaedge", "pi kitchen");
         let m = messages("homeassistant", &t, "pi kitchen");
-        assert_eq!(m.len(), 5);
+        assert_eq!(m.len(), 6);
         for (topic, payload) in &m {
             assert!(topic.starts_with("homeassistant/"), "{topic}");
             assert!(topic.ends_with("/config"));
@@ -140,5 +153,19 @@ mod tests {
         assert!(m[4].0.starts_with("homeassistant/button/"));
         assert!(m[4].1.contains("gemmaedge/pi kitchen/cmd/escalate"));
         assert!(messages("", &t, "pi").is_empty());
+    }
+
+    #[test]
+    fn a_sensor_for_the_highest_open_incident_level() {
+        let t = Topics::new("gemmaedge", "pi");
+        let m = messages("homeassistant", &t, "pi");
+        let (topic, payload) = m.last().unwrap();
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/gemmaedge_pi/incident_level/config"
+        );
+        let v: Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["state_topic"], "gemmaedge/pi/incident");
+        assert_eq!(v["value_template"], "{{ value_json.highest_level }}");
     }
 }

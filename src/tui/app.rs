@@ -508,6 +508,10 @@ impl App {
                 vec![Action::OpenCalibration, Action::Redraw]
             }
             KeyAction::Escalate => vec![Action::Engine(crate::event::Command::ForceEscalate)],
+            KeyAction::Acknowledge => vec![Action::Engine(crate::event::Command::Ack {
+                incident: None,
+                by: "console".into(),
+            })],
             KeyAction::Pause => {
                 self.paused = !self.paused;
                 vec![

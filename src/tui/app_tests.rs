@@ -240,6 +240,13 @@ fn command_keys() {
         a.handle_key(key(KeyCode::Char('e'))),
         vec![Action::Engine(Command::ForceEscalate)]
     );
+    assert_eq!(
+        a.handle_key(key(KeyCode::Char('k'))),
+        vec![Action::Engine(Command::Ack {
+            incident: None,
+            by: "console".into()
+        })]
+    );
     assert_eq!(a.handle_key(key(KeyCode::Char('q'))), vec![Action::Quit]);
     assert_eq!(
         a.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
