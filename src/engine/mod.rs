@@ -329,7 +329,12 @@ fn open_history(
         session: started.format("%Y%m%d-%H%M%S").to_string(),
         device: config.device.name.clone(),
     };
-    match HistoryHandle::start(&path, origin) {
+    let retention = crate::history::retention::Retention {
+        keep_days: config.history.keep_days,
+        max_bytes: config.history.max_mb << 20,
+        logs: config.paths.logs.clone(),
+    };
+    match HistoryHandle::start_with(&path, origin, Some(retention)) {
         Ok((h, resume)) => (Some(h), resume, None),
         Err(e) => (
             None,

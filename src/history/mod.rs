@@ -11,6 +11,7 @@ pub mod config;
 pub mod import;
 pub mod incident;
 pub mod query;
+pub mod retention;
 pub mod rows;
 pub mod schema;
 pub mod writer;

@@ -240,6 +240,11 @@ fn try_open(path: &Path) -> Result<Connection, Attempt> {
     if ok != "ok" {
         return Err(Attempt::Unreadable(format!("integrity check: {ok}")));
     }
+    if version == 0 {
+        // Before any table: lets retention give freed pages back (`incremental_vacuum`).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(unreadable)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(unreadable)?;
     conn.pragma_update(None, "synchronous", "NORMAL")

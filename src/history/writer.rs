@@ -5,6 +5,7 @@
 //! engine goes on, the pause and its reason are told once, and history resumes by itself
 //! when a write works again (saying how much was lost meanwhile).
 
+use super::retention::Retention;
 use super::rows::{self, Origin, Spans};
 use super::schema::{self, OpenError};
 use crate::event::{Event, IncidentEvent};
@@ -82,6 +83,15 @@ impl HistoryHandle {
     /// Open the store at `path` (migrating it), read what the engine resumes, and start
     /// the writer thread for events of `origin`.
     pub fn start(path: &Path, origin: Origin) -> Result<(HistoryHandle, Resume), OpenError> {
+        Self::start_with(path, origin, None)
+    }
+
+    /// `start`, with retention run at start and hourly in the writer thread.
+    pub fn start_with(
+        path: &Path,
+        origin: Origin,
+        retention: Option<Retention>,
+    ) -> Result<(HistoryHandle, Resume), OpenError> {
         let opened = schema::open(path)?;
         let conn = opened.conn;
         let sql = |error| OpenError::Sqlite {
@@ -99,7 +109,7 @@ impl HistoryHandle {
             .name("history".into())
             .spawn({
                 let share = share.clone();
-                move || run(conn, rx, origin, share)
+                move || run(conn, rx, origin, share, retention)
             })
             .map_err(|error| OpenError::Io {
                 path: path.to_path_buf(),
@@ -189,7 +199,17 @@ impl HistoryHandle {
 /// Drops are told at most this often.
 const DROP_NOTICE_EVERY: Duration = Duration::from_secs(60);
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Msg>, origin: Origin, share: Arc<Share>) {
+/// Retention runs this often (and at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+fn run(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Msg>,
+    origin: Origin,
+    share: Arc<Share>,
+    retention: Option<Retention>,
+) {
+    let mut next_retention = Instant::now();
     let mut spans = Spans::default();
     let mut batch: Vec<(DateTime<Utc>, Box<Event>)> = Vec::new();
     let mut last_commit = Instant::now() - COMMIT_EVERY;
@@ -197,8 +217,23 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Msg>, origin: Origin, share: Arc
     let mut last_drop_notice = Instant::now() - DROP_NOTICE_EVERY;
     let mut lost_while_paused = 0u64;
     loop {
+        if let Some(r) = retention
+            .as_ref()
+            .filter(|_| Instant::now() >= next_retention)
+        {
+            next_retention = Instant::now() + RETENTION_EVERY;
+            match super::retention::prune(&mut conn, r, Utc::now().timestamp_millis()) {
+                Ok(p) if !p.is_empty() || p.still_over => share.notice(p.describe(r)),
+                Ok(_) => {}
+                Err(e) => share.notice(format!("history retention failed: {e}")),
+            }
+        }
         let wait = if batch.is_empty() {
-            Duration::from_secs(3600)
+            if retention.is_some() {
+                next_retention.saturating_duration_since(Instant::now())
+            } else {
+                RETENTION_EVERY
+            }
         } else {
             COMMIT_EVERY.saturating_sub(last_commit.elapsed())
         };
