@@ -10,6 +10,7 @@
 pub mod config;
 pub mod import;
 pub mod incident;
+pub mod paged;
 pub mod query;
 pub mod retention;
 pub mod rows;
