@@ -133,6 +133,13 @@ fn oldest_frames(
     rows.collect()
 }
 
+/// Free pages back to the file system: vacuum them out of the store, then checkpoint the
+/// WAL into it and truncate the WAL.
+fn shrink(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA incremental_vacuum;")?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
 /// One pass at `now_ms`.
 pub fn prune(conn: &mut Connection, r: &Retention, now_ms: i64) -> rusqlite::Result<Pruned> {
     let mut out = Pruned::default();
@@ -228,8 +235,14 @@ pub fn prune(conn: &mut Connection, r: &Retention, now_ms: i64) -> rusqlite::Res
         }
         out.rows += n + m;
         // Give the freed pages back to the file system.
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum;")?;
-        out.bytes += before.saturating_sub(used_bytes(conn, &r.logs));
+        shrink(conn)?;
+        let after = used_bytes(conn, &r.logs);
+        out.bytes += before.saturating_sub(after);
+        if after >= before {
+            // The file does not shrink (a store made without auto_vacuum): removing more
+            // rows would not help; say so rather than empty the history.
+            break;
+        }
     }
     while over(conn) {
         let batch = oldest_frames(conn, true, 20)?;
@@ -239,10 +252,10 @@ pub fn prune(conn: &mut Connection, r: &Retention, now_ms: i64) -> rusqlite::Res
         out.incident_frames += batch.len() as u64;
         out.bytes += drop_frame_files(conn, &batch)?;
     }
-    out.still_over = over(conn);
     if out.rows > 0 {
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum;")?;
+        shrink(conn)?;
     }
+    out.still_over = over(conn);
     Ok(out)
 }
 
