@@ -136,7 +136,11 @@ fn oldest_frames(
 /// Free pages back to the file system: vacuum them out of the store, then checkpoint the
 /// WAL into it and truncate the WAL.
 fn shrink(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA incremental_vacuum;")?;
+    // Each step frees one page: step it to the end.
+    let mut st = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = st.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
 }
 
@@ -223,11 +227,11 @@ pub fn prune(conn: &mut Connection, r: &Retention, now_ms: i64) -> rusqlite::Res
         let before = used_bytes(conn, &r.logs);
         let n = conn.execute(
             "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE incident_id IS NULL \
-             AND frame_path IS NULL ORDER BY at_ms, id LIMIT 5000)",
+             AND frame_path IS NULL ORDER BY at_ms, id LIMIT 1000)",
             [],
         )? as u64;
         let m = conn.execute(
-            "DELETE FROM notes WHERE id IN (SELECT id FROM notes ORDER BY at_ms LIMIT 1000)",
+            "DELETE FROM notes WHERE id IN (SELECT id FROM notes ORDER BY at_ms LIMIT 200)",
             [],
         )? as u64;
         if n + m == 0 {
@@ -345,5 +349,49 @@ mod tests {
         let p = prune(&mut conn, &r, now).unwrap();
         assert!(p.incident_frames > 0, "{p:?}");
         assert!(p.describe(&r).contains("incident key frames"));
+    }
+}
+
+#[cfg(test)]
+mod shrink_tests {
+    use super::*;
+
+    #[test]
+    fn removing_rows_gives_the_space_back() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = d.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut conn = super::super::schema::open(&logs.join("history.db"))
+            .unwrap()
+            .conn;
+        let tx = conn.transaction().unwrap();
+        for i in 0..20_000i64 {
+            tx.execute(
+                "INSERT INTO frames (session, seq, at_ms, answer) VALUES ('s', ?1, ?1, ?2)",
+                rusqlite::params![i, "an answer of some length ".repeat(8)],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        shrink(&conn).unwrap();
+        let full = used_bytes(&conn, &logs);
+        let r = Retention {
+            keep_days: 3650,
+            max_bytes: full / 2,
+            logs: logs.clone(),
+        };
+        let p = prune(&mut conn, &r, 1_000_000).unwrap();
+        assert!(!p.still_over, "{p:?}");
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM frames", [], |x| x.get(0))
+            .unwrap();
+        assert!(
+            left > 5_000 && left < 15_000,
+            "about half kept, oldest gone: {left}"
+        );
+        let oldest: i64 = conn
+            .query_row("SELECT min(seq) FROM frames", [], |x| x.get(0))
+            .unwrap();
+        assert!(oldest > 5_000, "{oldest}");
     }
 }

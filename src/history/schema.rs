@@ -309,6 +309,11 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+        let vacuum: i64 = o
+            .conn
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(vacuum, 2, "incremental, so retention can shrink the file");
         drop(o);
         // Opening again migrates nothing and keeps rows.
         let o = open(&p).unwrap();
