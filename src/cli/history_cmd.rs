@@ -202,7 +202,7 @@ fn row(i: &Item) -> Vec<String> {
 /// `history import LOGDIR`.
 pub fn import(config: &Config, dir: &Path) -> i32 {
     let path = store_path(config);
-    let mut opened = match schema::open(&path) {
+    let mut opened = match schema::open_checked(&path) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("gemmaedge-tui history import: {e}");

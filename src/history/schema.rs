@@ -169,6 +169,46 @@ pub fn open(path: &Path) -> Result<Opened, OpenError> {
     }
 }
 
+/// `quick_check` the store (it reads every page: seconds for a big store on an SD card,
+/// so the writer runs it in its own thread after start). A damaged store is closed, moved
+/// aside and a fresh one opened in its place; the notice says so.
+pub fn recover_if_damaged(
+    conn: Connection,
+    path: &Path,
+) -> Result<(Connection, Option<String>), OpenError> {
+    let ok = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0))
+        .unwrap_or_else(|e| e.to_string());
+    if ok == "ok" {
+        return Ok((conn, None));
+    }
+    drop(conn);
+    let aside = set_aside(path).map_err(|error| OpenError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let fresh = open(path)?;
+    Ok((
+        fresh.conn,
+        Some(format!(
+            "history store {} is damaged (integrity check: {ok}): moved aside to {}, a fresh \
+             store was started",
+            path.display(),
+            aside.display()
+        )),
+    ))
+}
+
+/// Open the store and check it whole (`history import`, tests): `open`, then
+/// `recover_if_damaged`.
+pub fn open_checked(path: &Path) -> Result<Opened, OpenError> {
+    let mut o = open(path)?;
+    let (conn, notice) = recover_if_damaged(o.conn, path)?;
+    o.conn = conn;
+    o.notices.extend(notice);
+    Ok(o)
+}
+
 /// Open the store read-only for queries (the `history` command); never migrates.
 pub fn open_read(path: &Path) -> Result<Connection, OpenError> {
     let sql = |error| OpenError::Sqlite {
@@ -234,12 +274,11 @@ fn try_open(path: &Path) -> Result<Connection, Attempt> {
             supported: SCHEMA_VERSION,
         }));
     }
-    let ok: String = conn
-        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-        .map_err(unreadable)?;
-    if ok != "ok" {
-        return Err(Attempt::Unreadable(format!("integrity check: {ok}")));
-    }
+    // Reading the schema reads the first pages: a file that is not a database fails here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(unreadable)?;
     if version == 0 {
         // Before any table: lets retention give freed pages back (`incremental_vacuum`).
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
@@ -397,8 +436,9 @@ mod tests {
             *b = 0xA5;
         }
         std::fs::write(&p, &bytes).unwrap();
-        let o = open(&p).unwrap();
+        let o = open_checked(&p).unwrap();
         assert_eq!(o.notices.len(), 1, "told: {:?}", o.notices);
+        assert!(o.notices[0].contains("is damaged"), "{:?}", o.notices);
         let n: i64 = o
             .conn
             .query_row("SELECT count(*) FROM frames", [], |r| r.get(0))

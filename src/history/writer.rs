@@ -93,15 +93,32 @@ impl HistoryHandle {
         retention: Option<Retention>,
     ) -> Result<(HistoryHandle, Resume), OpenError> {
         let opened = schema::open(path)?;
-        let conn = opened.conn;
+        let mut conn = opened.conn;
+        let mut notices = opened.notices;
         let sql = |error| OpenError::Sqlite {
             path: path.to_path_buf(),
             error,
         };
+        let read = |c: &Connection| -> rusqlite::Result<(Vec<IncidentEvent>, u64)> {
+            Ok((
+                super::query::open_incidents(c)?,
+                super::query::max_incident_id(c)? + 1,
+            ))
+        };
+        let (open_incidents, next_incident_id) = match read(&conn) {
+            Ok(r) => r,
+            // Unreadable where it matters now: check it whole, here.
+            Err(_) => {
+                let (fresh, notice) = schema::recover_if_damaged(conn, path)?;
+                conn = fresh;
+                notices.extend(notice);
+                read(&conn).map_err(sql)?
+            }
+        };
         let resume = Resume {
-            open_incidents: super::query::open_incidents(&conn).map_err(sql)?,
-            next_incident_id: super::query::max_incident_id(&conn).map_err(sql)? + 1,
-            notices: opened.notices,
+            open_incidents,
+            next_incident_id,
+            notices,
         };
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let share = Arc::new(Share::default());
@@ -210,6 +227,23 @@ fn run(
     retention: Option<Retention>,
 ) {
     let mut next_retention = Instant::now();
+    // The whole-store check reads every page: here, off the engine's start.
+    if let Some(path) = conn.path().map(PathBuf::from) {
+        match schema::recover_if_damaged(conn, &path) {
+            Ok((c, notice)) => {
+                conn = c;
+                if let Some(n) = notice {
+                    share.notice(n);
+                }
+            }
+            Err(e) => {
+                share.notice(format!("{e}; history is off, monitoring goes on"));
+                *share.paused.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some("the store could not be opened again".into());
+                return;
+            }
+        }
+    }
     let mut spans = Spans::default();
     let mut batch: Vec<(DateTime<Utc>, Box<Event>)> = Vec::new();
     let mut last_commit = Instant::now() - COMMIT_EVERY;
