@@ -72,6 +72,7 @@ fn full_app(config: &Config, frame: &Arc<PreparedFrame>) -> App {
     for seq in 1..=n {
         let text = ANSWERS[(seq % ANSWERS.len() as u64) as usize];
         a.handle_event(Event::FrameTaken {
+            dhash: None,
             seq,
             captured_at: Utc::now(),
             label: "camera 0".into(),
@@ -119,6 +120,8 @@ fn full_app(config: &Config, frame: &Arc<PreparedFrame>) -> App {
             a.handle_event(Event::TeacherVerdict {
                 seq,
                 verdict: Verdict {
+                    level: None,
+                    title: String::new(),
                     truncated: false,
                     agrees: Some(seq % 4 != 0),
                     safety_relevant: Some(text.contains("Smoke")),

@@ -80,6 +80,20 @@ async fn devices(port: u16, n: usize) {
                 },
                 latency_ms: 1,
             });
+            b.send(&Event::Incident(gemmaedge_tui::event::IncidentEvent {
+                change: gemmaedge_tui::event::IncidentChange::Open,
+                id: seq,
+                seq: Some(seq),
+                level: 1,
+                title: "Smoke from a pan".into(),
+                opened_at: Utc::now(),
+                last_at: Utc::now(),
+                closed_at: None,
+                frames: 1,
+                key_seq: Some(seq),
+                acked_at: None,
+                acked_by: None,
+            }));
         }
     }
 }

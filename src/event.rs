@@ -117,6 +117,9 @@ pub enum Event {
         height: u32,
         jpeg_bytes: usize,
         superseded: u64,
+        /// The frame's perceptual hash (dHash, 16 hex digits): near-duplicates share most bits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dhash: Option<String>,
         #[serde(skip)]
         image: Option<Arc<PreparedFrame>>,
     },
@@ -206,13 +209,20 @@ pub enum Event {
         seq: u64,
         error: String,
     },
-    /// A confirmed safety-relevant frame was reported to someone (webhook / command).
+    /// An incident was reported to someone (webhook / command): `change` says which
+    /// (`open`, `raise`, `close`).
     Notified {
         seq: u64,
         via: Vec<String>,
         /// Alerts held back by the rate limit since the previous one.
         suppressed: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<String>,
     },
+    /// An incident opened, grew, rose in level, closed or was acknowledged.
+    Incident(IncidentEvent),
     Health {
         role: Role,
         health: Health,
@@ -260,6 +270,61 @@ impl Event {
     }
 }
 
+/// What changed about an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentChange {
+    /// A confirmed frame with no incident open: a new one.
+    Open,
+    /// A confirmed frame within `gap_secs` of the open one, same level.
+    Join,
+    /// A confirmed frame that rose the incident's level.
+    Raise,
+    /// `gap_secs` passed after its last confirmed frame.
+    Close,
+    /// Someone acknowledged it (it stays in history, marked).
+    Ack,
+}
+
+impl IncidentChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentChange::Open => "open",
+            IncidentChange::Join => "join",
+            IncidentChange::Raise => "raise",
+            IncidentChange::Close => "close",
+            IncidentChange::Ack => "ack",
+        }
+    }
+}
+
+/// An incident as it stands after `change` (the `incident` event and log line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentEvent {
+    pub change: IncidentChange,
+    pub id: u64,
+    /// The frame that caused the change (none for a close or an acknowledgement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// 1 worth a look, 2 urgent: the highest of its frames.
+    pub level: u8,
+    /// The newest title among its most urgent frames.
+    pub title: String,
+    pub opened_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Confirmed frames so far.
+    pub frames: u64,
+    /// The frame its title comes from (its key frame, the last kept by retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+}
+
 /// Face → engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -271,6 +336,9 @@ pub enum Command {
     /// Say this as a `Warning` (logged, and shown by every face): for parts beside the
     /// engine, such as the MQTT bridge.
     Warn(String),
+    /// Acknowledge an open incident (`None`: every open one), saying who did (`console`,
+    /// `mqtt`, a user name).
+    Ack { incident: Option<u64>, by: String },
     /// Stop, flush the log, and send `Stopped`.
     Shutdown,
 }

@@ -12,6 +12,7 @@ pub mod event;
 pub mod files;
 pub mod fleet;
 pub mod frame;
+pub mod history;
 pub mod hooks;
 pub mod learn;
 pub mod model;

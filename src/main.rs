@@ -80,6 +80,42 @@ enum Cmd {
         #[arg(long)]
         from: PathBuf,
     },
+    /// What happened: incidents, escalations, verdicts, failures, skill changes (the store).
+    #[command(args_conflicts_with_subcommands = true)]
+    History {
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        /// From: 12h, 7d (before now), 2026-12-01, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Until (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        /// Incidents only.
+        #[arg(long)]
+        incidents: bool,
+        /// Text in answers, verdicts, titles, reasons and notes.
+        #[arg(long)]
+        search: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Every answer, not only escalations, verdicts, failures, incidents and notes.
+        #[arg(long)]
+        all: bool,
+        /// At most this many lines, newest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HistoryAction {
+    /// Import session logs (logs/session-*.jsonl) into the store; importing again adds nothing.
+    Import {
+        /// The folder holding the session logs.
+        logdir: PathBuf,
+    },
 }
 
 /// Every face reports errors and panics the same way: color-eyre's hooks, installed once
@@ -150,6 +186,31 @@ fn main() {
             }) => Ok(cli::learn_cmd::learn(&config, &from, only_disagreements)),
             Some(Cmd::Fleet) => gemmaedge_tui::fleet::run(&config).await,
             Some(Cmd::Calibrate { from }) => Ok(cli::learn_cmd::calibrate(&config, &from)),
+            Some(Cmd::History {
+                action: Some(HistoryAction::Import { logdir }),
+                ..
+            }) => Ok(cli::history_cmd::import(&config, &logdir)),
+            Some(Cmd::History {
+                action: None,
+                since,
+                until,
+                incidents,
+                search,
+                json,
+                all,
+                limit,
+            }) => Ok(cli::history_cmd::run(
+                &config,
+                &cli::history_cmd::HistoryArgs {
+                    since,
+                    until,
+                    incidents,
+                    search,
+                    json,
+                    all,
+                    limit,
+                },
+            )),
             Some(Cmd::Upskill { candidates, yes }) => {
                 let range = gemmaedge_tui::config::CANDIDATES;
                 if let Some(n) = candidates.filter(|n| !range.contains(n)) {

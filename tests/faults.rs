@@ -452,10 +452,17 @@ async fn bearer_key_and_headers_are_sent_but_never_logged() {
         Some("Bearer sekrit-key-123")
     );
     assert_eq!(header("x-proxy-token").as_deref(), Some("hdr-secret-456"));
+    // Every file the engine wrote (the session log, the history store): bytes, not text.
     for e in std::fs::read_dir(&logs).unwrap().flatten() {
         if e.path().is_file() {
-            let text = std::fs::read_to_string(e.path()).unwrap();
-            assert!(!text.contains("sekrit") && !text.contains("hdr-secret"));
+            let bytes = std::fs::read(e.path()).unwrap();
+            for secret in [&b"sekrit"[..], b"hdr-secret"] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret),
+                    "{} holds a secret",
+                    e.path().display()
+                );
+            }
         }
     }
 }

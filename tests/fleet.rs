@@ -142,6 +142,21 @@ async fn fleet_console_over_a_real_broker() {
         },
         latency_ms: 1,
     });
+    // The engine opens an incident on it: the alert goes per incident.
+    b2.send(&Event::Incident(gemmaedge_tui::event::IncidentEvent {
+        change: gemmaedge_tui::event::IncidentChange::Open,
+        id: 1,
+        seq: Some(1),
+        level: 1,
+        title: "Smoke from a pan".into(),
+        opened_at: Utc::now(),
+        last_at: Utc::now(),
+        closed_at: None,
+        frames: 1,
+        key_seq: Some(1),
+        acked_at: None,
+        acked_by: None,
+    }));
     tokio::time::timeout(Duration::from_secs(15), seen_rx.wait_for(|s| *s == (2, 1)))
         .await
         .expect("the console shows two online devices and one alert")

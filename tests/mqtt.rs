@@ -7,7 +7,7 @@ mod support;
 
 use chrono::Utc;
 use gemmaedge_tui::config::Config;
-use gemmaedge_tui::event::{Command, Event};
+use gemmaedge_tui::event::{Command, Event, IncidentChange, IncidentEvent};
 use gemmaedge_tui::frame::PreparedFrame;
 use gemmaedge_tui::mqtt::{Bridge, BridgeHandle, LinkState};
 use gemmaedge_tui::policy::Reason;
@@ -55,6 +55,7 @@ fn jpeg() -> Vec<u8> {
 
 fn frame(seq: u64, at: chrono::DateTime<Utc>, jpeg: &[u8]) -> Event {
     Event::FrameTaken {
+        dhash: None,
         seq,
         captured_at: at,
         label: "img.jpg".into(),
@@ -149,14 +150,21 @@ async fn online_events_alert_snapshot_state_discovery_then_offline() {
         },
         latency_ms: 2000,
     });
+    // The engine's incident tracker opens an incident on it; the alert goes per incident.
+    b.send(&Event::Incident(incident(
+        1,
+        IncidentChange::Open,
+        Some(1),
+        2,
+    )));
     sub.wait_for(
         10,
-        "three events, an alert, a snapshot, a state with the verdict",
+        "four events, an alert, a snapshot, a state with the verdict",
         |g| {
             g.iter()
                 .filter(|m| m.topic == "gemmaedge/pi/events")
                 .count()
-                == 3
+                == 4
                 && g.iter().any(|m| m.topic == "gemmaedge/pi/alert")
                 && g.iter().any(|m| m.topic == "gemmaedge/pi/snapshot")
                 && g.iter().any(|m| {
@@ -174,7 +182,10 @@ async fn online_events_alert_snapshot_state_discovery_then_offline() {
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(types, ["student_answer", "escalated", "teacher_verdict"]);
+    assert_eq!(
+        types,
+        ["student_answer", "escalated", "teacher_verdict", "incident"]
+    );
     for e in &events {
         assert_eq!(e["device"], "pi");
         assert_eq!(e["seq"], 1);
@@ -196,7 +207,12 @@ async fn online_events_alert_snapshot_state_discovery_then_offline() {
         "the frame's time"
     );
     assert_eq!(alert["reasons"][0], "safety keyword: smoke");
+    assert_eq!(alert["incident"]["change"], "open");
+    assert_eq!(alert["incident"]["level"], 2);
     assert_eq!(sub.on("gemmaedge/pi/snapshot")[0].payload, shot);
+    let inc = sub.on("gemmaedge/pi/incident")[0].json();
+    assert_eq!(inc["highest_level"], 2);
+    assert_eq!(inc["open"][0]["title"], "Pan on fire");
 
     // Discovery: one device, its entities, each naming the availability topic.
     let configs: Vec<_> = sub
@@ -223,11 +239,13 @@ async fn online_events_alert_snapshot_state_discovery_then_offline() {
 
     // A late subscriber gets the retained ones.
     let late = Sub::connect(&broker, "viewer", "viewer-pw", &["gemmaedge/pi/+"]).await;
-    late.wait_for(5, "retained snapshot, state, online", |g| {
-        ["snapshot", "state", "available"].iter().all(|k| {
-            g.iter()
-                .any(|m| m.topic == format!("gemmaedge/pi/{k}") && m.retain)
-        })
+    late.wait_for(5, "retained snapshot, state, online, incident", |g| {
+        ["snapshot", "state", "available", "incident"]
+            .iter()
+            .all(|k| {
+                g.iter()
+                    .any(|m| m.topic == format!("gemmaedge/pi/{k}") && m.retain)
+            })
     })
     .await;
     let state = late.on("gemmaedge/pi/state")[0].json();
@@ -278,6 +296,13 @@ async fn no_snapshot_without_save_frames_and_alerts_rate_limited() {
             },
             latency_ms: 1,
         });
+        // Open, join, raise: two alert-worthy changes within min_interval_secs.
+        let (change, level) = match seq {
+            1 => (IncidentChange::Open, 1),
+            2 => (IncidentChange::Join, 1),
+            _ => (IncidentChange::Raise, 2),
+        };
+        b.send(&Event::Incident(incident(1, change, Some(seq), level)));
     }
     sub.wait_for(10, "the state with 3 verdicts", |g| {
         g.iter()
@@ -288,9 +313,98 @@ async fn no_snapshot_without_save_frames_and_alerts_rate_limited() {
     assert_eq!(
         sub.on("gemmaedge/pi/alert").len(),
         1,
-        "one per min_interval_secs"
+        "the raise is held back: one per min_interval_secs"
     );
     b.stop().await;
+}
+
+fn incident(id: u64, change: IncidentChange, seq: Option<u64>, level: u8) -> IncidentEvent {
+    let now = Utc::now();
+    IncidentEvent {
+        change,
+        id,
+        seq,
+        level,
+        title: "Pan on fire".into(),
+        opened_at: now,
+        last_at: now,
+        closed_at: None,
+        frames: seq.unwrap_or(1),
+        key_seq: seq,
+        acked_at: None,
+        acked_by: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_alerts_once_stays_retained_and_is_acknowledged_from_the_broker() {
+    let broker = Broker::start(USERS, ACL);
+    let student = OllamaTestServer::start(&[STUDENT]).await;
+    let teacher = OllamaTestServer::start(&[TEACHER]).await;
+    student.set_handler(|_| Reply::text("Smoke rises from a pan.\nCONFIDENCE: 0.9"));
+    teacher.set_handler(|_| {
+        Reply::text(
+            r#"{"agrees": true, "safety_relevant": true, "summary": "A pan is on fire.", "missed": [], "wrong": [], "level": 2, "title": "Pan on fire"}"#,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = mqtt_config(dir.path(), &broker, "pi-pw");
+    c.student.host = student.url();
+    c.teacher.host = teacher.url();
+    c.source.fps = 10.0;
+    c.notify.min_interval_secs = 0;
+    let h = gemmaedge_tui::engine::start(c.clone(), Default::default()).unwrap();
+    let commands = h.commands.clone();
+    let b = Bridge::start(&c, commands.clone()).unwrap();
+    let admin = Sub::connect(&broker, "admin", "admin-pw", &["gemmaedge/pi/#"]).await;
+    let running = pump(h, b);
+    admin
+        .wait_for(20, "an open incident, retained, at level 2", |g| {
+            g.iter()
+                .any(|m| m.topic == "gemmaedge/pi/incident" && m.json()["highest_level"] == 2)
+        })
+        .await;
+    // More confirmed frames join it: no more alerts.
+    assert!(teacher.wait_for_chats(6, Duration::from_secs(20)).await);
+    admin.publish("gemmaedge/pi/cmd/ack", "1").await;
+    admin
+        .wait_for(
+            10,
+            "the acknowledgement, by mqtt, in events and the retained state",
+            |g| {
+                g.iter().any(|m| {
+                    m.topic == "gemmaedge/pi/events"
+                        && m.json()["type"] == "incident"
+                        && m.json()["change"] == "ack"
+                        && m.json()["acked_by"] == "mqtt"
+                }) && g.iter().any(|m| {
+                    m.topic == "gemmaedge/pi/incident"
+                        && m.json()["open"][0]["acknowledged"] == true
+                })
+            },
+        )
+        .await;
+    let alerts = admin.on("gemmaedge/pi/alert");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one alert for the incident, not one per frame"
+    );
+    assert_eq!(alerts[0].json()["incident"]["change"], "open");
+    let _ = commands.send(Command::Shutdown);
+    let b = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .unwrap()
+        .unwrap();
+    b.stop().await;
+    // The store keeps who acknowledged it.
+    let db = rusqlite::Connection::open(dir.path().join("logs/history.db")).unwrap();
+    let by: String = db
+        .query_row("SELECT acked_by FROM incidents WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(by, "mqtt");
 }
 
 /// Run the engine with a bridge, the way headless does: every event to the bridge.

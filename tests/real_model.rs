@@ -171,6 +171,18 @@ fn headless_with_a_real_student_and_teacher_bounds_answers_and_loses_nothing() {
             );
         }
         assert!(verdict["summary"].as_str().unwrap().len() <= 2000 * 4);
+        // The schema asks for a level (0, 1, 2) and a title of at most 60 characters; a
+        // whole verdict carries both (a cut one may stop before them).
+        if verdict["truncated"] != true {
+            assert!(
+                matches!(verdict["level"].as_u64(), Some(0..=2)),
+                "level 0-2 through the schema: {verdict}"
+            );
+            assert!(
+                verdict["title"].as_str().unwrap_or("").chars().count() <= 60,
+                "{verdict}"
+            );
+        }
     }
     assert!(out.contains("stopped after"), "{out}");
 }

@@ -698,3 +698,53 @@ fn eval_and_upskill_from_a_shell_go_through_the_running_service() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_console_reads_history_pages_from_the_service() {
+    let (student, teacher) = servers();
+    let svc = Service::start(&student, &teacher, "");
+    let began = Instant::now();
+    while svc.answers_in_log() < 5 {
+        assert!(began.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The writer commits once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut c, hello) = Client::attach(&svc.socket);
+    assert!(
+        hello["capabilities"].to_string().contains("history"),
+        "{hello}"
+    );
+    let _ = c.snapshot();
+    c.send(&json!({"type": "history", "filter": {"notable_only": false}, "limit": 2}));
+    let page = c.until(Duration::from_secs(10), "a history page", |m| {
+        m["type"] == "history"
+    });
+    let items = page["page"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"));
+    assert_eq!(items.len(), 2, "{page}");
+    assert!(page["page"]["next"].is_object(), "more pages: {page}");
+    // The next page starts where this one ended, older.
+    let after = page["page"]["next"].clone();
+    c.send(&json!({"type": "history", "filter": {}, "after": after, "limit": 10000}));
+    let older = c.until(Duration::from_secs(10), "the next page", |m| {
+        m["type"] == "history"
+    });
+    let more = older["page"]["items"].as_array().unwrap();
+    assert!(
+        !more.is_empty() && more.len() <= 200,
+        "bounded: {}",
+        more.len()
+    );
+    // Search text with SQL in it is only text.
+    c.send(&json!({"type": "history", "filter": {"text": "'); DROP TABLE frames; --"}}));
+    let none = c.until(Duration::from_secs(10), "an empty page", |m| {
+        m["type"] == "history"
+    });
+    assert_eq!(none["page"]["items"], json!([]), "{none}");
+    // The engine went on meanwhile.
+    c.until(Duration::from_secs(10), "a live answer", |m| {
+        event_type(m) == "student_answer"
+    });
+}

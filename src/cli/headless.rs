@@ -283,8 +283,18 @@ pub fn describe(ev: &Event) -> Option<String> {
                 format!("#{seq} {keyword:?} in the answer: making sure the {role} is loaded")
             }
         },
-        Event::Notified { seq, via, suppressed } => format!(
-            "#{seq} safety alert sent via {}{}",
+        Event::Notified {
+            seq,
+            via,
+            suppressed,
+            incident,
+            change,
+        } => format!(
+            "#{seq} {} sent via {}{}",
+            match (incident, change) {
+                (Some(i), Some(c)) => format!("incident #{i} {c} alert"),
+                _ => "safety alert".into(),
+            },
             via.join(" and "),
             if *suppressed > 0 {
                 format!(" ({suppressed} held back by the rate limit before it)")
@@ -292,6 +302,34 @@ pub fn describe(ev: &Event) -> Option<String> {
                 String::new()
             }
         ),
+        Event::Incident(i) => {
+            let title = crate::reading::sanitize::for_screen(&i.title, 60);
+            let level = match i.level {
+                2 => "urgent",
+                1 => "worth a look",
+                _ => "level 0",
+            };
+            match i.change {
+                crate::event::IncidentChange::Open => {
+                    format!("incident #{} opened ({level}): {title}", i.id)
+                }
+                crate::event::IncidentChange::Raise => {
+                    format!("incident #{} rose to {level}: {title}", i.id)
+                }
+                crate::event::IncidentChange::Join => return None,
+                crate::event::IncidentChange::Close => format!(
+                    "incident #{} closed after {} s, {} frames: {title}",
+                    i.id,
+                    crate::history::incident::duration(i).num_seconds(),
+                    i.frames
+                ),
+                crate::event::IncidentChange::Ack => format!(
+                    "incident #{} acknowledged by {}",
+                    i.id,
+                    crate::reading::sanitize::for_screen(i.acked_by.as_deref().unwrap_or("?"), 60)
+                ),
+            }
+        }
         Event::Paused { paused } => {
             if *paused {
                 "capture paused".into()

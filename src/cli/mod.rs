@@ -3,6 +3,7 @@
 pub mod check;
 pub mod eval_cmd;
 pub mod headless;
+pub mod history_cmd;
 pub mod learn_cmd;
 pub mod table;
 pub mod upskill_cmd;

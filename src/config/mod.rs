@@ -44,6 +44,8 @@ pub struct Config {
     pub eval: EvalConfig,
     pub service: ServiceConfig,
     pub mqtt: crate::mqtt::MqttConfig,
+    pub history: crate::history::HistoryConfig,
+    pub incidents: crate::history::IncidentsConfig,
 }
 
 impl Default for Config {
@@ -63,6 +65,8 @@ impl Default for Config {
             eval: EvalConfig::default(),
             service: ServiceConfig::default(),
             mqtt: crate::mqtt::MqttConfig::default(),
+            history: crate::history::HistoryConfig::default(),
+            incidents: crate::history::IncidentsConfig::default(),
         }
     }
 }

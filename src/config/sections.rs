@@ -215,11 +215,17 @@ impl Default for PrivacyConfig {
 pub struct DeviceConfig {
     /// This device's name in the log and in teacher verdicts (default: the hostname).
     pub name: String,
+    /// What is normal here, in the owner's words ("A workshop. A cat lives here."): goes
+    /// into the teacher's review prompt quoted as context, never as instructions.
+    pub context: String,
 }
 
 impl Default for DeviceConfig {
     fn default() -> Self {
-        DeviceConfig { name: hostname() }
+        DeviceConfig {
+            name: hostname(),
+            context: String::new(),
+        }
     }
 }
 
@@ -243,6 +249,8 @@ pub struct NotifyConfig {
     pub command: String,
     /// At most one notification per this many seconds; the rest are counted.
     pub min_interval_secs: u64,
+    /// Which incident changes notify: any of "open", "raise", "close".
+    pub on: Vec<String>,
 }
 
 impl Default for NotifyConfig {
@@ -251,6 +259,7 @@ impl Default for NotifyConfig {
             webhook: String::new(),
             command: String::new(),
             min_interval_secs: 300,
+            on: vec!["open".into(), "raise".into(), "close".into()],
         }
     }
 }

@@ -107,6 +107,13 @@ impl Config {
             webhook.is_empty() || webhook.starts_with("http://") || webhook.starts_with("https://"),
             || format!("notify.webhook must start with http:// or https://, got {webhook:?}"),
         );
+        for change in &self.notify.on {
+            p.check(["open", "raise", "close"].contains(&change.as_str()), || {
+                format!(
+                    "notify.on: {change:?} is not an incident change: use any of \"open\", \"raise\", \"close\""
+                )
+            });
+        }
         p.check(!self.device.name.trim().is_empty(), || {
             "device.name must not be empty".into()
         });
@@ -181,6 +188,10 @@ impl Config {
         let clients = self.service.max_clients;
         p.check_range("service.max_clients", clients, 1..=1000, "");
         p.0.extend(crate::mqtt::config::validate(&self.mqtt, &self.device.name));
+        p.0.extend(crate::history::config::validate(
+            &self.history,
+            &self.incidents,
+        ));
 
         if p.0.is_empty() {
             Ok(())

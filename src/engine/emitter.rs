@@ -2,6 +2,7 @@
 //! (which also keeps the escalated frames).
 
 use crate::event::Event;
+use crate::history::HistoryHandle;
 use crate::record::session_log::SessionLog;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -10,14 +11,25 @@ use tokio::sync::mpsc;
 pub(super) struct Emitter {
     tx: mpsc::UnboundedSender<Event>,
     log: Mutex<SessionLog>,
+    /// The history store's writer (never waits; none when the store could not be opened).
+    history: Option<HistoryHandle>,
 }
 
 impl Emitter {
-    pub(super) fn new(tx: mpsc::UnboundedSender<Event>, log: SessionLog) -> Self {
+    pub(super) fn new(
+        tx: mpsc::UnboundedSender<Event>,
+        log: SessionLog,
+        history: Option<HistoryHandle>,
+    ) -> Self {
         Emitter {
             tx,
             log: Mutex::new(log),
+            history,
         }
+    }
+
+    pub(super) fn history(&self) -> Option<&HistoryHandle> {
+        self.history.as_ref()
     }
 
     fn log(&self) -> MutexGuard<'_, SessionLog> {
@@ -26,6 +38,9 @@ impl Emitter {
 
     pub(super) fn emit(&self, ev: Event) {
         let failure = self.log().append(&ev).err();
+        if let Some(h) = &self.history {
+            h.send(&ev);
+        }
         let _ = self.tx.send(ev);
         if let Some(message) = failure {
             let _ = self.tx.send(Event::Warning { message });
@@ -48,5 +63,8 @@ impl Emitter {
     /// Flush the session log to disk (at stop).
     pub(super) fn sync(&self) {
         self.log().sync();
+        if let Some(h) = &self.history {
+            h.stop();
+        }
     }
 }

@@ -14,6 +14,9 @@ use crate::config::Config;
 use crate::event::{Command, Event, Role};
 use crate::frame::slot::slot;
 use crate::frame::source::{open_source, spawn_capture, CaptureNotice};
+use crate::history::incident::Tracker;
+use crate::history::rows::Origin;
+use crate::history::{HistoryHandle, Resume};
 use crate::model::scheduler::{Priority, Scheduler};
 use crate::model::{ModelClient, ModelError};
 use crate::policy::calibration::CalibrationStore;
@@ -107,6 +110,7 @@ pub enum EngineError {
 /// What the command loop acts on.
 struct Controls {
     shared: Arc<Shared>,
+    effects: Arc<VerdictEffects>,
     escalator: Arc<Escalator>,
     paused: watch::Sender<bool>,
 }
@@ -136,10 +140,11 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let started = Utc::now();
     let log = SessionLog::new(&config.paths.logs, started).with_device(&config.device.name);
+    let (history, resume, history_problem) = open_history(&config, started);
     let skills = SkillStore::open(&config.skill_path());
     let (keyword_tx, keyword_rx) = mpsc::unbounded_channel();
 
-    let emitter = Arc::new(Emitter::new(ev_tx, log));
+    let emitter = Arc::new(Emitter::new(ev_tx, log, history));
     let stop = watch::channel(false).0;
     let calibration = Arc::new(Mutex::new(CalibrationStore::load(&config.paths.logs)));
     let escalator = Arc::new(Escalator::new(
@@ -153,8 +158,14 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         emitter.clone(),
         stop.subscribe(),
         calibration.clone(),
+        Tracker::new(
+            config.incidents.gap_secs,
+            resume.next_incident_id,
+            resume.open_incidents,
+        ),
     ));
     let controls = Controls {
+        effects: effects.clone(),
         shared: Arc::new(Shared {
             config,
             emitter,
@@ -177,6 +188,9 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         skill: skills.name(),
     });
     for CaptureNotice::Warning(message) in notices {
+        shared.emitter.emit(Event::Warning { message });
+    }
+    for message in resume.notices.into_iter().chain(history_problem) {
         shared.emitter.emit(Event::Warning { message });
     }
 
@@ -222,6 +236,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
                 }
             }
         });
+        let ticks = tokio::spawn(tick_loop(shared.clone(), controls.effects.clone()));
         let commands = tokio::spawn(command_loop(controls, cmd_rx));
         let health_s = tokio::spawn(health_loop(shared.clone(), student.clone()));
         let health_t = tokio::spawn(health_loop(shared.clone(), teacher.clone()));
@@ -282,6 +297,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         warm_s.abort();
         warm_t.abort();
         commands.abort();
+        ticks.abort();
         // A capture stuck in a read (a device that never answers) must not hold up the
         // shutdown: wait a little, then leave the thread behind (it ends with the process).
         let waited = Instant::now();
@@ -312,9 +328,52 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     })
 }
 
+/// Open the history store; a store that cannot be used leaves history off (monitoring
+/// goes on) and says why.
+fn open_history(
+    config: &Config,
+    started: chrono::DateTime<Utc>,
+) -> (Option<HistoryHandle>, Resume, Option<String>) {
+    let path = config.history.resolved(&config.paths.logs);
+    let origin = Origin {
+        session: started.format("%Y%m%d-%H%M%S").to_string(),
+        device: config.device.name.clone(),
+    };
+    let retention = crate::history::retention::Retention {
+        keep_days: config.history.keep_days,
+        max_bytes: config.history.max_mb << 20,
+        logs: config.paths.logs.clone(),
+    };
+    match HistoryHandle::start_with(&path, origin, Some(retention)) {
+        Ok((h, resume)) => (Some(h), resume, None),
+        Err(e) => (
+            None,
+            Resume::default(),
+            Some(format!("history is off (monitoring goes on): {e}")),
+        ),
+    }
+}
+
+/// Every second: close incidents whose gap has passed; pass on what the history writer
+/// has to say (paused, resumed, drops).
+async fn tick_loop(shared: Arc<Shared>, effects: Arc<VerdictEffects>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        effects.tick();
+        if let Some(h) = shared.emitter.history() {
+            for message in h.take_notices() {
+                shared.emitter.emit(Event::Warning { message });
+            }
+        }
+    }
+}
+
 async fn command_loop(controls: Controls, mut rx: mpsc::UnboundedReceiver<Command>) {
     let Controls {
         shared,
+        effects,
         escalator,
         paused,
     } = controls;
@@ -328,6 +387,7 @@ async fn command_loop(controls: Controls, mut rx: mpsc::UnboundedReceiver<Comman
                 }
             }
             Command::Warn(message) => shared.emitter.emit(Event::Warning { message }),
+            Command::Ack { incident, by } => effects.ack(incident, &by),
             Command::Shutdown => {
                 shared.stop.send_replace(true);
             }

@@ -80,7 +80,7 @@ impl Run {
         self.st.last_unanswered = Instant::now();
         let seq = taken.frame.seq;
         let prepared = match self.prepare(&taken, None).await {
-            Ok(Gate::Send { prepared, .. }) => Arc::new(prepared),
+            Ok(Gate::Send { prepared, hash }) => (Arc::new(prepared), hash),
             Ok(Gate::Unchanged { .. }) => return Flow::Next,
             Err(error) => {
                 self.shared()
@@ -89,7 +89,8 @@ impl Run {
                 return Flow::Next;
             }
         };
-        self.show(&taken, &prepared);
+        let (prepared, hash) = prepared;
+        self.show(&taken, &prepared, hash);
         self.shared().emitter.emit(Event::FrameUnanswered {
             seq,
             why: why.says().to_string(),

@@ -217,7 +217,7 @@ impl Run {
             return Flow::Next;
         };
         let (prepared, hash) = (Arc::new(prepared.0), prepared.1);
-        self.show(&taken, &prepared);
+        self.show(&taken, &prepared, hash);
         let seq = taken.frame.seq;
         let (skill, request) = self.request(&prepared);
         let Some(asked) = self.ask(seq, &request, &prepared).await else {
@@ -360,7 +360,7 @@ impl Run {
     }
 
     /// The frame is on its way: every face shows it.
-    pub(super) fn show(&self, taken: &Taken, prepared: &Arc<PreparedFrame>) {
+    pub(super) fn show(&self, taken: &Taken, prepared: &Arc<PreparedFrame>, hash: u64) {
         let frame = &taken.frame;
         self.shared().emitter.emit(Event::FrameTaken {
             seq: frame.seq,
@@ -370,6 +370,7 @@ impl Run {
             height: prepared.height,
             jpeg_bytes: prepared.jpeg.len(),
             superseded: taken.superseded,
+            dhash: Some(format!("{hash:016x}")),
             image: Some(prepared.clone()),
         });
     }

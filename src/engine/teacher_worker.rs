@@ -59,20 +59,18 @@ impl TeacherWorker {
                 seq: job.seq,
                 queue_len: queue.len(),
             });
-            let request = match job.answer.as_deref() {
-                Some(so_far) if job.answer_cut() => teacher::review_request_early(
-                    Some(&device),
-                    so_far,
-                    &job.reasons,
-                    job.image.base64.clone(),
-                ),
-                answer => teacher::review_request_from(
-                    Some(&device),
-                    answer,
-                    &job.reasons,
-                    job.image.base64.clone(),
-                ),
-            };
+            // The answer so far for an early review (marked as cut), the whole answer, or
+            // none (the teacher reviews the frame alone).
+            let answer = job.answer.as_deref().map(|a| (a, job.answer_cut()));
+            let request = teacher::review_request_at(
+                teacher::Place {
+                    device: Some(&device),
+                    context: &shared.config.device.context,
+                },
+                answer,
+                &job.reasons,
+                job.image.base64.clone(),
+            );
             // Many devices may share one teacher: keep to this device's share.
             if max_per_minute > 0 {
                 let minute = Duration::from_secs(60);

@@ -1,13 +1,14 @@
-//! What a teacher verdict sets off: the calibration sample it labels, the alert for a
-//! confirmed safety-relevant frame (rate-limited, retried, on its own task), and the
-//! verdict event itself (face and session log).
+//! What a teacher verdict sets off: the calibration sample it labels, the verdict event
+//! itself (face, session log, history), the incident it opens, joins or raises, and the
+//! alert per incident change (open, raise, close; rate-limited, retried, on its own task).
 
 use super::emitter::Emitter;
 use super::escalation::TeacherJob;
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::{Event, IncidentChange, IncidentEvent};
+use crate::history::incident::{self, Tracker};
 use crate::policy::calibration::{CalibrationStore, Sample};
-use crate::record::notify::{Alert, Notifier, RateLimit};
+use crate::record::notify::{Alert, IncidentAlert, Notifier, RateLimit};
 use crate::roles::verdict::Verdict;
 use chrono::Utc;
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub(super) struct VerdictEffects {
     calibration: Arc<Mutex<CalibrationStore>>,
     /// The last calibration save failed (reported once).
     calibration_failing: AtomicBool,
+    /// Confirmed frames grouped into incidents.
+    incidents: Mutex<Tracker>,
+    /// Which incident changes alert (`notify.on`).
+    alert_on: Vec<String>,
 }
 
 impl VerdictEffects {
@@ -39,6 +44,7 @@ impl VerdictEffects {
         emitter: Arc<Emitter>,
         stop: watch::Receiver<bool>,
         calibration: Arc<Mutex<CalibrationStore>>,
+        incidents: Tracker,
     ) -> Self {
         VerdictEffects {
             emitter,
@@ -51,20 +57,93 @@ impl VerdictEffects {
             ))),
             calibration,
             calibration_failing: AtomicBool::new(false),
+            incidents: Mutex::new(incidents),
+            alert_on: config.notify.on.clone(),
         }
+    }
+
+    fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        self.incidents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Close the incidents whose gap has passed (called every second).
+    pub(super) fn tick(self: &Arc<Self>) {
+        let closed = self.tracker().tick(Utc::now());
+        for inc in closed {
+            self.incident(inc, None);
+        }
+    }
+
+    /// Acknowledge an open incident (or all), from a console or MQTT.
+    pub(super) fn ack(&self, id: Option<u64>, by: &str) {
+        let acked = self.tracker().ack(id, by, Utc::now());
+        if acked.is_empty() {
+            self.emitter.emit(Event::Warning {
+                message: match id {
+                    Some(id) => format!("no open incident #{id} to acknowledge"),
+                    None => "no open incident to acknowledge".into(),
+                },
+            });
+        }
+        for inc in acked {
+            self.emitter.emit(Event::Incident(inc));
+        }
+    }
+
+    /// Tell the faces and the store about an incident change, and alert when `notify.on`
+    /// names it.
+    fn incident(self: &Arc<Self>, inc: IncidentEvent, job: Option<(&TeacherJob, &Verdict)>) {
+        self.emitter.emit(Event::Incident(inc.clone()));
+        if !self.alert_on.iter().any(|c| c == inc.change.as_str()) {
+            return;
+        }
+        let summary = match (inc.change, job) {
+            (IncidentChange::Close, _) => format!(
+                "closed after {} s, {} confirmed frames: {}",
+                incident::duration(&inc).num_seconds(),
+                inc.frames,
+                inc.title
+            ),
+            (_, Some((_, v))) => v.summary.clone(),
+            _ => inc.title.clone(),
+        };
+        let alert = Alert {
+            device: self.device.clone(),
+            seq: inc.seq.or(inc.key_seq).unwrap_or(0),
+            at: Utc::now(),
+            summary,
+            missed: job.map(|(_, v)| v.missed.clone()).unwrap_or_default(),
+            wrong: job.map(|(_, v)| v.wrong.clone()).unwrap_or_default(),
+            reasons: job
+                .map(|(j, _)| j.reasons.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default(),
+            frame_path: job.and_then(|(j, _)| j.frame_path.clone()),
+            suppressed: 0,
+            incident: Some(IncidentAlert {
+                id: inc.id,
+                change: inc.change.as_str().to_string(),
+                level: inc.level,
+                title: inc.title.clone(),
+                frames: inc.frames,
+                duration_secs: incident::duration(&inc).num_seconds(),
+            }),
+        };
+        // A close ends what an open said: it is never held back by the rate limit.
+        self.notify(alert, inc.change != IncidentChange::Close);
     }
 
     /// The teacher judged `job`: record, alert, report.
     pub(super) fn apply(self: &Arc<Self>, job: &TeacherJob, verdict: Verdict, latency_ms: u64) {
         self.record_calibration(job, &verdict);
-        if crate::record::notify::is_alert(&verdict) {
-            self.notify(job, &verdict);
-        }
+        let changes = self.tracker().on_verdict(job.seq, Utc::now(), &verdict);
         self.emitter.emit(Event::TeacherVerdict {
             seq: job.seq,
-            verdict,
+            verdict: verdict.clone(),
             latency_ms,
         });
+        for inc in changes {
+            self.incident(inc, Some((job, &verdict)));
+        }
     }
 
     fn limit(&self) -> MutexGuard<'_, RateLimit> {
@@ -114,24 +193,16 @@ impl VerdictEffects {
     /// sent on its own task so the teacher worker never waits for a webhook). Only a send
     /// that worked uses up the interval; a failed one is retried (NOTIFY_TRIES in all,
     /// NOTIFY_RETRY apart) unless a newer alert took the freed slot meanwhile.
-    fn notify(self: &Arc<Self>, job: &TeacherJob, verdict: &Verdict) {
+    fn notify(self: &Arc<Self>, mut alert: Alert, limited: bool) {
         let Some(notifier) = self.notifier.clone() else {
             return;
         };
-        let Some(suppressed) = self.limit().allow(Instant::now()) else {
-            return;
-        };
-        let mut alert = Alert {
-            device: self.device.clone(),
-            seq: job.seq,
-            at: Utc::now(),
-            summary: verdict.summary.clone(),
-            missed: verdict.missed.clone(),
-            wrong: verdict.wrong.clone(),
-            reasons: job.reasons.iter().map(|r| r.to_string()).collect(),
-            frame_path: job.frame_path.clone(),
-            suppressed,
-        };
+        if limited {
+            let Some(suppressed) = self.limit().allow(Instant::now()) else {
+                return;
+            };
+            alert.suppressed = suppressed;
+        }
         let this = self.clone();
         tokio::spawn(async move {
             let mut ways = notifier.ways();
@@ -141,20 +212,24 @@ impl VerdictEffects {
                 let (sent, failed) = notifier.send_by(&alert, &ways).await;
                 if !sent.is_empty() && !delivered {
                     delivered = true;
-                    this.limit().sent(Instant::now());
+                    if limited {
+                        this.limit().sent(Instant::now());
+                    }
                 }
                 if !sent.is_empty() {
                     this.emitter.emit(Event::Notified {
                         seq: alert.seq,
                         via: sent.iter().map(|w| w.name().to_string()).collect(),
                         suppressed: alert.suppressed,
+                        incident: alert.incident.as_ref().map(|i| i.id),
+                        change: alert.incident.as_ref().map(|i| i.change.clone()),
                     });
                 }
                 if failed.is_empty() {
                     return;
                 }
                 let last = attempt == NOTIFY_TRIES;
-                if !delivered {
+                if !delivered && limited {
                     // Free the slot at once; an alert given up on counts as held back.
                     this.limit().failed(alert.suppressed + u64::from(last));
                 }
@@ -179,7 +254,7 @@ impl VerdictEffects {
                 if this.stopping() {
                     return;
                 }
-                if !delivered {
+                if !delivered && limited {
                     match this.limit().allow(Instant::now()) {
                         Some(held) => alert.suppressed = held,
                         // A newer alert took the slot (and reports this one as held back).

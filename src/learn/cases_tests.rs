@@ -4,6 +4,8 @@ use super::*;
 
 fn verdict() -> Verdict {
     Verdict {
+        level: None,
+        title: String::new(),
         truncated: false,
         agrees: Some(false),
         safety_relevant: Some(true),

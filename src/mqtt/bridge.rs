@@ -109,6 +109,7 @@ impl Bridge {
             alert_on: false,
             rebirth: None,
             rebirth_pending: false,
+            incidents: super::incidents::Incidents::new(&config.notify.on),
             status: status_tx,
             notices: notice_tx,
             dropped_events: dropped.clone(),
@@ -184,6 +185,8 @@ struct Run {
     /// `(seq, reasons)` of the last escalations.
     escalated: VecDeque<(u64, Vec<String>)>,
     limit: RateLimit,
+    /// Open incidents (the retained `incident` topic) and the alerts their changes make.
+    incidents: super::incidents::Incidents,
     /// The retained messages that describe the device now (snapshot), sent again after a
     /// reconnect (a restarted broker forgets them) and when Home Assistant comes online.
     retained: Vec<Msg>,
@@ -451,6 +454,16 @@ impl Run {
             Cmd::Escalate => (Command::ForceEscalate, "escalate"),
             Cmd::Pause => (Command::SetPaused(true), "pause"),
             Cmd::Resume => (Command::SetPaused(false), "resume"),
+            Cmd::Ack => (
+                Command::Ack {
+                    // The payload names an incident by its id; anything else means all.
+                    incident: std::str::from_utf8(&p.payload)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok()),
+                    by: "mqtt".into(),
+                },
+                "acknowledge",
+            ),
         };
         let now = Instant::now();
         match &mut self.command_said {
@@ -510,13 +523,14 @@ impl Run {
                 }
             }
             Event::TeacherVerdict { seq, verdict, .. } => {
+                // The alert's standing state (Home Assistant's binary sensor) and the
+                // incidents (the incident topic, alerts per incident) both follow verdicts.
                 let alert = crate::record::notify::is_alert(verdict);
                 self.standing.verdict(*seq, alert, Instant::now());
-                if alert {
-                    self.alert(*seq, verdict);
-                }
                 self.update_alert_state();
+                self.incidents.verdict(*seq, verdict);
             }
+            Event::Incident(inc) => self.incident(inc),
             _ => {}
         }
         let session = if self.state.session.is_empty() {
@@ -564,12 +578,25 @@ impl Run {
         }
     }
 
-    /// The teacher confirmed a safety-relevant frame: the `[notify]` rule and rate limit.
-    fn alert(&mut self, seq: u64, verdict: &crate::roles::verdict::Verdict) {
+    /// An incident changed: the retained `incident` topic, and an alert when `notify.on`
+    /// names the change (open and raise held to the rate limit; a close always goes).
+    fn incident(&mut self, inc: &crate::event::IncidentEvent) {
+        let draft = self.incidents.apply(inc);
+        let m = Msg::new(self.topics.incident(), self.incidents.payload(), true);
+        self.retained.retain(|r| r.topic != m.topic);
+        self.retained.push(m.clone());
+        self.queue(m);
+        let Some(draft) = draft else { return };
         let now = Instant::now();
-        let Some(suppressed) = self.limit.allow(now) else {
-            return;
+        let suppressed = if draft.limited {
+            let Some(held) = self.limit.allow(now) else {
+                return;
+            };
+            held
+        } else {
+            0
         };
+        let seq = draft.seq;
         let at = self
             .frames
             .iter()
@@ -585,20 +612,23 @@ impl Run {
             device: self.device.clone(),
             seq,
             at,
-            summary: verdict.summary.clone(),
-            missed: verdict.missed.clone(),
-            wrong: verdict.wrong.clone(),
+            summary: draft.summary.clone(),
+            missed: draft.missed,
+            wrong: draft.wrong,
             reasons,
             frame_path: None,
             suppressed,
+            incident: Some(draft.incident),
         };
         self.queue(Msg::new(self.topics.alert(), alert_payload(&alert), false));
         // Queued is as good as sent: the buffer delivers it when the broker is there.
-        self.limit.sent(now);
+        if draft.limited {
+            self.limit.sent(now);
+        }
         self.state.counters.alerts += 1;
         self.state.last_alert = Some(LastAlert {
             seq,
-            summary: super::payload::state_text(&verdict.summary),
+            summary: super::payload::state_text(&draft.summary),
             at,
         });
         self.state_dirty = true;

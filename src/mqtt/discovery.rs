@@ -131,6 +131,19 @@ pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(S
                 }),
             ),
         ),
+        (
+            "sensor",
+            "incident_level",
+            with(
+                common("sensor", "incident_level", "Incident level"),
+                json!({
+                    "state_topic": topics.incident(),
+                    "value_template": "{{ value_json.highest_level }}",
+                    "json_attributes_topic": topics.incident(),
+                    "icon": "mdi:alert-octagon-outline",
+                }),
+            ),
+        ),
     ];
     entities
         .into_iter()
@@ -151,7 +164,7 @@ mod tests {
     fn one_device_five_entities_all_with_availability() {
         let t = Topics::new("gemmaedge", "pi kitchen");
         let m = messages("homeassistant", &t, "pi kitchen");
-        assert_eq!(m.len(), 5);
+        assert_eq!(m.len(), 6);
         for (topic, payload) in &m {
             assert!(topic.starts_with("homeassistant/"), "{topic}");
             assert!(topic.ends_with("/config"));
@@ -209,5 +222,19 @@ mod tests {
         assert_eq!(device_id("厨房"), device_id("厨房"));
         assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
         assert!(device_id("pi 1").starts_with("gemmaedge_pi_1_"));
+    }
+
+    #[test]
+    fn a_sensor_for_the_highest_open_incident_level() {
+        let t = Topics::new("gemmaedge", "pi");
+        let m = messages("homeassistant", &t, "pi");
+        let (topic, payload) = m.last().unwrap();
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/gemmaedge_pi/incident_level/config"
+        );
+        let v: Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(v["state_topic"], "gemmaedge/pi/incident");
+        assert_eq!(v["value_template"], "{{ value_json.highest_level }}");
     }
 }

@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod config;
 pub mod discovery;
+pub mod incidents;
 pub mod link;
 pub mod outbox;
 pub mod payload;

@@ -14,7 +14,10 @@ pub fn session_id(at: DateTime<Utc>) -> String {
 pub fn is_published_event(ev: &Event) -> bool {
     matches!(
         ev,
-        Event::StudentAnswer { .. } | Event::Escalated { .. } | Event::TeacherVerdict { .. }
+        Event::StudentAnswer { .. }
+            | Event::Escalated { .. }
+            | Event::TeacherVerdict { .. }
+            | Event::Incident(_)
     )
 }
 

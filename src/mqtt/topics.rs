@@ -12,6 +12,8 @@ pub enum Cmd {
     Escalate,
     Pause,
     Resume,
+    /// Acknowledge an open incident (payload: its id; anything else: every open one).
+    Ack,
 }
 
 impl Topics {
@@ -40,6 +42,10 @@ impl Topics {
     pub fn state(&self) -> String {
         format!("{}/state", self.base)
     }
+    /// Retained: the open incidents and the highest open level.
+    pub fn incident(&self) -> String {
+        format!("{}/incident", self.base)
+    }
     pub fn cmd(&self, c: Cmd) -> String {
         format!(
             "{}/cmd/{}",
@@ -48,6 +54,7 @@ impl Topics {
                 Cmd::Escalate => "escalate",
                 Cmd::Pause => "pause",
                 Cmd::Resume => "resume",
+                Cmd::Ack => "ack",
             }
         )
     }
@@ -61,6 +68,7 @@ impl Topics {
             "escalate" => Some(Cmd::Escalate),
             "pause" => Some(Cmd::Pause),
             "resume" => Some(Cmd::Resume),
+            "ack" => Some(Cmd::Ack),
             _ => None,
         }
     }

@@ -25,6 +25,23 @@ pub struct Alert {
     pub frame_path: Option<PathBuf>,
     /// Alerts held back by the rate limit since the previous one.
     pub suppressed: u64,
+    /// The incident this alert is about (alerts go per incident: open, raise, close).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentAlert>,
+}
+
+/// An alert's incident: which change it reports and how the incident stands.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IncidentAlert {
+    pub id: u64,
+    /// `open`, `raise` or `close`.
+    pub change: String,
+    /// 1 worth a look, 2 urgent.
+    pub level: u8,
+    pub title: String,
+    pub frames: u64,
+    /// From its first confirmed frame to its close (or its last frame while open).
+    pub duration_secs: i64,
 }
 
 /// Longest text of one alert field (a summary, a missed or wrong item).
@@ -52,6 +69,10 @@ impl Alert {
                 .frame_path
                 .as_ref()
                 .map(|p| PathBuf::from(one_line(&p.display().to_string()))),
+            incident: self.incident.as_ref().map(|i| IncidentAlert {
+                title: one_line(&i.title),
+                ..i.clone()
+            }),
             ..self.clone()
         }
     }
@@ -235,6 +256,28 @@ impl Notifier {
                     .unwrap_or_default(),
             )
             .env("GEMMAEDGE_JSON", json)
+            .env(
+                "GEMMAEDGE_INCIDENT",
+                alert
+                    .incident
+                    .as_ref()
+                    .map_or(String::new(), |i| i.id.to_string()),
+            )
+            .env(
+                "GEMMAEDGE_CHANGE",
+                alert.incident.as_ref().map_or("", |i| i.change.as_str()),
+            )
+            .env(
+                "GEMMAEDGE_LEVEL",
+                alert
+                    .incident
+                    .as_ref()
+                    .map_or(String::new(), |i| i.level.to_string()),
+            )
+            .env(
+                "GEMMAEDGE_TITLE",
+                alert.incident.as_ref().map_or("", |i| i.title.as_str()),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -287,6 +330,7 @@ mod tests {
     #[test]
     fn alert_fields_become_one_printable_line() {
         let a = Alert {
+            incident: None,
             device: "pi\u{0}".into(),
             seq: 1,
             at: chrono::Utc::now(),

@@ -507,9 +507,37 @@ fn handle(
                 shared.reply(id, ServerMsg::EvalDone { result: Err(why) });
             }
         }
-        ClientMsg::Escalate | ClientMsg::SetPaused { .. } => unreachable!("engine commands"),
+        ClientMsg::History {
+            filter,
+            after,
+            limit,
+        } => {
+            // Off the async threads, on its own read-only connection, at most two at a
+            // time: a history query never holds up the engine or the other consoles.
+            let shared = shared.clone();
+            let path = config.history.resolved(&config.paths.logs);
+            tokio::spawn(async move {
+                let result = match HISTORY_QUERIES.try_acquire() {
+                    Ok(_permit) => tokio::task::spawn_blocking(move || {
+                        crate::history::paged::page(&path, &filter, after, limit)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("history query crashed: {e}"))),
+                    Err(_) => {
+                        Err("the service is answering other history queries: ask again".into())
+                    }
+                };
+                shared.reply(id, ServerMsg::History { result });
+            });
+        }
+        ClientMsg::Escalate | ClientMsg::SetPaused { .. } | ClientMsg::Ack { .. } => {
+            unreachable!("engine commands")
+        }
     }
 }
+
+/// History queries answered at once (the rest are told to ask again).
+static HISTORY_QUERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 fn notice(shared: &Shared, id: u64, text: String, warning: bool) {
     shared.reply(id, ServerMsg::Notice { text, warning });

@@ -24,7 +24,9 @@ pub const MAX_CLIENT_LINE: usize = 64 * 1024;
 pub const MAX_SERVER_LINE: usize = 8 * 1024 * 1024;
 
 /// What this service can do, named in its hello (a console may check for one).
-pub const CAPABILITIES: &[&str] = &["events", "frames", "commands", "upskill", "learn", "eval"];
+pub const CAPABILITIES: &[&str] = &[
+    "events", "frames", "commands", "upskill", "learn", "eval", "history",
+];
 
 fn yes() -> bool {
     true
@@ -43,6 +45,11 @@ pub enum ClientMsg {
     Escalate,
     /// `p`: pause or resume capture.
     SetPaused { paused: bool },
+    /// `k`: acknowledge an open incident (none named: every open one).
+    Ack {
+        #[serde(default)]
+        incident: Option<u64>,
+    },
     /// `u`: start an upskill run in the service.
     UpskillStart {
         #[serde(default)]
@@ -70,6 +77,20 @@ pub enum ClientMsg {
         #[serde(default)]
         skill: Option<String>,
     },
+    /// One page of the history store, newest first (at most `history::paged::MAX_PAGE`
+    /// items, older than `after`); the reply is one `history`.
+    History {
+        #[serde(default)]
+        filter: crate::history::query::Filter,
+        #[serde(default)]
+        after: Option<crate::history::query::Cursor>,
+        #[serde(default = "page_size")]
+        limit: usize,
+    },
+}
+
+fn page_size() -> usize {
+    50
 }
 
 impl ClientMsg {
@@ -78,6 +99,10 @@ impl ClientMsg {
         match self {
             ClientMsg::Escalate => Some(Command::ForceEscalate),
             ClientMsg::SetPaused { paused } => Some(Command::SetPaused(*paused)),
+            ClientMsg::Ack { incident } => Some(Command::Ack {
+                incident: *incident,
+                by: "console".into(),
+            }),
             _ => None,
         }
     }
@@ -154,6 +179,10 @@ pub enum ServerMsg {
         label: String,
         connected: bool,
     },
+    /// The answer to `history`: a page, or why there is none.
+    History {
+        result: Result<crate::history::paged::Page, String>,
+    },
     /// Something this console sent was refused; the service closes the connection.
     Error(String),
 }
@@ -200,6 +229,12 @@ enum Wire {
     Broker {
         label: String,
         connected: bool,
+    },
+    History {
+        #[serde(default)]
+        page: Option<crate::history::paged::Page>,
+        #[serde(default)]
+        error: Option<String>,
     },
     Error {
         message: String,
@@ -354,6 +389,10 @@ pub fn encode_server(msg: &ServerMsg) -> String {
             label: label.clone(),
             connected: *connected,
         },
+        ServerMsg::History { result } => Wire::History {
+            page: result.as_ref().ok().cloned(),
+            error: result.as_ref().err().cloned(),
+        },
         ServerMsg::Error(message) => Wire::Error {
             message: message.clone(),
         },
@@ -392,6 +431,12 @@ pub fn decode_server(line: &str) -> Result<ServerMsg, ProtocolError> {
             ServerMsg::Event(event)
         }
         Wire::Upskill { event } => ServerMsg::Upskill(event),
+        Wire::History { page, error } => ServerMsg::History {
+            result: match (page, error) {
+                (Some(p), None) => Ok(p),
+                (_, e) => Err(e.unwrap_or_else(|| "no page and no error".into())),
+            },
+        },
         Wire::UpskillRefused { message } => ServerMsg::UpskillRefused(message),
         Wire::Notice { text, warning } => ServerMsg::Notice { text, warning },
         Wire::EvalDone { ok, error } => ServerMsg::EvalDone {
@@ -492,6 +537,7 @@ mod tests {
         let jpeg: Arc<[u8]> = vec![0xff, 0xd8, 1, 2, 3].into();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
         let ev = Event::FrameTaken {
+            dhash: None,
             seq: 7,
             captured_at: Utc::now(),
             label: "a.jpg".into(),

@@ -274,6 +274,7 @@ mod tests {
 
     fn frame(seq: u64, with_image: bool) -> Event {
         Event::FrameTaken {
+            dhash: None,
             seq,
             captured_at: Utc::now(),
             label: format!("f{seq}"),

@@ -249,6 +249,7 @@ impl App {
                 jpeg_bytes,
                 superseded,
                 image,
+                ..
             } => {
                 self.frames_seen += 1;
                 self.superseded += superseded;
@@ -388,6 +389,21 @@ impl App {
                 format!("#{seq}: safety alert sent via {}", via.join(" and ")),
                 false,
             ),
+            Event::Incident(i) => {
+                use crate::event::IncidentChange as C;
+                let title = crate::reading::sanitize::for_screen(&i.title, 60);
+                let text = match i.change {
+                    C::Open => format!(
+                        "incident #{} opened (level {}): {title} · k acknowledges",
+                        i.id, i.level
+                    ),
+                    C::Raise => format!("incident #{} rose to level {}: {title}", i.id, i.level),
+                    C::Close => format!("incident #{} closed: {title}", i.id),
+                    C::Ack => format!("incident #{} acknowledged", i.id),
+                    C::Join => return,
+                };
+                self.notify(text, matches!(i.change, C::Open | C::Raise));
+            }
             Event::Stopped { .. } => {
                 self.stopped = true;
                 self.reviewing = None;
@@ -507,6 +523,10 @@ impl App {
                 vec![Action::OpenCalibration, Action::Redraw]
             }
             KeyAction::Escalate => vec![Action::Engine(crate::event::Command::ForceEscalate)],
+            KeyAction::Acknowledge => vec![Action::Engine(crate::event::Command::Ack {
+                incident: None,
+                by: "console".into(),
+            })],
             KeyAction::Pause => {
                 self.paused = !self.paused;
                 vec![

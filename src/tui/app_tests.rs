@@ -23,6 +23,7 @@ pub fn app() -> App {
 
 pub fn frame(seq: u64) -> Event {
     Event::FrameTaken {
+        dhash: None,
         seq,
         captured_at: Utc::now(),
         label: format!("img{seq}.jpg"),
@@ -241,6 +242,13 @@ fn command_keys() {
     assert_eq!(
         a.handle_key(key(KeyCode::Char('e'))),
         vec![Action::Engine(Command::ForceEscalate)]
+    );
+    assert_eq!(
+        a.handle_key(key(KeyCode::Char('k'))),
+        vec![Action::Engine(Command::Ack {
+            incident: None,
+            by: "console".into()
+        })]
     );
     assert_eq!(a.handle_key(key(KeyCode::Char('q'))), vec![Action::Quit]);
     assert_eq!(

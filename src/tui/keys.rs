@@ -76,6 +76,8 @@ impl Key {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAction {
     Escalate,
+    /// `k`: acknowledge the open incidents.
+    Acknowledge,
     Learn,
     OpenUpskill,
     OpenCalibration,
@@ -167,6 +169,12 @@ pub const KEYS: &[KeyBinding] = &[
         keys: &[(Char('s'), A::Save)],
         label: "`s`",
         help: "save the entry: frame + answer + verdict",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('k'), A::Acknowledge)],
+        label: "`k`",
+        help: "acknowledge the open incident",
     },
     KeyBinding {
         context: C::All,
@@ -346,7 +354,19 @@ pub fn lookup(contexts: &[Context], key: &KeyEvent) -> Option<KeyAction> {
 
 /// The help overlay's rows: keys (prefixed by their screen) and help text.
 pub fn overlay_rows() -> Vec<(String, &'static str)> {
+    overlay_rows_for(&[
+        Context::Monitor,
+        Context::All,
+        Context::Upskill,
+        Context::Calibration,
+    ])
+}
+
+/// The help overlay's rows for a screen: its own keys and those of every screen (the
+/// table no longer fits a 24-line terminal whole).
+pub fn overlay_rows_for(contexts: &[Context]) -> Vec<(String, &'static str)> {
     KEYS.iter()
+        .filter(|b| contexts.contains(&b.context))
         .filter_map(|b| {
             let prefix = b.context.overlay_prefix()?;
             Some((format!("{prefix}{}", b.label.replace('`', "")), b.help))

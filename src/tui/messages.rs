@@ -11,7 +11,8 @@ impl App {
     /// Take one message of the engine link.
     pub fn handle_message(&mut self, msg: ServerMsg) -> Vec<Action> {
         match msg {
-            ServerMsg::Hello(_) | ServerMsg::EvalDone { .. } => {}
+            // History pages are for the history screen (not built yet): nothing to show.
+            ServerMsg::Hello(_) | ServerMsg::EvalDone { .. } | ServerMsg::History { .. } => {}
             ServerMsg::SnapshotBegin { resync } => {
                 self.forget_session();
                 if resync {

@@ -354,6 +354,8 @@ fn teacher_pane_states() {
     a.handle_event(Event::TeacherVerdict {
         seq: 3,
         verdict: Verdict {
+            level: None,
+            title: String::new(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),
@@ -428,6 +430,7 @@ fn selecting_an_entry_shows_it() {
 fn frame_pane_shows_thumbnail_and_size() {
     let mut a = app();
     a.handle_event(Event::FrameTaken {
+        dhash: None,
         seq: 9,
         captured_at: chrono::Utc::now(),
         label: "kitchen.jpg".into(),
@@ -458,7 +461,7 @@ fn help_overlay_lists_keys() {
     let mut a = sample();
     a.handle_key(key(KeyCode::Char('?')));
     let t = text(&render(&a, 80, 24));
-    for (k, d) in keys::overlay_rows() {
+    for (k, d) in keys::overlay_rows_for(&[keys::Context::Monitor, keys::Context::All]) {
         assert!(t.contains(k.as_str()), "{k} missing\n{t}");
         assert!(t.contains(d), "{d} missing\n{t}");
     }
@@ -585,6 +588,7 @@ fn no_color_keeps_reverse_and_drops_colours() {
 fn never_panics_at_any_size() {
     let mut a = sample();
     a.handle_event(Event::FrameTaken {
+        dhash: None,
         seq: 6,
         captured_at: chrono::Utc::now(),
         label: "x".repeat(500),

@@ -52,6 +52,7 @@ fn command_request(cmd: Command) -> Option<ClientMsg> {
     match cmd {
         Command::ForceEscalate => Some(ClientMsg::Escalate),
         Command::SetPaused(paused) => Some(ClientMsg::SetPaused { paused }),
+        Command::Ack { incident, .. } => Some(ClientMsg::Ack { incident }),
         Command::Warn(_) | Command::Shutdown => None,
     }
 }

@@ -77,6 +77,8 @@ fn monitor() -> App {
     a.handle_event(Event::TeacherVerdict {
         seq: 3,
         verdict: Verdict {
+            level: None,
+            title: String::new(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

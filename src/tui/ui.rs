@@ -46,6 +46,11 @@ pub fn draw_at(f: &mut Frame, app: &App, images: &mut ImageState, now: Instant) 
         learn_editor::view::draw(f, ed, &app.theme, area);
     }
     if app.help {
-        help::draw(f, &app.theme, area);
+        let screen = match app.screen {
+            Screen::Monitor => crate::tui::keys::Context::Monitor,
+            Screen::Upskill => crate::tui::keys::Context::Upskill,
+            Screen::Calibration => crate::tui::keys::Context::Calibration,
+        };
+        help::draw(f, &app.theme, area, screen);
     }
 }

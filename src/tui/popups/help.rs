@@ -15,8 +15,8 @@ pub fn closes(key: &KeyEvent) -> bool {
 }
 
 /// The overlay, centered over `area`.
-pub fn draw(f: &mut Frame, theme: &Theme, area: Rect) {
-    let rows = keys::overlay_rows();
+pub fn draw(f: &mut Frame, theme: &Theme, area: Rect, screen: keys::Context) {
+    let rows = keys::overlay_rows_for(&[screen, keys::Context::All]);
     let w = 60.min(area.width.saturating_sub(2));
     let h = (rows.len() as u16 + 2).min(area.height.saturating_sub(2));
     let r = Rect {

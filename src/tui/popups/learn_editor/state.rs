@@ -159,6 +159,8 @@ pub(crate) mod tests {
 
     pub fn verdict() -> Verdict {
         Verdict {
+            level: None,
+            title: String::new(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

@@ -442,6 +442,7 @@ mod tests {
             "nothing skipped: nothing shown"
         );
         a.handle_event(Event::FrameTaken {
+            dhash: None,
             seq: 5,
             captured_at: chrono::Utc::now(),
             label: "img5.jpg".into(),
@@ -452,6 +453,7 @@ mod tests {
             image: None,
         });
         a.handle_event(Event::FrameTaken {
+            dhash: None,
             seq: 6,
             captured_at: chrono::Utc::now(),
             label: "img6.jpg".into(),

@@ -1,0 +1,82 @@
+//! History pages for a socket client: bounded in size (at most `MAX_PAGE` items, a line
+//! under the protocol's cap) and in time (a query that runs longer than `MAX_QUERY` is
+//! interrupted), on a read-only connection of its own, so a query never holds up the
+//! engine or the writer.
+
+use super::query::{self, Cursor, Filter, Item};
+use super::schema;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Items in one page at most.
+pub const MAX_PAGE: usize = 200;
+/// A query is interrupted after this long.
+pub const MAX_QUERY: Duration = Duration::from_secs(2);
+
+/// One page and where the next begins (none: this was the last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Cursor>,
+}
+
+/// Read one page of the store at `path` (blocking: run it off the async threads).
+pub fn page(
+    path: &Path,
+    filter: &Filter,
+    after: Option<Cursor>,
+    limit: usize,
+) -> Result<Page, String> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    if !path.exists() {
+        return Ok(Page {
+            items: Vec::new(),
+            next: None,
+        });
+    }
+    let conn = schema::open_read(path).map_err(|e| e.to_string())?;
+    let began = Instant::now();
+    conn.progress_handler(10_000, Some(move || began.elapsed() > MAX_QUERY))
+        .map_err(|e| e.to_string())?;
+    let items = query::items(&conn, filter, after, limit).map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted => {
+            format!(
+                "the history query took longer than {} s and was stopped: narrow it (a shorter span, fewer filters)",
+                MAX_QUERY.as_secs()
+            )
+        }
+        e => format!("history query failed: {e}"),
+    })?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(Item::cursor))
+        .flatten();
+    Ok(Page { items, next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_bounded_and_a_missing_store_is_empty() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("history.db");
+        let p = page(&path, &Filter::default(), None, 10).unwrap();
+        assert!(p.items.is_empty() && p.next.is_none());
+        let o = schema::open(&path).unwrap();
+        for i in 0..300 {
+            o.conn
+                .execute(
+                    "INSERT INTO frames (session, seq, at_ms, answer) VALUES ('s', ?1, ?1, 'x')",
+                    [i],
+                )
+                .unwrap();
+        }
+        let p = page(&path, &Filter::default(), None, 100_000).unwrap();
+        assert_eq!(p.items.len(), MAX_PAGE);
+        let rest = page(&path, &Filter::default(), p.next, 100_000).unwrap();
+        assert_eq!(rest.items.len(), 100);
+        assert!(rest.next.is_none());
+    }
+}

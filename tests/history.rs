@@ -1,0 +1,469 @@
+//! The history store with the real binary: incidents with a stand-in teacher (one open and
+//! one close alert for a pan smoking over 40 frames), a restart that resumes the open
+//! incident, `history` and `history import` from a shell, a garbage file and a newer store
+//! at the path, a SIGKILL loop that leaves a sound database, and a size limit on files
+//! (RLIMIT_FSIZE) that pauses history while monitoring goes on.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::ollama_server::{OllamaTestServer, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gemmaedge-tui");
+const STUDENT: &str = "gemma4:e2b";
+const TEACHER: &str = "gemma4:26b";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_config(dir: &Path, student: &str, teacher: &str, extra: &str) -> PathBuf {
+    let p = dir.join("config.toml");
+    let text = format!(
+        r#"[student]
+host = "{student}"
+model = "{STUDENT}"
+timeout_secs = 5
+[teacher]
+host = "{teacher}"
+model = "{TEACHER}"
+timeout_secs = 5
+[source]
+kind = "folder"
+path = "{photos}"
+fps = 20.0
+min_change = 0.0
+[policy]
+audit_every = 0
+[paths]
+skills = "{skills}"
+eval = "{eval}"
+logs = "{logs}"
+{extra}
+"#,
+        photos = repo().join("eval/images").display(),
+        skills = dir.join("skills").display(),
+        eval = repo().join("eval").display(),
+        logs = dir.join("logs").display(),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const SMOKE_VERDICT: &str = r#"{"agrees":true,"safety_relevant":true,"summary":"Smoke rises from a pan on the stove.","missed":[],"wrong":[],"level":1,"title":"Pan smoking on the stove"}"#;
+
+/// A student that sees smoke in its first `smoky` answers and a quiet kitchen after.
+fn servers(smoky: usize) -> (OllamaTestServer, OllamaTestServer, Arc<AtomicUsize>) {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let n = calls.clone();
+    student.set_handler(move |_| {
+        if n.fetch_add(1, Ordering::SeqCst) < smoky {
+            Reply::text("Smoke rises from a pan on the stove.\nCONFIDENCE: 0.9")
+        } else {
+            Reply::text("A quiet kitchen.\nCONFIDENCE: 0.9")
+        }
+    });
+    teacher.set_handler(|_| Reply::text(SMOKE_VERDICT));
+    (student, teacher, calls)
+}
+
+fn headless(cfg: &Path, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(["--headless", "--config"])
+        .arg(cfg)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) -> String {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = std::mem::replace(&mut child, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    let _ = child.wait();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn alerts(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn history(cfg: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .arg("history")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn notify_config(dir: &Path) -> String {
+    format!(
+        "[incidents]\ngap_secs = 5\n[notify]\nmin_interval_secs = 0\ncommand = \"echo \\\"$GEMMAEDGE_CHANGE $GEMMAEDGE_INCIDENT $GEMMAEDGE_LEVEL $GEMMAEDGE_TITLE\\\" >> {}\"\n",
+        dir.join("alerts.txt").display()
+    )
+}
+
+#[test]
+fn a_pan_smoking_over_40_frames_is_one_incident_with_one_open_and_one_close_alert() {
+    let (_student, teacher, calls) = servers(40);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        d.path(),
+        &_student.url(),
+        &teacher.url(),
+        &notify_config(d.path()),
+    );
+    let child = headless(&cfg, &[]);
+    let file = d.path().join("alerts.txt");
+    let closed = wait_until(Duration::from_secs(40), || {
+        alerts(&file).iter().any(|l| l.starts_with("close"))
+    });
+    let out = stop(child);
+    assert!(closed, "no close alert: {:?}\n{out}", alerts(&file));
+    assert!(
+        calls.load(Ordering::SeqCst) > 40,
+        "the quiet frames came after"
+    );
+    let verdicts = teacher.chat_requests().len();
+    assert!(
+        verdicts >= 20,
+        "most smoky frames were reviewed: {verdicts}"
+    );
+    assert_eq!(
+        alerts(&file),
+        vec![
+            "open 1 1 Pan smoking on the stove".to_string(),
+            "close 1 1 Pan smoking on the stove".to_string()
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("incident #1 opened (worth a look): Pan smoking on the stove"),
+        "{out}"
+    );
+    // The store has it, from a shell.
+    let (code, json, err) = history(&cfg, &["--incidents", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{json}");
+    assert_eq!(lines[0]["item"], "incident");
+    assert_eq!(lines[0]["level"], 1);
+    assert!(lines[0]["closed_at"].is_string());
+    assert!(lines[0]["frames"].as_u64().unwrap() >= 20);
+    // Search is data: a quote and a % are just text.
+    let (code, json, _) = history(&cfg, &["--search", "pan on the stove", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(json.lines().count() >= 20, "{json}");
+    let (code, json, _) = history(&cfg, &["--search", "'; DROP TABLE frames; --", "--json"]);
+    assert_eq!((code, json.as_str()), (Some(0), ""));
+    let (code, table, _) = history(&cfg, &["--since", "1h"]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("incident #1"), "{table}");
+    assert!(table.contains("teacher agrees"), "{table}");
+    let (code, _, err) = history(&cfg, &["--since", "yesterday"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("12h"), "{err}");
+}
+
+#[test]
+fn an_open_incident_survives_a_restart_and_closes_after_it() {
+    let (student, teacher, _) = servers(usize::MAX);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        d.path(),
+        &student.url(),
+        &teacher.url(),
+        &notify_config(d.path()),
+    );
+    let file = d.path().join("alerts.txt");
+    let child = headless(&cfg, &[]);
+    assert!(wait_until(Duration::from_secs(20), || !alerts(&file).is_empty()));
+    let _ = stop(child);
+    assert_eq!(alerts(&file), vec!["open 1 1 Pan smoking on the stove"]);
+    // Restarted with a quiet kitchen: the incident from before goes on and closes once its
+    // gap has passed — one close, no second open.
+    let (student, teacher, _) = servers(0);
+    let cfg = write_config(
+        d.path(),
+        &student.url(),
+        &teacher.url(),
+        &notify_config(d.path()),
+    );
+    let child = headless(&cfg, &[]);
+    let closed = wait_until(Duration::from_secs(20), || alerts(&file).len() >= 2);
+    let out = stop(child);
+    assert!(closed, "{out}");
+    assert_eq!(
+        alerts(&file),
+        vec![
+            "open 1 1 Pan smoking on the stove",
+            "close 1 1 Pan smoking on the stove"
+        ]
+    );
+    let (_, json, _) = history(&cfg, &["--incidents", "--json"]);
+    assert_eq!(json.lines().count(), 1, "{json}");
+}
+
+#[test]
+fn a_garbage_file_is_moved_aside_and_a_newer_store_refused() {
+    let (student, teacher, _) = servers(0);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), "");
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let db = logs.join("history.db");
+    std::fs::write(&db, b"garbage, not a database\n".repeat(100)).unwrap();
+    let out = Command::new(BIN)
+        .args(["--headless", "--max-frames", "3", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("could not be read (not an SQLite database): moved aside to"),
+        "{text}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("history.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    let (code, json, err) = history(&cfg, &["--all", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        json.lines().count() >= 3,
+        "a fresh store with this run: {json}"
+    );
+
+    // A store from a newer version: refused with its path and version, never rewritten;
+    // monitoring goes on without history.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA user_version = 42;").unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let (code, _, err) = history(&cfg, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("schema version 42") && err.contains(&db.display().to_string()),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["--headless", "--max-frames", "2", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("history is off (monitoring goes on)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("newer gemmaedge-tui (schema version 42"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "never rewritten");
+}
+
+#[test]
+fn sigkill_while_writing_leaves_a_sound_store() {
+    let (student, teacher, _) = servers(usize::MAX);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), "");
+    let db = d.path().join("logs/history.db");
+    let mut last = 0i64;
+    for round in 0..5u64 {
+        let mut child = headless(&cfg, &[]);
+        std::thread::sleep(Duration::from_millis(1200 + round * 300));
+        child.kill().unwrap();
+        let _ = child.wait();
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "round {round}");
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM frames", [], |r| r.get(0))
+            .unwrap();
+        assert!(n >= last, "rows are never lost once committed");
+        last = n;
+    }
+    assert!(last > 0, "each run committed its rows within a second");
+}
+
+#[test]
+fn import_of_session_logs_is_idempotent() {
+    let (student, teacher, _) = servers(2);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), "");
+    let out = Command::new(BIN)
+        .args(["--headless", "--max-frames", "6", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // Into another store, twice.
+    let other = d.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let cfg2 = write_config(
+        &other,
+        &student.url(),
+        &teacher.url(),
+        &format!(
+            "[history]\npath = \"{}\"\n",
+            other.join("imported.db").display()
+        ),
+    );
+    let run = || {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg2)
+            .args(["history", "import"])
+            .arg(d.path().join("logs"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run();
+    assert!(first.contains("6 new frames"), "{first}");
+    let second = run();
+    assert!(second.contains(", 0 new frames"), "{second}");
+    let (_, a, _) = history(&cfg, &["--all", "--json"]);
+    let (_, b, _) = history(&cfg2, &["--all", "--json"]);
+    let frames = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("\"item\":\"frame\""))
+            .count()
+    };
+    assert_eq!(frames(&a), 6);
+    assert_eq!(frames(&b), 6);
+}
+
+#[test]
+fn a_file_size_limit_pauses_history_and_monitoring_goes_on() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let (student, _teacher, calls) = servers(0);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &_teacher.url(), "");
+    // The store exists (made without a limit, closed cleanly).
+    let out = Command::new(BIN)
+        .args(["--headless", "--max-frames", "2", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !d.path().join("logs/history.db-wal").exists(),
+        "closed: WAL checkpointed"
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--headless", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // No file may grow past 256 KiB (SIGXFSZ ignored, so a write fails with EFBIG as on a
+    // full disk instead of killing the process): the store's WAL reaches it in seconds.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 256 * 1024,
+                rlim_max: 256 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let paused = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => {
+                let hit = l.contains("history paused: ");
+                seen.push(l);
+                if hit {
+                    break true;
+                }
+            }
+            Err(_) if Instant::now() > deadline => break false,
+            Err(_) => {}
+        }
+    };
+    let at_pause = calls.load(Ordering::SeqCst);
+    // Monitoring goes on past it.
+    let went_on = wait_until(Duration::from_secs(20), || {
+        calls.load(Ordering::SeqCst) > at_pause + 20
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    let tail = seen[seen.len().saturating_sub(10)..].join("\n");
+    assert!(paused, "{tail}");
+    assert!(went_on, "{tail}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("monitoring goes on, history resumes when a write works again")),
+        "{tail}"
+    );
+}
