@@ -285,7 +285,11 @@ fn headless_max_frames_stops_after_that_many_answers() {
     // --max-frames counts frames taken; with the change gate off none of them is skipped as
     // unchanged, so each one taken is one answer (a loaded machine must not change that).
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("fps = 20.0", "fps = 20.0\nmin_change = 0.0")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("fps = 20.0", "fps = 20.0\nmin_change = 0.0"),
+    )
+    .unwrap();
     let out = Command::new(BIN)
         .args(["--headless", "--max-frames", "3", "--config"])
         .arg(&cfg)

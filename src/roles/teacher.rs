@@ -347,7 +347,7 @@ mod tests {
                 device: Some("shed"),
                 context: ctx,
             },
-            "A cat.",
+            Some(("A cat.", false)),
             &[Reason::NoConfidence],
             Arc::from("QUJD"),
         );
@@ -360,7 +360,7 @@ mod tests {
         // No context, no paragraph.
         let plain = review_request_from(
             Some("shed"),
-            "A cat.",
+            Some("A cat."),
             &[Reason::NoConfidence],
             Arc::from("QUJD"),
         );
