@@ -269,6 +269,21 @@ async fn a_fleet_filled_with_fake_devices_still_shows_a_new_alert_and_counts_the
         },
         latency_ms: 1,
     });
+    // The engine opens an incident on it: the alert goes per incident.
+    attic.send(&Event::Incident(gemmaedge_tui::event::IncidentEvent {
+        change: gemmaedge_tui::event::IncidentChange::Open,
+        id: 1,
+        seq: Some(4),
+        level: 2,
+        title: "Smoke in the attic".into(),
+        opened_at: Utc::now(),
+        last_at: Utc::now(),
+        closed_at: None,
+        frames: 1,
+        key_seq: Some(4),
+        acked_at: None,
+        acked_by: None,
+    }));
     tokio::time::timeout(
         Duration::from_secs(15),
         seen_rx.wait_for(|s| s.1 == 1 && s.2),

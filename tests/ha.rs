@@ -357,6 +357,8 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     let confidence = "sensor.gemmaedge_kitchen_confidence";
     let button = "button.gemmaedge_kitchen_escalate";
     let snapshot = "image.gemmaedge_kitchen_snapshot";
+    // The highest open incident level (issue 24's sensor joins this test).
+    let incident_level = "sensor.gemmaedge_kitchen_incident_level";
     api.wait_state(alert, "on", 60).await;
     let d = api
         .wait_state(
@@ -388,7 +390,7 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     ids.sort();
     assert_eq!(
         ids,
-        [alert, button, snapshot, confidence, description],
+        [alert, button, snapshot, confidence, description, incident_level],
         "{ours:?}"
     );
     let device_ids: std::collections::BTreeSet<&str> = ours

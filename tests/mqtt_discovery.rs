@@ -72,8 +72,8 @@ async fn device_names_that_lose_characters_keep_their_own_discovery_configs() {
         &["homeassistant/+/+/+/config"],
     )
     .await;
-    sub.wait_for(15, "5 retained configs per device", |g| {
-        g.iter().map(|m| &m.topic).collect::<BTreeSet<_>>().len() == 5 * names.len()
+    sub.wait_for(15, "6 retained configs per device", |g| {
+        g.iter().map(|m| &m.topic).collect::<BTreeSet<_>>().len() == 6 * names.len()
     })
     .await;
     let mut by_device: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
@@ -200,7 +200,7 @@ async fn alert_state_is_retained_on_while_an_alert_stands_and_said_again_when_ha
             .iter()
             .filter(|m| m.topic.ends_with("/config"))
             .count()
-            == 5
+            == 6
             && again
                 .iter()
                 .any(|m| m.topic.ends_with("/alert_state") && m.payload == b"OFF")

@@ -374,7 +374,7 @@ mod tests {
             // An unknown table after a known one is a table, not a key of the one before.
             (
                 "[paths]\nlogs = \"x\"\n[histroy]\nkeep = 1\n",
-                "unknown table `[histroy]`; valid tables: [student], [teacher]",
+                "unknown table `[histroy]`; did you mean `[history]`?",
                 (3, 2),
             ),
             (
