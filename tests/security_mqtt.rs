@@ -92,6 +92,12 @@ fn has_reason(v: &Value, kind: &str) -> bool {
         .is_some_and(|r| r.iter().any(|x| x["kind"] == kind))
 }
 
+/// A safety job: a safety keyword in the finished answer, or one that came in mid-stream
+/// (`safety_early`, `policy.early_escalation`).
+fn is_safety(v: &Value) -> bool {
+    has_reason(v, "safety") || has_reason(v, "safety_early")
+}
+
 /// A client that may publish big payloads (the test's own, as `user`).
 async fn publisher(broker: &Broker, user: &str, pw: &str) -> rumqttc::AsyncClient {
     let mut o = rumqttc::MqttOptions::new(format!("test-pub-{user}"), "127.0.0.1", broker.port);
@@ -216,18 +222,18 @@ async fn an_escalate_flood_never_costs_a_safety_review() {
         log.iter().filter(move |v| v["type"] == t)
     }
     let safety: Vec<u64> = of(&log, "escalated")
-        .filter(|v| has_reason(v, "safety"))
+        .filter(|v| is_safety(v))
         .map(|v| v["seq"].as_u64().unwrap())
         .collect();
     let reviewed: std::collections::HashSet<u64> = of(&log, "teacher_verdict")
         .map(|v| v["seq"].as_u64().unwrap())
         .collect();
     let dropped_safety = of(&log, "teacher_dropped")
-        .filter(|v| has_reason(v, "safety"))
+        .filter(|v| is_safety(v))
         .count();
     let unreviewed: Vec<_> = safety.iter().filter(|s| !reviewed.contains(s)).collect();
     let forced_only = of(&log, "escalated")
-        .filter(|v| has_reason(v, "forced") && !has_reason(v, "safety"))
+        .filter(|v| has_reason(v, "forced") && !is_safety(v))
         .count();
     let refused = of(&log, "escalation_refused")
         .filter_map(|v| v["refused"].as_u64())
