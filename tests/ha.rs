@@ -390,7 +390,14 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     ids.sort();
     assert_eq!(
         ids,
-        [alert, button, snapshot, confidence, description, incident_level],
+        [
+            alert,
+            button,
+            snapshot,
+            confidence,
+            description,
+            incident_level
+        ],
         "{ours:?}"
     );
     let device_ids: std::collections::BTreeSet<&str> = ours

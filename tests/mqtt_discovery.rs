@@ -93,7 +93,7 @@ async fn device_names_that_lose_characters_keep_their_own_discovery_configs() {
     }
     assert_eq!(by_device.len(), names.len(), "{by_device:?}");
     for (id, (name, uniques)) in &by_device {
-        assert_eq!(uniques.len(), 5, "{name}: {uniques:?}");
+        assert_eq!(uniques.len(), 6, "{name}: {uniques:?}");
         assert!(
             id.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),

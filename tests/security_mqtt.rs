@@ -228,9 +228,7 @@ async fn an_escalate_flood_never_costs_a_safety_review() {
     let reviewed: std::collections::HashSet<u64> = of(&log, "teacher_verdict")
         .map(|v| v["seq"].as_u64().unwrap())
         .collect();
-    let dropped_safety = of(&log, "teacher_dropped")
-        .filter(|v| is_safety(v))
-        .count();
+    let dropped_safety = of(&log, "teacher_dropped").filter(|v| is_safety(v)).count();
     let unreviewed: Vec<_> = safety.iter().filter(|s| !reviewed.contains(s)).collect();
     let forced_only = of(&log, "escalated")
         .filter(|v| has_reason(v, "forced") && !is_safety(v))
