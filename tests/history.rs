@@ -6,53 +6,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::ollama_server::{OllamaTestServer, Reply};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gemmaedge-tui");
-const STUDENT: &str = "gemma4:e2b";
-const TEACHER: &str = "gemma4:26b";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn write_config(dir: &Path, student: &str, teacher: &str, extra: &str) -> PathBuf {
-    let p = dir.join("config.toml");
-    let text = format!(
-        r#"[student]
-host = "{student}"
-model = "{STUDENT}"
-timeout_secs = 5
-[teacher]
-host = "{teacher}"
-model = "{TEACHER}"
-timeout_secs = 5
-[source]
-kind = "folder"
-path = "{photos}"
-fps = 20.0
-min_change = 0.0
-[policy]
-audit_every = 0
-[paths]
-skills = "{skills}"
-eval = "{eval}"
-logs = "{logs}"
-{extra}
-"#,
-        photos = repo().join("eval/images").display(),
-        skills = dir.join("skills").display(),
-        eval = repo().join("eval").display(),
-        logs = dir.join("logs").display(),
-    );
-    std::fs::write(&p, text).unwrap();
-    p
-}
+// A config against the Ollama test servers, as for the service tests (its own small eval
+// set and skill under the test's directory).
+use support::serve::{write_config, BIN};
+use support::{STUDENT, TEACHER};
 
 const SMOKE_VERDICT: &str = r#"{"agrees":true,"safety_relevant":true,"summary":"Smoke rises from a pan on the stove.","missed":[],"wrong":[],"level":1,"title":"Pan smoking on the stove"}"#;
 
