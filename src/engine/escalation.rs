@@ -8,8 +8,8 @@ use super::emitter::Emitter;
 use crate::engine::teacher_queue::{Escalation, TeacherQueue};
 use crate::event::Event;
 use crate::frame::PreparedFrame;
+use crate::policy::per_minute::PerMinute;
 use crate::policy::Reason;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,7 @@ impl std::fmt::Display for ForcedRefusal {
 pub(crate) struct ForcedGate {
     per_minute: u32,
     last_forced: Option<u64>,
-    recent: VecDeque<Instant>,
+    recent: PerMinute,
     pub(crate) refused: u64,
     said_at: Option<Instant>,
 }
@@ -90,7 +90,7 @@ impl ForcedGate {
         ForcedGate {
             per_minute,
             last_forced: None,
-            recent: VecDeque::new(),
+            recent: PerMinute::new(per_minute as usize),
             refused: 0,
             said_at: None,
         }
@@ -101,15 +101,7 @@ impl ForcedGate {
         let refusal = if self.last_forced == Some(seq) {
             Some(ForcedRefusal::Merged(seq))
         } else {
-            while self
-                .recent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-            {
-                self.recent.pop_front();
-            }
-            (self.recent.len() >= self.per_minute as usize)
-                .then_some(ForcedRefusal::RateLimited(self.per_minute))
+            (!self.recent.admit(now)).then_some(ForcedRefusal::RateLimited(self.per_minute))
         };
         match refusal {
             Some(r) => {
@@ -118,7 +110,6 @@ impl ForcedGate {
             }
             None => {
                 self.last_forced = Some(seq);
-                self.recent.push_back(now);
                 Ok(())
             }
         }

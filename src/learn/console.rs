@@ -6,10 +6,10 @@
 use crate::config::Config;
 use crate::frame::PreparedFrame;
 use crate::learn::{self, LearnedCase};
+use crate::policy::per_minute::PerMinute;
 use chrono::{DateTime, Local, Utc};
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Most `expect` (and `forbid`) entries in one case.
 pub const MAX_ITEMS: usize = 20;
@@ -57,27 +57,20 @@ pub fn clean_edit(edit: &LearnEdit) -> Result<LearnEdit, String> {
     })
 }
 
-/// Cases saved in the last minute (pure, given the time).
-#[derive(Debug, Default)]
-pub struct SaveLimit {
-    recent: VecDeque<Instant>,
+/// Cases saved in the last minute (pure, given the time): at most [`MAX_PER_MINUTE`].
+#[derive(Debug)]
+pub struct SaveLimit(PerMinute);
+
+impl Default for SaveLimit {
+    fn default() -> Self {
+        SaveLimit(PerMinute::new(MAX_PER_MINUTE))
+    }
 }
 
 impl SaveLimit {
     /// May one more be saved now? Counts it when yes.
     pub fn admit(&mut self, now: Instant) -> bool {
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() >= MAX_PER_MINUTE {
-            return false;
-        }
-        self.recent.push_back(now);
-        true
+        self.0.admit(now)
     }
 }
 
@@ -247,6 +240,7 @@ mod tests {
 
     #[test]
     fn at_most_so_many_a_minute() {
+        use std::time::Duration;
         let t0 = Instant::now();
         let mut l = SaveLimit::default();
         for _ in 0..MAX_PER_MINUTE {

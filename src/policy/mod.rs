@@ -5,6 +5,7 @@
 pub mod calibration;
 pub mod early;
 pub mod escalation_rate;
+pub mod per_minute;
 mod rules;
 
 pub use rules::*;
