@@ -12,27 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::ollama_server::{OllamaTestServer, Reply};
-use support::serve::{Client, Service, BIN};
-use support::{STUDENT, TEACHER};
-
-fn servers() -> (OllamaTestServer, OllamaTestServer) {
-    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
-    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
-    student.set_handler(|_| {
-        Reply::delayed(
-            Duration::from_millis(30),
-            Reply::text("A coffee mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"),
-        )
-    });
-    teacher.set_handler(|_| {
-        Reply::json(&json!({
-            "agrees": true, "safety_relevant": false,
-            "summary": "A mug on a desk.", "missed": [], "wrong": []
-        }))
-    });
-    (student, teacher)
-}
+use support::ollama_server::OllamaTestServer;
+use support::serve::{servers, Client, Service, BIN};
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }

@@ -8,28 +8,9 @@ use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::ollama_server::{OllamaTestServer, Reply};
+use support::ollama_server::Reply;
 // The harness (a config, the serve process, a raw client) is shared with the security tests.
-use support::serve::{event_type, write_config, Client, Service, BIN};
-use support::{STUDENT, TEACHER};
-
-fn servers() -> (OllamaTestServer, OllamaTestServer) {
-    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
-    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
-    student.set_handler(|_| {
-        Reply::delayed(
-            Duration::from_millis(30),
-            Reply::text("A coffee mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"),
-        )
-    });
-    teacher.set_handler(|_| {
-        Reply::json(&json!({
-            "agrees": true, "safety_relevant": false,
-            "summary": "A mug on a desk.", "missed": [], "wrong": []
-        }))
-    });
-    (student, teacher)
-}
+use support::serve::{event_type, servers, write_config, Client, Service, BIN};
 
 #[test]
 fn attach_gets_the_snapshot_then_live_events_and_e_reaches_the_teacher() {

@@ -2,7 +2,7 @@
 //! servers, a service process (killed on drop), and a raw NDJSON client.
 #![allow(dead_code)]
 
-use super::ollama_server::OllamaTestServer;
+use super::ollama_server::{OllamaTestServer, Reply};
 use super::{STUDENT, TEACHER};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -270,4 +270,24 @@ pub fn event_type(m: &Value) -> &str {
     } else {
         ""
     }
+}
+
+/// A calm student (a mug, confident, 30 ms) and a teacher that agrees: the service's
+/// ordinary traffic.
+pub fn servers() -> (OllamaTestServer, OllamaTestServer) {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    student.set_handler(|_| {
+        Reply::delayed(
+            Duration::from_millis(30),
+            Reply::text("A coffee mug on a desk. No safety concerns.\nCONFIDENCE: 0.9"),
+        )
+    });
+    teacher.set_handler(|_| {
+        Reply::json(&json!({
+            "agrees": true, "safety_relevant": false,
+            "summary": "A mug on a desk.", "missed": [], "wrong": []
+        }))
+    });
+    (student, teacher)
 }
