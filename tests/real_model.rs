@@ -33,7 +33,7 @@ fn start_server_with(parallel: u32) -> Option<RealServer> {
         None,
         MODEL,
         parallel,
-        2,
+        1,
     ))
 }
 
@@ -96,6 +96,7 @@ save_frames = false
 
 #[test]
 fn headless_with_a_real_student_and_teacher_bounds_answers_and_loses_nothing() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
     // A cap small enough that this model's rambling hits it.
@@ -189,6 +190,7 @@ fn headless_with_a_real_student_and_teacher_bounds_answers_and_loses_nothing() {
 
 #[test]
 fn a_text_only_model_is_refused_as_student_and_check_says_why() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(d.path(), url, "", "", "");
@@ -212,6 +214,7 @@ fn a_text_only_model_is_refused_as_student_and_check_says_why() {
 
 #[test]
 fn images_sent_to_a_text_only_teacher_are_a_permanent_error_with_its_fix() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
     // The student reads text only; the teacher is sent the frames, which this model
@@ -240,6 +243,7 @@ fn images_sent_to_a_text_only_teacher_are_a_permanent_error_with_its_fix() {
 
 #[test]
 fn kind_ollama_at_llama_cpp_says_set_kind_openai_once() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(d.path(), url, "kind = \"ollama\"", "", "");
@@ -274,6 +278,7 @@ fn eval_json(cfg: &Path) -> Value {
 
 #[test]
 fn eval_with_a_real_model_is_reproducible() {
+    let _one = real_server::serial();
     if server().is_none() {
         return;
     }
@@ -315,6 +320,7 @@ fn eval_with_a_real_model_is_reproducible() {
 
 #[test]
 fn upskill_with_a_real_teacher_ends_with_a_decision() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(
@@ -383,6 +389,7 @@ fn upskill_with_a_real_teacher_ends_with_a_decision() {
 /// the program ships with is one that does not lose to another on both counts.
 #[test]
 fn output_contract_placement_format_share_and_scores_printed() {
+    let _one = real_server::serial();
     use gemmaedge_tui::config::{Config, HostKind};
     use gemmaedge_tui::eval::cases::load_eval_set;
     use gemmaedge_tui::eval::skill_score::score_skill_placed;

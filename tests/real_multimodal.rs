@@ -109,9 +109,10 @@ fn encoded(bytes: Vec<u8>) -> RawImage {
 
 #[test]
 fn vision_check_says_yes_for_the_multimodal_model_and_no_for_text_only_smollm2() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let tier = real_server::tier().unwrap();
-    let smol = real_server::start(&tier, &tier.smollm2, None, "smollm2", 1, 2);
+    let smol = real_server::start(&tier, &tier.smollm2, None, "smollm2", 1, 1);
     let rt = rt();
     let mm = ModelClient::new(&host(url, 8), Role::Student).unwrap();
     assert_eq!(
@@ -138,6 +139,7 @@ fn vision_check_says_yes_for_the_multimodal_model_and_no_for_text_only_smollm2()
 
 #[test]
 fn a_frame_costs_the_prompt_the_projectors_image_tokens() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let client = ModelClient::new(&host(url, 8), Role::Student).unwrap();
     // A frame as the folder source gives it (the photos of ../shared/frames ship in
@@ -162,6 +164,7 @@ fn a_frame_costs_the_prompt_the_projectors_image_tokens() {
 
 #[test]
 fn teacher_gets_the_image_with_the_verdict_schema() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let client = ModelClient::new(&host(url, 200), Role::Teacher).unwrap();
     let frame = prepared(encoded(photo("rocket.jpg")), 768);
@@ -289,6 +292,7 @@ fn shapes() -> Vec<(String, Arc<str>)> {
 
 #[test]
 fn every_image_shape_we_send_decodes_on_the_server() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let client = ModelClient::new(&host(url, 4), Role::Student).unwrap();
     let mut req = ChatRequest {
@@ -364,6 +368,7 @@ save_frames = false
 
 #[test]
 fn headless_ten_frames_each_answered_or_failed_for_a_stated_reason() {
+    let _one = real_server::serial();
     let Some(url) = server() else { return };
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(
@@ -454,6 +459,7 @@ fn eval_json(cfg: &Path) -> Value {
 
 #[test]
 fn eval_with_image_cases_runs_end_to_end_and_reproduces() {
+    let _one = real_server::serial();
     if server().is_none() {
         return;
     }

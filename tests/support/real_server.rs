@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gemmaedge-tui");
@@ -71,6 +72,16 @@ pub fn tier() -> Option<Tier> {
     found
 }
 
+/// One real-model test at a time in a test binary: hold the guard for the whole test.
+/// Two tests at once meant two llama.cpp servers computing on one 2-core machine, and
+/// ggml's threads wait for each other at every operation: in CI a 48-token answer of the
+/// 135M model took 65 s instead of about 1 s and three tests ran past their limits.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    // A test that failed while holding it must not fail every test after it.
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A running server. It ends when dropped, or when this process ends (`serve.py` serves
 /// until its stdin closes).
 pub struct RealServer {
@@ -87,7 +98,7 @@ impl Drop for RealServer {
 
 /// Start `model` (with `mmproj`, the model takes images) under the name `alias` with
 /// `parallel` slots and a context of 8192 tokens shared by them, computing on `threads`
-/// threads. One thread for the tiny Gemma 3: ggml's threads wait for each other at every
+/// threads. One thread is what the tests use: ggml's threads wait for each other at every
 /// operation, and on a busy 2-core machine (a build, other tests) two of them made an image
 /// take 4 s instead of 0.13 s.
 pub fn start(
