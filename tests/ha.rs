@@ -321,6 +321,7 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
              [source]\nkind = \"folder\"\npath = \"{}\"\nfps = 2.0\nmin_change = 0.0\n\
              [policy]\naudit_every = 0\n\
              [paths]\nskills = \"{d}/skills\"\neval = \"{d}/eval\"\nlogs = \"{d}/logs\"\n\
+             [incidents]\ngap_secs = 10\n\
              [device]\nname = \"{DEVICE}\"\n\
              [mqtt]\nurl = \"{}\"\nusername = \"{DEVICE}\"\npassword = \"kitchen-pw\"\n",
             student.url(),
@@ -374,6 +375,9 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     );
     let c = api.wait_state(confidence, "0.9", 20).await;
     assert_eq!(c["attributes"]["state_class"], "measurement", "{c}");
+    // The confirmed fire is an open incident at level 1 (the stand-in's verdict gives no
+    // level: it comes from safety_relevant).
+    api.wait_state(incident_level, "1", 20).await;
 
     // Every discovery config became an entity of one device.
     let reg = helper(&python, &helper_py, &["registry", &api.url, &api.token]);
@@ -426,7 +430,8 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     )
     .await;
 
-    // The fire is out; the button forces a review, which finds nothing: off.
+    // The fire is out; the button forces a review, which finds nothing; the incident
+    // closes `gap_secs` (10 s) after its last confirmed frame: off, level 0.
     scene.store(CALM, Ordering::SeqCst);
     api.wait_state(description, "A quiet kitchen with a kettle.", 30)
         .await;
@@ -440,7 +445,8 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    api.wait_state(alert, "off", 30).await;
+    api.wait_state(alert, "off", 40).await;
+    api.wait_state(incident_level, "0", 10).await;
 
     // No MQTT warning or error in HA's log (deprecated options, bad payloads, templates).
     let log = ha.log();

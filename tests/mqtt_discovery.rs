@@ -8,6 +8,7 @@ mod support;
 use chrono::Utc;
 use gemmaedge_tui::config::Config;
 use gemmaedge_tui::event::Event;
+use gemmaedge_tui::history::incident::Tracker;
 use gemmaedge_tui::mqtt::{Bridge, BridgeHandle};
 use gemmaedge_tui::roles::verdict::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,7 +109,8 @@ async fn device_names_that_lose_characters_keep_their_own_discovery_configs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_state_is_retained_on_while_an_alert_stands_and_said_again_when_ha_comes_online() {
+async fn alert_state_is_retained_on_while_an_incident_is_open_and_said_again_when_ha_comes_online()
+{
     let broker = Broker::start(USERS, ACL);
     let dir = tempfile::tempdir().unwrap();
     let b = start(dir.path(), &broker, "kitchen");
@@ -152,8 +154,22 @@ async fn alert_state_is_retained_on_while_an_alert_stands_and_said_again_when_ha
         reasons: vec![],
         skill: "built-in".into(),
     });
-    b.send(&verdict(1, true));
-    sub.wait_for(10, "ON after a confirmed alert", |g| {
+    // The engine's incident tracker (the production rule) turns verdicts into incident
+    // changes; the bridge sees both, as from the engine.
+    let mut incidents = Tracker::new(120, 1, Vec::new());
+    let t0 = Utc::now();
+    let send_verdict = |seq: u64, safety: bool, tracker: &mut Tracker| {
+        let v = verdict(seq, safety);
+        b.send(&v);
+        let Event::TeacherVerdict { verdict, .. } = v else {
+            unreachable!()
+        };
+        for inc in tracker.on_verdict(seq, t0 + chrono::Duration::seconds(seq as i64), &verdict) {
+            b.send(&Event::Incident(inc));
+        }
+    };
+    send_verdict(1, true, &mut incidents);
+    sub.wait_for(10, "ON after a confirmed alert opened an incident", |g| {
         g.iter()
             .any(|m| m.topic.ends_with("/alert_state") && m.payload == b"ON")
     })
@@ -179,9 +195,22 @@ async fn alert_state_is_retained_on_while_an_alert_stands_and_said_again_when_ha
         Some(90.0)
     );
 
-    // The teacher finds a later frame safe: the alert ends.
-    b.send(&verdict(2, false));
-    sub.wait_for(10, "OFF after the alert ended", |g| {
+    // The teacher finds a later frame safe: the incident stays open (a quiet frame in the
+    // middle of a fire is not its end), and so does the alert.
+    send_verdict(2, false, &mut incidents);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let states = |g: &[support::mosquitto::Got]| {
+        g.iter()
+            .filter(|m| m.topic.ends_with("/alert_state"))
+            .map(|m| m.payload.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&sub.all()), [b"OFF".to_vec(), b"ON".to_vec()]);
+    // `gap_secs` after its last confirmed frame the incident closes: the alert ends.
+    for inc in incidents.tick(t0 + chrono::Duration::hours(1)) {
+        b.send(&Event::Incident(inc));
+    }
+    sub.wait_for(10, "OFF after the incident closed", |g| {
         g.iter()
             .filter(|m| m.topic.ends_with("/alert_state"))
             .map(|m| m.payload.as_slice())

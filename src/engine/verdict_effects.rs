@@ -98,12 +98,7 @@ impl VerdictEffects {
             return;
         }
         let summary = match (inc.change, job) {
-            (IncidentChange::Close, _) => format!(
-                "closed after {} s, {} confirmed frames: {}",
-                incident::duration(&inc).num_seconds(),
-                inc.frames,
-                inc.title
-            ),
+            (IncidentChange::Close, _) => crate::history::incident::close_summary(&inc),
             (_, Some((_, v))) => v.summary.clone(),
             _ => inc.title.clone(),
         };

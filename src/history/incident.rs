@@ -131,6 +131,16 @@ pub fn duration(i: &IncidentEvent) -> Duration {
     i.closed_at.unwrap_or(i.last_at) - i.opened_at
 }
 
+/// What a close says (on every alert channel): how long, how many frames, which title.
+pub fn close_summary(i: &IncidentEvent) -> String {
+    format!(
+        "closed after {} s, {} confirmed frames: {}",
+        duration(i).num_seconds(),
+        i.frames,
+        i.title
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@
 use super::link::{link_loop, options, BrokerStatus, Link, LinkState};
 use super::outbox::{Msg, Outbox, MAX_BUFFER_BYTES};
 use super::payload::{alert_payload, event_line, session_id, DeviceState, LastAlert};
-use super::standing::AlertStanding;
 use super::topics::{ha_status, Cmd, Topics};
 use crate::config::Config;
 use crate::event::{Command, Event};
@@ -89,7 +88,11 @@ impl Bridge {
                 None
             }
         };
-        let alert_state = Msg::new(topics.alert_state(), super::standing::payload(false), true);
+        let alert_state = Msg::new(
+            topics.alert_state(),
+            super::incidents::alert_state_payload(false),
+            true,
+        );
         let run = Run {
             device: device.clone(),
             discovery_prefix: m.discovery_prefix.clone(),
@@ -105,7 +108,6 @@ impl Bridge {
             escalated: VecDeque::new(),
             limit: RateLimit::new(Duration::from_secs(config.notify.min_interval_secs)),
             retained: vec![alert_state],
-            standing: AlertStanding::default(),
             alert_on: false,
             rebirth: None,
             rebirth_pending: false,
@@ -190,8 +192,7 @@ struct Run {
     /// The retained messages that describe the device now (snapshot), sent again after a
     /// reconnect (a restarted broker forgets them) and when Home Assistant comes online.
     retained: Vec<Msg>,
-    /// Whether a confirmed safety alert stands, and what the state topic says now.
-    standing: AlertStanding,
+    /// What the alert state topic says now: `ON` while an incident is open.
     alert_on: bool,
     /// When the device was last described again for Home Assistant's `online`, and
     /// whether another `online` came since (served at most every [`REBIRTH_EVERY`]).
@@ -254,7 +255,6 @@ impl Run {
     }
 
     fn tick(&mut self) {
-        self.update_alert_state();
         if self.rebirth_pending && self.rebirth.is_none_or(|t| t.elapsed() >= REBIRTH_EVERY) {
             self.rebirth_pending = false;
             self.rebirth = Some(Instant::now());
@@ -523,11 +523,7 @@ impl Run {
                 }
             }
             Event::TeacherVerdict { seq, verdict, .. } => {
-                // The alert's standing state (Home Assistant's binary sensor) and the
-                // incidents (the incident topic, alerts per incident) both follow verdicts.
-                let alert = crate::record::notify::is_alert(verdict);
-                self.standing.verdict(*seq, alert, Instant::now());
-                self.update_alert_state();
+                // Kept for the alert the incident change that follows may make.
                 self.incidents.verdict(*seq, verdict);
             }
             Event::Incident(inc) => self.incident(inc),
@@ -543,17 +539,18 @@ impl Run {
         }
     }
 
-    /// Publish the alert binary sensor's state when it changed (retained, and kept to be
-    /// sent again after a reconnect or Home Assistant's `online`).
+    /// Publish the alert binary sensor's state when it changed: `ON` while an incident is
+    /// open (retained, and kept to be sent again after a reconnect or Home Assistant's
+    /// `online`).
     fn update_alert_state(&mut self) {
-        let on = self.standing.stands(Instant::now());
+        let on = self.incidents.any_open();
         if on == self.alert_on {
             return;
         }
         self.alert_on = on;
         let m = Msg::new(
             self.topics.alert_state(),
-            super::standing::payload(on),
+            super::incidents::alert_state_payload(on),
             true,
         );
         self.retained.retain(|r| r.topic != m.topic);
@@ -586,6 +583,7 @@ impl Run {
         self.retained.retain(|r| r.topic != m.topic);
         self.retained.push(m.clone());
         self.queue(m);
+        self.update_alert_state();
         let Some(draft) = draft else { return };
         let now = Instant::now();
         let suppressed = if draft.limited {

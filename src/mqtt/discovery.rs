@@ -4,9 +4,6 @@
 use super::topics::{slug, Cmd, Topics};
 use serde_json::{json, Value};
 
-/// How long a confirmed alert stands after the last one (unless the teacher clears it).
-pub const ALERT_ON_SECS: u64 = 300;
-
 /// The device's id in Home Assistant (`gemmaedge_<name>`): the name as `[a-zA-Z0-9_-]`,
 /// and when that loses characters a short stable hash of the raw name, so `厨房` and
 /// `客厅`, or `pi 1`, `pi.1` and `pi_1`, stay distinct devices.

@@ -1,6 +1,8 @@
 //! Incidents over MQTT: which incident changes alert on `<prefix>/D/alert` (`notify.on`,
 //! the same rule as `[notify]`), and the retained `<prefix>/D/incident` with the open
-//! incidents and the highest open level (Home Assistant's incident level sensor reads it).
+//! incidents and the highest open level (Home Assistant's incident level sensor reads it),
+//! and the retained `<prefix>/D/alert_state` (the alert binary sensor): `ON` while an
+//! incident is open, `OFF` when none is.
 
 use crate::event::{IncidentChange, IncidentEvent};
 use crate::history::incident::duration;
@@ -61,12 +63,7 @@ impl Incidents {
             .and_then(|s| self.verdicts.iter().rev().find(|v| v.0 == s))
             .map(|v| &v.1);
         let summary = match (inc.change, verdict) {
-            (IncidentChange::Close, _) => format!(
-                "closed after {} s, {} confirmed frames: {}",
-                duration(inc).num_seconds(),
-                inc.frames,
-                inc.title
-            ),
+            (IncidentChange::Close, _) => crate::history::incident::close_summary(inc),
             (_, Some(v)) => v.summary.clone(),
             _ => inc.title.clone(),
         };
@@ -85,6 +82,11 @@ impl Incidents {
             },
             limited: inc.change != IncidentChange::Close,
         })
+    }
+
+    /// Whether an incident is open: the alert binary sensor's state.
+    pub fn any_open(&self) -> bool {
+        !self.open.is_empty()
     }
 
     /// The retained `incident` payload: the open incidents and the highest open level.
@@ -109,6 +111,15 @@ impl Incidents {
         crate::reading::sanitize::escape_json_invisibles(
             json!({"highest_level": highest, "open": open}).to_string(),
         )
+    }
+}
+
+/// The retained payload of the alert state topic.
+pub fn alert_state_payload(on: bool) -> &'static str {
+    if on {
+        "ON"
+    } else {
+        "OFF"
     }
 }
 
@@ -146,6 +157,7 @@ mod tests {
         let p: serde_json::Value = serde_json::from_str(&m.payload()).unwrap();
         assert_eq!(p["highest_level"], 1);
         assert_eq!(p["open"][0]["frames"], 40);
+        assert!(m.any_open(), "the alert stands while the incident is open");
         for inc in tr.tick(t0 + Duration::hours(1)) {
             drafts.extend(m.apply(&inc));
         }
@@ -159,6 +171,7 @@ mod tests {
         );
         let p: serde_json::Value = serde_json::from_str(&m.payload()).unwrap();
         assert_eq!(p, serde_json::json!({"highest_level": 0, "open": []}));
+        assert!(!m.any_open(), "and ends when it closes");
         // notify.on without "close": no close alert.
         let mut m = Incidents::new(&["open".to_string()]);
         let mut tr = Tracker::new(120, 1, Vec::new());

@@ -14,7 +14,6 @@ pub mod outbox;
 pub mod payload;
 pub mod probe;
 pub mod skill_info;
-pub mod standing;
 pub mod topics;
 
 pub use bridge::{Bridge, BridgeHandle};
