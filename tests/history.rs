@@ -197,6 +197,16 @@ fn an_open_incident_survives_a_restart_and_closes_after_it() {
     let closed = wait_until(Duration::from_secs(20), || alerts(&file).len() >= 2);
     let out = stop(child);
     assert!(closed, "{out}");
+    // The faces were told at start that it is still open (a `join` with no frame), so
+    // MQTT's alert state and the console know it before it closes.
+    let log = support::session_log(d.path());
+    let restarted = log.iter().rposition(|e| e["type"] == "started").unwrap();
+    let first_incident = log[restarted..]
+        .iter()
+        .find(|e| e["type"] == "incident")
+        .unwrap_or_else(|| panic!("an incident event after the restart: {out}"));
+    assert_eq!(first_incident["change"], "join", "{first_incident}");
+    assert_eq!(first_incident["id"], 1);
     assert_eq!(
         alerts(&file),
         vec![

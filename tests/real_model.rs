@@ -14,7 +14,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use support::real_server::{self, of_type, repo, run, session_log, RealServer};
+use support::real_server::{self, repo, run, RealServer};
+use support::{of_type, session_log};
 
 /// The name the server serves the model under (`serve.py --alias`).
 const MODEL: &str = "smollm2";

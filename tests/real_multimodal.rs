@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use support::real_server::{
-    self, of_type, repo, run, session_log, RealServer, GEMMA3_IMAGE_MARKERS, GEMMA3_IMAGE_TOKENS,
+    self, repo, run, RealServer, GEMMA3_IMAGE_MARKERS, GEMMA3_IMAGE_TOKENS,
 };
+use support::{of_type, session_log};
 
 /// The name the tiny Gemma 3 is served under.
 const MODEL: &str = "tinygemma3";

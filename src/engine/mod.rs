@@ -193,6 +193,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     for message in resume.notices.into_iter().chain(history_problem) {
         shared.emitter.emit(Event::Warning { message });
     }
+    effects.resume();
 
     let (writer, reader) = slot();
     let (notice_tx, mut notice_rx) = mpsc::unbounded_channel();

@@ -74,6 +74,19 @@ impl VerdictEffects {
         }
     }
 
+    /// Say the incidents still open from before a restart (as `join`s with no frame: no
+    /// alert, the store unchanged), so the faces and MQTT's alert state know them.
+    pub(super) fn resume(&self) {
+        let open: Vec<IncidentEvent> = self.tracker().open_incidents().to_vec();
+        for inc in open {
+            self.emitter.emit(Event::Incident(IncidentEvent {
+                change: IncidentChange::Join,
+                seq: None,
+                ..inc
+            }));
+        }
+    }
+
     /// Acknowledge an open incident (or all), from a console or MQTT.
     pub(super) fn ack(&self, id: Option<u64>, by: &str) {
         let acked = self.tracker().ack(id, by, Utc::now());

@@ -43,3 +43,25 @@ pub fn engine_config(dir: &Path, student: &str, teacher: &str, timeout_secs: u64
     c.paths.eval = dir.join("eval");
     c
 }
+
+/// Every line of the session logs under `dir/logs`, oldest session first (their names
+/// sort by start time).
+pub fn session_log(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for p in files {
+        for line in std::fs::read_to_string(&p).unwrap().lines() {
+            out.push(serde_json::from_str(line).expect("every log line is JSON"));
+        }
+    }
+    out
+}
+
+pub fn of_type<'a>(log: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
+    log.iter().filter(|v| v["type"] == t).collect()
+}

@@ -3,7 +3,6 @@
 //! `target/real-model/`. Without it a test says SKIPPED loudly and passes; with
 //! `GEMMAEDGE_REAL_MODEL=required` (set by `.ci/run`) a missing tier fails it.
 
-use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -172,22 +171,4 @@ pub fn run(args: &[&str], config: &Path, limit: Duration) -> (Option<i32>, Strin
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Every line of the session log(s) under `dir/logs`.
-pub fn session_log(dir: &Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir.join("logs")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jsonl") {
-            for line in std::fs::read_to_string(&p).unwrap().lines() {
-                out.push(serde_json::from_str(line).expect("every log line is JSON"));
-            }
-        }
-    }
-    out
-}
-
-pub fn of_type<'a>(log: &'a [Value], t: &str) -> Vec<&'a Value> {
-    log.iter().filter(|v| v["type"] == t).collect()
 }
