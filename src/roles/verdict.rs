@@ -49,7 +49,8 @@ pub fn level(v: &Verdict) -> u8 {
     }
 }
 
-/// The title a verdict counts for: its own, else the start of its summary.
+/// The title a verdict counts for: its own, else the start of its summary, else its level
+/// in words.
 pub fn title(v: &Verdict) -> String {
     let t = if v.title.trim().is_empty() {
         v.summary.trim()
@@ -60,6 +61,14 @@ pub fn title(v: &Verdict) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
+    if t.is_empty() {
+        // Neither a title nor a summary: an incident still needs words in a list.
+        return match level(v) {
+            0 => String::new(),
+            1 => "Worth a look (the teacher gave no title)".into(),
+            _ => "Urgent (the teacher gave no title)".into(),
+        };
+    }
     if t.chars().count() <= MAX_TITLE {
         t
     } else {
@@ -119,6 +128,14 @@ mod tests {
         assert_eq!(title(&x), "Pan smoking on stove");
         x.title = "x".repeat(200);
         assert_eq!(title(&x).chars().count(), MAX_TITLE);
+        x.title = " \n".into();
+        x.summary = "\u{1b}[0m".into();
+        assert_eq!(title(&x), "Urgent (the teacher gave no title)");
+        x.level = Some(1);
+        assert_eq!(title(&x), "Worth a look (the teacher gave no title)");
+        x.safety_relevant = Some(false);
+        x.level = Some(0);
+        assert_eq!(title(&x), "");
         // Old verdict lines (no level, no title) read back.
         let old = r#"{"agrees":true,"safety_relevant":false,"summary":"ok","missed":[],"wrong":[],"raw":null}"#;
         let back: Verdict = serde_json::from_str(old).unwrap();
