@@ -162,6 +162,16 @@ impl Drop for Ha {
     }
 }
 
+/// The program under test, killed if the test fails before it stops it.
+struct Program(std::process::Child);
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A plain GET answered 200 (no HTTP client needed before HA is up).
 fn http_ok(port: u16, path: &str) -> bool {
     use std::io::{Read, Write};
@@ -342,15 +352,17 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
         &["gemmaedge/kitchen/available"],
     )
     .await;
-    let mut program = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .arg("--socket")
-        .arg(run.join("g.sock"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut program = Program(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(run.join("g.sock"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
 
     // A confirmed fire: the alert binary sensor is on.
     let alert = "binary_sensor.gemmaedge_kitchen_alert";
@@ -464,9 +476,9 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
 
     // The program stops: every entity unavailable, the broker saw a clean disconnect.
     unsafe {
-        libc::kill(program.id() as i32, libc::SIGTERM);
+        libc::kill(program.0.id() as i32, libc::SIGTERM);
     }
-    assert_eq!(program.wait().unwrap().code(), Some(0));
+    assert_eq!(program.0.wait().unwrap().code(), Some(0));
     for e in [alert, description, confidence, button, snapshot] {
         api.wait_state(e, "unavailable", 20).await;
     }
