@@ -54,6 +54,12 @@ enum Cmd {
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
+        /// Score another student model (e.g. a fine-tuned one) on the student's host, with the current skill.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["skill", "compare"])]
+        student_model: Option<String>,
+        /// Score two student models side by side, with the paired bootstrap interval of B − A.
+        #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "skill")]
+        compare: Option<Vec<String>>,
     },
     /// Let the teacher write candidate skills, score them, and replace the skill with the winner.
     Upskill {
@@ -212,7 +218,17 @@ fn main() {
                 gemmaedge_tui::service::server::serve(config, cli.socket.as_deref(), options).await
             }
             Some(Cmd::Check) => Ok(cli::check::run(&config, &origin, &socket).await),
-            Some(Cmd::Eval { skill, json }) => {
+            Some(Cmd::Eval {
+                student_model: Some(m),
+                json,
+                ..
+            }) => cli::eval_models::run(&config, &[m], json).await,
+            Some(Cmd::Eval {
+                compare: Some(ab),
+                json,
+                ..
+            }) => cli::eval_models::run(&config, &ab, json).await,
+            Some(Cmd::Eval { skill, json, .. }) => {
                 cli::eval_cmd::run(&config, skill.as_deref(), json, &socket).await
             }
             Some(Cmd::Learn {
