@@ -343,7 +343,7 @@ pub fn export(config: &Config, o: &ExportOptions) -> Result<Summary, ExportError
     facts.train = lines[0].len();
     facts.test = lines[1].len();
     facts.eval_images = plan.eval_images;
-    skill_use.sort_by(|a, b| b.1.cmp(&a.1));
+    skill_use.sort_by_key(|s| std::cmp::Reverse(s.1));
     facts.skills = skill_use;
     if facts.train + facts.test == 0 {
         return Err(ExportError::Nothing(format!(
