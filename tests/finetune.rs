@@ -215,6 +215,16 @@ fn readiness_says_not_yet_prompting_pays_and_worth_it() {
     assert_eq!(code, 0);
     assert!(text.starts_with("not yet: 37 distinct"), "{text}");
     assert!(text.contains("teacher corrections by week"), "{text}");
+    // `check` has a row with the verdict (it fails elsewhere: no servers, no camera).
+    let (_, table, _) = s.run(&["check"]);
+    let row = table
+        .lines()
+        .find(|l| l.contains("fine-tune"))
+        .unwrap_or("");
+    assert!(
+        row.starts_with("ok") && row.contains("not yet: 37 distinct labelled frames"),
+        "{table}"
+    );
 
     // Enough frames, but the last upskill run still gained.
     let s = Setup::new(&labelled(412, 0), &[0.001, 0.0, 0.061], "");
@@ -565,6 +575,11 @@ fn bad_input_is_refused_with_its_fix() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(ex.join("dataset_info.json").is_file() && !ex.join("train").exists());
+    // An empty folder is fine without --force.
+    let empty = s.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_eq!(s.run(&["finetune", "export", empty.to_str().unwrap()]).0, 0);
+    assert!(empty.join("train/metadata.jsonl").is_file());
     // Nothing left behind beside it.
     assert!(!names(s.path())
         .iter()

@@ -173,3 +173,37 @@ pub fn export(config: &Config, args: &ExportArgs) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finetune::readiness::{assess, RunGain};
+
+    #[test]
+    fn the_status_lists_runs_with_model_switches_and_weeks() {
+        let run = |day: u32, student: &str, gain: f64| RunGain {
+            finished_at: format!("2026-12-{day:02}T10:00:00Z").parse().unwrap(),
+            student: student.into(),
+            gain: Some(gain),
+        };
+        let runs = [
+            run(1, "gemma4:e2b", 0.05),
+            run(2, "gemma4:e2b", 0.01),
+            run(3, "gemma-edge-ft", 0.0),
+        ];
+        let r = assess(&[], &runs, &Default::default(), 0.02);
+        let t = status_text(&r);
+        assert!(
+            t.starts_with("not yet: 0 distinct labelled frames (want ≥ 100)\n"),
+            "{t}"
+        );
+        assert!(t.contains("  - no teacher verdicts yet\n"), "{t}");
+        assert!(
+            t.contains(
+                "2026-12-03 10:00  +0.000  gemma-edge-ft  (student switched from gemma4:e2b)"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("teacher corrections by week"), "{t}");
+    }
+}
