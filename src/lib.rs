@@ -10,6 +10,7 @@ pub mod engine;
 pub mod eval;
 pub mod event;
 pub mod files;
+pub mod finetune;
 pub mod fleet;
 pub mod frame;
 pub mod history;

@@ -54,6 +54,12 @@ enum Cmd {
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
+        /// Score another student model (e.g. a fine-tuned one) on the student's host, with the current skill.
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["skill", "compare"])]
+        student_model: Option<String>,
+        /// Score two student models side by side, with the paired bootstrap interval of B − A.
+        #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "skill")]
+        compare: Option<Vec<String>>,
     },
     /// Let the teacher write candidate skills, score them, and replace the skill with the winner.
     Upskill {
@@ -79,6 +85,11 @@ enum Cmd {
     Calibrate {
         #[arg(long)]
         from: PathBuf,
+    },
+    /// Fine-tuning the student: whether it is worth it yet, and its training set.
+    Finetune {
+        #[command(subcommand)]
+        action: FinetuneAction,
     },
     /// What happened: incidents, escalations, verdicts, failures, skill changes (the store).
     #[command(args_conflicts_with_subcommands = true)]
@@ -106,6 +117,36 @@ enum Cmd {
         /// At most this many lines, newest first.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FinetuneAction {
+    /// Is fine-tuning the student worth it yet: labelled frames, upskill gains, the teacher's corrections.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a training set from the teacher's verdicts (images, skill, user turn, corrected target).
+    Export {
+        /// The directory to write (new or empty; --force replaces an earlier export).
+        dir: PathBuf,
+        /// From: 12h, 7d (before now), 2026-12-01, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// hf: an image folder with metadata.jsonl (TRL, Unsloth); sharegpt: LLaMA-Factory.
+        #[arg(long, value_enum, default_value_t = cli::finetune_cmd::Format::Hf)]
+        format: cli::finetune_cmd::Format,
+        /// Which frames: the ones the teacher corrected, the safety-relevant ones, or all.
+        #[arg(long, value_enum, default_value_t = cli::finetune_cmd::Only::All)]
+        only: cli::finetune_cmd::Only,
+        /// Share of frames kept for the test split (0 to 0.5).
+        #[arg(long, default_value_t = 0.1)]
+        holdout: f64,
+        /// Replace DIR when it holds an earlier export.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -177,7 +218,17 @@ fn main() {
                 gemmaedge_tui::service::server::serve(config, cli.socket.as_deref(), options).await
             }
             Some(Cmd::Check) => Ok(cli::check::run(&config, &origin, &socket).await),
-            Some(Cmd::Eval { skill, json }) => {
+            Some(Cmd::Eval {
+                student_model: Some(m),
+                json,
+                ..
+            }) => cli::eval_models::run(&config, &[m], json).await,
+            Some(Cmd::Eval {
+                compare: Some(ab),
+                json,
+                ..
+            }) => cli::eval_models::run(&config, &ab, json).await,
+            Some(Cmd::Eval { skill, json, .. }) => {
                 cli::eval_cmd::run(&config, skill.as_deref(), json, &socket).await
             }
             Some(Cmd::Learn {
@@ -209,6 +260,30 @@ fn main() {
                     json,
                     all,
                     limit,
+                },
+            )),
+            Some(Cmd::Finetune {
+                action: FinetuneAction::Status { json },
+            }) => Ok(cli::finetune_cmd::status(&config, json)),
+            Some(Cmd::Finetune {
+                action:
+                    FinetuneAction::Export {
+                        dir,
+                        since,
+                        format,
+                        only,
+                        holdout,
+                        force,
+                    },
+            }) => Ok(cli::finetune_cmd::export(
+                &config,
+                &cli::finetune_cmd::ExportArgs {
+                    dir,
+                    since,
+                    format,
+                    only,
+                    holdout,
+                    force,
                 },
             )),
             Some(Cmd::Upskill { candidates, yes }) => {

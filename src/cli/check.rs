@@ -278,6 +278,11 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
         }
         Err(e) => row("eval set", false, e.to_string()),
     });
+    rows.push(row(
+        "fine-tune",
+        true,
+        super::finetune_cmd::check_detail(config),
+    ));
     rows
 }
 

@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod eval_cmd;
+pub mod eval_models;
+pub mod finetune_cmd;
 pub mod headless;
 pub mod history_cmd;
 pub mod learn_cmd;

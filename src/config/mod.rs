@@ -46,6 +46,7 @@ pub struct Config {
     pub mqtt: crate::mqtt::MqttConfig,
     pub history: crate::history::HistoryConfig,
     pub incidents: crate::history::IncidentsConfig,
+    pub finetune: crate::finetune::FinetuneConfig,
 }
 
 impl Default for Config {
@@ -67,6 +68,7 @@ impl Default for Config {
             mqtt: crate::mqtt::MqttConfig::default(),
             history: crate::history::HistoryConfig::default(),
             incidents: crate::history::IncidentsConfig::default(),
+            finetune: crate::finetune::FinetuneConfig::default(),
         }
     }
 }

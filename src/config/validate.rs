@@ -192,6 +192,7 @@ impl Config {
             &self.history,
             &self.incidents,
         ));
+        p.0.extend(crate::finetune::config::validate(&self.finetune));
 
         if p.0.is_empty() {
             Ok(())

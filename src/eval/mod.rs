@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod cases;
+pub mod compare;
 pub mod runner;
 pub mod score;
 pub mod skill_score;

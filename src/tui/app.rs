@@ -95,7 +95,13 @@ impl App {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            upskill: UpskillState::new(config.skill_path()),
+            upskill: UpskillState {
+                // Read once at start; `finetune status` has the details.
+                finetune: crate::finetune::gather::readiness(config)
+                    .ok()
+                    .map(|r| r.verdict),
+                ..UpskillState::new(config.skill_path())
+            },
             learn: None,
             calibration: None,
             frames_seen: 0,

@@ -51,9 +51,11 @@ impl App {
         self.recent = Default::default();
         self.stopped = false;
         if !self.upskill.running() {
+            let finetune = self.upskill.finetune.take();
             self.upskill = crate::tui::screens::upskill::UpskillState::new(std::mem::take(
                 &mut self.upskill.skill_path,
             ));
+            self.upskill.finetune = finetune;
         }
     }
 

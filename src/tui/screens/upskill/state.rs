@@ -85,6 +85,9 @@ pub struct UpskillState {
     /// Monitoring during the run: live answers so far, and the newest one's seq and
     /// reasons (the student is shared, not held).
     pub live: LiveDuringRun,
+    /// Whether fine-tuning is worth it yet (`finetune status`'s verdict), when the store
+    /// could be read; kept across runs.
+    pub finetune: Option<String>,
 }
 
 /// What the live feed did while the run went on.
@@ -116,6 +119,7 @@ impl UpskillState {
             report: None,
             report_text: None,
             live: LiveDuringRun::default(),
+            finetune: None,
         }
     }
 
@@ -142,7 +146,9 @@ impl UpskillState {
     /// A run was spawned: forget the last one.
     pub fn begin(&mut self, now: Instant) {
         let path = std::mem::take(&mut self.skill_path);
+        let finetune = self.finetune.take();
         *self = UpskillState::new(path);
+        self.finetune = finetune;
         self.status = RunStatus::Running;
         self.phase = "loading the eval set".into();
         self.started_at = Some(now);
@@ -151,7 +157,9 @@ impl UpskillState {
     /// The run could not start.
     pub fn refuse(&mut self, why: impl Into<String>) {
         let path = std::mem::take(&mut self.skill_path);
+        let finetune = self.finetune.take();
         *self = UpskillState::new(path);
+        self.finetune = finetune;
         self.status = RunStatus::Refused(why.into());
     }
 

@@ -318,6 +318,12 @@ pub fn draw(f: &mut Frame, st: &UpskillState, t: &Theme, spinner: char, area: Re
             t.dim(),
         ));
     }
+    if let (Some(v), false) = (&st.finetune, st.running()) {
+        extra.push(Line::styled(
+            format!("fine-tune: {} (finetune status)", clean(v, 300)),
+            t.dim(),
+        ));
+    }
     if let Some(row) = st.confirm {
         let label = st
             .rows

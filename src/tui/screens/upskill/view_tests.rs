@@ -258,3 +258,19 @@ fn the_format_warning_and_share_show_when_most_answers_lack_the_line() {
         assert_eq!(buf[(x, y)].fg, Color::Yellow);
     }
 }
+
+#[test]
+fn the_fine_tune_verdict_shows_when_no_run_is_going() {
+    let mut st = finished();
+    st.finetune = Some("not yet: 37 distinct labelled frames (want ≥ 100)".into());
+    let t = text(&render(&on_screen(st.clone()), 160, 48));
+    assert!(
+        t.contains("fine-tune: not yet: 37 distinct labelled frames (want ≥ 100)"),
+        "{t}"
+    );
+    // Kept when the next run begins, hidden while it runs.
+    st.begin(Instant::now());
+    assert!(st.finetune.is_some());
+    let t = text(&render(&on_screen(st), 160, 48));
+    assert!(!t.contains("fine-tune:"), "{t}");
+}
