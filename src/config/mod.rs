@@ -46,6 +46,9 @@ pub struct Config {
     pub mqtt: crate::mqtt::MqttConfig,
     pub history: crate::history::HistoryConfig,
     pub incidents: crate::history::IncidentsConfig,
+    /// `[[watch]]`: yes/no questions the student answers on every frame
+    /// (`skills/watches.toml`, when the console wrote one, replaces them).
+    pub watch: Vec<crate::watch::WatchSpec>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             mqtt: crate::mqtt::MqttConfig::default(),
             history: crate::history::HistoryConfig::default(),
             incidents: crate::history::IncidentsConfig::default(),
+            watch: Vec::new(),
         }
     }
 }
@@ -197,6 +201,11 @@ impl Config {
                 self.student.host = normalize_ollama_host(h);
             }
         }
+    }
+
+    /// The watches file the console writes (`skills/watches.toml`).
+    pub fn watches_path(&self) -> PathBuf {
+        crate::watch::file::watches_path(&self.paths.skills)
     }
 
     /// The skill file the student uses.
@@ -426,6 +435,45 @@ mod tests {
                 "{src:?}: {s}"
             );
         }
+    }
+
+    #[test]
+    fn watches_are_read_and_a_bad_one_is_named() {
+        let c = parse(
+            "[[watch]]\nid = \"garage_door\"\nquestion = \"Is the garage door open?\"\n\
+             [[watch]]\nid = \"stove_on\"\nquestion = \"Is the stove on?\"\nnotify = \"on_change\"\nlevel = 2\ndebounce = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.watch.len(), 2);
+        assert_eq!(c.watch[0].notify, crate::watch::Notify::OnYes);
+        assert_eq!((c.watch[0].level, c.watch[0].debounce), (1, 2));
+        assert_eq!(c.watch[1].notify, crate::watch::Notify::OnChange);
+        assert_eq!((c.watch[1].level, c.watch[1].debounce), (2, 3));
+        let e = parse(
+            "[[watch]]\nid = \"garage_door\"\nquestion = \"Open?\"\n\
+             [[watch]]\nid = \"garage_door\"\nquestion = \"\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("watch[2] (id \"garage_door\"): question must not be empty"),
+            "{e}"
+        );
+        assert!(
+            e.contains("watch[2] (id \"garage_door\"): duplicate id"),
+            "{e}"
+        );
+        let e = parse("[[watch]]\nid = \"a\"\nquestoin = \"Open?\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("did you mean `question`"), "{e}");
+        let e = parse("[[wach]]\nid = \"a\"\n").unwrap_err().to_string();
+        assert!(e.contains("did you mean `[[watch]]`?"), "{e}");
+        let e = parse("[[watch]]\nid = \"a\"\nquestion = \"Open?\"\nnotify = \"always\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("on_yes") && e.contains("on_change"), "{e}");
     }
 
     #[test]
