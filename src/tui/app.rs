@@ -77,6 +77,8 @@ pub struct App {
     pub attached: Option<crate::service::protocol::ServiceInfo>,
     /// The MQTT broker's state (`[mqtt]` on): its label and whether it is connected.
     pub broker: Option<(String, bool)>,
+    /// The watches as the engine last said (the monitor's strip).
+    pub watches: Vec<crate::watch::WatchStatus>,
 }
 
 impl App {
@@ -114,6 +116,7 @@ impl App {
             stopped: false,
             attached: None,
             broker: None,
+            watches: Vec::new(),
         }
     }
 
@@ -403,6 +406,15 @@ impl App {
                     C::Join => return,
                 };
                 self.notify(text, matches!(i.change, C::Open | C::Raise));
+            }
+            Event::Watches(w) => {
+                for c in &w.changes {
+                    self.notify(
+                        crate::watch::change_line(c),
+                        c.to == crate::watch::WatchState::Yes,
+                    );
+                }
+                self.watches = w.watches;
             }
             Event::Stopped { .. } => {
                 self.stopped = true;

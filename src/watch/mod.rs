@@ -13,4 +13,6 @@ pub mod state;
 
 pub use answer::{parse_watch_answers, without_watch_lines, WatchAnswer};
 pub use spec::{validate_watches, Notify, WatchSpec, MAX_QUESTION_CHARS, MAX_WATCHES};
-pub use state::{Decider, StudentStep, WatchBoard, WatchChange, WatchState, WatchStatus};
+pub use state::{
+    change_line, Decider, StudentStep, WatchBoard, WatchChange, WatchState, WatchStatus,
+};

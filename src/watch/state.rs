@@ -89,6 +89,17 @@ pub struct WatchChange {
     pub seq: u64,
 }
 
+/// A change as a log line says it: `watch garage_door: no → yes (teacher)`.
+pub fn change_line(c: &WatchChange) -> String {
+    format!(
+        "watch {}: {} \u{2192} {} ({})",
+        c.id,
+        c.from.as_str(),
+        c.to.as_str(),
+        c.by.as_str()
+    )
+}
+
 /// What a student answer means for one watch, for the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StudentStep {

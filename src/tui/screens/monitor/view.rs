@@ -49,6 +49,7 @@ fn badge_style(theme: &Theme, r: &Reason) -> Style {
         Reason::EchoesPrompt { .. } => theme.warn(),
         Reason::Forced => theme.manual(),
         Reason::Audit | Reason::StudentDown => theme.accent(),
+        Reason::Watch { .. } | Reason::WatchUnsure { .. } => theme.manual(),
     }
 }
 
