@@ -1,0 +1,183 @@
+//! Watches with the real binary and the stand-in model servers (issue 26): a watch flips
+//! after `debounce` frames and not before, the flip goes to the teacher, its confirmed
+//! `yes` opens one incident with one alert; an `unsure` escalates; the teacher overrules
+//! the student; a list saved from a face persists across a restart.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::ollama_server::{OllamaTestServer, Reply};
+use support::serve::{write_config, BIN};
+use support::{STUDENT, TEACHER};
+
+fn headless(cfg: &Path, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(["--headless", "--config"])
+        .arg(cfg)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(child: Child) -> String {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    output(child)
+}
+
+fn output(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn answer(n: usize, door: &str) -> String {
+    format!("Frame {n}. A garage with a car.\nNo safety concerns.\nWATCH garage_door: {door}\nCONFIDENCE: 0.9")
+}
+
+fn verdict(door: bool) -> String {
+    format!(
+        r#"{{"agrees":true,"safety_relevant":false,"summary":"A garage.","missed":[],"wrong":[],"level":0,"title":"","watches":{{"garage_door":{door}}}}}"#
+    )
+}
+
+const DOOR: &str =
+    "[[watch]]\nid = \"garage_door\"\nquestion = \"Is the garage door open?\"\nlevel = 2\n";
+
+#[test]
+fn a_watch_flips_after_debounce_frames_and_its_confirmed_yes_is_one_incident_with_one_alert() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let n = calls.clone();
+    // Five frames say the door is shut, every one after says it is open.
+    student.set_handler(move |_| {
+        let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::text(answer(i, if i <= 5 { "no" } else { "Yes." }))
+    });
+    teacher.set_handler(|_| Reply::text(verdict(true)));
+    let d = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{DOOR}debounce = 3\n[incidents]\ngap_secs = 60\n[notify]\nmin_interval_secs = 0\n\
+         command = \"echo \\\"$GEMMAEDGE_CHANGE $GEMMAEDGE_INCIDENT $GEMMAEDGE_LEVEL $GEMMAEDGE_TITLE\\\" >> {}\"\n",
+        d.path().join("alerts.txt").display()
+    );
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), &extra);
+    let child = headless(&cfg, &[]);
+    let file = d.path().join("alerts.txt");
+    let alerted = wait_until(Duration::from_secs(30), || {
+        !lines(&file).is_empty() && calls.load(Ordering::SeqCst) > 20
+    });
+    let out = stop(child);
+    assert!(alerted, "no alert: {out}");
+    // The student was asked every watch, its question quoted, on every frame.
+    let asked = student.chat_requests();
+    let system = asked[0].first_content("system").unwrap_or_default();
+    assert!(
+        system.contains("- garage_door: \"Is the garage door open?\""),
+        "{system}"
+    );
+    // One review: the frame of the third `yes` in a row (frame 8), for the watch's change.
+    let reviews = teacher.chat_requests();
+    assert_eq!(reviews.len(), 1, "{out}");
+    let user = reviews[0].last_content("user").unwrap_or_default();
+    assert!(user.contains("Frame 8."), "{user}");
+    assert!(user.contains("watch: garage_door \u{2192} yes"), "{user}");
+    assert!(
+        user.contains("\"watches\": {\"garage_door\": bool}"),
+        "{user}"
+    );
+    // The log: a quiet first `no`, the student's flip, the teacher's confirmation.
+    assert!(
+        out.contains("watch garage_door: unknown \u{2192} no (student)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("watch garage_door: no \u{2192} yes (student)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("escalated: watch: garage_door \u{2192} no"),
+        "a first no asks nobody: {out}"
+    );
+    // One incident, urgent (the watch's level), titled by the question; one alert.
+    assert_eq!(
+        lines(&file),
+        vec!["open 1 2 Is the garage door open? Yes.".to_string()],
+        "{out}"
+    );
+}
+
+#[test]
+fn unsure_escalates_and_the_teacher_overrules_the_student() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let n = calls.clone();
+    // Frame 1 has no watch line (unsure); frames 2 and 3 say yes, after the teacher's
+    // first verdict is in.
+    student.set_handler(move |_| {
+        let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+        if i == 1 {
+            Reply::text("Frame 1. A dark garage.\nCONFIDENCE: 0.9")
+        } else {
+            Reply::text(answer(i, "yes")).after(Duration::from_millis(700))
+        }
+    });
+    teacher.set_handler(|_| Reply::text(verdict(false)));
+    let d = tempfile::tempdir().unwrap();
+    let extra = format!("{DOOR}notify = \"never\"\n");
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), &extra);
+    let out = output(headless(&cfg, &["--max-frames", "3"]));
+    let reviews = teacher.chat_requests();
+    assert_eq!(reviews.len(), 2, "{out}");
+    let first = reviews[0].last_content("user").unwrap_or_default();
+    assert!(first.contains("watch: garage_door unsure"), "{first}");
+    assert!(
+        out.contains("#1 escalated: watch: garage_door unsure"),
+        "{out}"
+    );
+    let second = reviews[1].last_content("user").unwrap_or_default();
+    assert!(second.contains("Frame 3."), "{second}");
+    assert!(
+        out.contains("watch garage_door: unknown \u{2192} no (teacher)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("watch garage_door: no \u{2192} yes (student)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("watch garage_door: yes \u{2192} no (teacher)"),
+        "{out}"
+    );
+}
