@@ -52,6 +52,8 @@ pub struct App {
     pub upskill: UpskillState,
     /// The learn editor (`a`), while open.
     pub learn: Option<LearnEditor>,
+    /// The watches popup (`w`), while open.
+    pub watches_popup: Option<crate::tui::popups::watches::WatchesPopup>,
     /// The calibration view's data (`c`), loaded when it opens.
     pub calibration: Option<CalibrationData>,
     pub frames_seen: u64,
@@ -99,6 +101,7 @@ impl App {
                 .unwrap_or_default(),
             upskill: UpskillState::new(config.skill_path()),
             learn: None,
+            watches_popup: None,
             calibration: None,
             frames_seen: 0,
             unchanged: 0,
@@ -188,6 +191,7 @@ impl App {
             paused: self.paused,
             help: self.help,
             source: &self.source,
+            watches: &self.watches,
         }
     }
 
@@ -414,6 +418,9 @@ impl App {
                         c.to == crate::watch::WatchState::Yes,
                     );
                 }
+                if let Some(p) = self.watches_popup.as_mut() {
+                    p.update(&w.watches);
+                }
                 self.watches = w.watches;
             }
             Event::Stopped { .. } => {
@@ -468,6 +475,15 @@ impl App {
                 }
                 None => {
                     self.learn = None;
+                    vec![Action::Redraw]
+                }
+            };
+        }
+        if let Some(p) = self.watches_popup.as_mut() {
+            return match p.handle_key(key) {
+                Some(acts) => acts,
+                None => {
+                    self.watches_popup = None;
                     vec![Action::Redraw]
                 }
             };
@@ -529,6 +545,12 @@ impl App {
         match action {
             KeyAction::Quit => vec![Action::Quit],
             KeyAction::Learn => self.open_learn(),
+            KeyAction::OpenWatches => {
+                self.watches_popup = Some(crate::tui::popups::watches::WatchesPopup::open(
+                    &self.watches,
+                ));
+                vec![Action::Redraw]
+            }
             KeyAction::OpenCalibration => {
                 self.help = false;
                 self.screen = Screen::Calibration;

@@ -72,10 +72,29 @@ pub struct WatchStatus {
     pub notify: Notify,
     #[serde(default = "one")]
     pub level: u8,
+    #[serde(default = "two")]
+    pub debounce: u32,
 }
 
 fn one() -> u8 {
     1
+}
+
+fn two() -> u32 {
+    2
+}
+
+impl WatchStatus {
+    /// The watch as configured (what the console's popup edits).
+    pub fn spec(&self) -> WatchSpec {
+        WatchSpec {
+            id: self.id.clone(),
+            question: self.question.clone(),
+            notify: self.notify,
+            level: self.level,
+            debounce: self.debounce,
+        }
+    }
 }
 
 /// A state that changed, for the log and the alerts.
@@ -197,6 +216,7 @@ impl WatchBoard {
                 by: e.by,
                 notify: e.spec.notify,
                 level: e.spec.level,
+                debounce: e.spec.debounce,
             })
             .collect()
     }

@@ -29,12 +29,15 @@ pub struct Ctx<'a> {
     pub help: bool,
     /// The frame source's name (`camera 0`, a folder).
     pub source: &'a str,
+    /// The watches as they stand (the strip under the log).
+    pub watches: &'a [crate::watch::WatchStatus],
 }
 
 /// The three panes.
 pub fn draw(f: &mut Frame, m: &Monitor, cx: &Ctx, images: &mut ImageState, p: &Panes) {
     draw_frame(f, m, cx, images, p.frame);
     draw_log(f, m, cx, p.log);
+    super::watches::draw_strip(f, cx.theme, cx.watches, p.log);
     draw_teacher(f, m, cx, p.teacher);
 }
 
@@ -355,6 +358,7 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
                     Span::raw(items.join("; ")),
                 ]));
             }
+            lines.extend(super::watches::teacher_lines(t, v, &e.answer));
             if let Some(raw) = &v.raw {
                 lines.push(Line::styled("raw reply:", bold));
                 push_text(&mut lines, raw, Style::default());
