@@ -181,3 +181,69 @@ fn unsure_escalates_and_the_teacher_overrules_the_student() {
         "{out}"
     );
 }
+
+#[test]
+fn watches_set_from_an_attached_console_are_saved_and_survive_a_restart() {
+    use serde_json::json;
+    use support::serve::{event_type, Client, Service};
+    let (student, teacher) = support::serve::servers();
+    let mut svc = Service::start(&student, &teacher, DOOR);
+    let (mut c, _) = Client::attach(&svc.socket);
+    // The snapshot says how the configured watch stands.
+    let (snap, _) = c.snapshot();
+    let watches: Vec<&serde_json::Value> =
+        snap.iter().filter(|m| event_type(m) == "watches").collect();
+    assert_eq!(watches.len(), 1, "{snap:?}");
+    assert_eq!(watches[0]["event"]["watches"][0]["id"], "garage_door");
+    // A list the config would refuse is refused, with the entry and the reason.
+    c.send(&json!({"type": "set_watches", "watches": [
+        {"id": "garage_door", "question": "Is the garage door open?"},
+        {"id": "garage_door", "question": "Again?"}
+    ]}));
+    let warn = c.until(Duration::from_secs(10), "the refusal", |m| {
+        event_type(m) == "warning"
+    });
+    let msg = warn["event"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("watches not saved")
+            && msg.contains("watch[2] (id \"garage_door\"): duplicate id"),
+        "{msg}"
+    );
+    let file = svc.dir.path().join("skills/watches.toml");
+    assert!(!file.exists());
+    // A good list: saved, said to every console, asked from the next frame.
+    c.send(&json!({"type": "set_watches", "watches": [
+        {"id": "garage_door", "question": "Is the garage door open?"},
+        {"id": "stove_on", "question": "Is the stove on with nobody in the room?", "level": 2, "notify": "on_change"}
+    ]}));
+    let ev = c.until(Duration::from_secs(10), "the new list", |m| {
+        event_type(m) == "watches"
+            && m["event"]["watches"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
+    });
+    assert_eq!(ev["event"]["watches"][1]["level"], 2);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("id = \"stove_on\""), "{text}");
+    let asked = || {
+        student.chat_requests().iter().any(|r| {
+            r.first_content("system")
+                .unwrap_or_default()
+                .contains("- stove_on: ")
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), asked),
+        "the student was never asked the new watch"
+    );
+    drop(c);
+    svc.signal(libc::SIGTERM);
+    svc.wait_exit(Duration::from_secs(20));
+    // Restarted (the same config, which still has only the garage door): the saved list.
+    let cfg = svc.dir.path().join("config.toml");
+    let out = output(headless(&cfg, &["--max-frames", "1"]));
+    assert!(
+        out.contains("watching garage_door (unknown), stove_on (unknown)"),
+        "{out}"
+    );
+}
