@@ -16,6 +16,7 @@ pub mod probe;
 pub mod skill_info;
 pub mod standing;
 pub mod topics;
+pub mod watches;
 
 pub use bridge::{Bridge, BridgeHandle};
 pub use config::MqttConfig;
