@@ -247,3 +247,76 @@ fn watches_set_from_an_attached_console_are_saved_and_survive_a_restart() {
         "{out}"
     );
 }
+
+#[test]
+fn eval_scores_each_watch_beside_the_description_and_says_it_in_json() {
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    // A student that always sees the door open.
+    student.set_handler(|_| {
+        Reply::text(
+            "A garage with a car.\nNo safety concerns.\nWATCH garage_door: yes\nCONFIDENCE: 0.9",
+        )
+    });
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), DOOR);
+    std::fs::write(
+        d.path().join("eval/cases.toml"),
+        "[[case]]\nid = \"open\"\ntext = \"A garage, its door up.\"\nexpect = [\"garage\"]\nsafety = false\n\
+         watch = { garage_door = true }\n\n\
+         [[case]]\nid = \"shut\"\ntext = \"A garage, its door down.\"\nexpect = [\"garage\"]\nsafety = false\n\
+         watch = { garage_door = false }\n\n\
+         [[case]]\nid = \"mug\"\ntext = \"A mug.\"\nexpect = [\"mug\"]\nsafety = false\n",
+    )
+    .unwrap();
+    let eval = |json: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("eval");
+        if json {
+            c.arg("--json");
+        }
+        let out = c.arg("--config").arg(&cfg).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = eval(false);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("watch garage_door: 1/2 answered right (50%)"),
+        "{out}"
+    );
+    let (code, out, err) = eval(true);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["watches"]["garage_door"],
+        serde_json::json!({"right": 1, "of": 2})
+    );
+    let open = &v["cases"][0]["score"]["watches"][0];
+    assert_eq!(
+        (open["answered"].as_str(), open["ok"].as_bool()),
+        (Some("yes"), Some(true))
+    );
+    // The watch lines are not the description: the description scores as without them.
+    assert_eq!(v["cases"][2]["score"]["watches"], serde_json::Value::Null);
+    // The student was asked the watch on every case.
+    assert!(student.chat_requests().iter().all(|r| r
+        .first_content("system")
+        .unwrap_or_default()
+        .contains("- garage_door: \"Is the garage door open?\"")));
+    // A case that expects a watch nobody configured: bad input, named.
+    std::fs::write(
+        d.path().join("eval/cases.toml"),
+        "[[case]]\nid = \"stove\"\ntext = \"A stove.\"\nsafety = false\nwatch = { stove_on = true }\n",
+    )
+    .unwrap();
+    let (code, _, err) = eval(false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("case \"stove\" expects watch stove_on but no such watch is configured"),
+        "{err}"
+    );
+}

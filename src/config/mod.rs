@@ -208,6 +208,15 @@ impl Config {
         crate::watch::file::watches_path(&self.paths.skills)
     }
 
+    /// The watches in use: `skills/watches.toml` when it exists (and is sound), else the
+    /// config's `[[watch]]`.
+    pub fn current_watches(&self) -> Vec<crate::watch::WatchSpec> {
+        match crate::watch::file::load(&self.watches_path()) {
+            Ok(Some(w)) => w,
+            _ => self.watch.clone(),
+        }
+    }
+
     /// The skill file the student uses.
     pub fn skill_path(&self) -> PathBuf {
         self.paths.skills.join("skill.txt")
