@@ -501,7 +501,8 @@ fn watches_with_a_real_student_are_read_and_their_cost_printed() {
     ];
     let rt = tokio::runtime::Runtime::new().unwrap();
     // (watches, prompt tokens, answer tokens, ms) per call.
-    let mut rows: Vec<(usize, u64, u64, u128)> = Vec::new();
+    type Row = (usize, u64, u64, u128);
+    let mut rows: Vec<Row> = Vec::new();
     for n in [0usize, 1, 2] {
         for scene in scenes {
             let (system, user) = output_contract::place(
@@ -550,7 +551,7 @@ fn watches_with_a_real_student_are_read_and_their_cost_printed() {
             ));
         }
     }
-    let mean = |n: usize, f: &dyn Fn(&(usize, u64, u64, u128)) -> f64| {
+    let mean = |n: usize, f: &dyn Fn(&Row) -> f64| {
         let v: Vec<f64> = rows.iter().filter(|r| r.0 == n).map(f).collect();
         v.iter().sum::<f64>() / v.len() as f64
     };

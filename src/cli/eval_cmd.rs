@@ -25,7 +25,7 @@ pub async fn run(
     json: bool,
     socket: &Path,
 ) -> color_eyre::Result<i32> {
-    let eval = match crate::eval::cases::load_for(&config) {
+    let eval = match crate::eval::cases::load_for(config) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("gemmaedge-tui eval: {}", escape_controls(&e.to_string()));

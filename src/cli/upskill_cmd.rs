@@ -42,7 +42,7 @@ pub async fn run(
             return Ok(1);
         }
     }
-    let eval = match crate::eval::cases::load_for(&config) {
+    let eval = match crate::eval::cases::load_for(config) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!(

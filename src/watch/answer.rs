@@ -82,7 +82,7 @@ fn split_line(line: &str) -> Option<(String, &str, bool)> {
         return None;
     }
     let id = rest[..id_end].trim_end_matches('_').to_ascii_lowercase();
-    let after = rest[id_end..].trim_start_matches(|c: char| c == '*' || c == '`' || c == '_');
+    let after = rest[id_end..].trim_start_matches(['*', '`', '_']);
     let after = after.trim_start();
     let value = after
         .strip_prefix(':')
