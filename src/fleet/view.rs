@@ -71,12 +71,17 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
             let agree = d.agreement().map_or("—".to_string(), |(a, n)| {
                 format!("{:.0}% ({n})", a * 100.0)
             });
-            let last = d.last_answer.as_ref().map_or(String::new(), |(t, c)| {
+            let mut last = d.last_answer.as_ref().map_or(String::new(), |(t, c)| {
                 format!(
                     "{} {t}",
                     c.map_or("—   ".to_string(), |c| format!("{c:.2}"))
                 )
             });
+            // The device's watches first: what its owner asked to see at a glance.
+            let watches = d.watches_text();
+            if !watches.is_empty() {
+                last = format!("[{watches}] {last}");
+            }
             let alerts = if d.open_alerts > 0 {
                 format!("{} ALERT", d.open_alerts)
             } else {
