@@ -320,3 +320,30 @@ fn eval_scores_each_watch_beside_the_description_and_says_it_in_json() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_watch_in_the_config_is_exit_2_naming_the_entry() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        d.path(),
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        &format!("{DOOR}[[watch]]\nid = \"Garage Door\"\nquestion = \"\"\n"),
+    );
+    let out = Command::new(BIN)
+        .args(["--headless", "--max-frames", "1", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("watch[2] (id \"Garage Door\"): id must be a slug")
+            && err.contains("for example \"garage_door\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("watch[2] (id \"Garage Door\"): question must not be empty"),
+        "{err}"
+    );
+}
