@@ -58,30 +58,6 @@ impl Device {
             .count()
     }
 
-    /// The device's watches as its state says them: `garage_door YES, stove_on no` (ids
-    /// cleaned: another device's state is untrusted text), "" without any.
-    pub fn watches_text(&self) -> String {
-        let Some(s) = &self.state else {
-            return String::new();
-        };
-        s.watches
-            .iter()
-            .take(crate::watch::MAX_WATCHES)
-            .map(|w| {
-                let state = match w.state {
-                    crate::watch::WatchState::Yes => "YES",
-                    crate::watch::WatchState::No => "no",
-                    crate::watch::WatchState::Unknown => "?",
-                };
-                format!(
-                    "{} {state}",
-                    crate::reading::sanitize::for_screen(&w.id, 32)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     /// Teacher agreement (share, verdicts), from the device's totals when known.
     pub fn agreement(&self) -> Option<(f64, u64)> {
         let (agree, n) = match &self.state {
@@ -492,39 +468,6 @@ mod tests {
         assert_eq!(f.devices["c"].open_alerts, 0);
         assert!(!f.apply("other/x/available", b"online", now));
         assert!(!f.apply("ge/x/cmd/escalate", b"PRESS", now));
-    }
-
-    #[test]
-    fn a_devices_watches_come_from_its_state_cleaned() {
-        let now = Utc::now();
-        let mut f = Fleet::new("ge");
-        f.apply("ge/garage/available", b"online", now);
-        assert_eq!(f.devices["garage"].watches_text(), "");
-        // What the device publishes: its DeviceState with the watches.
-        let mut s = crate::mqtt::payload::DeviceState::new("garage");
-        let board = crate::watch::WatchBoard::new(&[
-            crate::watch::WatchSpec::new("garage_door", "Is the garage door open?"),
-            crate::watch::WatchSpec::new("stove_on", "Is the stove on?"),
-        ]);
-        let mut w = crate::event::WatchesEvent {
-            watches: board.statuses(),
-            changes: Vec::new(),
-            removed: Vec::new(),
-        };
-        w.watches[0].state = crate::watch::WatchState::Yes;
-        assert!(s.apply(&crate::event::Event::Watches(w)));
-        let json = serde_json::to_vec(&s).unwrap();
-        f.apply("ge/garage/state", &json, now);
-        assert_eq!(
-            f.devices["garage"].watches_text(),
-            "garage_door YES, stove_on ?"
-        );
-        // Another device's text is untrusted: an escape in an id does not reach the screen.
-        let evil = String::from_utf8(json)
-            .unwrap()
-            .replace("garage_door", "door\\u001b[2J");
-        f.apply("ge/garage/state", evil.as_bytes(), now);
-        assert!(!f.devices["garage"].watches_text().contains('\u{1b}'));
     }
 
     #[test]

@@ -55,6 +55,30 @@ pub fn draw(f: &mut Frame, fleet: &Fleet, now: DateTime<Utc>) {
     }
 }
 
+/// The device's watches as its state says them: `garage_door YES, stove_on no` (ids
+/// cleaned: another device's state is untrusted text), "" without any.
+fn watches_text(d: &super::state::Device) -> String {
+    let Some(s) = &d.state else {
+        return String::new();
+    };
+    s.watches
+        .iter()
+        .take(crate::watch::MAX_WATCHES)
+        .map(|w| {
+            let state = match w.state {
+                crate::watch::WatchState::Yes => "YES",
+                crate::watch::WatchState::No => "no",
+                crate::watch::WatchState::Unknown => "?",
+            };
+            format!(
+                "{} {state}",
+                crate::reading::sanitize::for_screen(&w.id, 32)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
     let order = fleet.order();
     let selected = fleet.selected.min(order.len().saturating_sub(1));
@@ -78,7 +102,7 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
                 )
             });
             // The device's watches first: what its owner asked to see at a glance.
-            let watches = d.watches_text();
+            let watches = watches_text(d);
             if !watches.is_empty() {
                 last = format!("[{watches}] {last}");
             }
