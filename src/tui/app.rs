@@ -413,6 +413,11 @@ impl App {
             }
             Event::Watches(w) => {
                 for c in &w.changes {
+                    if let Some(e) = self.monitor.existing(c.seq) {
+                        if e.watch_changes.len() < crate::watch::MAX_WATCHES * 2 {
+                            e.watch_changes.push(c.clone());
+                        }
+                    }
                     self.notify(
                         crate::watch::change_line(c),
                         c.to == crate::watch::WatchState::Yes,

@@ -202,6 +202,7 @@ pub fn log_line(m: &Monitor, cx: &Ctx, e: &Entry, width: usize) -> Line<'static>
     if let Some((s, st)) = mark {
         tail.push(Span::styled(s, st));
     }
+    tail.extend(super::watches::log_marks(t, &e.watch_changes));
     let head_w: usize = head.iter().map(Span::width).sum();
     let tail_w: usize = tail.iter().map(Span::width).sum();
     let room = width.saturating_sub(head_w + tail_w);

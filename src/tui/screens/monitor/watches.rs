@@ -78,6 +78,26 @@ pub fn draw_strip(f: &mut Frame, t: &Theme, watches: &[WatchStatus], area: Rect)
     f.render_widget(Paragraph::new(strip(t, watches, row.width as usize)), row);
 }
 
+/// The log line's marks for the watch states a frame changed: ` garage_door→YES` (the
+/// teacher's decision marked `T`).
+pub fn log_marks(t: &Theme, changes: &[crate::watch::WatchChange]) -> Vec<Span<'static>> {
+    changes
+        .iter()
+        .map(|c| {
+            let (word, style) = match c.to {
+                WatchState::Yes => ("YES", t.warn().patch(t.bold())),
+                WatchState::No => ("no", t.ok()),
+                WatchState::Unknown => ("?", t.dim()),
+            };
+            let by = if c.by == Decider::Teacher { " T" } else { "" };
+            Span::styled(
+                format!(" {}\u{2192}{word}{by}", clean(&c.id, SHORT_MAX)),
+                style,
+            )
+        })
+        .collect()
+}
+
 /// The teacher pane's watch lines: per watch the teacher answered, its answer beside the
 /// student's (from the answer's WATCH lines), a disagreement marked.
 pub fn teacher_lines(t: &Theme, v: &Verdict, answer: &str) -> Vec<Line<'static>> {
@@ -167,6 +187,27 @@ mod tests {
         // Nothing else moved.
         let with = rows(&render(&a, 80, 24));
         assert_eq!(with[..23], plain[..23]);
+        // A change marks the log line of the frame that made it.
+        let seq = a.monitor.entries.back().unwrap().seq;
+        a.handle_event(crate::event::Event::Watches(crate::event::WatchesEvent {
+            watches: vec![w("garage_door", WatchState::Yes, Some(Decider::Teacher))],
+            changes: vec![crate::watch::WatchChange {
+                id: "garage_door".into(),
+                from: WatchState::No,
+                to: WatchState::Yes,
+                by: Decider::Teacher,
+                seq,
+            }],
+            removed: Vec::new(),
+        }));
+        let t = rows(&render(&a, 160, 48)).join("\n");
+        // On the frame's own log line (its time, then its number), not elsewhere.
+        let marked: Vec<&str> = t
+            .lines()
+            .filter(|l| l.contains("garage_door\u{2192}YES T"))
+            .collect();
+        assert_eq!(marked.len(), 1, "{t}");
+        assert!(marked[0].contains(&format!(" #{seq} ")), "{}", marked[0]);
     }
 
     #[test]
