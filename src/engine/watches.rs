@@ -43,7 +43,12 @@ impl EngineWatches {
 
     /// Look at the watches file again: the new list, or why it cannot be used.
     pub(super) fn refresh(&mut self) -> Option<Event> {
-        match self.source.poll() {
+        let polled = self.source.poll();
+        self.on_poll(polled)
+    }
+
+    fn on_poll(&mut self, polled: Poll) -> Option<Event> {
+        match polled {
             Poll::Same => None,
             Poll::Changed => {
                 let removed = self.board.set_specs(self.source.current());
@@ -58,7 +63,10 @@ impl EngineWatches {
     /// A face's new list: checked, saved atomically to `skills/watches.toml`, then used.
     pub(super) fn set(&mut self, specs: &[WatchSpec]) -> Vec<Event> {
         match crate::watch::file::save(self.source.path(), specs) {
-            Ok(()) => self.refresh().into_iter().collect(),
+            Ok(()) => {
+                let polled = self.source.reread();
+                self.on_poll(polled).into_iter().collect()
+            }
             Err(why) => vec![Event::Warning {
                 message: format!("watches not saved: {why}"),
             }],

@@ -140,6 +140,13 @@ impl WatchSource {
         Poll::Changed
     }
 
+    /// Read the file again whatever its stamp says (after saving it: a coarse clock can
+    /// give the new file the old one's time and size).
+    pub fn reread(&mut self) -> Poll {
+        self.stamp = None;
+        self.poll()
+    }
+
     pub fn current(&self) -> &[WatchSpec] {
         &self.current
     }
