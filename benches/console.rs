@@ -122,6 +122,7 @@ fn full_app(config: &Config, frame: &Arc<PreparedFrame>) -> App {
                 verdict: Verdict {
                     level: None,
                     title: String::new(),
+                    watches: Default::default(),
                     truncated: false,
                     agrees: Some(seq % 4 != 0),
                     safety_relevant: Some(text.contains("Smoke")),

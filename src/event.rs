@@ -223,6 +223,9 @@ pub enum Event {
     },
     /// An incident opened, grew, rose in level, closed or was acknowledged.
     Incident(IncidentEvent),
+    /// The watches as they stand: at start, when the list changed (`removed`: ids gone),
+    /// and when a state changed or was confirmed (`changes`).
+    Watches(WatchesEvent),
     Health {
         role: Role,
         health: Health,
@@ -325,6 +328,16 @@ pub struct IncidentEvent {
     pub acked_by: Option<String>,
 }
 
+/// Every watch and what just changed (the `watches` event and log line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchesEvent {
+    pub watches: Vec<crate::watch::WatchStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::watch::WatchChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+}
+
 /// Face → engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -339,6 +352,9 @@ pub enum Command {
     /// Acknowledge an open incident (`None`: every open one), saying who did (`console`,
     /// `mqtt`, a user name).
     Ack { incident: Option<u64>, by: String },
+    /// Replace the watches (the console's popup): checked, saved atomically to
+    /// `skills/watches.toml`, used from the next frame. A refused list is a `Warning`.
+    SetWatches(Vec<crate::watch::WatchSpec>),
     /// Stop, flush the log, and send `Stopped`.
     Shutdown,
 }

@@ -25,3 +25,4 @@ pub mod roles;
 pub mod service;
 pub mod tui;
 pub mod upskill;
+pub mod watch;

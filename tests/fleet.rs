@@ -1,6 +1,7 @@
 //! The fleet console: its screen (TestBackend) with two devices and an alert, and the
 //! whole path against a real Mosquitto: two device bridges publish, the console shows
-//! them, and `e` on a device reaches that device as an escalation command.
+//! them, and `e` on a device reaches that device as an escalation command; each device's
+//! watches in its row.
 
 mod support;
 
@@ -69,6 +70,49 @@ fn two_devices_and_an_alert_on_screen() {
     assert!(s.contains("pi-kitchen · online · — · live log"), "{s}");
     assert!(s.contains("#12 SAFETY ALERT: A pan is on fire."), "{s}");
     assert!(!s.contains('\u{1b}'));
+}
+
+#[test]
+fn each_devices_watches_show_before_its_last_answer_cleaned() {
+    use gemmaedge_tui::mqtt::payload::DeviceState;
+    use gemmaedge_tui::watch::{WatchBoard, WatchSpec, WatchState};
+    let now = Utc::now();
+    let mut f = Fleet::new("gemmaedge");
+    f.apply("gemmaedge/pi-garage/available", b"online", now);
+    // What the device publishes: its state with the watches.
+    let mut state = DeviceState::new("pi-garage");
+    let board = WatchBoard::new(&[
+        WatchSpec::new("garage_door", "Is the garage door open?"),
+        WatchSpec::new("stove_on", "Is the stove on?"),
+    ]);
+    let mut w = gemmaedge_tui::event::WatchesEvent {
+        watches: board.statuses(),
+        changes: Vec::new(),
+        removed: Vec::new(),
+    };
+    w.watches[0].state = WatchState::Yes;
+    assert!(state.apply(&Event::Watches(w)));
+    let json = serde_json::to_string(&state).unwrap();
+    f.apply("gemmaedge/pi-garage/state", json.as_bytes(), now);
+    f.apply(
+        "gemmaedge/pi-garage/events",
+        br#"{"type":"student_answer","seq":7,"answer":"A garage.","confidence":0.91}"#,
+        now,
+    );
+    let mut t = Terminal::new(TestBackend::new(120, 8)).unwrap();
+    t.draw(|fr| fleet::view::draw(fr, &f, now)).unwrap();
+    let s = screen(&t);
+    assert!(
+        s.contains("[garage_door YES, stove_on ?] 0.91 A garage."),
+        "{s}"
+    );
+    // Another device's state is untrusted: an escape in a watch id never reaches the screen.
+    let evil = json.replace("garage_door", "door\\u001b]0;x\\u0007");
+    f.apply("gemmaedge/pi-garage/state", evil.as_bytes(), now);
+    t.draw(|fr| fleet::view::draw(fr, &f, now)).unwrap();
+    let s = screen(&t);
+    assert!(!s.contains('\u{1b}') && !s.contains('\u{7}'), "{s}");
+    assert!(s.contains("stove_on ?"), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! REST and websocket API: every discovery config an entity of one device, no MQTT
 //! warning in HA's log, the alert on and off, right after an HA restart, unavailable
 //! after the program stops, the button press reaching the program, the description
-//! without the contract's lines.
+//! without the contract's lines, a watch's binary sensor on and off (issue 26).
 //!
 //! Without the tier the test prints SKIPPED and passes; with `GEMMAEDGE_HA=required`
 //! (set by `.ci/run`) it fails instead. One HA start (and one restart) serves the whole
@@ -273,9 +273,9 @@ fn stand_ins(scene: Arc<AtomicU8>) -> (OllamaTestServer, OllamaTestServer) {
         Reply::delayed(
             Duration::from_millis(50),
             Reply::text(if s.load(Ordering::SeqCst) == FIRE {
-                "Smoke rises over a pan on the stove.\nSafety: smoke over the stove.\nCONFIDENCE: 0.90"
+                "Smoke rises over a pan on the stove.\nSafety: smoke over the stove.\nWATCH pan_smoking: yes\nCONFIDENCE: 0.90"
             } else {
-                "A quiet kitchen with a kettle.\nNo safety concerns.\nCONFIDENCE: 0.90"
+                "A quiet kitchen with a kettle.\nNo safety concerns.\nWATCH pan_smoking: no\nCONFIDENCE: 0.90"
             }),
         )
     });
@@ -284,7 +284,8 @@ fn stand_ins(scene: Arc<AtomicU8>) -> (OllamaTestServer, OllamaTestServer) {
         Reply::json(&json!({
             "agrees": true, "safety_relevant": fire,
             "summary": if fire { "Smoke over a pan." } else { "A quiet kitchen." },
-            "missed": [], "wrong": []
+            "missed": [], "wrong": [],
+            "watches": {"pan_smoking": fire}
         }))
     });
     (student, teacher)
@@ -333,7 +334,9 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
              [paths]\nskills = \"{d}/skills\"\neval = \"{d}/eval\"\nlogs = \"{d}/logs\"\n\
              [incidents]\ngap_secs = 10\n\
              [device]\nname = \"{DEVICE}\"\n\
-             [mqtt]\nurl = \"{}\"\nusername = \"{DEVICE}\"\npassword = \"kitchen-pw\"\n",
+             [mqtt]\nurl = \"{}\"\nusername = \"{DEVICE}\"\npassword = \"kitchen-pw\"\n\
+             [[watch]]\nid = \"pan_smoking\"\nquestion = \"Is a pan smoking on the stove?\"\n\
+             notify = \"never\"\ndebounce = 1\n",
             student.url(),
             teacher.url(),
             frames_dir().display(),
@@ -372,7 +375,14 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     let snapshot = "image.gemmaedge_kitchen_snapshot";
     // The highest open incident level (issue 24's sensor joins this test).
     let incident_level = "sensor.gemmaedge_kitchen_incident_level";
+    // A watch's binary sensor (issue 26), named after its question.
+    let watch = "binary_sensor.gemmaedge_kitchen_watch_pan_smoking";
     api.wait_state(alert, "on", 60).await;
+    let w = api.wait_state(watch, "on", 30).await;
+    assert_eq!(
+        w["attributes"]["friendly_name"], "kitchen Is a pan smoking on the stove?",
+        "{w}"
+    );
     let d = api
         .wait_state(
             description,
@@ -408,6 +418,7 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
         ids,
         [
             alert,
+            watch,
             button,
             snapshot,
             confidence,
@@ -459,6 +470,7 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
     }
     api.wait_state(alert, "off", 40).await;
     api.wait_state(incident_level, "0", 10).await;
+    api.wait_state(watch, "off", 30).await;
 
     // No MQTT warning or error in HA's log (deprecated options, bad payloads, templates).
     let log = ha.log();
@@ -479,7 +491,7 @@ async fn home_assistant_sees_one_device_that_follows_the_program() {
         libc::kill(program.0.id() as i32, libc::SIGTERM);
     }
     assert_eq!(program.0.wait().unwrap().code(), Some(0));
-    for e in [alert, description, confidence, button, snapshot] {
+    for e in [alert, description, confidence, button, snapshot, watch] {
         api.wait_state(e, "unavailable", 20).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,7 +1,8 @@
 //! Home Assistant discovery against a real Mosquitto: ids that stay distinct when a device
 //! name loses characters (issue 33), the alert binary sensor's retained state topic, the
 //! description without the output contract's lines, and discovery said again when Home
-//! Assistant announces itself `online` (issue 30).
+//! Assistant announces itself `online` (issue 30); a watch's binary sensor and its state
+//! appear, and disappear when the watch is removed (issue 26).
 
 mod support;
 
@@ -245,5 +246,104 @@ async fn alert_state_is_retained_on_while_an_incident_is_open_and_said_again_whe
             .any(|m| m.topic.ends_with("/config")),
         "nothing republished on offline"
     );
+    b.stop().await;
+}
+
+fn watches(board: &gemmaedge_tui::watch::WatchBoard) -> Event {
+    Event::Watches(gemmaedge_tui::event::WatchesEvent {
+        watches: board.statuses(),
+        changes: Vec::new(),
+        removed: Vec::new(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_appears_as_a_binary_sensor_with_its_state_and_disappears_when_removed() {
+    use gemmaedge_tui::watch::{WatchAnswer, WatchBoard, WatchSpec};
+    let broker = Broker::start(USERS, ACL);
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(dir.path(), &broker, "garage");
+    let mut board = WatchBoard::new(&[WatchSpec::new("garage_door", "Is the garage door open?")]);
+    b.send(&watches(&board));
+    let config_topic = "homeassistant/binary_sensor/gemmaedge_garage/watch_garage_door/config";
+    let state_topic = "gemmaedge/garage/watch/garage_door";
+    // A late subscriber (Home Assistant starting later) gets both, retained.
+    let sub = Sub::connect(
+        &broker,
+        "homeassistant",
+        "ha-pw",
+        &[
+            "homeassistant/binary_sensor/+/+/config",
+            "gemmaedge/garage/watch/+",
+        ],
+    )
+    .await;
+    sub.wait_for(15, "the watch's config and state", |g| {
+        g.iter().any(|m| m.topic == config_topic) && g.iter().any(|m| m.topic == state_topic)
+    })
+    .await;
+    let cfg = sub.on(config_topic)[0].json();
+    assert_eq!(cfg["name"], "Is the garage door open?");
+    assert_eq!(cfg["state_topic"], state_topic);
+    assert_eq!(cfg["availability_topic"], "gemmaedge/garage/available");
+    assert_eq!(cfg["payload_on"], "ON");
+    assert_eq!(sub.on(state_topic)[0].text(), "unknown");
+    // The door opens (two frames in a row): ON.
+    for seq in 1..=2 {
+        board.on_student(seq, Utc::now(), &[WatchAnswer::Yes]);
+    }
+    b.send(&watches(&board));
+    sub.wait_for(10, "ON", |g| {
+        g.iter().any(|m| m.topic == state_topic && m.text() == "ON")
+    })
+    .await;
+    // Retained: a subscriber coming now gets the config and the ON state.
+    let mid = Sub::connect(
+        &broker,
+        "homeassistant",
+        "ha-pw",
+        &[
+            "homeassistant/binary_sensor/+/+/config",
+            "gemmaedge/garage/watch/+",
+        ],
+    )
+    .await;
+    mid.wait_for(10, "the retained config and ON", |g| {
+        g.iter().any(|m| m.topic == config_topic && m.retain)
+            && g.iter()
+                .any(|m| m.topic == state_topic && m.retain && m.text() == "ON")
+    })
+    .await;
+    // Removed: empty retained messages clear the config and the state.
+    board.set_specs(&[]);
+    b.send(&watches(&board));
+    sub.wait_for(10, "the config cleared", |g| {
+        g.iter()
+            .any(|m| m.topic == config_topic && m.payload.is_empty())
+    })
+    .await;
+    // Home Assistant starting now finds no watch: nothing retained is left of it.
+    let late = Sub::connect(
+        &broker,
+        "homeassistant",
+        "ha-pw",
+        &[
+            "homeassistant/binary_sensor/+/+/config",
+            "gemmaedge/garage/watch/+",
+        ],
+    )
+    .await;
+    late.wait_for(10, "the alert sensor's config", |g| {
+        g.iter().any(|m| m.topic.ends_with("/alert/config"))
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let left: Vec<String> = late
+        .all()
+        .iter()
+        .filter(|m| m.topic.contains("watch"))
+        .map(|m| m.topic.clone())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     b.stop().await;
 }

@@ -462,3 +462,129 @@ fn output_contract_placement_format_share_and_scores_printed() {
         );
     }
 }
+
+/// Issue 26: the student prompt with watches against the real server, the parser reading
+/// whatever it replies (printed: the test output is the record), and what a watch costs
+/// per student call — prompt and answer tokens and latency with none, one and two watches
+/// (BENCHMARKS.md, "Watches"). Asserts only what the program guarantees: every call
+/// answered, one reading per watch (a missing line reads as unsure, never made up), no
+/// WATCH line left in the description, and the prompt grows with each watch.
+#[test]
+fn watches_with_a_real_student_are_read_and_their_cost_printed() {
+    let _one = real_server::serial();
+    use gemmaedge_tui::config::{Config, HostKind};
+    use gemmaedge_tui::event::Role;
+    use gemmaedge_tui::model::{ChatRequest, ModelClient};
+    use gemmaedge_tui::roles::{output_contract, student};
+    use gemmaedge_tui::watch::{parse_watch_answers, without_watch_lines, WatchSpec};
+
+    if server().is_none() {
+        return;
+    }
+    let own = start_server_with(1).unwrap();
+    let mut c = Config::default();
+    c.student.host = own.url.clone();
+    c.student.model = MODEL.into();
+    c.student.kind = HostKind::Openai;
+    c.student.text_only = true;
+    c.student.timeout_secs = 120;
+    c.student.max_tokens = 120;
+    let client = ModelClient::new(&c.student, Role::Student).unwrap();
+    let skill = std::fs::read_to_string(repo().join("skills/skill.txt")).unwrap();
+    let watches = [
+        WatchSpec::new("garage_door", "Is the garage door open?"),
+        WatchSpec::new("stove_on", "Is the stove on with nobody in the room?"),
+    ];
+    let scenes = [
+        "A garage; its wide door is rolled up and a car is parked inside.",
+        "A kitchen with a pot on a lit gas stove and nobody in the room.",
+        "A desk with a laptop and a coffee mug.",
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // (watches, prompt tokens, answer tokens, ms) per call.
+    type Row = (usize, u64, u64, u128);
+    let mut rows: Vec<Row> = Vec::new();
+    for n in [0usize, 1, 2] {
+        for scene in scenes {
+            let (system, user) = output_contract::place(
+                skill.trim(),
+                &student::text_scene_prompt(scene),
+                output_contract::PLACEMENT,
+            );
+            let mut req = ChatRequest {
+                system: Some(output_contract::with_watches(&system, &watches[..n])),
+                user,
+                images: vec![],
+                format: None,
+                stream: true,
+                sampling: gemmaedge_tui::eval::runner::scoring(&c.eval),
+            };
+            req.sampling.max_tokens = Some(c.student.max_tokens);
+            let began = Instant::now();
+            let reply = rt
+                .block_on(client.chat(&req, &mut |_| {}))
+                .unwrap_or_else(|e| panic!("{n} watches, {scene}: {e}"));
+            let ms = began.elapsed().as_millis();
+            let ids: Vec<&str> = watches[..n].iter().map(|w| w.id.as_str()).collect();
+            let read = parse_watch_answers(&reply.content, &ids);
+            assert_eq!(read.len(), n);
+            assert!(
+                !without_watch_lines(&reply.content)
+                    .lines()
+                    .any(|l| l.trim_start().to_ascii_uppercase().starts_with("WATCH ")),
+                "{}",
+                reply.content
+            );
+            eprintln!(
+                "watches {n} | {scene}\n  reply: {:?}\n  read: {}",
+                reply.content,
+                ids.iter()
+                    .zip(&read)
+                    .map(|(id, a)| format!("{id}={}", a.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            rows.push((
+                n,
+                reply.prompt_tokens.unwrap_or(0),
+                reply.eval_count.unwrap_or(0),
+                ms,
+            ));
+        }
+    }
+    let mean = |n: usize, f: &dyn Fn(&Row) -> f64| {
+        let v: Vec<f64> = rows.iter().filter(|r| r.0 == n).map(f).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    for n in [0usize, 1, 2] {
+        eprintln!(
+            "watches {n}: prompt tokens {:.0}, answer tokens {:.1}, latency {:.0} ms (mean of {} calls, max_tokens {})",
+            mean(n, &|r| r.1 as f64),
+            mean(n, &|r| r.2 as f64),
+            mean(n, &|r| r.3 as f64),
+            scenes.len(),
+            c.student.max_tokens
+        );
+    }
+    assert!(mean(1, &|r| r.1 as f64) > mean(0, &|r| r.1 as f64));
+    assert!(mean(2, &|r| r.1 as f64) > mean(1, &|r| r.1 as f64));
+    // What a watch line costs the answer, by the server's own tokenizer (the model does
+    // not write the lines yet, so its answers cannot say it).
+    let base = own.url.trim_end_matches('/').trim_end_matches("/v1");
+    for line in ["WATCH garage_door: yes\n", "WATCH stove_on: unsure\n"] {
+        let tokens = rt.block_on(async {
+            let v: serde_json::Value = reqwest::Client::new()
+                .post(format!("{base}/tokenize"))
+                .json(&serde_json::json!({ "content": line }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["tokens"].as_array().map_or(0, Vec::len)
+        });
+        eprintln!("answer line {line:?}: {tokens} tokens");
+        assert!(tokens > 0);
+    }
+}

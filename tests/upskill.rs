@@ -670,3 +670,55 @@ async fn the_brief_shows_confident_and_wrong_answers_right_after_format_failures
         "{meta}"
     );
 }
+
+#[tokio::test]
+async fn a_candidate_that_describes_better_but_breaks_a_watch_does_not_win() {
+    use gemmaedge_tui::watch::WatchSpec;
+    let s = setup("[\"GOOD but BLIND: name every person and object, flag hazards.\"]").await;
+    let mut ctx = s.ctx.clone();
+    // Every case knows the garage door is shut.
+    let cases = CASES.replace("safety = ", "watch = { garage_door = false }\nsafety = ");
+    std::fs::write(ctx.config.paths.eval.join("cases.toml"), cases).unwrap();
+    let door = WatchSpec::new("garage_door", "Is the garage door open?");
+    ctx.eval = Arc::new(
+        load_eval_set(&ctx.config.paths.eval)
+            .unwrap()
+            .watching(&[door])
+            .unwrap(),
+    );
+    // The baseline describes poorly and answers the watch right; the candidate describes
+    // well and says the door is open.
+    s.student.set_handler(|req: &ChatRequest| {
+        let skill = req.messages[0].content.clone();
+        let user = req.messages.last().unwrap().content.clone();
+        assert!(
+            skill.contains("- garage_door: \"Is the garage door open?\""),
+            "{skill}"
+        );
+        Reply::text(if skill.contains("BLIND") {
+            good_answer(&user).replace("\nCONFIDENCE", "\nWATCH garage_door: yes\nCONFIDENCE")
+        } else {
+            format!("{}\nWATCH garage_door: no", poor_answer(&user))
+        })
+    });
+    let (outcome, _) = run(ctx.clone()).await;
+    let o = outcome.unwrap();
+    assert!(o.rows[1].train.unwrap() > o.rows[0].train.unwrap() + 0.3);
+    assert_eq!(o.rows[0].watches["garage_door"].right, 6);
+    assert_eq!(o.rows[1].watches["garage_door"].right, 0);
+    assert_eq!(o.winner, None, "{}", o.reason);
+    assert!(
+        o.reason
+            .contains("breaks watch garage_door: 0/6 answered right vs 6/6 now"),
+        "{}",
+        o.reason
+    );
+    assert_eq!(skill_on_disk(&ctx), BASE, "the skill file is untouched");
+    // The teacher writing candidates was told the watch.
+    let meta = &s._teacher.chat_requests()[0];
+    let meta = &meta.messages.last().unwrap().content;
+    assert!(
+        meta.contains("- garage_door: \"Is the garage door open?\""),
+        "{meta}"
+    );
+}

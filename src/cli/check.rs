@@ -3,7 +3,6 @@
 use super::table;
 use crate::config::{Config, ConfigOrigin, SourceKind};
 use crate::engine::model_listed;
-use crate::eval::cases::load_eval_set;
 use crate::event::Role;
 use crate::frame::source::{open_source, SourceError};
 use crate::model::ModelClient;
@@ -258,7 +257,7 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
             ),
         ),
     });
-    rows.push(match load_eval_set(&config.paths.eval) {
+    rows.push(match crate::eval::cases::load_for(config) {
         Ok(set) => {
             let train = set
                 .cases

@@ -3,7 +3,7 @@
 use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
-use crate::eval::cases::{load_eval_set, Split};
+use crate::eval::cases::Split;
 use crate::eval::runner::CaseResult;
 use crate::eval::skill_score::{row_json, score_skill};
 use crate::event::Role;
@@ -25,7 +25,7 @@ pub async fn run(
     json: bool,
     socket: &Path,
 ) -> color_eyre::Result<i32> {
-    let eval = match load_eval_set(&config.paths.eval) {
+    let eval = match crate::eval::cases::load_for(config) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("gemmaedge-tui eval: {}", escape_controls(&e.to_string()));
@@ -138,6 +138,16 @@ pub async fn run(
             summary.results.len(),
             escape_line(&student)
         )?;
+        for (id, a) in &summary.watches {
+            writeln!(
+                out,
+                "watch {}: {}/{} answered right ({:.0}%)",
+                escape_line(id),
+                a.right,
+                a.of,
+                a.share() * 100.0
+            )?;
+        }
         if let Some(w) = summary.format.warning() {
             writeln!(out, "warning: {w}")?;
         }

@@ -338,6 +338,24 @@ pub fn describe(ev: &Event) -> Option<String> {
             }
         }
         Event::SkillLoaded { name, chars } => format!("skill loaded: {name} ({chars} chars)"),
+        Event::Watches(w) if !w.changes.is_empty() => w
+            .changes
+            .iter()
+            .map(crate::watch::change_line)
+            .collect::<Vec<_>>()
+            .join("; "),
+        Event::Watches(w) => format!(
+            "watching {}",
+            if w.watches.is_empty() {
+                "nothing".to_string()
+            } else {
+                w.watches
+                    .iter()
+                    .map(|s| format!("{} ({})", s.id, s.state.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
         Event::FrameUnanswered { seq, why } => format!("#{seq} not answered: {}", first_line(why)),
         Event::TeacherAlone { on, every_secs } => {
             if *on {

@@ -5,7 +5,6 @@ use super::eval_cmd::fmt_score;
 use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
-use crate::eval::cases::load_eval_set;
 use crate::roles::skill::ensure_writable;
 use crate::service::attach::attach_if_running;
 use crate::service::protocol::{ClientMsg, ServerMsg};
@@ -43,7 +42,7 @@ pub async fn run(
             return Ok(1);
         }
     }
-    let eval = match load_eval_set(&config.paths.eval) {
+    let eval = match crate::eval::cases::load_for(config) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!(

@@ -47,6 +47,9 @@ pub struct Config {
     pub history: crate::history::HistoryConfig,
     pub incidents: crate::history::IncidentsConfig,
     pub finetune: crate::finetune::FinetuneConfig,
+    /// `[[watch]]`: yes/no questions the student answers on every frame
+    /// (`skills/watches.toml`, when the console wrote one, replaces them).
+    pub watch: Vec<crate::watch::WatchSpec>,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             history: crate::history::HistoryConfig::default(),
             incidents: crate::history::IncidentsConfig::default(),
             finetune: crate::finetune::FinetuneConfig::default(),
+            watch: Vec::new(),
         }
     }
 }
@@ -198,6 +202,20 @@ impl Config {
             if !h.is_empty() {
                 self.student.host = normalize_ollama_host(h);
             }
+        }
+    }
+
+    /// The watches file the console writes (`skills/watches.toml`).
+    pub fn watches_path(&self) -> PathBuf {
+        crate::watch::file::watches_path(&self.paths.skills)
+    }
+
+    /// The watches in use: `skills/watches.toml` when it exists (and is sound), else the
+    /// config's `[[watch]]`.
+    pub fn current_watches(&self) -> Vec<crate::watch::WatchSpec> {
+        match crate::watch::file::load(&self.watches_path()) {
+            Ok(Some(w)) => w,
+            _ => self.watch.clone(),
         }
     }
 
@@ -428,6 +446,45 @@ mod tests {
                 "{src:?}: {s}"
             );
         }
+    }
+
+    #[test]
+    fn watches_are_read_and_a_bad_one_is_named() {
+        let c = parse(
+            "[[watch]]\nid = \"garage_door\"\nquestion = \"Is the garage door open?\"\n\
+             [[watch]]\nid = \"stove_on\"\nquestion = \"Is the stove on?\"\nnotify = \"on_change\"\nlevel = 2\ndebounce = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.watch.len(), 2);
+        assert_eq!(c.watch[0].notify, crate::watch::Notify::OnYes);
+        assert_eq!((c.watch[0].level, c.watch[0].debounce), (1, 2));
+        assert_eq!(c.watch[1].notify, crate::watch::Notify::OnChange);
+        assert_eq!((c.watch[1].level, c.watch[1].debounce), (2, 3));
+        let e = parse(
+            "[[watch]]\nid = \"garage_door\"\nquestion = \"Open?\"\n\
+             [[watch]]\nid = \"garage_door\"\nquestion = \"\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("watch[2] (id \"garage_door\"): question must not be empty"),
+            "{e}"
+        );
+        assert!(
+            e.contains("watch[2] (id \"garage_door\"): duplicate id"),
+            "{e}"
+        );
+        let e = parse("[[watch]]\nid = \"a\"\nquestoin = \"Open?\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("did you mean `question`"), "{e}");
+        let e = parse("[[wach]]\nid = \"a\"\n").unwrap_err().to_string();
+        assert!(e.contains("did you mean `[[watch]]`?"), "{e}");
+        let e = parse("[[watch]]\nid = \"a\"\nquestion = \"Open?\"\nnotify = \"always\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("on_yes") && e.contains("on_change"), "{e}");
     }
 
     #[test]

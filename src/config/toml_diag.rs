@@ -184,6 +184,9 @@ fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
 /// into what it is — ``unknown table `[x]` `` (or `[[x]]`) at the top level, else
 /// ``unknown key `table.x` `` — with the nearest valid name, and ``unknown variant `x`,
 /// expected …`` into the list of allowed values. Other messages are returned as they are.
+/// The config's arrays of tables (`[[watch]]`): a suggestion keeps their double brackets.
+const ARRAY_TABLES: &[&str] = &["watch"];
+
 pub fn improve_message(raw: &str, text: &str, offset: usize) -> String {
     if let Some(rest) = raw.strip_prefix("unknown field `") {
         if let Some((name, tail)) = rest.split_once('`') {
@@ -198,7 +201,15 @@ pub fn improve_message(raw: &str, text: &str, offset: usize) -> String {
                     }
                 };
                 return match nearest(name, &expected) {
-                    Some(c) => format!("unknown table `{}`; did you mean `[{c}]`?", shown(name)),
+                    Some(c) => format!(
+                        "unknown table `{}`; did you mean `{}`?",
+                        shown(name),
+                        if array && ARRAY_TABLES.contains(&c) {
+                            shown(c)
+                        } else {
+                            format!("[{c}]")
+                        }
+                    ),
                     None if !expected.is_empty() => format!(
                         "unknown table `{}`; valid tables: {}",
                         shown(name),

@@ -114,6 +114,7 @@ impl Config {
                 )
             });
         }
+        p.0.extend(crate::watch::validate_watches("watch", &self.watch));
         p.check(!self.device.name.trim().is_empty(), || {
             "device.name must not be empty".into()
         });

@@ -41,6 +41,7 @@ mod teacher_worker;
 mod verdict_effects;
 mod vision_check;
 mod warm;
+mod watches;
 
 use emitter::Emitter;
 use escalation::Escalator;
@@ -142,6 +143,8 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     let log = SessionLog::new(&config.paths.logs, started).with_device(&config.device.name);
     let (history, resume, history_problem) = open_history(&config, started);
     let skills = SkillStore::open(&config.skill_path());
+    let (watches, watches_problem) = watches::EngineWatches::open(&config);
+    let watches = Arc::new(Mutex::new(watches));
     let (keyword_tx, keyword_rx) = mpsc::unbounded_channel();
 
     let emitter = Arc::new(Emitter::new(ev_tx, log, history));
@@ -158,6 +161,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
         emitter.clone(),
         stop.subscribe(),
         calibration.clone(),
+        watches.clone(),
         Tracker::new(
             config.incidents.gap_secs,
             resume.next_incident_id,
@@ -172,6 +176,7 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
             stop,
             student_health: HealthGate::new(Role::Student),
             teacher_health: HealthGate::new(Role::Teacher),
+            watches,
         }),
         escalator: escalator.clone(),
         paused: watch::channel(false).0,
@@ -190,7 +195,18 @@ pub fn start(config: Config, options: EngineOptions) -> Result<EngineHandle, Eng
     for CaptureNotice::Warning(message) in notices {
         shared.emitter.emit(Event::Warning { message });
     }
-    for message in resume.notices.into_iter().chain(history_problem) {
+    {
+        let watches = shared.watches();
+        if !watches.is_empty() {
+            shared.emitter.emit(watches.event(Vec::new(), Vec::new()));
+        }
+    }
+    for message in resume
+        .notices
+        .into_iter()
+        .chain(history_problem)
+        .chain(watches_problem.map(|w| format!("watches file not used: {w}")))
+    {
         shared.emitter.emit(Event::Warning { message });
     }
     effects.resume();
@@ -389,6 +405,12 @@ async fn command_loop(controls: Controls, mut rx: mpsc::UnboundedReceiver<Comman
             }
             Command::Warn(message) => shared.emitter.emit(Event::Warning { message }),
             Command::Ack { incident, by } => effects.ack(incident, &by),
+            Command::SetWatches(list) => {
+                let events = shared.watches().set(&list);
+                for ev in events {
+                    shared.emitter.emit(ev);
+                }
+            }
             Command::Shutdown => {
                 shared.stop.send_replace(true);
             }

@@ -133,6 +133,8 @@ pub(super) struct Asked {
 pub(super) struct Read {
     pub(super) parsed: ParsedAnswer,
     pub(super) reasons: Vec<Reason>,
+    /// A watch's state changed with this answer (said after the answer).
+    pub(super) watches: Option<Event>,
 }
 
 impl StudentLoop {
@@ -385,8 +387,16 @@ impl Run {
                 chars: skill.chars().count(),
             });
         }
-        let request = student::frame_request(&skill, prepared.base64.clone());
-        (skills.name(), request)
+        let name = skills.name();
+        // The watches file is re-read like the skill: a new list is said and asked now.
+        let mut watches = self.parts.shared.watches();
+        if let Some(ev) = watches.refresh() {
+            self.parts.shared.emitter.emit(ev);
+        }
+        let specs = watches.specs();
+        drop(watches);
+        let request = student::frame_request_watching(&skill, &specs, prepared.base64.clone());
+        (name, request)
     }
 
     /// Ask: stream the student's answer (tokens to the faces). A safety keyword complete
@@ -469,7 +479,9 @@ impl Run {
                 ),
             });
         }
-        let parsed = parse_answer(&reply.content);
+        // Watch lines are read apart; the description and the confidence come from the rest.
+        let parsed = parse_answer(&crate::watch::without_watch_lines(&reply.content));
+        let (watch_reasons, watches) = shared.watches().on_student(seq, &reply.content);
         let confidence = effective_confidence(
             shared.config.policy.confidence,
             parsed.confidence,
@@ -484,11 +496,20 @@ impl Run {
                 .hit_token_cap()
                 .then(|| request.max_tokens(self.parts.client.config()).unwrap_or(0)),
         });
-        let reasons = match early {
+        let mut reasons = match early {
             Some(kw) => crate::policy::after_early(kw, reasons),
             None => reasons,
         };
-        Read { parsed, reasons }
+        // A watch's reason replaces a periodic audit: the frame goes to the teacher anyway.
+        if !watch_reasons.is_empty() {
+            reasons.retain(|r| *r != Reason::Audit);
+            reasons.extend(watch_reasons);
+        }
+        Read {
+            parsed,
+            reasons,
+            watches,
+        }
     }
 
     /// The student answered: its health, the answer event, the calibration count, and
@@ -527,6 +548,9 @@ impl Run {
             reasons: read.reasons.clone(),
             skill: skill.to_string(),
         });
+        if let Some(ev) = &read.watches {
+            shared.emitter.emit(ev.clone());
+        }
         let mut calibration = self
             .parts
             .calibration

@@ -62,10 +62,12 @@ impl TeacherWorker {
             // The answer so far for an early review (marked as cut), the whole answer, or
             // none (the teacher reviews the frame alone).
             let answer = job.answer.as_deref().map(|a| (a, job.answer_cut()));
+            let watches = shared.watches().specs();
             let request = teacher::review_request_at(
                 teacher::Place {
                     device: Some(&device),
                     context: &shared.config.device.context,
+                    watches: &watches,
                 },
                 answer,
                 &job.reasons,

@@ -4,6 +4,7 @@
 
 use super::emitter::Emitter;
 use super::escalation::TeacherJob;
+use super::watches::EngineWatches;
 use crate::config::Config;
 use crate::event::{Event, IncidentChange, IncidentEvent};
 use crate::history::incident::{self, Tracker};
@@ -36,6 +37,8 @@ pub(super) struct VerdictEffects {
     incidents: Mutex<Tracker>,
     /// Which incident changes alert (`notify.on`).
     alert_on: Vec<String>,
+    /// The watches the teacher's answers decide.
+    watches: Arc<Mutex<EngineWatches>>,
 }
 
 impl VerdictEffects {
@@ -44,6 +47,7 @@ impl VerdictEffects {
         emitter: Arc<Emitter>,
         stop: watch::Receiver<bool>,
         calibration: Arc<Mutex<CalibrationStore>>,
+        watches: Arc<Mutex<EngineWatches>>,
         incidents: Tracker,
     ) -> Self {
         VerdictEffects {
@@ -59,6 +63,7 @@ impl VerdictEffects {
             calibration_failing: AtomicBool::new(false),
             incidents: Mutex::new(incidents),
             alert_on: config.notify.on.clone(),
+            watches,
         }
     }
 
@@ -143,15 +148,57 @@ impl VerdictEffects {
     /// The teacher judged `job`: record, alert, report.
     pub(super) fn apply(self: &Arc<Self>, job: &TeacherJob, verdict: Verdict, latency_ms: u64) {
         self.record_calibration(job, &verdict);
-        let changes = self.tracker().on_verdict(job.seq, Utc::now(), &verdict);
+        let (watched, watch_event) = self
+            .watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_teacher(job.seq, &verdict);
+        // The frame counts for an incident at the higher of its verdict's level and its
+        // confirmed `on_yes` watches' (titled by the watch when that is higher).
+        let (level, title) = watch_incident(&verdict, &watched.confirmed_yes);
+        let changes =
+            self.tracker()
+                .on_confirmed(job.seq, Utc::now(), level, title, !verdict.truncated);
         self.emitter.emit(Event::TeacherVerdict {
             seq: job.seq,
             verdict: verdict.clone(),
             latency_ms,
         });
+        if let Some(ev) = watch_event {
+            self.emitter.emit(ev);
+        }
+        for change in &watched.changes {
+            self.watch_alert(job, change);
+        }
         for inc in changes {
             self.incident(inc, Some((job, &verdict)));
         }
+    }
+
+    /// A teacher-decided change of a watch with `notify = "on_change"`: alert it.
+    fn watch_alert(self: &Arc<Self>, job: &TeacherJob, change: &crate::watch::WatchChange) {
+        let spec = self
+            .watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spec(&change.id);
+        let Some(spec) = spec.filter(|s| s.notify == crate::watch::Notify::OnChange) else {
+            return;
+        };
+        let question = crate::reading::sanitize::for_screen(&spec.question, 200);
+        let alert = Alert {
+            device: self.device.clone(),
+            seq: job.seq,
+            at: Utc::now(),
+            summary: format!("{} ({question})", crate::watch::change_line(change)),
+            missed: Vec::new(),
+            wrong: Vec::new(),
+            reasons: job.reasons.iter().map(|r| r.to_string()).collect(),
+            frame_path: job.frame_path.clone(),
+            suppressed: 0,
+            incident: None,
+        };
+        self.notify(alert, true);
     }
 
     fn limit(&self) -> MutexGuard<'_, RateLimit> {
@@ -271,5 +318,77 @@ impl VerdictEffects {
                 }
             }
         });
+    }
+}
+
+/// The level and title a reviewed frame counts for in incidents: its verdict's, raised to
+/// the highest level among the `on_yes` watches the teacher confirmed (then titled by that
+/// watch's question). A cut verdict stays at most 1, as `verdict::level` says for it.
+pub(super) fn watch_incident(
+    v: &Verdict,
+    confirmed_yes: &[crate::watch::WatchSpec],
+) -> (u8, String) {
+    let level = crate::roles::verdict::level(v);
+    let watch = confirmed_yes
+        .iter()
+        .filter(|w| w.notify == crate::watch::Notify::OnYes)
+        .max_by_key(|w| w.level);
+    match watch {
+        Some(w) if w.level > level && v.raw.is_none() => {
+            let cap = if v.truncated { 1 } else { 2 };
+            let title = crate::roles::verdict::title(&Verdict {
+                title: format!("{} Yes.", w.question.trim()),
+                ..Verdict::default()
+            });
+            (w.level.min(cap).max(level), title)
+        }
+        _ => (level, crate::roles::verdict::title(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::{Notify, WatchSpec};
+
+    #[test]
+    fn a_confirmed_on_yes_watch_raises_the_frame_to_its_level() {
+        let calm = Verdict {
+            agrees: Some(true),
+            safety_relevant: Some(false),
+            summary: "A garage, the door open.".into(),
+            level: Some(0),
+            ..Verdict::default()
+        };
+        let mut door = WatchSpec::new("garage_door", "Is the garage door open?");
+        door.level = 2;
+        assert_eq!(
+            watch_incident(&calm, &[door.clone()]),
+            (2, "Is the garage door open? Yes.".to_string())
+        );
+        // `on_change` and `never` watches open no incident.
+        door.notify = Notify::OnChange;
+        assert_eq!(watch_incident(&calm, &[door.clone()]).0, 0);
+        door.notify = Notify::Never;
+        assert_eq!(watch_incident(&calm, &[door.clone()]).0, 0);
+        // A higher verdict keeps its own title.
+        door.notify = Notify::OnYes;
+        door.level = 1;
+        let fire = Verdict {
+            level: Some(2),
+            title: "Fire in the garage".into(),
+            ..calm.clone()
+        };
+        assert_eq!(
+            watch_incident(&fire, &[door.clone()]),
+            (2, "Fire in the garage".into())
+        );
+        // A cut verdict never makes anything urgent.
+        door.level = 2;
+        let cut = Verdict {
+            truncated: true,
+            ..calm
+        };
+        assert_eq!(watch_incident(&cut, &[door]).0, 1);
     }
 }

@@ -96,6 +96,7 @@ mod tests {
                 format_ok: true,
                 calibration_penalty: 0.0,
                 total,
+                watches: vec![],
             },
             error: None,
         }

@@ -18,4 +18,7 @@ pub struct Expectation {
     pub forbid: Vec<String>,
     /// Whether the answer should flag safety-relevant activity.
     pub safety: bool,
+    /// The right answer to each watch the case names (`watch = { garage_door = true }`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub watch: std::collections::BTreeMap<String, bool>,
 }

@@ -149,6 +149,7 @@ pub fn case_request_placed(
         ),
     };
     let (system, user) = crate::roles::output_contract::place(skill, &user, placement);
+    let system = crate::roles::output_contract::with_watches(&system, &case.watches);
     ChatRequest {
         system: Some(system),
         user,

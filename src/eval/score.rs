@@ -24,6 +24,71 @@ pub struct CaseScore {
     pub calibration_penalty: f64,
     /// Combined, 0..1.
     pub total: f64,
+    /// The case's watches: what the answer said against what is right (scored beside the
+    /// description, not in `total`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchScore>,
+}
+
+/// One watch on one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchScore {
+    pub id: String,
+    pub expected: bool,
+    /// `yes`, `no` or `unsure` (a missing line is unsure, and wrong).
+    pub answered: crate::watch::WatchAnswer,
+    pub ok: bool,
+}
+
+/// How often a watch was answered right across cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WatchAccuracy {
+    pub right: usize,
+    pub of: usize,
+}
+
+impl WatchAccuracy {
+    pub fn share(&self) -> f64 {
+        if self.of == 0 {
+            1.0
+        } else {
+            self.right as f64 / self.of as f64
+        }
+    }
+}
+
+/// Each watch's accuracy over `scores` (the cases that name it).
+pub fn watch_accuracy<'a>(
+    scores: impl IntoIterator<Item = &'a CaseScore>,
+) -> std::collections::BTreeMap<String, WatchAccuracy> {
+    let mut m = std::collections::BTreeMap::<String, WatchAccuracy>::new();
+    for s in scores {
+        for w in &s.watches {
+            let e = m.entry(w.id.clone()).or_default();
+            e.of += 1;
+            e.right += usize::from(w.ok);
+        }
+    }
+    m
+}
+
+/// The case's watches as the answer says them.
+pub fn score_watches(
+    answer: &str,
+    expected: &std::collections::BTreeMap<String, bool>,
+) -> Vec<WatchScore> {
+    let ids: Vec<&str> = expected.keys().map(String::as_str).collect();
+    let said = crate::watch::parse_watch_answers(answer, &ids);
+    expected
+        .iter()
+        .zip(said)
+        .map(|((id, &want), a)| WatchScore {
+            id: id.clone(),
+            expected: want,
+            answered: a,
+            ok: a.as_bool() == Some(want),
+        })
+        .collect()
 }
 
 impl CaseScore {
@@ -83,7 +148,9 @@ pub fn calibration_penalty(confidence: Option<f32>, failed: bool) -> f64 {
 /// `total = clamp01(W_EXPECT * expect_share + W_SAFETY * safety_ok + W_FORMAT * format_ok
 /// - FORBID_PENALTY * forbidden.len() - calibration_penalty)`, with booleans as 0/1.
 pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) -> CaseScore {
-    let parsed = crate::reading::confidence::parse_answer(answer);
+    // Watch lines are scored apart: the description is the rest.
+    let parsed =
+        crate::reading::confidence::parse_answer(&crate::watch::without_watch_lines(answer));
     let description = parsed.description.as_str();
     let groups: Vec<&Vec<String>> = exp
         .expect
@@ -131,6 +198,7 @@ pub fn score_answer(answer: &str, exp: &Expectation, safety_terms: &[String]) ->
         format_ok,
         calibration_penalty,
         total,
+        watches: score_watches(answer, &exp.watch),
     }
 }
 
@@ -154,6 +222,43 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn watches_are_scored_beside_the_description_and_counted_per_watch() {
+        let mut e = exp(&[&["garage"]], &[], false);
+        e.watch.insert("garage_door".into(), true);
+        e.watch.insert("fire_visible".into(), false);
+        let right = score_answer(
+            "A garage.\nWATCH garage_door: yes\nWATCH fire_visible: no\nCONFIDENCE: 0.9",
+            &e,
+            &terms(),
+        );
+        assert!(right.watches.iter().all(|w| w.ok), "{:?}", right.watches);
+        // The watch lines are not the description: `fire_visible` is no safety mention.
+        assert!(right.safety_ok && right.format_ok);
+        let wrong = score_answer(
+            "A garage.\nWATCH garage_door: no\nCONFIDENCE: 0.9",
+            &e,
+            &terms(),
+        );
+        // Scored beside, not in the total.
+        assert_eq!(wrong.total, right.total);
+        let by_id =
+            |s: &CaseScore, id: &str| s.watches.iter().find(|w| w.id == id).cloned().unwrap();
+        assert!(!by_id(&wrong, "garage_door").ok);
+        assert_eq!(
+            by_id(&wrong, "fire_visible").answered,
+            crate::watch::WatchAnswer::Unsure
+        );
+        assert!(!by_id(&wrong, "fire_visible").ok, "a missing line is wrong");
+        let acc = watch_accuracy([&right, &wrong]);
+        assert_eq!(acc["garage_door"], WatchAccuracy { right: 1, of: 2 });
+        assert_eq!(acc["fire_visible"].share(), 0.5);
+        // A case without watches has none.
+        assert!(score_answer("A room.", &exp(&[], &[], false), &terms())
+            .watches
+            .is_empty());
+    }
+
     fn exp(expect: &[&[&str]], forbid: &[&str], safety: bool) -> Expectation {
         Expectation {
             expect: expect
@@ -162,6 +267,7 @@ mod tests {
                 .collect(),
             forbid: forbid.iter().map(|s| s.to_string()).collect(),
             safety,
+            watch: Default::default(),
         }
     }
 

@@ -56,6 +56,7 @@ pub async fn score_skill_placed(
         holdout: split_score(&refs, Split::Holdout),
         interval: None,
         format: FormatShare::of_results(&results),
+        watches: crate::eval::score::watch_accuracy(results.iter().map(|r| &r.score)),
         results,
     })
 }
@@ -83,7 +84,7 @@ pub async fn score_to_json(
     skill: Option<String>,
     client: &ModelClient,
 ) -> Result<serde_json::Value, String> {
-    let eval = super::cases::load_eval_set(&config.paths.eval).map_err(|e| e.to_string())?;
+    let eval = super::cases::load_for(config).map_err(|e| e.to_string())?;
     let skill = match skill {
         Some(s) if !s.trim().is_empty() => s.trim().to_string(),
         Some(_) => return Err("the skill text is empty".into()),

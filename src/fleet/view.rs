@@ -55,6 +55,30 @@ pub fn draw(f: &mut Frame, fleet: &Fleet, now: DateTime<Utc>) {
     }
 }
 
+/// The device's watches as its state says them: `garage_door YES, stove_on no` (ids
+/// cleaned: another device's state is untrusted text), "" without any.
+fn watches_text(d: &super::state::Device) -> String {
+    let Some(s) = &d.state else {
+        return String::new();
+    };
+    s.watches
+        .iter()
+        .take(crate::watch::MAX_WATCHES)
+        .map(|w| {
+            let state = match w.state {
+                crate::watch::WatchState::Yes => "YES",
+                crate::watch::WatchState::No => "no",
+                crate::watch::WatchState::Unknown => "?",
+            };
+            format!(
+                "{} {state}",
+                crate::reading::sanitize::for_screen(&w.id, 32)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
     let order = fleet.order();
     let selected = fleet.selected.min(order.len().saturating_sub(1));
@@ -71,12 +95,17 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
             let agree = d.agreement().map_or("—".to_string(), |(a, n)| {
                 format!("{:.0}% ({n})", a * 100.0)
             });
-            let last = d.last_answer.as_ref().map_or(String::new(), |(t, c)| {
+            let mut last = d.last_answer.as_ref().map_or(String::new(), |(t, c)| {
                 format!(
                     "{} {t}",
                     c.map_or("—   ".to_string(), |c| format!("{c:.2}"))
                 )
             });
+            // The device's watches first: what its owner asked to see at a glance.
+            let watches = watches_text(d);
+            if !watches.is_empty() {
+                last = format!("[{watches}] {last}");
+            }
             let alerts = if d.open_alerts > 0 {
                 format!("{} ALERT", d.open_alerts)
             } else {

@@ -43,13 +43,24 @@ impl Tracker {
     /// The teacher judged frame `seq` at `at`. Returns what changed: nothing for a verdict
     /// of level 0; a close first when the open incident's gap has passed unnoticed.
     pub fn on_verdict(&mut self, seq: u64, at: DateTime<Utc>, v: &Verdict) -> Vec<IncidentEvent> {
-        let level = verdict::level(v);
+        self.on_confirmed(seq, at, verdict::level(v), verdict::title(v), !v.truncated)
+    }
+
+    /// A confirmed frame `seq` of `level` (0: nothing) titled `title`: it opens, joins or
+    /// raises an incident. `retitle`: whether its title may replace the incident's (a cut
+    /// verdict's may not). Verdicts and confirmed watches (`on_yes`) both come here.
+    pub fn on_confirmed(
+        &mut self,
+        seq: u64,
+        at: DateTime<Utc>,
+        level: u8,
+        title: String,
+        retitle: bool,
+    ) -> Vec<IncidentEvent> {
         if level == 0 {
             return Vec::new();
         }
         let mut out = self.tick(at);
-        let retitle = !v.truncated;
-        let title = verdict::title(v);
         if let Some(inc) = self.open.last_mut() {
             let raised = level > inc.level;
             if raised {

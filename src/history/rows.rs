@@ -349,6 +349,19 @@ pub fn apply(
             },
         )?,
         Event::Warning { message } => note(tx, s, at, "warning", None, message)?,
+        // A watch that changed state is a notable entry of its own.
+        Event::Watches(w) => {
+            for c in &w.changes {
+                note(
+                    tx,
+                    s,
+                    at,
+                    "watch",
+                    Some(c.seq),
+                    &crate::watch::change_line(c),
+                )?;
+            }
+        }
         // A frame the student could not be asked about (offline, loading, refused).
         Event::FrameUnanswered { seq, why } => {
             tx.prepare_cached(

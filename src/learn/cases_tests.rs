@@ -6,6 +6,7 @@ fn verdict() -> Verdict {
     Verdict {
         level: None,
         title: String::new(),
+        watches: Default::default(),
         truncated: false,
         agrees: Some(false),
         safety_relevant: Some(true),

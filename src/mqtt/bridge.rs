@@ -112,6 +112,7 @@ impl Bridge {
             rebirth: None,
             rebirth_pending: false,
             incidents: super::incidents::Incidents::new(&config.notify.on),
+            watch_topics: super::watches::WatchTopics::default(),
             status: status_tx,
             notices: notice_tx,
             dropped_events: dropped.clone(),
@@ -189,6 +190,8 @@ struct Run {
     limit: RateLimit,
     /// Open incidents (the retained `incident` topic) and the alerts their changes make.
     incidents: super::incidents::Incidents,
+    /// The watches the broker knows (their state topics and binary sensors).
+    watch_topics: super::watches::WatchTopics,
     /// The retained messages that describe the device now (snapshot), sent again after a
     /// reconnect (a restarted broker forgets them) and when Home Assistant comes online.
     retained: Vec<Msg>,
@@ -527,6 +530,20 @@ impl Run {
                 self.incidents.verdict(*seq, verdict);
             }
             Event::Incident(inc) => self.incident(inc),
+            Event::Watches(w) => {
+                let msgs =
+                    self.watch_topics
+                        .apply(w, &self.discovery_prefix, &self.topics, &self.device);
+                for m in msgs {
+                    // Kept to describe the device again after a reconnect; an empty
+                    // (clearing) message is sent once and forgotten.
+                    self.retained.retain(|r| r.topic != m.topic);
+                    if !m.payload.is_empty() {
+                        self.retained.push(m.clone());
+                    }
+                    self.queue(m);
+                }
+            }
             _ => {}
         }
         let session = if self.state.session.is_empty() {

@@ -26,33 +26,78 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     h
 }
 
+/// What every entity's config holds: its name and ids, the device, the availability topic.
+/// `object_id` for Home Assistant before 2025.10; `default_entity_id` (with the domain) for
+/// later ones, which log a deprecation for `object_id` alone.
+fn entity_base(topics: &Topics, device: &str, component: &str, object: &str, name: &str) -> Value {
+    let id = device_id(device);
+    json!({
+        "name": name,
+        "unique_id": format!("{id}_{object}"),
+        "object_id": format!("{id}_{object}"),
+        "default_entity_id": format!("{component}.{id}_{object}"),
+        "device": {
+            "identifiers": [id],
+            "name": device,
+            "manufacturer": "gemmaedge",
+            "model": "gemmaedge-tui",
+            "sw_version": env!("CARGO_PKG_VERSION"),
+        },
+        "availability_topic": topics.available(),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "origin": {"name": "gemmaedge-tui", "sw_version": env!("CARGO_PKG_VERSION")},
+    })
+}
+
+/// The discovery topic of watch `id`'s binary sensor.
+pub fn watch_config_topic(discovery_prefix: &str, device: &str, watch_id: &str) -> String {
+    format!(
+        "{discovery_prefix}/binary_sensor/{}/watch_{watch_id}/config",
+        device_id(device)
+    )
+}
+
+/// A watch's binary sensor: named after its question (cleaned, bounded), its state on
+/// `<prefix>/D/watch/<id>` (`ON`, `OFF`, `unknown` read as Home Assistant's unknown).
+pub fn watch_config(
+    discovery_prefix: &str,
+    topics: &Topics,
+    device: &str,
+    w: &crate::watch::WatchStatus,
+) -> (String, String) {
+    let name = crate::reading::sanitize::for_screen(w.question.trim(), 120);
+    let mut cfg = entity_base(
+        topics,
+        device,
+        "binary_sensor",
+        &format!("watch_{}", w.id),
+        &name,
+    );
+    if let Some(o) = cfg.as_object_mut() {
+        o.insert("state_topic".into(), topics.watch(&w.id).into());
+        o.insert("payload_on".into(), "ON".into());
+        o.insert("payload_off".into(), "OFF".into());
+        o.insert(
+            "value_template".into(),
+            "{{ 'None' if value == 'unknown' else value }}".into(),
+        );
+        o.insert("icon".into(), "mdi:eye-check-outline".into());
+    }
+    (
+        watch_config_topic(discovery_prefix, device, &w.id),
+        cfg.to_string(),
+    )
+}
+
 /// The retained config messages: `(topic, payload)`, none when `discovery_prefix` is empty.
 pub fn messages(discovery_prefix: &str, topics: &Topics, device: &str) -> Vec<(String, String)> {
     if discovery_prefix.is_empty() {
         return Vec::new();
     }
     let id = device_id(device);
-    let dev = json!({
-        "identifiers": [id],
-        "name": device,
-        "manufacturer": "gemmaedge",
-        "model": "gemmaedge-tui",
-        "sw_version": env!("CARGO_PKG_VERSION"),
-    });
-    // `object_id` for Home Assistant before 2025.10; `default_entity_id` (with the
-    // domain) for later ones, which log a deprecation for `object_id` alone.
     let common = |component: &str, object: &str, name: &str| -> Value {
-        json!({
-            "name": name,
-            "unique_id": format!("{id}_{object}"),
-            "object_id": format!("{id}_{object}"),
-            "default_entity_id": format!("{component}.{id}_{object}"),
-            "device": dev,
-            "availability_topic": topics.available(),
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "origin": {"name": "gemmaedge-tui", "sw_version": env!("CARGO_PKG_VERSION")},
-        })
+        entity_base(topics, device, component, object, name)
     };
     let with = |mut base: Value, extra: Value| -> Value {
         if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
@@ -219,6 +264,30 @@ mod tests {
         assert_eq!(device_id("厨房"), device_id("厨房"));
         assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
         assert!(device_id("pi 1").starts_with("gemmaedge_pi_1_"));
+    }
+
+    #[test]
+    fn a_watch_is_a_binary_sensor_named_after_its_question() {
+        let t = Topics::new("gemmaedge", "pi");
+        let board = crate::watch::WatchBoard::new(&[crate::watch::WatchSpec::new(
+            "garage_door",
+            "Is the garage door open?\u{1b}[2J",
+        )]);
+        let (topic, payload) = watch_config("homeassistant", &t, "pi", &board.statuses()[0]);
+        assert_eq!(
+            topic,
+            "homeassistant/binary_sensor/gemmaedge_pi/watch_garage_door/config"
+        );
+        let v: Value = serde_json::from_str(&payload).unwrap();
+        assert_eq!(v["name"], "Is the garage door open?");
+        assert_eq!(v["state_topic"], "gemmaedge/pi/watch/garage_door");
+        assert_eq!(v["availability_topic"], "gemmaedge/pi/available");
+        assert_eq!(v["unique_id"], "gemmaedge_pi_watch_garage_door");
+        assert_eq!(v["device"]["identifiers"][0], "gemmaedge_pi");
+        assert_eq!(
+            v["default_entity_id"],
+            "binary_sensor.gemmaedge_pi_watch_garage_door"
+        );
     }
 
     #[test]

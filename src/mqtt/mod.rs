@@ -15,6 +15,7 @@ pub mod payload;
 pub mod probe;
 pub mod skill_info;
 pub mod topics;
+pub mod watches;
 
 pub use bridge::{Bridge, BridgeHandle};
 pub use config::MqttConfig;

@@ -135,6 +135,16 @@ pub struct DeviceState {
     /// not).
     #[serde(default)]
     pub teacher_alone: Option<String>,
+    /// Each watch and its state (the fleet console's column).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchBrief>,
+}
+
+/// A watch as the device state says it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchBrief {
+    pub id: String,
+    pub state: crate::watch::WatchState,
 }
 
 /// Text for a state field: one printable line, at most [`STATE_TEXT_CHARS`] characters.
@@ -212,6 +222,16 @@ impl DeviceState {
                 self.teacher_alone = on.then(|| crate::event::teacher_alone_label(*every_secs));
             }
             Event::Escalated { .. } => self.counters.escalations += 1,
+            Event::Watches(w) => {
+                self.watches = w
+                    .watches
+                    .iter()
+                    .map(|s| WatchBrief {
+                        id: s.id.clone(),
+                        state: s.state,
+                    })
+                    .collect();
+            }
             Event::TeacherVerdict { verdict, .. } => {
                 self.counters.verdicts += 1;
                 match verdict.agrees {

@@ -46,6 +46,10 @@ impl Topics {
     pub fn incident(&self) -> String {
         format!("{}/incident", self.base)
     }
+    /// Retained `ON` / `OFF` / `unknown`: watch `id`'s state (its binary sensor's).
+    pub fn watch(&self, id: &str) -> String {
+        format!("{}/watch/{}", self.base, slug(id))
+    }
     pub fn cmd(&self, c: Cmd) -> String {
         format!(
             "{}/cmd/{}",

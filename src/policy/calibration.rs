@@ -156,6 +156,8 @@ pub fn trigger_name(r: &Reason) -> String {
         Reason::EchoesPrompt { .. } => "echoes the prompt".into(),
         Reason::Cut { .. } => "cut at the token cap".into(),
         Reason::StudentDown => "student down".into(),
+        Reason::Watch { id, to } => format!("watch:{id} → {to}"),
+        Reason::WatchUnsure { id } => format!("watch:{id} unsure"),
     }
 }
 

@@ -48,6 +48,16 @@ pub enum Reason {
     /// The student has been down for `policy.student_down_secs`: the teacher watches
     /// alone, one frame every `policy.fallback_every_secs`.
     StudentDown,
+    /// A watch's state changed after its `debounce` frames (`watch: garage_door → yes`):
+    /// the teacher confirms or overrules it.
+    Watch {
+        id: String,
+        to: String,
+    },
+    /// The student could not answer a watch (`unsure`, or no line for it).
+    WatchUnsure {
+        id: String,
+    },
 }
 
 impl Reason {
@@ -63,6 +73,7 @@ impl Reason {
             Reason::EchoesPrompt { .. } => "ECHO".into(),
             Reason::Cut { .. } => "CUT".into(),
             Reason::StudentDown => "DOWN".into(),
+            Reason::Watch { id, .. } | Reason::WatchUnsure { id } => format!("WATCH:{id}"),
         }
     }
 
@@ -87,6 +98,9 @@ impl Reason {
                 }
             }
             Reason::Audit => Priority::Audit,
+            // A watch turning `yes` is what its owner asked to hear about, like a key.
+            Reason::Watch { to, .. } if to == "yes" => Priority::Forced,
+            Reason::Watch { .. } | Reason::WatchUnsure { .. } => Priority::Confidence,
         }
     }
 }
@@ -123,8 +137,25 @@ impl fmt::Display for Reason {
                 write!(f, "answer cut at the {max_tokens}-token cap (max_tokens)")
             }
             Reason::StudentDown => write!(f, "student down"),
+            Reason::Watch { id, to } => write!(f, "watch: {id} → {to}"),
+            Reason::WatchUnsure { id } => write!(f, "watch: {id} unsure"),
         }
     }
+}
+
+/// The reasons a student answer's watch steps give (`watch::WatchBoard::on_student`).
+pub fn watch_reasons(steps: &[crate::watch::StudentStep]) -> Vec<Reason> {
+    use crate::watch::StudentStep;
+    steps
+        .iter()
+        .map(|s| match s {
+            StudentStep::Changed { id, to } => Reason::Watch {
+                id: id.clone(),
+                to: to.as_str().to_string(),
+            },
+            StudentStep::Unsure { id } => Reason::WatchUnsure { id: id.clone() },
+        })
+        .collect()
 }
 
 /// The finished answer's reasons when an early review of `keyword` already went: the
@@ -493,6 +524,26 @@ mod tests {
         assert_eq!(effective_confidence(Min, Some(1.0), Some(0.4)), Some(0.4));
         assert_eq!(effective_confidence(Min, None, Some(0.4)), Some(0.4));
         assert_eq!(effective_confidence(Min, None, None), None);
+    }
+
+    #[test]
+    fn watch_steps_are_reasons_of_their_own() {
+        use crate::watch::{StudentStep, WatchState};
+        let r = watch_reasons(&[
+            StudentStep::Changed {
+                id: "garage_door".into(),
+                to: WatchState::Yes,
+            },
+            StudentStep::Unsure { id: "stove".into() },
+        ]);
+        assert_eq!(r[0].to_string(), "watch: garage_door → yes");
+        assert_eq!(r[0].badge(), "WATCH:garage_door");
+        assert_eq!(r[0].priority(), Priority::Forced);
+        assert_eq!(r[1].to_string(), "watch: stove unsure");
+        assert_eq!(r[1].priority(), Priority::Confidence);
+        // Logged and read back.
+        let line = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Reason>>(&line).unwrap(), r);
     }
 
     #[test]

@@ -4,4 +4,5 @@ pub mod output_contract;
 pub mod skill;
 pub mod student;
 pub mod teacher;
+pub mod teacher_watches;
 pub mod verdict;

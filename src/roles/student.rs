@@ -17,11 +17,21 @@ pub fn text_scene_prompt(scene: &str) -> String {
 
 /// The student request for one frame: the skill (its instructions) with the output contract.
 pub fn frame_request(skill: &str, image_base64: Arc<str>) -> ChatRequest {
+    frame_request_watching(skill, &[], image_base64)
+}
+
+/// The student request for one frame with the watches it answers (one line each).
+pub fn frame_request_watching(
+    skill: &str,
+    watches: &[crate::watch::WatchSpec],
+    image_base64: Arc<str>,
+) -> ChatRequest {
     let (system, user) = crate::roles::output_contract::place(
         skill,
         TASK_PROMPT,
         crate::roles::output_contract::PLACEMENT,
     );
+    let system = crate::roles::output_contract::with_watches(&system, watches);
     ChatRequest {
         system: Some(system),
         user,

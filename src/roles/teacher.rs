@@ -6,6 +6,8 @@ use crate::reading::json_extract::{find_json_value, salvage_object};
 use crate::roles::verdict::{Verdict, MAX_TITLE};
 use std::sync::Arc;
 
+use super::teacher_watches;
+
 /// The device's own words about what is normal there (`[device] context`), as they go into
 /// the review prompt: cleaned, bounded, quoted as one JSON string.
 const MAX_CONTEXT_CHARS: usize = 1000;
@@ -21,6 +23,17 @@ it could not be asked (it is down) or gave none. Look at the image and judge the
 
 /// Ollama `format` schema for the verdict.
 pub fn verdict_schema() -> serde_json::Value {
+    verdict_schema_watching(&[])
+}
+
+/// The verdict's schema with a `watches` object: one boolean per watch, all required.
+pub fn verdict_schema_watching(watches: &[crate::watch::WatchSpec]) -> serde_json::Value {
+    let mut schema = base_schema();
+    teacher_watches::add_to_schema(&mut schema, watches);
+    schema
+}
+
+fn base_schema() -> serde_json::Value {
     serde_json::json!({
         "type": "object",
         "properties": {
@@ -55,6 +68,8 @@ pub struct Place<'a> {
     pub device: Option<&'a str>,
     /// `[device] context` ("" = none).
     pub context: &'a str,
+    /// The watches the teacher answers too (their questions quoted).
+    pub watches: &'a [crate::watch::WatchSpec],
 }
 
 /// `[device] context` as it goes into the prompt: one JSON string literal of the cleaned
@@ -103,6 +118,7 @@ fn review_request_with(
         Place {
             device,
             context: "",
+            watches: &[],
         },
         student_answer,
         reasons,
@@ -133,11 +149,15 @@ pub fn review_request_at(
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
         .join("; ");
-    let level_and_title = format!(
+    let mut level_and_title = format!(
         "\"level\": 0, 1 or 2 (0 = nothing needs attention, 1 = worth a look, 2 = urgent: fire, \
          a fall, an injury, a weapon, an intruder), \
          \"title\": \"a headline of at most {MAX_TITLE} characters\""
     );
+    if !place.watches.is_empty() {
+        from.push_str(&teacher_watches::questions(place.watches));
+        level_and_title.push_str(&teacher_watches::reply_field(place.watches));
+    }
     let user = match student_answer {
         Some((a, cut)) => {
             let answer = quote_answer(a);
@@ -171,7 +191,7 @@ pub fn review_request_at(
         system: Some(REVIEW_SYSTEM.to_string()),
         user,
         images: vec![image],
-        format: Some(verdict_schema()),
+        format: Some(verdict_schema_watching(place.watches)),
         stream: false,
         sampling: Sampling::default(),
     }
@@ -254,6 +274,7 @@ pub fn parse_verdict(reply: &str) -> Verdict {
             .and_then(|s| s.as_str())
             .map(|s| s.trim().chars().take(MAX_TITLE).collect())
             .unwrap_or_default(),
+        watches: teacher_watches::read_watches(obj.get("watches")),
     }
 }
 
@@ -346,6 +367,7 @@ mod tests {
             Place {
                 device: Some("shed"),
                 context: ctx,
+                watches: &[],
             },
             Some(("A cat.", false)),
             &[Reason::NoConfidence],

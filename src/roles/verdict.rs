@@ -31,6 +31,10 @@ pub struct Verdict {
     /// A headline of at most `MAX_TITLE` characters ("" when not given).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
+    /// The teacher's answer to each watch it was asked (`{"garage_door": true}`); it
+    /// decides a watch's state where it differs from the student's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub watches: std::collections::BTreeMap<String, bool>,
 }
 
 /// The level a verdict counts for (incidents, alerts): what the teacher said, at least 1

@@ -530,7 +530,10 @@ fn handle(
                 shared.reply(id, ServerMsg::History { result });
             });
         }
-        ClientMsg::Escalate | ClientMsg::SetPaused { .. } | ClientMsg::Ack { .. } => {
+        ClientMsg::Escalate
+        | ClientMsg::SetPaused { .. }
+        | ClientMsg::Ack { .. }
+        | ClientMsg::SetWatches { .. } => {
             unreachable!("engine commands")
         }
     }

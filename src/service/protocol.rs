@@ -50,6 +50,10 @@ pub enum ClientMsg {
         #[serde(default)]
         incident: Option<u64>,
     },
+    /// `w`: replace the watches (saved by the service to `skills/watches.toml`).
+    SetWatches {
+        watches: Vec<crate::watch::WatchSpec>,
+    },
     /// `u`: start an upskill run in the service.
     UpskillStart {
         #[serde(default)]
@@ -103,6 +107,7 @@ impl ClientMsg {
                 incident: *incident,
                 by: "console".into(),
             }),
+            ClientMsg::SetWatches { watches } => Some(Command::SetWatches(watches.clone())),
             _ => None,
         }
     }

@@ -34,6 +34,9 @@ pub struct Recorder {
     refused: Option<Event>,
     /// The last `TeacherAlone`: whether the teacher watches alone now.
     alone: Option<Event>,
+    /// The watches as they stand now (without the changes that came with them: a console
+    /// attaching shows the states, not old news).
+    watches: Option<Event>,
     health: [Option<Event>; 2],
     load: [Option<Event>; 2],
     entries: VecDeque<Entry>,
@@ -78,6 +81,7 @@ impl Recorder {
             skill: None,
             paused: None,
             refused: None,
+            watches: None,
             alone: None,
             health: [None, None],
             load: [None, None],
@@ -124,6 +128,13 @@ impl Recorder {
             Event::Paused { .. } => self.paused = Some(ev.clone()),
             Event::StudentRefused { .. } => self.refused = Some(ev.clone()),
             Event::TeacherAlone { .. } => self.alone = Some(ev.clone()),
+            Event::Watches(w) => {
+                self.watches = Some(Event::Watches(crate::event::WatchesEvent {
+                    watches: w.watches.clone(),
+                    changes: Vec::new(),
+                    removed: Vec::new(),
+                }))
+            }
             Event::Health { role, .. } => self.health[role_index(*role)] = Some(ev.clone()),
             Event::ModelLoad { role, .. } => self.load[role_index(*role)] = Some(ev.clone()),
             Event::Stopped { .. } => self.stopped = Some(ev.clone()),
@@ -234,6 +245,7 @@ impl Recorder {
             &self.paused,
             &self.refused,
             &self.alone,
+            &self.watches,
         ];
         let roles = self.health.iter().chain(self.load.iter());
         for ev in singles.into_iter().chain(roles).flatten() {

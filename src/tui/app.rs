@@ -52,6 +52,8 @@ pub struct App {
     pub upskill: UpskillState,
     /// The learn editor (`a`), while open.
     pub learn: Option<LearnEditor>,
+    /// The watches popup (`w`), while open.
+    pub watches_popup: Option<crate::tui::popups::watches::WatchesPopup>,
     /// The calibration view's data (`c`), loaded when it opens.
     pub calibration: Option<CalibrationData>,
     pub frames_seen: u64,
@@ -77,6 +79,8 @@ pub struct App {
     pub attached: Option<crate::service::protocol::ServiceInfo>,
     /// The MQTT broker's state (`[mqtt]` on): its label and whether it is connected.
     pub broker: Option<(String, bool)>,
+    /// The watches as the engine last said (the monitor's strip).
+    pub watches: Vec<crate::watch::WatchStatus>,
 }
 
 impl App {
@@ -103,6 +107,7 @@ impl App {
                 ..UpskillState::new(config.skill_path())
             },
             learn: None,
+            watches_popup: None,
             calibration: None,
             frames_seen: 0,
             unchanged: 0,
@@ -120,6 +125,7 @@ impl App {
             stopped: false,
             attached: None,
             broker: None,
+            watches: Vec::new(),
         }
     }
 
@@ -191,6 +197,7 @@ impl App {
             paused: self.paused,
             help: self.help,
             source: &self.source,
+            watches: &self.watches,
         }
     }
 
@@ -410,6 +417,23 @@ impl App {
                 };
                 self.notify(text, matches!(i.change, C::Open | C::Raise));
             }
+            Event::Watches(w) => {
+                for c in &w.changes {
+                    if let Some(e) = self.monitor.existing(c.seq) {
+                        if e.watch_changes.len() < crate::watch::MAX_WATCHES * 2 {
+                            e.watch_changes.push(c.clone());
+                        }
+                    }
+                    self.notify(
+                        crate::watch::change_line(c),
+                        c.to == crate::watch::WatchState::Yes,
+                    );
+                }
+                if let Some(p) = self.watches_popup.as_mut() {
+                    p.update(&w.watches);
+                }
+                self.watches = w.watches;
+            }
             Event::Stopped { .. } => {
                 self.stopped = true;
                 self.reviewing = None;
@@ -462,6 +486,15 @@ impl App {
                 }
                 None => {
                     self.learn = None;
+                    vec![Action::Redraw]
+                }
+            };
+        }
+        if let Some(p) = self.watches_popup.as_mut() {
+            return match p.handle_key(key) {
+                Some(acts) => acts,
+                None => {
+                    self.watches_popup = None;
                     vec![Action::Redraw]
                 }
             };
@@ -523,6 +556,12 @@ impl App {
         match action {
             KeyAction::Quit => vec![Action::Quit],
             KeyAction::Learn => self.open_learn(),
+            KeyAction::OpenWatches => {
+                self.watches_popup = Some(crate::tui::popups::watches::WatchesPopup::open(
+                    &self.watches,
+                ));
+                vec![Action::Redraw]
+            }
             KeyAction::OpenCalibration => {
                 self.help = false;
                 self.screen = Screen::Calibration;

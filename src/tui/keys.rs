@@ -16,6 +16,10 @@ pub enum Context {
     LearnEditor,
     /// The upskill screen's `y`/`n` question, while asked.
     Confirm,
+    /// The `w` popup's list of watches, while open.
+    WatchesList,
+    /// The `w` popup's form (a watch being added or edited).
+    WatchesForm,
     /// Every screen (not inside the editor or a question).
     All,
 }
@@ -30,6 +34,8 @@ impl Context {
             Context::Help => "help",
             Context::LearnEditor => "learn editor",
             Context::Confirm => "confirm",
+            Context::WatchesList => "watches",
+            Context::WatchesForm => "watch form",
             Context::All => "all",
         }
     }
@@ -41,7 +47,11 @@ impl Context {
             Context::Monitor | Context::All => Some(""),
             Context::Upskill => Some("upskill "),
             Context::Calibration => Some("calib. "),
-            Context::Help | Context::LearnEditor | Context::Confirm => None,
+            Context::Help
+            | Context::LearnEditor
+            | Context::Confirm
+            | Context::WatchesList
+            | Context::WatchesForm => None,
         }
     }
 }
@@ -115,6 +125,14 @@ pub enum KeyAction {
     Reload,
     Yes,
     No,
+    /// `w`: the watches popup.
+    OpenWatches,
+    /// The watches popup: add a watch.
+    New,
+    /// The watches popup: edit the selected watch.
+    Edit,
+    /// The watches popup: remove the selected watch.
+    Remove,
 }
 
 /// One row of the table: the keys (each with its action), how the README and the help
@@ -175,6 +193,12 @@ pub const KEYS: &[KeyBinding] = &[
         keys: &[(Char('k'), A::Acknowledge)],
         label: "`k`",
         help: "acknowledge the open incident",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('w'), A::OpenWatches)],
+        label: "`w`",
+        help: "watches: add, edit, remove questions",
     },
     KeyBinding {
         context: C::All,
@@ -338,6 +362,80 @@ pub const KEYS: &[KeyBinding] = &[
         ],
         label: "`n` `Esc`",
         help: "keep the skill",
+    },
+    KeyBinding {
+        context: C::WatchesList,
+        keys: &[(Code(KeyCode::Up), A::Up), (Code(KeyCode::Down), A::Down)],
+        label: "`↑` `↓`",
+        help: "select a watch",
+    },
+    KeyBinding {
+        context: C::WatchesList,
+        keys: &[(Char('n'), A::New)],
+        label: "`n`",
+        help: "add a watch",
+    },
+    KeyBinding {
+        context: C::WatchesList,
+        keys: &[(Code(KeyCode::Enter), A::Edit)],
+        label: "`Enter`",
+        help: "edit the selected watch",
+    },
+    KeyBinding {
+        context: C::WatchesList,
+        keys: &[(Char('d'), A::Remove), (Code(KeyCode::Delete), A::Remove)],
+        label: "`d` `Delete`",
+        help: "remove the selected watch",
+    },
+    KeyBinding {
+        context: C::WatchesList,
+        keys: &[(Code(KeyCode::Esc), A::Cancel), (Char('w'), A::Cancel)],
+        label: "`Esc` `w`",
+        help: "close",
+    },
+    KeyBinding {
+        context: C::WatchesForm,
+        keys: &[
+            (Printable, A::Type),
+            (Code(KeyCode::Backspace), A::Backspace),
+            (Code(KeyCode::Delete), A::Delete),
+            (Code(KeyCode::Left), A::Left),
+            (Code(KeyCode::Right), A::Right),
+            (Code(KeyCode::Home), A::Home),
+            (Code(KeyCode::End), A::End),
+        ],
+        label: "typing, `Backspace` `Delete` `←` `→` `Home` `End`",
+        help: "edit the focused line",
+    },
+    KeyBinding {
+        context: C::WatchesForm,
+        keys: &[
+            (Code(KeyCode::Tab), A::NextField),
+            (Code(KeyCode::Down), A::NextField),
+        ],
+        label: "`Tab` `↓`",
+        help: "next line",
+    },
+    KeyBinding {
+        context: C::WatchesForm,
+        keys: &[
+            (Code(KeyCode::BackTab), A::PrevField),
+            (Code(KeyCode::Up), A::PrevField),
+        ],
+        label: "`Shift-Tab` `↑`",
+        help: "previous line",
+    },
+    KeyBinding {
+        context: C::WatchesForm,
+        keys: &[(Code(KeyCode::Enter), A::Submit)],
+        label: "`Enter`",
+        help: "check and save to skills/watches.toml",
+    },
+    KeyBinding {
+        context: C::WatchesForm,
+        keys: &[(Code(KeyCode::Esc), A::Cancel)],
+        label: "`Esc`",
+        help: "back to the list",
     },
 ];
 

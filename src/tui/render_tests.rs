@@ -356,6 +356,7 @@ fn teacher_pane_states() {
         verdict: Verdict {
             level: None,
             title: String::new(),
+            watches: Default::default(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

@@ -53,6 +53,7 @@ fn command_request(cmd: Command) -> Option<ClientMsg> {
         Command::ForceEscalate => Some(ClientMsg::Escalate),
         Command::SetPaused(paused) => Some(ClientMsg::SetPaused { paused }),
         Command::Ack { incident, .. } => Some(ClientMsg::Ack { incident }),
+        Command::SetWatches(watches) => Some(ClientMsg::SetWatches { watches }),
         Command::Warn(_) | Command::Shutdown => None,
     }
 }

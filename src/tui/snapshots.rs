@@ -79,6 +79,7 @@ fn monitor() -> App {
         verdict: Verdict {
             level: None,
             title: String::new(),
+            watches: Default::default(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

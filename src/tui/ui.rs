@@ -45,6 +45,9 @@ pub fn draw_at(f: &mut Frame, app: &App, images: &mut ImageState, now: Instant) 
     if let Some(ed) = &app.learn {
         learn_editor::view::draw(f, ed, &app.theme, area);
     }
+    if let Some(p) = &app.watches_popup {
+        crate::tui::popups::watches::view::draw(f, p, &app.theme, area);
+    }
     if app.help {
         let screen = match app.screen {
             Screen::Monitor => crate::tui::keys::Context::Monitor,

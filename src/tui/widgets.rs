@@ -25,7 +25,8 @@ pub fn first_line(s: &str) -> String {
         .to_string()
 }
 
-fn width_of(s: &str) -> usize {
+/// Display columns of `s`.
+pub fn width_of(s: &str) -> usize {
     Span::raw(s).width()
 }
 

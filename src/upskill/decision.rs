@@ -13,6 +13,9 @@ pub struct RowScore {
     /// Answers with a readable confidence line, of all answered (train and holdout).
     #[serde(default)]
     pub format: crate::eval::runner::FormatShare,
+    /// Each watch's accuracy: a candidate must not answer any watch worse than the baseline.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub watches: std::collections::BTreeMap<String, crate::eval::score::WatchAccuracy>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +93,20 @@ pub fn decide(rows: &[RowScore], min_improvement: f64) -> Decision {
             };
         }
     }
+    // Better descriptions do not buy a broken watch.
+    for (id, b) in &base.watches {
+        let c = cand.watches.get(id).copied().unwrap_or_default();
+        if c.share() < b.share() {
+            return Decision::Keep {
+                best: Some(i),
+                reason: format!(
+                    "candidate #{i} is better on train ({train:.3} vs {base_train:.3}) but \
+                     breaks watch {id}: {}/{} answered right vs {}/{} now",
+                    c.right, c.of, b.right, b.of
+                ),
+            };
+        }
+    }
     Decision::Apply {
         row: i,
         reason: format!(
@@ -116,6 +133,7 @@ mod tests {
                 hi: lo + 0.2,
             }),
             format: Default::default(),
+            watches: Default::default(),
         }
     }
 
@@ -125,6 +143,7 @@ mod tests {
             holdout: Some(holdout),
             interval: None,
             format: Default::default(),
+            watches: Default::default(),
         }
     }
 
@@ -159,6 +178,31 @@ mod tests {
     fn interval_touching_zero_keeps_skill() {
         let d = decide(&[base(0.5, 0.5), row(0.6, 0.6, -0.02)], 0.02);
         assert!(d.reason().contains("could be luck"), "{d:?}");
+    }
+
+    #[test]
+    fn a_candidate_that_breaks_a_watch_does_not_win() {
+        use crate::eval::score::WatchAccuracy;
+        let acc = |right, of| WatchAccuracy { right, of };
+        let mut b = base(0.5, 0.5);
+        b.watches.insert("garage_door".into(), acc(4, 4));
+        b.watches.insert("stove_on".into(), acc(1, 2));
+        let mut c = row(0.9, 0.8, 0.2);
+        c.watches.insert("garage_door".into(), acc(2, 4));
+        c.watches.insert("stove_on".into(), acc(2, 2));
+        let d = decide(&[b.clone(), c.clone()], 0.02);
+        assert!(matches!(d, Decision::Keep { best: Some(1), .. }), "{d:?}");
+        assert_eq!(
+            d.reason(),
+            "candidate #1 is better on train (0.900 vs 0.500) but breaks watch garage_door: \
+             2/4 answered right vs 4/4 now"
+        );
+        // As good on every watch: it wins.
+        c.watches.insert("garage_door".into(), acc(4, 4));
+        assert!(matches!(
+            decide(&[b, c], 0.02),
+            Decision::Apply { row: 1, .. }
+        ));
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub fn failure_note(case: &Case, r: &CaseResult) -> Option<String> {
     if !r.score.format_ok && r.error.is_none() {
         why.push("no parseable CONFIDENCE line at the end".into());
     }
+    for w in r.score.watches.iter().filter(|w| !w.ok) {
+        why.push(format!(
+            "answered WATCH {}: {} where the right answer is {}",
+            w.id,
+            w.answered.as_str(),
+            if w.expected { "yes" } else { "no" }
+        ));
+    }
     if r.score.overconfident() {
         if let Some(c) = crate::reading::confidence::parse_answer(&r.answer).confidence {
             why.push(format!("yet it stated CONFIDENCE: {c}"));
@@ -150,6 +158,39 @@ pub fn candidates_request(
     rejected: &[(String, String)],
     max_chars: usize,
 ) -> ChatRequest {
+    candidates_request_watching(
+        n,
+        current_skill,
+        baseline_train,
+        failures,
+        rejected,
+        max_chars,
+        &[],
+    )
+}
+
+/// [`candidates_request`] for a device with watches: the teacher sees the watch part of
+/// the answer format (their questions quoted) and is told a candidate must keep every
+/// watch answered right (their failures are among `failures`).
+pub fn candidates_request_watching(
+    n: usize,
+    current_skill: &str,
+    baseline_train: f64,
+    failures: &str,
+    rejected: &[(String, String)],
+    max_chars: usize,
+    watches: &[crate::watch::WatchSpec],
+) -> ChatRequest {
+    let contract = crate::roles::output_contract::with_watches(
+        crate::roles::output_contract::OUTPUT_CONTRACT,
+        watches,
+    );
+    let watch_rule = if watches.is_empty() {
+        ""
+    } else {
+        " The WATCH lines are scored on their own: a version that describes better but \
+         answers a watch worse than now is rejected."
+    };
     let failures = if failures.trim().is_empty() {
         "(none: it passed every train case; aim for the same with clearer, shorter instructions)"
             .to_string()
@@ -184,14 +225,13 @@ pub fn candidates_request(
          Current instructions (score {:.2} of 1.00 on the train cases):\n<<<\n{current_skill}\n>>>\n\n\
          Train cases it failed, and why (most important first):\n{failures}\n\n\
          {rejected}Write {n} different improved versions of the instructions that fix these failures \
-         without breaking what works. Each is a system prompt addressed to the small model \
+         without breaking what works.{watch_rule} Each is a system prompt addressed to the small model \
          (\"You …\", \"Describe …\"), at most {max_chars} characters, plain text. Do not \
          describe a scene yourself, do not repeat the answer format (it is appended anyway), \
          do not hand back a piece of the current instructions (a sentence or a paragraph of \
          them is not a new version) and do not mention the test cases. \
          Reply as JSON: {{\"prompts\": [\"...\", \"...\"]}}",
         baseline_train,
-        contract = crate::roles::output_contract::OUTPUT_CONTRACT,
     );
     ChatRequest {
         system: Some(
@@ -227,10 +267,12 @@ mod tests {
                 expect: vec![vec![expect.into()]],
                 forbid: vec![],
                 safety,
+                watch: Default::default(),
             },
             split: Split::Train,
             weight: 1.0,
             file: std::path::PathBuf::new(),
+            watches: vec![],
         }
     }
 
@@ -304,6 +346,43 @@ mod tests {
             brief.starts_with("MOST IMPORTANT — answers that did not end with the CONFIDENCE line (0 of 2 train answers did)"),
             "{brief}"
         );
+    }
+
+    #[test]
+    fn the_teacher_is_told_the_watches_and_their_failures() {
+        let mut c = case("door", "garage", false);
+        c.expectation.watch.insert("garage_door".into(), true);
+        let r = result(&c, "A garage.\nWATCH garage_door: no\nCONFIDENCE: 0.4");
+        let note = failure_note(&c, &r).unwrap();
+        assert!(
+            note.contains("answered WATCH garage_door: no where the right answer is yes"),
+            "{note}"
+        );
+        let w = [crate::watch::WatchSpec::new(
+            "garage_door",
+            "Is the garage door open?",
+        )];
+        let req = candidates_request_watching(2, "You watch.", 0.5, &note, &[], 600, &w);
+        assert!(
+            req.user
+                .contains("- garage_door: \"Is the garage door open?\""),
+            "{}",
+            req.user
+        );
+        assert!(
+            req.user
+                .contains("answers a watch worse than now is rejected"),
+            "{}",
+            req.user
+        );
+        assert!(
+            req.user.contains("answered WATCH garage_door: no"),
+            "{}",
+            req.user
+        );
+        // Without watches the brief says nothing of them.
+        let plain = candidates_request(2, "You watch.", 0.5, "", &[], 600);
+        assert!(!plain.user.contains("WATCH"), "{}", plain.user);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::candidates::{rejection, rejection_among};
 use super::decision::{decide, Decision, RowScore};
 use super::extract::extract_prompts;
-use super::meta_prompt::{candidates_request, failures_brief};
+use super::meta_prompt::{candidates_request_watching, failures_brief};
 pub use super::report::RowSummary;
 use super::report::{Rejected, RunReport, TeacherReply};
 use crate::config::Config;
@@ -341,13 +341,14 @@ async fn ask_for_candidates(
                 kept.len()
             )));
         }
-        let req = candidates_request(
+        let req = candidates_request_watching(
             missing,
             &ctx.current_skill,
             baseline_train,
             failures,
             &rejected,
             max_chars,
+            ctx.eval.cases.first().map_or(&[][..], |c| &c.watches[..]),
         );
         let mut ignore_tokens = |_: &str| {};
         let reply = tokio::select! {
@@ -455,6 +456,7 @@ fn row_score(r: &RowSummary) -> RowScore {
         holdout: r.holdout,
         interval: r.interval,
         format: r.format,
+        watches: r.watches.clone(),
     }
 }
 
@@ -472,6 +474,7 @@ fn summarize(
         holdout: split_score(&refs, Split::Holdout),
         interval,
         format: FormatShare::of_results(&results),
+        watches: crate::eval::score::watch_accuracy(results.iter().map(|r| &r.score)),
         results,
     }
 }

@@ -24,6 +24,9 @@ pub struct RowSummary {
     /// How many answers ended with a readable confidence line, of the answers there were.
     #[serde(default)]
     pub format: FormatShare,
+    /// Each watch's accuracy over the cases that name it (beside the description score).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub watches: std::collections::BTreeMap<String, crate::eval::score::WatchAccuracy>,
     /// Serialized as `cases`: the shape `eval --json` has too.
     #[serde(rename = "cases")]
     pub results: Vec<CaseResult>,

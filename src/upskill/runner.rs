@@ -5,7 +5,6 @@
 use super::pipeline::{self, UpskillContext, UpskillEvent, UpskillOutcome};
 use crate::config::Config;
 use crate::engine::ModelGates;
-use crate::eval::cases::load_eval_set;
 use crate::roles::skill::ensure_writable;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,7 +59,7 @@ impl UpskillRunner {
             return Err("an upskill run is already under way".into());
         }
         let config = &self.config;
-        let eval = load_eval_set(&config.paths.eval).map_err(|e| {
+        let eval = crate::eval::cases::load_for(config).map_err(|e| {
             format!(
                 "cannot load the eval set ({}): {e}",
                 config.paths.eval.display()

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// The keys a `[[case]]` table may have.
 pub(super) const CASE_FIELDS: &[&str] = &[
-    "id", "text", "image", "prompt", "expect", "forbid", "safety", "weight", "split",
+    "id", "text", "image", "prompt", "expect", "forbid", "safety", "weight", "split", "watch",
 ];
 
 /// One `[[case]]` table as written.
@@ -27,6 +27,9 @@ pub(super) struct RawCase {
     safety: bool,
     weight: Option<f64>,
     split: Option<Split>,
+    /// The right answer to each named watch.
+    #[serde(default)]
+    watch: std::collections::BTreeMap<String, bool>,
 }
 
 /// One `expect` entry: a word, or a list of synonyms of which any one counts.
@@ -120,6 +123,14 @@ pub(super) fn validate_case(
         }
     }
 
+    for id in raw.watch.keys() {
+        if !crate::watch::spec::is_slug(id) {
+            problems.push(format!(
+                "{at}: {label}: watch {id:?} is not a watch id (lower-case letters, digits and _)"
+            ));
+        }
+    }
+
     let weight = raw.weight.unwrap_or(1.0);
     if !(weight.is_finite() && weight > 0.0) {
         problems.push(format!(
@@ -138,9 +149,11 @@ pub(super) fn validate_case(
             expect,
             forbid,
             safety: raw.safety,
+            watch: raw.watch,
         },
         weight,
         split: raw.split.unwrap_or(Split::Train),
         file: file.to_path_buf(),
+        watches: Vec::new(),
     })
 }

@@ -28,6 +28,11 @@ mod load;
 
 pub use load::load_eval_set;
 
+/// The eval set of `config` (`paths.eval`), its cases asked the device's current watches.
+pub fn load_for(config: &crate::config::Config) -> Result<EvalSet, EvalError> {
+    load_eval_set(&config.paths.eval)?.watching(&config.current_watches())
+}
+
 use super::Expectation;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -58,6 +63,9 @@ pub struct Case {
     pub split: Split,
     /// The file the case came from.
     pub file: PathBuf,
+    /// The watches the student is asked on this case (all of the device's, as live; set by
+    /// [`EvalSet::watching`]).
+    pub watches: Vec<crate::watch::WatchSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +80,36 @@ impl EvalSet {
     /// The cases of one split, in load order.
     pub fn split(&self, split: Split) -> impl Iterator<Item = &Case> {
         self.cases.iter().filter(move |c| c.split == split)
+    }
+
+    /// Ask every case the device's `watches`, as a live frame is; a case that expects an
+    /// answer to a watch that is not one of them is an error naming the case and the ids.
+    pub fn watching(mut self, watches: &[crate::watch::WatchSpec]) -> Result<Self, EvalError> {
+        let mut problems = Vec::new();
+        for c in &mut self.cases {
+            let unknown: Vec<&str> = c
+                .expectation
+                .watch
+                .keys()
+                .filter(|id| !watches.iter().any(|w| &w.id == *id))
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                problems.push(format!(
+                    "{}: case {:?} expects watch {} but no such watch is configured \
+                     ([[watch]] in config.toml or skills/watches.toml)",
+                    c.file.display(),
+                    c.id,
+                    unknown.join(", ")
+                ));
+            }
+            c.watches = watches.to_vec();
+        }
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(EvalError(problems.join("\n")))
+        }
     }
 
     /// `(train, holdout)` case counts.

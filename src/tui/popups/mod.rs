@@ -1,5 +1,6 @@
-//! What opens over a screen: the help overlay, the `a` editor, the `y`/`n` question.
+//! What opens over a screen: the help overlay, the `a` editor, the `y`/`n` question, the `w` watches popup.
 
 pub mod confirm;
 pub mod help;
 pub mod learn_editor;
+pub mod watches;

@@ -106,3 +106,48 @@ fn weight_must_be_finite_and_positive() {
         );
     }
 }
+
+#[test]
+fn a_case_names_the_right_answer_of_each_watch_and_is_asked_every_watch() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "cases.toml",
+        "[[case]]\nid = \"door\"\ntext = \"A garage, its door up.\"\nexpect = [\"garage\"]\n\
+         safety = false\nwatch = { garage_door = true }\n\n\
+         [[case]]\nid = \"bad\"\ntext = \"x\"\nsafety = false\nwatch = { \"Garage Door\" = true }\n",
+    );
+    let e = load_err(d.path());
+    assert!(
+        e.contains("case \"bad\": watch \"Garage Door\" is not a watch id"),
+        "{e}"
+    );
+    write(
+        d.path(),
+        "cases.toml",
+        "[[case]]\nid = \"door\"\ntext = \"A garage, its door up.\"\nexpect = [\"garage\"]\n\
+         safety = false\nwatch = { garage_door = true }\n\n[[case]]\nid = \"mug\"\ntext = \"A mug.\"\nsafety = false\n",
+    );
+    let set = load_eval_set(d.path()).unwrap();
+    assert!(set.cases[0].expectation.watch["garage_door"]);
+    // Against watches that do not include it: an error naming the case and the watch.
+    let stove = [crate::watch::WatchSpec::new("stove_on", "Is the stove on?")];
+    let e = set.clone().watching(&stove).unwrap_err().0;
+    assert!(
+        e.contains("case \"door\" expects watch garage_door but no such watch is configured"),
+        "{e}"
+    );
+    // With it: every case is asked every watch, as a live frame is.
+    let door = crate::watch::WatchSpec::new("garage_door", "Is the garage door open?");
+    let set = set.watching(&[door, stove[0].clone()]).unwrap();
+    let images = crate::eval::runner::PreparedImages::default();
+    for c in &set.cases {
+        let req = crate::eval::runner::case_request("Describe.", c, &images);
+        let system = req.system.unwrap();
+        assert!(
+            system.contains("- garage_door: \"Is the garage door open?\""),
+            "{system}"
+        );
+        assert!(system.contains("- stove_on: "), "{system}");
+    }
+}

@@ -161,6 +161,7 @@ pub(crate) mod tests {
         Verdict {
             level: None,
             title: String::new(),
+            watches: Default::default(),
             truncated: false,
             agrees: Some(false),
             safety_relevant: Some(true),

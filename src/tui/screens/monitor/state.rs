@@ -59,6 +59,8 @@ pub struct Entry {
     pub teacher: TeacherState,
     /// The JPEG exactly as the model saw it.
     pub frame: Option<Arc<PreparedFrame>>,
+    /// Watch states this frame changed (the student's flip, or the teacher's decision).
+    pub watch_changes: Vec<crate::watch::WatchChange>,
 }
 
 impl Entry {
@@ -81,6 +83,7 @@ impl Entry {
             skill: None,
             teacher: TeacherState::None,
             frame: None,
+            watch_changes: Vec::new(),
         }
     }
 

@@ -29,12 +29,15 @@ pub struct Ctx<'a> {
     pub help: bool,
     /// The frame source's name (`camera 0`, a folder).
     pub source: &'a str,
+    /// The watches as they stand (the strip under the log).
+    pub watches: &'a [crate::watch::WatchStatus],
 }
 
 /// The three panes.
 pub fn draw(f: &mut Frame, m: &Monitor, cx: &Ctx, images: &mut ImageState, p: &Panes) {
     draw_frame(f, m, cx, images, p.frame);
     draw_log(f, m, cx, p.log);
+    super::watches::draw_strip(f, cx.theme, cx.watches, p.log);
     draw_teacher(f, m, cx, p.teacher);
 }
 
@@ -49,6 +52,7 @@ fn badge_style(theme: &Theme, r: &Reason) -> Style {
         Reason::EchoesPrompt { .. } => theme.warn(),
         Reason::Forced => theme.manual(),
         Reason::Audit | Reason::StudentDown => theme.accent(),
+        Reason::Watch { .. } | Reason::WatchUnsure { .. } => theme.manual(),
     }
 }
 
@@ -198,6 +202,7 @@ pub fn log_line(m: &Monitor, cx: &Ctx, e: &Entry, width: usize) -> Line<'static>
     if let Some((s, st)) = mark {
         tail.push(Span::styled(s, st));
     }
+    tail.extend(super::watches::log_marks(t, &e.watch_changes));
     let head_w: usize = head.iter().map(Span::width).sum();
     let tail_w: usize = tail.iter().map(Span::width).sum();
     let room = width.saturating_sub(head_w + tail_w);
@@ -354,6 +359,7 @@ pub fn teacher_text(m: &Monitor, cx: &Ctx) -> Text<'static> {
                     Span::raw(items.join("; ")),
                 ]));
             }
+            lines.extend(super::watches::teacher_lines(t, v, &e.answer));
             if let Some(raw) = &v.raw {
                 lines.push(Line::styled("raw reply:", bold));
                 push_text(&mut lines, raw, Style::default());

@@ -27,6 +27,7 @@ pub fn result(id: &str, split: Split, total: f64, error: Option<&str>) -> CaseRe
             format_ok: true,
             calibration_penalty: 0.0,
             total,
+            watches: vec![],
         },
         error: error.map(String::from),
     }
@@ -90,6 +91,7 @@ pub fn mid_run() -> UpskillState {
                 holdout: Some(0.63),
                 interval: None,
                 format: FormatShare::default(),
+                watches: Default::default(),
             },
         },
         now,
@@ -131,6 +133,7 @@ pub fn mid_run() -> UpskillState {
                     hi: 0.2,
                 }),
                 format: FormatShare::default(),
+                watches: Default::default(),
             },
         },
         now,
@@ -158,6 +161,7 @@ pub fn outcome(winner: Option<usize>, applied: bool) -> UpskillOutcome {
         holdout: Some(holdout),
         interval,
         format: FormatShare { ok: 5, of: 5 },
+        watches: Default::default(),
         results: vec![],
     };
     UpskillOutcome {
@@ -410,6 +414,7 @@ fn format_share_is_counted_per_row_as_answers_come_and_warnings_are_kept() {
                 holdout: None,
                 interval: None,
                 format: FormatShare { ok: 2, of: 5 },
+                watches: Default::default(),
             },
         },
         Instant::now(),
