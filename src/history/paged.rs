@@ -129,6 +129,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_frame_is_read_only_from_under_the_logs_frames_and_detail_is_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = d.path().join("logs");
+        std::fs::create_dir_all(logs.join("frames")).unwrap();
+        let path = logs.join("history.db");
+        let inside = logs.join("frames/s-000001.jpg");
+        std::fs::write(&inside, [0xff, 0xd8, 1]).unwrap();
+        let outside = d.path().join("secret.txt");
+        std::fs::write(&outside, "secret").unwrap();
+        let link = logs.join("frames/s-000002.jpg");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let o = schema::open(&path).unwrap();
+        for (id, p) in [(1, &inside), (2, &link), (3, &outside)] {
+            o.conn
+                .execute(
+                    "INSERT INTO frames (id, session, seq, at_ms, frame_path, incident_id)
+                     VALUES (?1, 's', ?1, ?1, ?2, 9)",
+                    rusqlite::params![id, p.to_string_lossy()],
+                )
+                .unwrap();
+        }
+        o.conn
+            .execute(
+                "INSERT INTO frames (id, session, seq, at_ms) VALUES (4, 's', 4, 4)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(frame_jpeg(&path, &logs, 1).unwrap(), vec![0xff, 0xd8, 1]);
+        for id in [2, 3] {
+            let e = frame_jpeg(&path, &logs, id).unwrap_err();
+            assert!(e.contains("outside"), "{e}");
+        }
+        assert!(frame_jpeg(&path, &logs, 4)
+            .unwrap_err()
+            .contains("no frame"));
+        assert!(frame_jpeg(&path, &logs, 99).unwrap_err().contains("not in"));
+        std::fs::remove_file(&inside).unwrap();
+        assert!(frame_jpeg(&path, &logs, 1).unwrap_err().contains("gone"));
+        // An incident's detail: at most MAX_DETAIL_FRAMES frames, the rest counted.
+        o.conn
+            .execute(
+                "INSERT INTO incidents (id, opened_ms, last_ms, level, title, frames)
+                 VALUES (9, 1, 1, 2, 't', 3)",
+                [],
+            )
+            .unwrap();
+        for i in 0..(MAX_DETAIL_FRAMES as i64 + 5) {
+            o.conn
+                .execute(
+                    "INSERT INTO frames (session, seq, at_ms, incident_id) VALUES ('u', ?1, ?1, 9)",
+                    [i],
+                )
+                .unwrap();
+        }
+        let dt = detail(&path, 9).unwrap();
+        assert_eq!(dt.frames.len(), MAX_DETAIL_FRAMES);
+        assert_eq!(dt.more, 8);
+        assert!(detail(&path, 10).unwrap_err().contains("#10"));
+    }
+
+    #[test]
     fn pages_are_bounded_and_a_missing_store_is_empty() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("history.db");

@@ -650,6 +650,61 @@ mod tests {
     }
 
     #[test]
+    fn history_requests_and_answers_round_trip() {
+        for m in [
+            ClientMsg::HistoryDetail { incident: 7 },
+            ClientMsg::HistoryFrame { id: 31 },
+            ClientMsg::Away,
+            ClientMsg::Here,
+        ] {
+            let line = encode_client(&m);
+            assert_eq!(decode_client(line.trim_end()).unwrap(), m);
+        }
+        assert_eq!(encode_client(&ClientMsg::Away), "{\"type\":\"away\"}\n");
+        let jpeg: Arc<[u8]> = vec![0xff, 0xd8, 9].into();
+        let back = decode_server(
+            encode_server(&ServerMsg::HistoryFrame {
+                id: 31,
+                result: Ok(jpeg.clone()),
+            })
+            .trim_end(),
+        )
+        .unwrap();
+        let ServerMsg::HistoryFrame {
+            id: 31,
+            result: Ok(b),
+        } = back
+        else {
+            panic!("{back:?}")
+        };
+        assert_eq!(&*b, &*jpeg);
+        let back = decode_server(
+            encode_server(&ServerMsg::HistoryDetail {
+                result: Err("gone".into()),
+            })
+            .trim_end(),
+        )
+        .unwrap();
+        assert!(matches!(back, ServerMsg::HistoryDetail { result: Err(e) } if e == "gone"));
+        let summary = crate::history::query::AwaySummary {
+            answers: 3,
+            ..Default::default()
+        };
+        let back = decode_server(
+            encode_server(&ServerMsg::Away {
+                summary: Some(Box::new(summary.clone())),
+            })
+            .trim_end(),
+        )
+        .unwrap();
+        assert!(matches!(back, ServerMsg::Away { summary: Some(s) } if *s == summary));
+        assert!(matches!(
+            decode_server(encode_server(&ServerMsg::Here).trim_end()).unwrap(),
+            ServerMsg::Here
+        ));
+    }
+
+    #[test]
     fn the_mismatch_message_names_both_versions() {
         let m = version_mismatch(9);
         assert!(m.contains("version 9") && m.contains(&format!("speaks {PROTOCOL_VERSION}")));

@@ -104,7 +104,9 @@ mod tests {
         assert_eq!(a.screen, Screen::History);
         assert!(matches!(acts[0], Action::HistoryQuery { .. }));
         a.handle_key(key(KeyCode::Char('/')));
-        assert!(!a.handle_key(key(KeyCode::Char('q'))).contains(&Action::Quit));
+        assert!(!a
+            .handle_key(key(KeyCode::Char('q')))
+            .contains(&Action::Quit));
         assert_eq!(a.history.typing.as_deref(), Some("q"));
         a.handle_key(key(KeyCode::Esc));
         assert_eq!(a.handle_key(key(KeyCode::Char('q'))), vec![Action::Quit]);
