@@ -300,7 +300,10 @@ mod tests {
         );
         // Its open incident stands above the log.
         assert!(
-            s.lines().nth(2).unwrap().contains("▲2 incident #4 Pan smoking on the stove · 3 frames"),
+            s.lines()
+                .nth(2)
+                .unwrap()
+                .contains("▲2 incident #4 Pan smoking on the stove · 3 frames"),
             "{s}"
         );
         assert!(s.contains("not acknowledged"), "{s}");

@@ -6,7 +6,8 @@
 //! `incident.rs` groups confirmed frames into incidents (pure); `query.rs` reads it back
 //! (filters, paging, the away summary); `paged.rs` bounds it for a console (pages, an
 //! incident's detail, a saved frame); `presence.rs` keeps when each user's consoles were
-//! last seen; `import.rs` brings in old session logs. Storage
+//! last seen; `status.rs` is what `check` says of it; `import.rs` brings in old session
+//! logs. Storage
 //! sits below the engine: nothing here knows a face.
 
 pub mod config;
@@ -18,6 +19,7 @@ pub mod query;
 pub mod retention;
 pub mod rows;
 pub mod schema;
+pub mod status;
 pub mod writer;
 
 pub use config::{HistoryConfig, IncidentsConfig};
