@@ -7,6 +7,7 @@
 use super::protocol::{ClientMsg, ServerMsg};
 use crate::config::Config;
 use chrono::Utc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Page queries answered at once (the rest are told to ask again).
 static HISTORY_QUERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -25,6 +26,7 @@ pub fn spawn(
     let path = config.history.resolved(&config.paths.logs);
     let logs = config.paths.logs.clone();
     tokio::spawn(async move {
+        let msg_kind = Kind::of(&msg);
         let job: Box<dyn FnOnce() -> ServerMsg + Send> = match msg {
             ClientMsg::History {
                 filter,
@@ -56,7 +58,14 @@ pub fn spawn(
             ClientMsg::Here => Box::new(move || here(&path, uid)),
             _ => return,
         };
-        let Ok(_permit) = STORE_JOBS.acquire().await else {
+        // A flood of requests waits in a bounded line, not in ever more tasks.
+        if WAITING.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            WAITING.fetch_sub(1, Ordering::SeqCst);
+            return reply(busy(&msg_kind));
+        }
+        let permit = STORE_JOBS.acquire().await;
+        WAITING.fetch_sub(1, Ordering::SeqCst);
+        let Ok(_permit) = permit else {
             return;
         };
         let msg = tokio::task::spawn_blocking(job)
@@ -67,6 +76,43 @@ pub fn spawn(
             });
         reply(msg);
     });
+}
+
+/// Store requests waiting for a turn, all clients together; beyond, they are refused.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+const MAX_WAITING: usize = 64;
+
+/// Which answer a refused request gets.
+#[derive(Clone, Copy)]
+enum Kind {
+    Detail,
+    Frame(i64),
+    Other,
+}
+
+impl Kind {
+    fn of(msg: &ClientMsg) -> Kind {
+        match msg {
+            ClientMsg::HistoryDetail { .. } => Kind::Detail,
+            ClientMsg::HistoryFrame { id } => Kind::Frame(*id),
+            _ => Kind::Other,
+        }
+    }
+}
+
+fn busy(kind: &Kind) -> ServerMsg {
+    let why = format!("the service has {MAX_WAITING} history requests waiting: ask again");
+    match *kind {
+        Kind::Detail => ServerMsg::HistoryDetail { result: Err(why) },
+        Kind::Frame(id) => ServerMsg::HistoryFrame {
+            id,
+            result: Err(why),
+        },
+        Kind::Other => ServerMsg::Notice {
+            text: why,
+            warning: true,
+        },
+    }
 }
 
 fn away(path: &std::path::Path, uid: Option<u32>) -> ServerMsg {
