@@ -2,7 +2,8 @@
 //!
 //! - a store with 1 million frames (30 days at ~0.4 fps, 5% escalated with verdicts, an
 //!   incident a day): `history --since 24h` with the real binary, and the query the history
-//!   screen opens with (the first page of notable items), timed;
+//!   screen opens with (the first page of notable items), timed, and the screen itself
+//!   opened as the console does it (key, page from the store, drawn);
 //! - the writer's CPU per frame (events through `HistoryHandle`, process CPU time);
 //! - bytes per day at 1 fps with and without frames;
 //! - retention holding a `max_mb` cap.
@@ -128,6 +129,54 @@ fn fill(path: &Path, entries: u64, now: DateTime<Utc>) {
     );
 }
 
+/// Opening the history screen as the console does: `h` → the page request the service (or
+/// the console's own hub) answers from the store (`paged::page`: its own read-only
+/// connection, the first 100 incidents and notable entries of all time) → the answer into
+/// the app → the screen drawn (120×40). Five opens; the first is cold.
+fn screen_open(db: &Path, logs: &Path) {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use gemmaedge_tui::service::protocol::ServerMsg;
+    use gemmaedge_tui::tui::{action::Action, ui, App, ImageState};
+    let config = gemmaedge_tui::config::Config {
+        paths: gemmaedge_tui::config::PathsConfig {
+            logs: logs.to_path_buf(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut app = App::new(&config);
+        app.set_size(120, 40);
+        let acts = app.handle_key(KeyEvent::new(KeyCode::Char('h'), KeyModifiers::NONE));
+        let Some(Action::HistoryQuery {
+            filter,
+            after,
+            limit,
+        }) = acts.into_iter().next()
+        else {
+            panic!("h asked for no page")
+        };
+        let result = gemmaedge_tui::history::paged::page(db, &filter, after, limit);
+        let n = result.as_ref().map(|p| p.items.len()).unwrap_or(0);
+        app.handle_message(ServerMsg::History { result });
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        let mut images = ImageState::inline(ratatui_image::picker::Picker::halfblocks());
+        term.draw(|f| ui::draw(f, &app, &mut images)).unwrap();
+        times.push((t.elapsed().as_secs_f64() * 1e3, n));
+    }
+    println!(
+        "history screen opened (h → page of {} items from the store → drawn 120x40): {} ms",
+        times[0].1,
+        times
+            .iter()
+            .map(|(ms, _)| format!("{ms:.1}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let entries: u64 = args
@@ -186,6 +235,7 @@ fn main() {
         s.answers,
         t.elapsed().as_secs_f64() * 1e3
     );
+    screen_open(&db, &logs);
     // The real binary, as a user runs it (process start included).
     let cfg = d.path().join("config.toml");
     std::fs::write(&cfg, format!("[paths]\nlogs = \"{}\"\n", logs.display())).unwrap();

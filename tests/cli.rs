@@ -132,6 +132,24 @@ fn check_reports_ok_rows_and_fails_for_an_offline_teacher() {
     assert!(line("eval set").starts_with("ok"), "{text}");
     assert!(line("skills dir").starts_with("ok"), "{text}");
     assert!(line("folder").starts_with("ok"), "{text}");
+    // No history store yet: said, and none made.
+    assert!(line("no store yet").starts_with("ok"), "{text}");
+    assert!(!d.path().join("logs/history.db").exists());
+    // Garbage at the store's path: the history row fails with the fix.
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    std::fs::write(d.path().join("logs/history.db"), "not a database").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let history = text
+        .lines()
+        .find(|l| l.contains("move the file aside"))
+        .unwrap_or_else(|| panic!("no failed history row in {text}"));
+    assert!(history.starts_with("FAIL"), "{history}");
 }
 
 #[test]

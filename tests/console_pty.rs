@@ -451,3 +451,161 @@ logs = "{logs}"
         screen.tail()
     );
 }
+
+/// Issue 24's console side, attached to `serve`: the console of a user whose last console
+/// left an hour ago (in the store) opens with the "while you were away" summary naming the
+/// incident; `h` opens the history at that span, where the incident is; Enter opens it
+/// (its frames, the student's answer, the verdict); `k` acknowledges it; `q` records in
+/// the store that this user's console left.
+#[test]
+fn an_attached_console_shows_the_away_summary_and_opens_an_incident_from_history() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let student = OllamaTestServer::start_in_thread(&[STUDENT]);
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let n = calls.clone();
+    student.set_handler(move |_| {
+        if n.fetch_add(1, Ordering::SeqCst) < 3 {
+            Reply::text("Smoke rises from a pan on the stove.\nCONFIDENCE: 0.9")
+        } else {
+            Reply::text("A quiet kitchen.\nCONFIDENCE: 0.9")
+        }
+    });
+    let teacher = OllamaTestServer::start_in_thread(&[TEACHER]);
+    teacher.set_handler(|_| {
+        Reply::text(
+            serde_json::json!({
+                "agrees": true, "safety_relevant": true, "level": 2,
+                "title": "Pan smoking on the stove",
+                "summary": "Smoke rises from a pan.", "missed": [], "wrong": []
+            })
+            .to_string(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &student.url(), &teacher.url());
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = run.join("g.sock");
+    let mut service = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // The incident is in the store (the writer commits every second).
+    let store = dir.path().join("logs/history.db");
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&store)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let began = Instant::now();
+    while count("SELECT count(*) FROM incidents") < 1
+        || count("SELECT count(*) FROM frames WHERE incident_id IS NOT NULL") < 1
+    {
+        assert!(began.elapsed() < WAIT, "no incident in the store");
+        assert!(service.try_wait().unwrap().is_none(), "serve exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // This user's last console left an hour ago.
+    let uid = unsafe { libc::getuid() };
+    let key = format!("console_left:{uid}");
+    let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let c = rusqlite::Connection::open(&store).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [&key, &an_hour_ago],
+    )
+    .unwrap();
+    drop(c);
+    let service = Kill(service);
+
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .current_dir(dir.path())
+        .env("TERM", "xterm-256color")
+        .env("GEMMAEDGE_HALFBLOCKS", "1")
+        .env_remove("NO_COLOR")
+        .env_remove("TMUX");
+    let mut session = Session::spawn(cmd).expect("spawn the console in a pty");
+    session
+        .get_process_mut()
+        .set_window_size(120, 40)
+        .expect("set the pty size");
+    let mut screen = Screen {
+        session,
+        out: Vec::new(),
+        eof: false,
+    };
+    let pid = format!("attached · serve pid {}", service.0.id());
+    screen.until("the attached status", |s| s.contains(pid.as_bytes()));
+    screen.until("the away summary", |s| s.contains(b"while you were away"));
+    screen.until("the incident in it", |s| s.contains(b"urgent"));
+    // `h`: the history at that span, with the incident.
+    let at = screen.out.len();
+    screen.press("h");
+    let since = |s: &Screen, at: usize, needle: &[u8]| {
+        s.out[at..].windows(needle.len()).any(|w| w == needle)
+    };
+    // Only the cells that change are redrawn (a space is often a cursor move): look for
+    // single words nothing before had there.
+    screen.until("the incident listed", |s| since(s, at, b"INCIDENT #1"));
+    // `i` (incidents only: its frames are newer than its start, so they list above it),
+    // then Enter: the incident with its frames, the student's answer and the verdict.
+    screen.press("i");
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_millis(1500) {
+        screen.drain();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let at = screen.out.len();
+    screen.press("\r");
+    screen.until("the opened incident", |s| since(s, at, b"LEVEL 2"));
+    screen.until("its frames", |s| since(s, at, b"frame"));
+    screen.until("the student's answer", |s| since(s, at, b"student:"));
+    screen.until("the verdict", |s| since(s, at, b"AGREES"));
+    // `k` acknowledges it: the store says so, and so does the screen.
+    screen.press("k");
+    let began = Instant::now();
+    while count("SELECT count(*) FROM incidents WHERE acked_ms IS NOT NULL") < 1 {
+        screen.drain();
+        assert!(
+            began.elapsed() < WAIT,
+            "never acknowledged; tail:\n{}",
+            screen.tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    screen.until("acknowledged on screen", |s| since(s, at, b"console"));
+    // `q`: this user's console left now, in the store.
+    screen.press("q");
+    screen.until("the console to exit", |s| s.eof);
+    let status = screen.session.get_process().wait().unwrap();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    let left: String = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let left = chrono::DateTime::parse_from_rfc3339(&left).unwrap();
+    assert!(
+        (chrono::Utc::now() - left.with_timezone(&chrono::Utc)).num_seconds() < 30,
+        "the clean quit was recorded: {left}"
+    );
+}

@@ -441,3 +441,151 @@ fn a_file_size_limit_pauses_history_and_monitoring_goes_on() {
         "{tail}"
     );
 }
+
+/// The console of its own (no service): its requests go to the hub in its process, which
+/// answers from the store off the engine's threads, as the service does for an attached
+/// console: a page, an incident's frames, a frame's JPEG, and the "while you were away"
+/// summary (none on a first visit; the span since this user's consoles were last seen when
+/// that was over 10 minutes ago).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_with_its_own_engine_reads_history_and_the_away_summary_through_its_hub() {
+    use gemmaedge_tui::engine::EngineOptions;
+    use gemmaedge_tui::history::query::{Filter, Item};
+    use gemmaedge_tui::service::attach::{open, EngineLink};
+    use gemmaedge_tui::service::protocol::{ClientMsg, ServerMsg};
+
+    async fn answer(
+        link: &mut EngineLink,
+        what: &str,
+        f: impl Fn(&ServerMsg) -> bool,
+    ) -> ServerMsg {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let batch = tokio::time::timeout_at(deadline, link.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what}"))
+                .expect("the hub is running");
+            if let Some(m) = batch.into_iter().find(|m| f(m)) {
+                return m;
+            }
+        }
+    }
+
+    let (student, teacher, _calls) = servers(3);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), &student.url(), &teacher.url(), "");
+    let config = gemmaedge_tui::config::Config::load_file(&cfg).unwrap();
+    let mut link = open(
+        &config,
+        &d.path().join("no-service.sock"),
+        true,
+        "console",
+        EngineOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(link.attached().is_none(), "its own engine");
+    // First visit: no summary; the arrival is recorded.
+    link.send(ClientMsg::Away);
+    let m = answer(&mut link, "away", |m| matches!(m, ServerMsg::Away { .. })).await;
+    assert!(matches!(m, ServerMsg::Away { summary: None }), "{m:?}");
+    // An incident with its frames in the store.
+    let store = d.path().join("logs/history.db");
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&store)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(0)
+    };
+    let began = Instant::now();
+    while count("SELECT count(*) FROM frames WHERE incident_id = 1 AND frame_path IS NOT NULL") == 0
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "no incident frame in the store"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A page of incidents.
+    link.send(ClientMsg::History {
+        filter: Filter {
+            incidents_only: true,
+            ..Filter::default()
+        },
+        after: None,
+        limit: 10,
+    });
+    let ServerMsg::History { result } = answer(&mut link, "a page", |m| {
+        matches!(m, ServerMsg::History { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let page = result.unwrap();
+    assert!(
+        matches!(&page.items[..], [Item::Incident(i)] if i.id == 1 && i.title == "Pan smoking on the stove"),
+        "{page:?}"
+    );
+    // Its frames, and a frame's JPEG.
+    link.send(ClientMsg::HistoryDetail { incident: 1 });
+    let ServerMsg::HistoryDetail { result } = answer(&mut link, "the detail", |m| {
+        matches!(m, ServerMsg::HistoryDetail { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let detail = result.unwrap();
+    assert_eq!(detail.incident.id, 1);
+    let with_frame = detail
+        .frames
+        .iter()
+        .find(|f| f.frame_path.is_some())
+        .expect("a saved frame");
+    assert!(with_frame.answer.as_deref().unwrap_or("").contains("Smoke"));
+    link.send(ClientMsg::HistoryFrame { id: with_frame.id });
+    let ServerMsg::HistoryFrame { id, result } = answer(&mut link, "the frame", |m| {
+        matches!(m, ServerMsg::HistoryFrame { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(id, with_frame.id);
+    assert_eq!(&result.unwrap()[..2], &[0xff, 0xd8], "a JPEG");
+    // Back after an hour away: the summary of that hour names the incident.
+    let uid = unsafe { libc::getuid() };
+    let c = rusqlite::Connection::open(&store).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.execute(
+        "UPDATE meta SET value = ?1 WHERE key = ?2",
+        [
+            (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+            format!("console_left:{uid}"),
+        ],
+    )
+    .unwrap();
+    drop(c);
+    link.send(ClientMsg::Away);
+    let ServerMsg::Away { summary } =
+        answer(&mut link, "away", |m| matches!(m, ServerMsg::Away { .. })).await
+    else {
+        unreachable!()
+    };
+    let s = summary.expect("a summary after an hour away");
+    assert_eq!(s.incidents.len(), 1);
+    assert_eq!(s.incidents[0].title, "Pan smoking on the stove");
+    assert!(
+        s.escalations
+            .iter()
+            .any(|(t, n)| t.starts_with("safety") && *n > 0),
+        "{s:?}"
+    );
+    // `here` answers, and moves the clock: arriving again now is no summary.
+    link.send(ClientMsg::Here);
+    answer(&mut link, "here", |m| matches!(m, ServerMsg::Here)).await;
+    link.send(ClientMsg::Away);
+    let m = answer(&mut link, "away", |m| matches!(m, ServerMsg::Away { .. })).await;
+    assert!(matches!(m, ServerMsg::Away { summary: None }), "{m:?}");
+    link.close().await;
+}

@@ -277,12 +277,37 @@ pub async fn checks(config: &Config, origin: &ConfigOrigin, socket: &Path) -> Ve
         }
         Err(e) => row("eval set", false, e.to_string()),
     });
+    rows.push(history_row(config));
     rows.push(row(
         "fine-tune",
         true,
         super::finetune_cmd::check_detail(config),
     ));
     rows
+}
+
+/// The history store: path, size, rows, oldest entry; or why it is unusable.
+fn history_row(config: &Config) -> CheckRow {
+    let path = config.history.resolved(&config.paths.logs);
+    match crate::history::status::status(&path) {
+        Ok(Some(s)) => row("history", true, s.describe(chrono::Utc::now())),
+        Ok(None) => row(
+            "history",
+            true,
+            format!(
+                "no store yet at {}: the engine starts one when it runs",
+                path.display()
+            ),
+        ),
+        Err(e) => row(
+            "history",
+            false,
+            format!(
+                "{e} — monitoring goes on without history; move the file aside (the engine \
+                 starts a fresh store) or set [history] path"
+            ),
+        ),
+    }
 }
 
 /// What monitoring does with the student down (no row when it is up): the teacher watches

@@ -6,7 +6,7 @@ use super::eval_cmd::{fmt_score, render_results};
 use super::table;
 use super::EXIT_BAD_INPUT;
 use crate::config::Config;
-use crate::eval::cases::{load_eval_set, EvalSet, Split};
+use crate::eval::cases::{load_for, EvalSet, Split};
 use crate::eval::compare::compare;
 use crate::eval::skill_score::{row_json, score_skill};
 use crate::event::Role;
@@ -98,7 +98,7 @@ pub async fn run(config: &Config, models: &[String], json: bool) -> color_eyre::
             return Ok(EXIT_BAD_INPUT);
         }
     }
-    let eval = match load_eval_set(&config.paths.eval) {
+    let eval = match load_for(config) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("gemmaedge-tui eval: {}", escape_controls(&e.to_string()));

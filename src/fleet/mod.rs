@@ -1,8 +1,10 @@
 //! `gemmaedge-tui fleet`: a console over the broker alone (any machine, not only a Pi):
-//! one row per device, alerts first; Enter opens a device's live log; `e` asks it to
-//! escalate. This file is the run loop (terminal, keys, the MQTT link); the state machine
-//! is in `state.rs`, the drawing in `view.rs`.
+//! one row per device, the most urgent open incident and alerts first; Enter opens a
+//! device's live log (its open incidents on top); `e` asks it to escalate. This file is
+//! the run loop (terminal, keys, the MQTT link); the state machine is in `state.rs`, each
+//! device's open incidents in `incidents.rs`, the drawing in `view.rs`.
 
+pub mod incidents;
 pub mod state;
 pub mod view;
 

@@ -43,6 +43,8 @@ pub struct Device {
     pub last_answer: Option<(String, Option<f32>)>,
     pub open_alerts: u32,
     pub last_alert: Option<String>,
+    /// Its open incidents (the retained `incident` topic).
+    pub incidents: super::incidents::DeviceIncidents,
     /// Verdicts seen on `events` (used while no state has arrived).
     seen_agree: u64,
     seen_verdicts: u64,
@@ -231,6 +233,13 @@ impl Fleet {
                 d.online = Some(payload == b"online");
                 true
             }
+            "incident" => match super::incidents::parse(payload) {
+                Some(i) => {
+                    d.incidents = i;
+                    true
+                }
+                None => false,
+            },
             "state" => match serde_json::from_slice::<DeviceState>(payload) {
                 Ok(s) => {
                     d.state = Some(s);
@@ -299,12 +308,15 @@ impl Fleet {
         }
     }
 
-    /// Device keys in screen order: open alerts first (most first), then online, then name.
+    /// Device keys in screen order: the most urgent open incident first, then open alerts
+    /// (most first), then online, then name.
     pub fn order(&self) -> Vec<&str> {
         let mut v: Vec<(&String, &Device)> = self.devices.iter().collect();
         v.sort_by(|a, b| {
-            b.1.open_alerts
-                .cmp(&a.1.open_alerts)
+            b.1.incidents
+                .highest_level
+                .cmp(&a.1.incidents.highest_level)
+                .then(b.1.open_alerts.cmp(&a.1.open_alerts))
                 .then((b.1.online == Some(true)).cmp(&(a.1.online == Some(true))))
                 .then(a.0.cmp(b.0))
         });

@@ -106,14 +106,17 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
             if !watches.is_empty() {
                 last = format!("[{watches}] {last}");
             }
+            let incidents = d.incidents.cell();
             let alerts = if d.open_alerts > 0 {
                 format!("{} ALERT", d.open_alerts)
             } else {
                 "0".into()
             };
             let theme = &fleet.theme;
-            let mut style = if d.open_alerts > 0 {
+            let mut style = if d.open_alerts > 0 || d.incidents.highest_level >= 2 {
                 theme.safety()
+            } else if d.incidents.count > 0 {
+                theme.warn()
             } else if d.online != Some(true) {
                 theme.dim()
             } else {
@@ -128,6 +131,7 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
                 Cell::from(d.health()),
                 Cell::from(d.answers_per_minute(now).to_string()),
                 Cell::from(alerts),
+                Cell::from(incidents),
                 Cell::from(agree),
                 Cell::from(last),
             ])
@@ -140,6 +144,7 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
         "health",
         "ans/min",
         "alerts",
+        "incidents",
         "agree",
         "last answer",
     ])
@@ -153,6 +158,7 @@ fn table(f: &mut Frame, fleet: &Fleet, area: Rect, now: DateTime<Utc>) {
             Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(8),
+            Constraint::Length(9),
             Constraint::Length(10),
             Constraint::Fill(1),
         ],
@@ -186,25 +192,27 @@ fn log(f: &mut Frame, fleet: &Fleet, key: &str, area: Rect) {
         );
         return;
     };
-    let height = area.height.saturating_sub(2) as usize;
-    let skip = d.log.len().saturating_sub(height);
-    let lines: Vec<Line> = d
-        .log
-        .iter()
-        .skip(skip)
-        .map(|l| {
-            let at = l.at.with_timezone(&Local).format("%H:%M:%S").to_string();
-            let style = if l.alert {
-                fleet.theme.safety()
-            } else {
-                Style::default()
-            };
-            Line::from(vec![
-                Span::raw(format!("{at} ")),
-                Span::styled(l.text.clone(), style),
-            ])
-        })
+    // The open incidents first (they stand until closed), then the newest log lines.
+    let mut lines: Vec<Line> = d
+        .incidents
+        .lines()
+        .into_iter()
+        .map(|l| Line::styled(l, fleet.theme.safety()))
         .collect();
+    let height = (area.height.saturating_sub(2) as usize).saturating_sub(lines.len());
+    let skip = d.log.len().saturating_sub(height);
+    lines.extend(d.log.iter().skip(skip).map(|l| {
+        let at = l.at.with_timezone(&Local).format("%H:%M:%S").to_string();
+        let style = if l.alert {
+            fleet.theme.safety()
+        } else {
+            Style::default()
+        };
+        Line::from(vec![
+            Span::raw(format!("{at} ")),
+            Span::styled(l.text.clone(), style),
+        ])
+    }));
     let status = match d.online {
         Some(true) => "online",
         Some(false) => "offline",
@@ -256,6 +264,11 @@ mod tests {
             now,
         );
         f.apply(
+            "g/pi-kitchen/incident",
+            br#"{"highest_level":2,"open":[{"id":4,"level":2,"title":"Pan smoking on the stove","opened_at":"2026-12-02T05:58:00Z","last_at":"2026-12-02T05:59:00Z","frames":3,"acknowledged":false,"acked_by":null}]}"#,
+            now,
+        );
+        f.apply(
             "g/pi-garage/events",
             br#"{"type":"student_answer","seq":7,"answer":"An empty garage.\nNo safety concerns.\nCONFIDENCE: 0.91","confidence":0.91}"#,
             now,
@@ -292,6 +305,7 @@ mod tests {
             // Compact health, the answer without the contract's lines, nothing cut but
             // the last column.
             assert!(s.contains("S✓ T~"), "{s}");
+            assert!(s.contains("▲2 ×1!"), "the open incident: {s}");
             assert!(!s.contains("CONFIDENCE"), "{s}");
             assert!(!s.contains("No safety concerns"), "{s}");
             insta::assert_snapshot!(format!("fleet_table_{w}x9"), s);
@@ -313,6 +327,15 @@ mod tests {
             s.contains("pi-kitchen · online · S ok 0.8s loaded · T slow 9.1s · live log"),
             "{s}"
         );
+        // Its open incident stands above the log.
+        assert!(
+            s.lines()
+                .nth(2)
+                .unwrap()
+                .contains("▲2 incident #4 Pan smoking on the stove · 3 frames"),
+            "{s}"
+        );
+        assert!(s.contains("not acknowledged"), "{s}");
     }
 
     #[test]

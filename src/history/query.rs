@@ -438,6 +438,36 @@ pub fn incident_frames(conn: &Connection, id: u64) -> rusqlite::Result<Vec<Frame
     rows.collect()
 }
 
+/// At most `limit` of an incident's frames, oldest first, and how many it has in all.
+pub fn incident_frames_bounded(
+    conn: &Connection,
+    id: u64,
+    limit: usize,
+) -> rusqlite::Result<(Vec<FrameRow>, u64)> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {FRAME_COLS} FROM frames WHERE incident_id = ?1 ORDER BY at_ms, id LIMIT ?2"
+    ))?;
+    let rows = st
+        .query_map([id as i64, limit as i64], frame_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let all: i64 = conn.query_row(
+        "SELECT count(*) FROM frames WHERE incident_id = ?1",
+        [id as i64],
+        |r| r.get(0),
+    )?;
+    Ok((rows, all.max(0) as u64))
+}
+
+/// One frame row by its id.
+pub fn frame(conn: &Connection, id: i64) -> rusqlite::Result<Option<FrameRow>> {
+    conn.query_row(
+        &format!("SELECT {FRAME_COLS} FROM frames WHERE id = ?1"),
+        [id],
+        frame_row,
+    )
+    .optional()
+}
+
 /// The incidents still open (the engine's tracker resumes them).
 pub fn open_incidents(conn: &Connection) -> rusqlite::Result<Vec<IncidentEvent>> {
     let mut st = conn.prepare(&format!(

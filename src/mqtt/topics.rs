@@ -97,7 +97,7 @@ pub fn parse_fleet_topic<'a>(prefix: &str, topic: &'a str) -> Option<FleetTopic<
 
 /// The fleet console's subscriptions.
 pub fn fleet_filters(prefix: &str) -> Vec<String> {
-    ["available", "state", "events", "alert"]
+    ["available", "state", "events", "alert", "incident"]
         .iter()
         .map(|k| format!("{prefix}/+/{k}"))
         .collect()

@@ -29,6 +29,9 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 
 struct Slot {
     id: u64,
+    /// The user on the other end (the peer's credentials; this process's own user for a
+    /// console of its own): whose "while you were away" clock its requests move.
+    uid: u32,
     name: String,
     tx: mpsc::Sender<ServerMsg>,
     lagging: Arc<AtomicBool>,
@@ -110,6 +113,12 @@ impl Shared {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// The user of client `id` (None once it has gone).
+    fn uid_of(&self, id: u64) -> Option<u32> {
+        let st = self.state.lock().expect("hub lock");
+        st.clients.iter().find(|c| c.id == id).map(|c| c.uid)
     }
 
     /// One client's reply (dropped when its queue is full: it will resync anyway).
@@ -255,8 +264,14 @@ impl Hub {
         Ok((Hub { shared, stop, done }, task))
     }
 
-    /// Attach a client: its snapshot comes first, then the live messages.
+    /// Attach a client of this process's own user: its snapshot comes first, then the
+    /// live messages.
     pub fn connect(&self, name: &str) -> Link {
+        self.connect_as(name, super::socket::my_uid())
+    }
+
+    /// Attach a client of user `uid` (the peer's credentials).
+    pub fn connect_as(&self, name: &str, uid: u32) -> Link {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(self.shared.queue.max(16));
         let lagging = Arc::new(AtomicBool::new(false));
@@ -264,6 +279,7 @@ impl Hub {
         let snapshot = st.recorder.snapshot(false);
         st.clients.push(Slot {
             id,
+            uid,
             name: name.into(),
             tx,
             lagging: lagging.clone(),
@@ -507,27 +523,16 @@ fn handle(
                 shared.reply(id, ServerMsg::EvalDone { result: Err(why) });
             }
         }
-        ClientMsg::History {
-            filter,
-            after,
-            limit,
-        } => {
-            // Off the async threads, on its own read-only connection, at most two at a
-            // time: a history query never holds up the engine or the other consoles.
-            let shared = shared.clone();
-            let path = config.history.resolved(&config.paths.logs);
-            tokio::spawn(async move {
-                let result = match HISTORY_QUERIES.try_acquire() {
-                    Ok(_permit) => tokio::task::spawn_blocking(move || {
-                        crate::history::paged::page(&path, &filter, after, limit)
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(format!("history query crashed: {e}"))),
-                    Err(_) => {
-                        Err("the service is answering other history queries: ask again".into())
-                    }
-                };
-                shared.reply(id, ServerMsg::History { result });
+        ClientMsg::History { .. }
+        | ClientMsg::HistoryDetail { .. }
+        | ClientMsg::HistoryFrame { .. }
+        | ClientMsg::Away
+        | ClientMsg::Here => {
+            // Off the async threads, on connections of their own, a few at a time: a
+            // history request never holds up the engine or the other consoles.
+            let replies = shared.clone();
+            super::store_requests::spawn(config, shared.uid_of(id), msg, move |m| {
+                replies.reply(id, m)
             });
         }
         ClientMsg::Escalate
@@ -538,9 +543,6 @@ fn handle(
         }
     }
 }
-
-/// History queries answered at once (the rest are told to ask again).
-static HISTORY_QUERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 fn notice(shared: &Shared, id: u64, text: String, warning: bool) {
     shared.reply(id, ServerMsg::Notice { text, warning });

@@ -91,6 +91,17 @@ pub enum ClientMsg {
         #[serde(default = "page_size")]
         limit: usize,
     },
+    /// One incident with its frames (at most `history::paged::MAX_DETAIL_FRAMES`); the
+    /// reply is one `history_detail`.
+    HistoryDetail { incident: u64 },
+    /// The saved JPEG of one history frame (by its row id, never a path); the reply is
+    /// one `history_frame`.
+    HistoryFrame { id: i64 },
+    /// A console arrives: the reply is one `away` (the "while you were away" summary of
+    /// the span since this user's consoles were last seen, when over 10 minutes).
+    Away,
+    /// A console is still here (every minute), or leaves cleanly; the reply is `here`.
+    Here,
 }
 
 fn page_size() -> usize {
@@ -188,6 +199,21 @@ pub enum ServerMsg {
     History {
         result: Result<crate::history::paged::Page, String>,
     },
+    /// The answer to `history_detail`.
+    HistoryDetail {
+        result: Result<crate::history::paged::Detail, String>,
+    },
+    /// The answer to `history_frame`: the frame row's JPEG, or why there is none.
+    HistoryFrame {
+        id: i64,
+        result: Result<Arc<[u8]>, String>,
+    },
+    /// The answer to `away`: the summary, or none (away too briefly, first visit, no store).
+    Away {
+        summary: Option<Box<crate::history::query::AwaySummary>>,
+    },
+    /// The answer to `here`: recorded.
+    Here,
     /// Something this console sent was refused; the service closes the connection.
     Error(String),
 }
@@ -244,6 +270,25 @@ enum Wire {
     Error {
         message: String,
     },
+    HistoryDetail {
+        #[serde(default)]
+        detail: Option<crate::history::paged::Detail>,
+        #[serde(default)]
+        error: Option<String>,
+    },
+    HistoryFrame {
+        id: i64,
+        /// Base64 JPEG.
+        #[serde(default)]
+        jpeg: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    },
+    Away {
+        #[serde(default)]
+        summary: Option<Box<crate::history::query::AwaySummary>>,
+    },
+    Here,
 }
 
 /// Why a line could not be read.
@@ -401,6 +446,22 @@ pub fn encode_server(msg: &ServerMsg) -> String {
         ServerMsg::Error(message) => Wire::Error {
             message: message.clone(),
         },
+        ServerMsg::HistoryDetail { result } => Wire::HistoryDetail {
+            detail: result.as_ref().ok().cloned(),
+            error: result.as_ref().err().cloned(),
+        },
+        ServerMsg::HistoryFrame { id, result } => Wire::HistoryFrame {
+            id: *id,
+            jpeg: result
+                .as_ref()
+                .ok()
+                .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+            error: result.as_ref().err().cloned(),
+        },
+        ServerMsg::Away { summary } => Wire::Away {
+            summary: summary.clone(),
+        },
+        ServerMsg::Here => Wire::Here,
     };
     let mut s = serde_json::to_string(&wire).expect("service messages serialize");
     s.push('\n');
@@ -453,6 +514,24 @@ pub fn decode_server(line: &str) -> Result<ServerMsg, ProtocolError> {
         },
         Wire::Broker { label, connected } => ServerMsg::Broker { label, connected },
         Wire::Error { message } => ServerMsg::Error(message),
+        Wire::HistoryDetail { detail, error } => ServerMsg::HistoryDetail {
+            result: match (detail, error) {
+                (Some(d), None) => Ok(d),
+                (_, e) => Err(e.unwrap_or_else(|| "no detail and no error".into())),
+            },
+        },
+        Wire::HistoryFrame { id, jpeg, error } => ServerMsg::HistoryFrame {
+            id,
+            result: match (jpeg, error) {
+                (Some(j), None) => base64::engine::general_purpose::STANDARD
+                    .decode(j.as_bytes())
+                    .map(Arc::from)
+                    .map_err(|e| format!("frame: {e}")),
+                (_, e) => Err(e.unwrap_or_else(|| "no frame and no error".into())),
+            },
+        },
+        Wire::Away { summary } => ServerMsg::Away { summary },
+        Wire::Here => ServerMsg::Here,
     })
 }
 
@@ -573,6 +652,61 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["event"]["type"], "frame_taken");
         assert_eq!(v["event"]["seq"], 7);
+    }
+
+    #[test]
+    fn history_requests_and_answers_round_trip() {
+        for m in [
+            ClientMsg::HistoryDetail { incident: 7 },
+            ClientMsg::HistoryFrame { id: 31 },
+            ClientMsg::Away,
+            ClientMsg::Here,
+        ] {
+            let line = encode_client(&m);
+            assert_eq!(decode_client(line.trim_end()).unwrap(), m);
+        }
+        assert_eq!(encode_client(&ClientMsg::Away), "{\"type\":\"away\"}\n");
+        let jpeg: Arc<[u8]> = vec![0xff, 0xd8, 9].into();
+        let back = decode_server(
+            encode_server(&ServerMsg::HistoryFrame {
+                id: 31,
+                result: Ok(jpeg.clone()),
+            })
+            .trim_end(),
+        )
+        .unwrap();
+        let ServerMsg::HistoryFrame {
+            id: 31,
+            result: Ok(b),
+        } = back
+        else {
+            panic!("{back:?}")
+        };
+        assert_eq!(&*b, &*jpeg);
+        let back = decode_server(
+            encode_server(&ServerMsg::HistoryDetail {
+                result: Err("gone".into()),
+            })
+            .trim_end(),
+        )
+        .unwrap();
+        assert!(matches!(back, ServerMsg::HistoryDetail { result: Err(e) } if e == "gone"));
+        let summary = crate::history::query::AwaySummary {
+            answers: 3,
+            ..Default::default()
+        };
+        let back = decode_server(
+            encode_server(&ServerMsg::Away {
+                summary: Some(Box::new(summary.clone())),
+            })
+            .trim_end(),
+        )
+        .unwrap();
+        assert!(matches!(back, ServerMsg::Away { summary: Some(s) } if *s == summary));
+        assert!(matches!(
+            decode_server(encode_server(&ServerMsg::Here).trim_end()).unwrap(),
+            ServerMsg::Here
+        ));
     }
 
     #[test]

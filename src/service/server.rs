@@ -281,7 +281,7 @@ async fn connection(
     if !write(&mut write_half, &ServerMsg::Hello(hub.info().clone())).await {
         return;
     }
-    let link = hub.connect(&name);
+    let link = hub.connect_as(&name, cred.uid());
     let requester = link.requester();
     let (err_tx, err_rx) = mpsc::channel::<String>(1);
     let writer = tokio::spawn(pump_out(link, write_half, err_rx));

@@ -24,6 +24,18 @@ pub enum Action {
     /// Save this entry's frame and answer under `logs/saved/`.
     SaveEntry(u64),
     Redraw,
+    /// Ask for a page of history (the history screen; the answer comes back as a message).
+    HistoryQuery {
+        filter: crate::history::query::Filter,
+        after: Option<crate::history::query::Cursor>,
+        limit: usize,
+    },
+    /// Ask for an incident with its frames.
+    HistoryDetail(u64),
+    /// Ask for a history frame's JPEG (by its row id).
+    HistoryFrame(i64),
+    /// Say this in the status bar (a warning).
+    Notice(String),
 }
 
 /// Which screen is showing.
@@ -32,4 +44,5 @@ pub enum Screen {
     Monitor,
     Upskill,
     Calibration,
+    History,
 }

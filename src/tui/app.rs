@@ -4,12 +4,14 @@
 
 use crate::config::Config;
 use crate::event::{Event, Health, Role};
+use crate::history::query::AwaySummary;
 use crate::tui::action::{Action, Screen};
 use crate::tui::keys::{self, Context, KeyAction};
 use crate::tui::popups::help;
 use crate::tui::popups::learn_editor::LearnEditor;
 use crate::tui::roles::RoleView;
 use crate::tui::screens::calibration::{self, CalibrationData};
+use crate::tui::screens::history::HistoryScreen;
 use crate::tui::screens::monitor::view::Ctx;
 use crate::tui::screens::monitor::{Monitor, TeacherState, MAX_ANSWER_CHARS};
 use crate::tui::screens::upskill::UpskillState;
@@ -56,6 +58,10 @@ pub struct App {
     pub watches_popup: Option<crate::tui::popups::watches::WatchesPopup>,
     /// The calibration view's data (`c`), loaded when it opens.
     pub calibration: Option<CalibrationData>,
+    /// The history screen (`h`).
+    pub history: HistoryScreen,
+    /// The "while you were away" summary, while shown.
+    pub away: Option<Box<AwaySummary>>,
     pub frames_seen: u64,
     /// Frames the change gate kept from the student (unchanged scene).
     pub unchanged: u64,
@@ -109,6 +115,8 @@ impl App {
             learn: None,
             watches_popup: None,
             calibration: None,
+            history: HistoryScreen::default(),
+            away: None,
             frames_seen: 0,
             unchanged: 0,
             superseded: 0,
@@ -205,6 +213,8 @@ impl App {
 
     pub fn set_size(&mut self, width: u16, height: u16) {
         self.monitor.size = (width, height);
+        // The status bar, the borders and the hint line are not the list's.
+        self.history.page_rows = (height as usize).saturating_sub(5).max(1);
     }
 
     /// Show a message in the status bar for a few seconds.
@@ -404,6 +414,7 @@ impl App {
             ),
             Event::Incident(i) => {
                 use crate::event::IncidentChange as C;
+                self.history.incident_changed(&i);
                 let title = crate::reading::sanitize::for_screen(&i.title, 60);
                 let text = match i.change {
                     C::Open => format!(
@@ -502,12 +513,16 @@ impl App {
         if ctrl {
             return Vec::new();
         }
+        if let Some(acts) = self.away_key(&key) {
+            return acts;
+        }
         if self.help && help::closes(&key) {
             self.help = false;
             return vec![Action::Redraw];
         }
         match self.screen {
             Screen::Monitor => self.monitor_key(key),
+            Screen::History => self.history_key(key),
             Screen::Upskill => {
                 if self.upskill.confirm.is_none() {
                     match keys::lookup(&[Context::All], &key) {
@@ -567,6 +582,7 @@ impl App {
                 self.screen = Screen::Calibration;
                 vec![Action::OpenCalibration, Action::Redraw]
             }
+            KeyAction::OpenHistory => self.open_history(None),
             KeyAction::Escalate => vec![Action::Engine(crate::event::Command::ForceEscalate)],
             KeyAction::Acknowledge => vec![Action::Engine(crate::event::Command::Ack {
                 incident: None,
@@ -626,6 +642,9 @@ impl App {
         }
     }
 }
+
+#[path = "app_history.rs"]
+mod app_history;
 
 #[cfg(test)]
 #[path = "app_tests.rs"]

@@ -22,6 +22,14 @@ pub enum Context {
     WatchesForm,
     /// Every screen (not inside the editor or a question).
     All,
+    /// The history screen's list (`h`).
+    History,
+    /// An item opened on the history screen.
+    HistoryItem,
+    /// Typing the history search (`/`).
+    Search,
+    /// The "while you were away" summary, while open.
+    Away,
 }
 
 impl Context {
@@ -37,6 +45,10 @@ impl Context {
             Context::WatchesList => "watches",
             Context::WatchesForm => "watch form",
             Context::All => "all",
+            Context::History => "history",
+            Context::HistoryItem => "history item",
+            Context::Search => "history search",
+            Context::Away => "away summary",
         }
     }
 
@@ -47,11 +59,15 @@ impl Context {
             Context::Monitor | Context::All => Some(""),
             Context::Upskill => Some("upskill "),
             Context::Calibration => Some("calib. "),
+            Context::History => Some("history "),
+            Context::HistoryItem => Some("item "),
             Context::Help
             | Context::LearnEditor
             | Context::Confirm
             | Context::WatchesList
-            | Context::WatchesForm => None,
+            | Context::WatchesForm
+            | Context::Search
+            | Context::Away => None,
         }
     }
 }
@@ -133,6 +149,17 @@ pub enum KeyAction {
     Edit,
     /// The watches popup: remove the selected watch.
     Remove,
+    /// `h`: the history screen (from the away summary: at its span).
+    OpenHistory,
+    /// History: open the selected entry.
+    Open,
+    /// History: `/`, type a search.
+    Search,
+    ToggleIncidents,
+    CycleTrigger,
+    ToggleDisagreed,
+    CycleLevel,
+    ClearFilters,
 }
 
 /// One row of the table: the keys (each with its action), how the README and the help
@@ -199,6 +226,12 @@ pub const KEYS: &[KeyBinding] = &[
         keys: &[(Char('w'), A::OpenWatches)],
         label: "`w`",
         help: "watches: add, edit, remove questions",
+    },
+    KeyBinding {
+        context: C::Monitor,
+        keys: &[(Char('h'), A::OpenHistory)],
+        label: "`h`",
+        help: "history: incidents and notable entries",
     },
     KeyBinding {
         context: C::All,
@@ -436,6 +469,144 @@ pub const KEYS: &[KeyBinding] = &[
         keys: &[(Code(KeyCode::Esc), A::Cancel)],
         label: "`Esc`",
         help: "back to the list",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Code(KeyCode::Up), A::Up), (Code(KeyCode::Down), A::Down)],
+        label: "`↑` `↓`",
+        help: "select an entry",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[
+            (Code(KeyCode::PageUp), A::PageUp),
+            (Code(KeyCode::PageDown), A::PageDown),
+        ],
+        label: "`PgUp` `PgDn`",
+        help: "move a page (older entries load as you go)",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Code(KeyCode::Home), A::Home), (Code(KeyCode::End), A::End)],
+        label: "`Home` `End`",
+        help: "newest / oldest loaded",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Code(KeyCode::Enter), A::Open)],
+        label: "`Enter`",
+        help: "open it: frames, answers, reasons, verdicts",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('/'), A::Search)],
+        label: "`/`",
+        help: "search answers and verdicts",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('i'), A::ToggleIncidents)],
+        label: "`i`",
+        help: "incidents only",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('t'), A::CycleTrigger)],
+        label: "`t`",
+        help: "by trigger (safety, low, none, audit, forced, …)",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('d'), A::ToggleDisagreed)],
+        label: "`d`",
+        help: "teacher disagreed",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('l'), A::CycleLevel)],
+        label: "`l`",
+        help: "level ≥ 1, ≥ 2, any",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('x'), A::ClearFilters)],
+        label: "`x`",
+        help: "clear the filters, the search and the span",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('k'), A::Acknowledge)],
+        label: "`k`",
+        help: "acknowledge the selected incident",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Char('r'), A::Reload)],
+        label: "`r`",
+        help: "reload",
+    },
+    KeyBinding {
+        context: C::History,
+        keys: &[(Code(KeyCode::Esc), A::Back), (Char('h'), A::Back)],
+        label: "`Esc` `h`",
+        help: "back to the monitor",
+    },
+    KeyBinding {
+        context: C::HistoryItem,
+        keys: &[
+            (Code(KeyCode::Left), A::Left),
+            (Code(KeyCode::Right), A::Right),
+        ],
+        label: "`←` `→`",
+        help: "step through its frames",
+    },
+    KeyBinding {
+        context: C::HistoryItem,
+        keys: &[(Char('k'), A::Acknowledge)],
+        label: "`k`",
+        help: "acknowledge the incident",
+    },
+    KeyBinding {
+        context: C::HistoryItem,
+        keys: &[(Code(KeyCode::Esc), A::Back)],
+        label: "`Esc`",
+        help: "back to the list",
+    },
+    KeyBinding {
+        context: C::Search,
+        keys: &[
+            (Printable, A::Type),
+            (Code(KeyCode::Backspace), A::Backspace),
+        ],
+        label: "typing, `Backspace`",
+        help: "edit the search text",
+    },
+    KeyBinding {
+        context: C::Search,
+        keys: &[(Code(KeyCode::Enter), A::Submit)],
+        label: "`Enter`",
+        help: "search",
+    },
+    KeyBinding {
+        context: C::Search,
+        keys: &[(Code(KeyCode::Esc), A::Cancel)],
+        label: "`Esc`",
+        help: "cancel",
+    },
+    KeyBinding {
+        context: C::Away,
+        keys: &[
+            (Char('h'), A::OpenHistory),
+            (Code(KeyCode::Enter), A::OpenHistory),
+        ],
+        label: "`h` `Enter`",
+        help: "open the history at that span",
+    },
+    KeyBinding {
+        context: C::Away,
+        keys: &[(Code(KeyCode::Esc), A::Back)],
+        label: "`Esc`",
+        help: "close",
     },
 ];
 

@@ -11,8 +11,27 @@ impl App {
     /// Take one message of the engine link.
     pub fn handle_message(&mut self, msg: ServerMsg) -> Vec<Action> {
         match msg {
-            // History pages are for the history screen (not built yet): nothing to show.
-            ServerMsg::Hello(_) | ServerMsg::EvalDone { .. } | ServerMsg::History { .. } => {}
+            ServerMsg::Hello(_) | ServerMsg::EvalDone { .. } | ServerMsg::Here => {}
+            ServerMsg::History { result } => {
+                let mut acts = self.history.page(result);
+                acts.push(Action::Redraw);
+                return acts;
+            }
+            ServerMsg::HistoryDetail { result } => {
+                let mut acts = self.history.detail(result);
+                acts.push(Action::Redraw);
+                return acts;
+            }
+            ServerMsg::HistoryFrame { id, result } => {
+                let mut acts = self.history.frame(id, result);
+                acts.push(Action::Redraw);
+                return acts;
+            }
+            ServerMsg::Away { summary } => {
+                if summary.is_some() {
+                    self.away = summary;
+                }
+            }
             ServerMsg::SnapshotBegin { resync } => {
                 self.forget_session();
                 if resync {

@@ -2,10 +2,10 @@
 //!
 //! Shared pieces first: `action` (what the run loop does), `keys` (the one key table),
 //! `theme` (the one palette), `widgets` (clean, truncate, block), `roles` (each model's
-//! view), `layout`. Then the `screens` (monitor, upskill, calibration) and `popups` (help,
-//! learn editor, confirm), each with its state, keys and drawing; `app` holds them and
-//! routes events and keys; `status` and `ui` draw it; `run` is the loop that wires it to
-//! the engine and to upskill runs. `images` encodes the thumbnail off the UI thread,
+//! view), `layout`. Then the `screens` (monitor, upskill, calibration, history) and
+//! `popups` (help, learn editor, confirm, the away summary), each with its state, keys and
+//! drawing; `app` holds them and routes events and keys; `status` and `ui` draw it; `run`
+//! is the loop that wires it to the engine and to upskill runs. `images` encodes the thumbnail off the UI thread,
 //! `terminal` enters and restores the terminal, `export` saves an entry.
 
 pub mod action;

@@ -10,7 +10,7 @@
 use crate::config::Config;
 use crate::event::Command;
 use crate::service::attach::EngineLink;
-use crate::service::protocol::ClientMsg;
+use crate::service::protocol::{ClientMsg, ServerMsg};
 use crate::tui::action::Action;
 use crate::tui::app::App;
 use crate::tui::images::{self, ImageState};
@@ -64,6 +64,23 @@ pub fn perform(app: &mut App, action: Action, console: &mut Console) -> bool {
     match action {
         Action::Quit => return true,
         Action::Redraw => {}
+        Action::HistoryQuery {
+            filter,
+            after,
+            limit,
+        } => console.request(
+            app,
+            ClientMsg::History {
+                filter,
+                after,
+                limit,
+            },
+        ),
+        Action::HistoryDetail(incident) => {
+            console.request(app, ClientMsg::HistoryDetail { incident })
+        }
+        Action::HistoryFrame(id) => console.request(app, ClientMsg::HistoryFrame { id }),
+        Action::Notice(text) => app.notify(text, true),
         Action::Engine(cmd) => {
             if let Some(msg) = command_request(cmd) {
                 console.request(app, msg);
@@ -155,6 +172,16 @@ pub async fn run(config: &Config, mut link: EngineLink) -> color_eyre::Result<()
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whoever runs the engine keeps when this user's consoles were last seen: ask for the
+    // "while you were away" summary now, say we are here every minute, and once more on
+    // a clean quit.
+    link.send(ClientMsg::Away);
+    let mut here = tokio::time::interval_at(
+        tokio::time::Instant::now() + crate::history::presence::HERE_EVERY,
+        crate::history::presence::HERE_EVERY,
+    );
+    here.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quit = false;
     let mut engine_open = true;
     let mut dirty = true;
     let mut hung_up = false;
@@ -214,6 +241,9 @@ pub async fn run(config: &Config, mut link: EngineLink) -> color_eyre::Result<()
                 }
             }
             _ = tick.tick(), if ticking => dirty |= app.tick(),
+            _ = here.tick(), if engine_open => {
+                link.send(ClientMsg::Here);
+            }
             redraw = images.ready() => dirty |= redraw,
             _ = sigterm.recv() => break 'main,
             _ = sighup.recv() => {
@@ -225,11 +255,15 @@ pub async fn run(config: &Config, mut link: EngineLink) -> color_eyre::Result<()
         for action in actions {
             dirty = true;
             if perform(&mut app, action, &mut console) {
+                quit = true;
                 break 'main;
             }
         }
     }
 
+    if quit && engine_open {
+        say_leaving(&mut link).await;
+    }
     link.close().await;
     let restored = terminal::restore();
     drop(guard);
@@ -237,6 +271,22 @@ pub async fn run(config: &Config, mut link: EngineLink) -> color_eyre::Result<()
         restored.wrap_err("cannot restore the terminal")?;
     }
     result
+}
+
+/// A clean quit: record that this user's console left now, waiting (at most a second)
+/// for the engine's side to say it has.
+async fn say_leaving(link: &mut EngineLink) {
+    if !link.send(ClientMsg::Here) {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(batch) = link.recv().await {
+            if batch.iter().any(|m| matches!(m, ServerMsg::Here)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -184,6 +184,96 @@ fn calibration_screen_empty() {
     );
 }
 
+/// The history screen showing its sample list (times at UTC).
+fn history() -> App {
+    let mut a = sample();
+    a.screen = Screen::History;
+    a.history = crate::tui::screens::history::state::tests::loaded();
+    a
+}
+
+#[test]
+fn history_list() {
+    let mut a = history();
+    a.history.selected = 1;
+    snap("history_list", &mut a, Instant::now());
+}
+
+#[test]
+fn history_item() {
+    use crate::history::paged::Detail;
+    use crate::tui::screens::history::state::tests::{frame_row, incident};
+    let mut a = history();
+    a.handle_key(key(KeyCode::Enter));
+    let mut second = frame_row(
+        31,
+        12,
+        "2026-12-05T02:11:00Z",
+        "Smoke rises from a pan on the stove; nobody is in the kitchen.\nCONFIDENCE: 0.42",
+    );
+    second.verdict = Some(Verdict {
+        level: Some(2),
+        title: "Pan smoking on the stove".into(),
+        truncated: false,
+        agrees: Some(true),
+        safety_relevant: Some(true),
+        summary: "A pan smokes on a lit hob, unattended.".into(),
+        missed: vec!["nobody in the room".into()],
+        wrong: vec![],
+        raw: None,
+        ..Verdict::default()
+    });
+    second.agrees = Some(true);
+    second.level = Some(2);
+    second.title = Some("Pan smoking on the stove".into());
+    a.history.detail(Ok(Detail {
+        incident: incident(7, 2, "Pan smoking on the stove", "2026-12-05T02:10:00Z"),
+        frames: vec![
+            frame_row(30, 11, "2026-12-05T02:10:00Z", "Smoke."),
+            second,
+            frame_row(32, 13, "2026-12-05T02:12:00Z", "Flames."),
+        ],
+        more: 0,
+    }));
+    let jpeg = crate::tui::images::tests::test_frame(160, 90).jpeg.clone();
+    a.history.frame(31, Ok(jpeg));
+    snap("history_item", &mut a, Instant::now());
+}
+
+#[test]
+fn away_summary() {
+    use crate::history::query::{AwaySummary, NoteRow};
+    use crate::tui::screens::history::state::tests::{incident, t};
+    let mut a = monitor();
+    a.history.offset = chrono::FixedOffset::east_opt(0).unwrap();
+    let mut acked = incident(8, 1, "Someone at the back door", "2026-12-05T04:30:00Z");
+    acked.acked_by = Some("mqtt".into());
+    a.away = Some(Box::new(AwaySummary {
+        from: t("2026-12-05T00:30:00Z"),
+        until: t("2026-12-05T07:45:00Z"),
+        incidents: vec![
+            incident(7, 2, "Pan smoking on the stove", "2026-12-05T02:10:00Z"),
+            acked,
+        ],
+        answers: 10_412,
+        escalations: vec![
+            ("safety".into(), 14),
+            ("audit".into(), 9),
+            ("low_confidence".into(), 3),
+        ],
+        disagreements: 4,
+        offline_secs: vec![("student".into(), 0), ("teacher".into(), 1260)],
+        skill_changes: vec![NoteRow {
+            id: 3,
+            at: t("2026-12-05T03:00:00Z"),
+            kind: "skill".into(),
+            seq: None,
+            text: "skill.txt reloaded (812 chars)".into(),
+        }],
+    }));
+    snap("away", &mut a, Instant::now());
+}
+
 #[test]
 fn clocks_are_masked() {
     assert_eq!(mask_clocks("│ 02:51:11 #1"), "│ hh:mm:ss #1");

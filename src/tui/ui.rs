@@ -5,8 +5,8 @@
 use super::app::App;
 use super::images::ImageState;
 use super::layout::{self, MIN_HEIGHT, MIN_WIDTH};
-use super::popups::{help, learn_editor};
-use super::screens::{calibration, monitor, upskill};
+use super::popups::{away, help, learn_editor};
+use super::screens::{calibration, history, monitor, upskill};
 use super::status::status_line;
 use crate::tui::action::Screen;
 use ratatui::layout::Rect;
@@ -41,6 +41,10 @@ pub fn draw_at(f: &mut Frame, app: &App, images: &mut ImageState, now: Instant) 
             upskill::view::draw(f, &app.upskill, &app.theme, app.spinner_char(), body, now)
         }
         Screen::Calibration => calibration::draw(f, app.calibration.as_ref(), &app.theme, body),
+        Screen::History => history::view::draw(f, &app.history, &app.theme, images, body),
+    }
+    if let Some(s) = &app.away {
+        away::draw(f, s, &app.theme, &app.history.offset, area);
     }
     if let Some(ed) = &app.learn {
         learn_editor::view::draw(f, ed, &app.theme, area);
@@ -53,6 +57,7 @@ pub fn draw_at(f: &mut Frame, app: &App, images: &mut ImageState, now: Instant) 
             Screen::Monitor => crate::tui::keys::Context::Monitor,
             Screen::Upskill => crate::tui::keys::Context::Upskill,
             Screen::Calibration => crate::tui::keys::Context::Calibration,
+            Screen::History => app.history.context(),
         };
         help::draw(f, &app.theme, area, screen);
     }
