@@ -2,14 +2,17 @@
 //! messages out through the bounded [`Outbox`], broker commands back to the engine, and
 //! the link task that connects, reconnects with backoff and says how the broker is doing.
 
+mod alerts;
+mod commands;
+
 use super::link::{link_loop, options, BrokerStatus, Link, LinkState};
 use super::outbox::{Msg, Outbox, MAX_BUFFER_BYTES};
-use super::payload::{alert_payload, event_line, session_id, DeviceState, LastAlert};
-use super::topics::{ha_status, Cmd, Topics};
+use super::payload::{event_line, session_id, DeviceState};
+use super::topics::{ha_status, Topics};
 use crate::config::Config;
 use crate::event::{Command, Event};
 use crate::frame::PreparedFrame;
-use crate::record::notify::{Alert, RateLimit};
+use crate::record::notify::RateLimit;
 use chrono::{DateTime, Utc};
 use rumqttc::{AsyncClient, QoS};
 use std::collections::VecDeque;
@@ -281,6 +284,17 @@ impl Run {
         self.state_sent = Some(Instant::now());
     }
 
+    /// Queue a retained message and keep it to describe the device again after a
+    /// reconnect or Home Assistant's `online`; an empty (clearing) one is sent once and
+    /// forgotten.
+    fn publish_retained(&mut self, m: Msg) {
+        self.retained.retain(|r| r.topic != m.topic);
+        if !m.payload.is_empty() {
+            self.retained.push(m.clone());
+        }
+        self.queue(m);
+    }
+
     fn queue(&mut self, m: Msg) {
         let dropped = self.outbox.push(m);
         if dropped > 0 {
@@ -420,71 +434,6 @@ impl Run {
         self.state_dirty = true;
     }
 
-    fn on_message(&mut self, p: rumqttc::Publish) {
-        // Over our limit (the client reads more, so the connection stays up): skipped,
-        // counted in the state, said once.
-        if p.payload.len() > super::link::MAX_COMMAND_PAYLOAD {
-            self.state.counters.oversize_skipped += 1;
-            self.state_dirty = true;
-            if self.state.counters.oversize_skipped == 1 {
-                let _ = self.notices.send(format!(
-                    "mqtt: skipped a {} KB message on {} (commands are at most {} KB; counted \
-                     in the state as oversize_skipped): cap messages with max_packet_size in \
-                     the broker's config",
-                    p.payload.len() / 1024,
-                    crate::reading::sanitize::strip_controls(&p.topic),
-                    super::link::MAX_COMMAND_PAYLOAD / 1024
-                ));
-            }
-            return;
-        }
-        // Home Assistant (re)started: it has forgotten what it was told, say it again
-        // (its documented birth-message convention).
-        if !self.discovery_prefix.is_empty() && p.topic == ha_status(&self.discovery_prefix) {
-            if p.payload.as_ref() == b"online" {
-                self.rebirth_pending = true;
-            }
-            return;
-        }
-        // A retained command is an old one (someone published it with retain): ignore it.
-        if p.retain {
-            return;
-        }
-        let Some(cmd) = self.topics.parse_cmd(&p.topic) else {
-            return;
-        };
-        let (command, what) = match cmd {
-            Cmd::Escalate => (Command::ForceEscalate, "escalate"),
-            Cmd::Pause => (Command::SetPaused(true), "pause"),
-            Cmd::Resume => (Command::SetPaused(false), "resume"),
-            Cmd::Ack => (
-                Command::Ack {
-                    // The payload names an incident by its id; anything else means all.
-                    incident: std::str::from_utf8(&p.payload)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok()),
-                    by: "mqtt".into(),
-                },
-                "acknowledge",
-            ),
-        };
-        let now = Instant::now();
-        match &mut self.command_said {
-            Some((at, n)) if now.duration_since(*at) < Duration::from_secs(1) => *n += 1,
-            _ => {
-                let more = match self.command_said {
-                    Some((_, n)) if n > 0 => format!(" ({n} more commands in the last second)"),
-                    _ => String::new(),
-                };
-                self.command_said = Some((now, 0));
-                let _ = self
-                    .notices
-                    .send(format!("mqtt: command from the broker: {what}{more}"));
-            }
-        }
-        let _ = self.commands.send(command);
-    }
-
     fn refresh_skill(&mut self, name: &str) {
         self.state.skill = super::skill_info::skill_info(&self.skills_dir, name);
         self.state_dirty = true;
@@ -535,13 +484,7 @@ impl Run {
                     self.watch_topics
                         .apply(w, &self.discovery_prefix, &self.topics, &self.device);
                 for m in msgs {
-                    // Kept to describe the device again after a reconnect; an empty
-                    // (clearing) message is sent once and forgotten.
-                    self.retained.retain(|r| r.topic != m.topic);
-                    if !m.payload.is_empty() {
-                        self.retained.push(m.clone());
-                    }
-                    self.queue(m);
+                    self.publish_retained(m);
                 }
             }
             _ => {}
@@ -554,99 +497,6 @@ impl Run {
         if let Some(line) = event_line(&ev, &session, &self.device, Utc::now()) {
             self.queue(Msg::new(self.topics.events(), line, false));
         }
-    }
-
-    /// Publish the alert binary sensor's state when it changed: `ON` while an incident is
-    /// open (retained, and kept to be sent again after a reconnect or Home Assistant's
-    /// `online`).
-    fn update_alert_state(&mut self) {
-        let on = self.incidents.any_open();
-        if on == self.alert_on {
-            return;
-        }
-        self.alert_on = on;
-        let m = Msg::new(
-            self.topics.alert_state(),
-            super::incidents::alert_state_payload(on),
-            true,
-        );
-        self.retained.retain(|r| r.topic != m.topic);
-        self.retained.push(m.clone());
-        self.queue(m);
-    }
-
-    fn snapshot(&mut self, seq: u64, saved: Option<&std::path::Path>) {
-        let jpeg = self
-            .frames
-            .iter()
-            .find(|f| f.0 == seq)
-            .and_then(|f| f.2.as_ref().map(|i| i.jpeg.to_vec()))
-            .or_else(|| {
-                saved.and_then(|p| crate::files::bounded_read::read_regular(p, 8 << 20).ok())
-            });
-        if let Some(jpeg) = jpeg {
-            let m = Msg::new(self.topics.snapshot(), jpeg, true);
-            self.retained.retain(|r| r.topic != m.topic);
-            self.retained.push(m.clone());
-            self.queue(m);
-        }
-    }
-
-    /// An incident changed: the retained `incident` topic, and an alert when `notify.on`
-    /// names the change (open and raise held to the rate limit; a close always goes).
-    fn incident(&mut self, inc: &crate::event::IncidentEvent) {
-        let draft = self.incidents.apply(inc);
-        let m = Msg::new(self.topics.incident(), self.incidents.payload(), true);
-        self.retained.retain(|r| r.topic != m.topic);
-        self.retained.push(m.clone());
-        self.queue(m);
-        self.update_alert_state();
-        let Some(draft) = draft else { return };
-        let now = Instant::now();
-        let suppressed = if draft.limited {
-            let Some(held) = self.limit.allow(now) else {
-                return;
-            };
-            held
-        } else {
-            0
-        };
-        let seq = draft.seq;
-        let at = self
-            .frames
-            .iter()
-            .find(|f| f.0 == seq)
-            .map_or_else(Utc::now, |f| f.1);
-        let reasons = self
-            .escalated
-            .iter()
-            .find(|e| e.0 == seq)
-            .map(|e| e.1.clone())
-            .unwrap_or_default();
-        let alert = Alert {
-            device: self.device.clone(),
-            seq,
-            at,
-            summary: draft.summary.clone(),
-            missed: draft.missed,
-            wrong: draft.wrong,
-            reasons,
-            frame_path: None,
-            suppressed,
-            incident: Some(draft.incident),
-        };
-        self.queue(Msg::new(self.topics.alert(), alert_payload(&alert), false));
-        // Queued is as good as sent: the buffer delivers it when the broker is there.
-        if draft.limited {
-            self.limit.sent(now);
-        }
-        self.state.counters.alerts += 1;
-        self.state.last_alert = Some(LastAlert {
-            seq,
-            summary: super::payload::state_text(&draft.summary),
-            at,
-        });
-        self.state_dirty = true;
     }
 
     /// Flush, publish `offline`, disconnect; bounded by [`STOP_LIMIT`].
