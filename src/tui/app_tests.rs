@@ -2,10 +2,11 @@
 
 #[cfg(test)]
 use super::*;
-use crate::event::Command;
+use crate::event::{Command, Event};
 use crate::policy::Reason;
 use crate::roles::verdict::Verdict;
 use crate::tui::layout;
+use crate::tui::screens::monitor::{TeacherState, MAX_ANSWER_CHARS};
 use chrono::Utc;
 use crossterm::event::{KeyCode, KeyEventState};
 use ratatui::layout::Rect;
