@@ -33,6 +33,7 @@ mod escalation;
 mod health;
 mod monitor;
 mod shared;
+mod student_answer;
 mod student_down;
 mod student_failure;
 mod student_loop;
