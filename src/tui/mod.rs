@@ -11,6 +11,7 @@
 pub mod action;
 pub mod app;
 pub mod export;
+pub mod form;
 pub mod images;
 pub mod keys;
 pub mod layout;

@@ -2,7 +2,7 @@
 //! width (`truncate_width`), a bordered `block`, seconds and the spinner.
 
 use crate::reading::sanitize;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders};
 
 /// Most characters of one model text kept for the screen (the pane cuts further).
@@ -67,4 +67,43 @@ pub fn secs(ms: u64) -> String {
 pub fn spinner_char(phase: usize) -> char {
     const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     FRAMES[phase % FRAMES.len()]
+}
+
+/// One editable line of a form (`name` already padded, e.g. `"  label: "`): the focused one
+/// shows its cursor at `cursor` (in chars) and scrolls to keep it in view within `width`.
+pub fn form_line(
+    name: String,
+    value: &str,
+    focused: bool,
+    cursor: usize,
+    t: &crate::tui::theme::Theme,
+    width: usize,
+) -> Line<'static> {
+    let room = width.saturating_sub(name.chars().count() + 1).max(1);
+    let chars: Vec<char> = clean(value, 1000).chars().collect();
+    let name_style = if focused {
+        t.accent().patch(t.bold())
+    } else {
+        t.bold()
+    };
+    let mut spans = vec![Span::styled(name, name_style)];
+    if !focused {
+        let s: String = chars.iter().collect();
+        spans.push(Span::raw(truncate_width(&s, room)));
+        return Line::from(spans);
+    }
+    let cursor = cursor.min(chars.len());
+    let start = (cursor + 1).saturating_sub(room);
+    let before: String = chars[start..cursor].iter().collect();
+    let at: String = chars.get(cursor).map_or(" ".into(), |c| c.to_string());
+    let end = (start + room).min(chars.len());
+    let after: String = if cursor < end {
+        chars[cursor + 1..end].iter().collect()
+    } else {
+        String::new()
+    };
+    spans.push(Span::raw(before));
+    spans.push(Span::styled(at, t.selected()));
+    spans.push(Span::raw(after));
+    Line::from(spans)
 }

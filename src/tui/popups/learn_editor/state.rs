@@ -70,18 +70,13 @@ impl LearnEditor {
         })
     }
 
-    fn len(&self) -> usize {
-        self.fields[self.focus].chars().count()
-    }
-
-    fn byte_at(&self, char_idx: usize) -> usize {
-        let f = &self.fields[self.focus];
-        f.char_indices().nth(char_idx).map_or(f.len(), |(b, _)| b)
-    }
-
-    fn focus_on(&mut self, i: usize) {
-        self.focus = i % FIELDS.len();
-        self.cursor = self.len();
+    /// The focus and cursor over the fields, to edit them.
+    fn cursor(&mut self) -> crate::tui::form::Cursor<'_> {
+        crate::tui::form::Cursor {
+            fields: &mut self.fields,
+            focus: &mut self.focus,
+            cursor: &mut self.cursor,
+        }
     }
 
     /// The edit as typed, or why it cannot be saved.
@@ -112,35 +107,15 @@ impl LearnEditor {
                 Ok(edit) => return Some(vec![Action::SaveLearned(edit), Action::Redraw]),
                 Err(e) => self.error = Some(e),
             },
-            KeyAction::NextField => self.focus_on(self.focus + 1),
-            KeyAction::PrevField => self.focus_on(self.focus + FIELDS.len() - 1),
-            KeyAction::Left => self.cursor = self.cursor.saturating_sub(1),
-            KeyAction::Right => self.cursor = (self.cursor + 1).min(self.len()),
-            KeyAction::Home => self.cursor = 0,
-            KeyAction::End => self.cursor = self.len(),
-            KeyAction::Backspace => {
-                if self.cursor > 0 {
-                    let at = self.byte_at(self.cursor - 1);
-                    self.fields[self.focus].remove(at);
-                    self.cursor -= 1;
+            edit => {
+                let typed = match key.code {
+                    KeyCode::Char(c) => Some(c),
+                    _ => None,
+                };
+                if !self.cursor().edit(edit, typed, FIELD_MAX) {
+                    return Some(Vec::new());
                 }
             }
-            KeyAction::Delete => {
-                if self.cursor < self.len() {
-                    let at = self.byte_at(self.cursor);
-                    self.fields[self.focus].remove(at);
-                }
-            }
-            KeyAction::Type => {
-                if let KeyCode::Char(c) = key.code {
-                    if self.len() < FIELD_MAX {
-                        let at = self.byte_at(self.cursor);
-                        self.fields[self.focus].insert(at, c);
-                        self.cursor += 1;
-                    }
-                }
-            }
-            _ => return Some(Vec::new()),
         }
         Some(vec![Action::Redraw])
     }

@@ -2,7 +2,7 @@
 
 use super::state::{LearnEditor, FIELDS};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{block, clean, truncate_width};
+use crate::tui::widgets::{block, clean, form_line, truncate_width};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
@@ -11,34 +11,7 @@ use ratatui::Frame;
 /// One field line; the focused one shows its cursor and scrolls to keep it in view.
 fn field_line(ed: &LearnEditor, i: usize, t: &Theme, width: usize) -> Line<'static> {
     let name = format!("{:>6}: ", FIELDS[i]);
-    let room = width.saturating_sub(name.chars().count() + 1).max(1);
-    let chars: Vec<char> = clean(&ed.fields[i], 1000).chars().collect();
-    let focused = ed.focus == i;
-    let name_style = if focused {
-        t.accent().patch(t.bold())
-    } else {
-        t.bold()
-    };
-    let mut spans = vec![Span::styled(name, name_style)];
-    if !focused {
-        let s: String = chars.iter().collect();
-        spans.push(Span::raw(truncate_width(&s, room)));
-        return Line::from(spans);
-    }
-    let cursor = ed.cursor.min(chars.len());
-    let start = (cursor + 1).saturating_sub(room);
-    let before: String = chars[start..cursor].iter().collect();
-    let at: String = chars.get(cursor).map_or(" ".into(), |c| c.to_string());
-    let end = (start + room).min(chars.len());
-    let after: String = if cursor < end {
-        chars[cursor + 1..end].iter().collect()
-    } else {
-        String::new()
-    };
-    spans.push(Span::raw(before));
-    spans.push(Span::styled(at, t.selected()));
-    spans.push(Span::raw(after));
-    Line::from(spans)
+    form_line(name, &ed.fields[i], ed.focus == i, ed.cursor, t, width)
 }
 
 /// The editor box, centered over `area`.

@@ -55,18 +55,13 @@ impl WatchForm {
         }
     }
 
-    fn len(&self) -> usize {
-        self.fields[self.focus].chars().count()
-    }
-
-    fn byte_at(&self, i: usize) -> usize {
-        let f = &self.fields[self.focus];
-        f.char_indices().nth(i).map_or(f.len(), |(b, _)| b)
-    }
-
-    fn focus_on(&mut self, i: usize) {
-        self.focus = i % FORM_FIELDS.len();
-        self.cursor = self.len();
+    /// The focus and cursor over the fields, to edit them.
+    fn cursor(&mut self) -> crate::tui::form::Cursor<'_> {
+        crate::tui::form::Cursor {
+            fields: &mut self.fields,
+            focus: &mut self.focus,
+            cursor: &mut self.cursor,
+        }
     }
 
     /// The watch as typed, or why it is not one.
@@ -199,36 +194,16 @@ impl WatchesPopup {
                 }
                 return self.commit(list);
             }
-            KeyAction::NextField => form.focus_on(form.focus + 1),
-            KeyAction::PrevField => form.focus_on(form.focus + FORM_FIELDS.len() - 1),
-            KeyAction::Left => form.cursor = form.cursor.saturating_sub(1),
-            KeyAction::Right => form.cursor = (form.cursor + 1).min(form.len()),
-            KeyAction::Home => form.cursor = 0,
-            KeyAction::End => form.cursor = form.len(),
-            KeyAction::Backspace => {
-                if form.cursor > 0 {
-                    let at = form.byte_at(form.cursor - 1);
-                    form.fields[form.focus].remove(at);
-                    form.cursor -= 1;
+            edit => {
+                let typed = match key.code {
+                    KeyCode::Char(c) => Some(c),
+                    _ => None,
+                };
+                // A little over the limit, so the refusal can say it is too long.
+                if !form.cursor().edit(edit, typed, MAX_QUESTION_CHARS + 20) {
+                    return Vec::new();
                 }
             }
-            KeyAction::Delete => {
-                if form.cursor < form.len() {
-                    let at = form.byte_at(form.cursor);
-                    form.fields[form.focus].remove(at);
-                }
-            }
-            KeyAction::Type => {
-                if let KeyCode::Char(c) = key.code {
-                    // A little over the limit, so the refusal can say it is too long.
-                    if form.len() < MAX_QUESTION_CHARS + 20 {
-                        let at = form.byte_at(form.cursor);
-                        form.fields[form.focus].insert(at, c);
-                        form.cursor += 1;
-                    }
-                }
-            }
-            _ => return Vec::new(),
         }
         vec![Action::Redraw]
     }

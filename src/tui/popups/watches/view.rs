@@ -2,7 +2,7 @@
 
 use super::state::{WatchForm, WatchesPopup, FORM_FIELDS};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::{block, clean, truncate_width};
+use crate::tui::widgets::{block, clean, form_line, truncate_width};
 use crate::watch::WatchState;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -12,34 +12,14 @@ use ratatui::Frame;
 /// One form line; the focused one shows its cursor and scrolls to keep it in view.
 fn field_line(form: &WatchForm, i: usize, t: &Theme, width: usize) -> Line<'static> {
     let name = format!("{:>8}: ", FORM_FIELDS[i]);
-    let room = width.saturating_sub(name.chars().count() + 1).max(1);
-    let chars: Vec<char> = clean(&form.fields[i], 1000).chars().collect();
-    let focused = form.focus == i;
-    let name_style = if focused {
-        t.accent().patch(t.bold())
-    } else {
-        t.bold()
-    };
-    let mut spans = vec![Span::styled(name, name_style)];
-    if !focused {
-        let s: String = chars.iter().collect();
-        spans.push(Span::raw(truncate_width(&s, room)));
-        return Line::from(spans);
-    }
-    let cursor = form.cursor.min(chars.len());
-    let start = (cursor + 1).saturating_sub(room);
-    let before: String = chars[start..cursor].iter().collect();
-    let at: String = chars.get(cursor).map_or(" ".into(), |c| c.to_string());
-    let end = (start + room).min(chars.len());
-    let after: String = if cursor < end {
-        chars[cursor + 1..end].iter().collect()
-    } else {
-        String::new()
-    };
-    spans.push(Span::raw(before));
-    spans.push(Span::styled(at, t.selected()));
-    spans.push(Span::raw(after));
-    Line::from(spans)
+    form_line(
+        name,
+        &form.fields[i],
+        form.focus == i,
+        form.cursor,
+        t,
+        width,
+    )
 }
 
 fn list_lines(p: &WatchesPopup, t: &Theme, w: usize) -> Vec<Line<'static>> {
