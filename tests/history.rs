@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use support::ollama_server::{OllamaTestServer, Reply};
 
 // A config against the Ollama test servers, as for the service tests (its own small eval
 // set and skill under the test's directory).
-use support::serve::{write_config, BIN};
+use support::serve::{file_lines, headless, stop, wait_until, write_config, BIN};
 use support::{STUDENT, TEACHER};
 
 const SMOKE_VERDICT: &str = r#"{"agrees":true,"safety_relevant":true,"summary":"Smoke rises from a pan on the stove.","missed":[],"wrong":[],"level":1,"title":"Pan smoking on the stove"}"#;
@@ -35,51 +35,6 @@ fn servers(smoky: usize) -> (OllamaTestServer, OllamaTestServer, Arc<AtomicUsize
     });
     teacher.set_handler(|_| Reply::text(SMOKE_VERDICT));
     (student, teacher, calls)
-}
-
-fn headless(cfg: &Path, extra: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(["--headless", "--config"])
-        .arg(cfg)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(mut child: Child) -> String {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let out = std::mem::replace(&mut child, Command::new("true").spawn().unwrap())
-        .wait_with_output()
-        .unwrap();
-    let _ = child.wait();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-fn alerts(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn history(cfg: &Path, args: &[&str]) -> (Option<i32>, String, String) {
@@ -117,10 +72,10 @@ fn a_pan_smoking_over_40_frames_is_one_incident_with_one_open_and_one_close_aler
     let child = headless(&cfg, &[]);
     let file = d.path().join("alerts.txt");
     let closed = wait_until(Duration::from_secs(40), || {
-        alerts(&file).iter().any(|l| l.starts_with("close"))
+        file_lines(&file).iter().any(|l| l.starts_with("close"))
     });
     let out = stop(child);
-    assert!(closed, "no close alert: {:?}\n{out}", alerts(&file));
+    assert!(closed, "no close alert: {:?}\n{out}", file_lines(&file));
     assert!(
         calls.load(Ordering::SeqCst) > 40,
         "the quiet frames came after"
@@ -131,7 +86,7 @@ fn a_pan_smoking_over_40_frames_is_one_incident_with_one_open_and_one_close_aler
         "most smoky frames were reviewed: {verdicts}"
     );
     assert_eq!(
-        alerts(&file),
+        file_lines(&file),
         vec![
             "open 1 1 Pan smoking on the stove".to_string(),
             "close 1 1 Pan smoking on the stove".to_string()
@@ -181,9 +136,9 @@ fn an_open_incident_survives_a_restart_and_closes_after_it() {
     );
     let file = d.path().join("alerts.txt");
     let child = headless(&cfg, &[]);
-    assert!(wait_until(Duration::from_secs(20), || !alerts(&file).is_empty()));
+    assert!(wait_until(Duration::from_secs(20), || !file_lines(&file).is_empty()));
     let _ = stop(child);
-    assert_eq!(alerts(&file), vec!["open 1 1 Pan smoking on the stove"]);
+    assert_eq!(file_lines(&file), vec!["open 1 1 Pan smoking on the stove"]);
     // Restarted with a quiet kitchen: the incident from before goes on and closes once its
     // gap has passed — one close, no second open.
     let (student, teacher, _) = servers(0);
@@ -194,7 +149,7 @@ fn an_open_incident_survives_a_restart_and_closes_after_it() {
         &notify_config(d.path()),
     );
     let child = headless(&cfg, &[]);
-    let closed = wait_until(Duration::from_secs(20), || alerts(&file).len() >= 2);
+    let closed = wait_until(Duration::from_secs(20), || file_lines(&file).len() >= 2);
     let out = stop(child);
     assert!(closed, "{out}");
     // The faces were told at start that it is still open (a `join` with no frame), so
@@ -208,7 +163,7 @@ fn an_open_incident_survives_a_restart_and_closes_after_it() {
     assert_eq!(first_incident["change"], "join", "{first_incident}");
     assert_eq!(first_incident["id"], 1);
     assert_eq!(
-        alerts(&file),
+        file_lines(&file),
         vec![
             "open 1 1 Pan smoking on the stove",
             "close 1 1 Pan smoking on the stove"

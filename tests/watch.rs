@@ -5,60 +5,13 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::ollama_server::{OllamaTestServer, Reply};
-use support::serve::{write_config, BIN};
+use support::serve::{file_lines, headless, output, stop, wait_until, write_config, BIN};
 use support::{STUDENT, TEACHER};
-
-fn headless(cfg: &Path, extra: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(["--headless", "--config"])
-        .arg(cfg)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(child: Child) -> String {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    output(child)
-}
-
-fn output(child: Child) -> String {
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 fn answer(n: usize, door: &str) -> String {
     format!("Frame {n}. A garage with a car.\nNo safety concerns.\nWATCH garage_door: {door}\nCONFIDENCE: 0.9")
@@ -95,7 +48,7 @@ fn a_watch_flips_after_debounce_frames_and_its_confirmed_yes_is_one_incident_wit
     let child = headless(&cfg, &[]);
     let file = d.path().join("alerts.txt");
     let alerted = wait_until(Duration::from_secs(30), || {
-        !lines(&file).is_empty() && calls.load(Ordering::SeqCst) > 20
+        !file_lines(&file).is_empty() && calls.load(Ordering::SeqCst) > 20
     });
     let out = stop(child);
     assert!(alerted, "no alert: {out}");
@@ -131,7 +84,7 @@ fn a_watch_flips_after_debounce_frames_and_its_confirmed_yes_is_one_incident_wit
     );
     // One incident, urgent (the watch's level), titled by the question; one alert.
     assert_eq!(
-        lines(&file),
+        file_lines(&file),
         vec!["open 1 2 Is the garage door open? Yes.".to_string()],
         "{out}"
     );

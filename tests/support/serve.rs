@@ -291,3 +291,54 @@ pub fn servers() -> (OllamaTestServer, OllamaTestServer) {
     });
     (student, teacher)
 }
+
+/// The binary in headless mode with `cfg` (and `extra` arguments), its output piped.
+pub fn headless(cfg: &Path, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(["--headless", "--config"])
+        .arg(cfg)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM, then everything it printed (stdout, then stderr).
+pub fn stop(child: Child) -> String {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    output(child)
+}
+
+/// Everything it printed (stdout, then stderr) once it ended.
+pub fn output(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Poll `f` every 100 ms until it holds (true) or `limit` passes (false).
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The lines of a file (none when it does not exist yet).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
