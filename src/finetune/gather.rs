@@ -93,18 +93,7 @@ const MAX_REPORT_BYTES: u64 = 32 * 1024 * 1024;
 /// The finished upskill runs whose reports are under `logs`, oldest first. Reports that
 /// cannot be read are passed over.
 pub fn finished_runs(logs: &Path) -> Vec<RunGain> {
-    let Ok(dir) = std::fs::read_dir(logs) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = dir
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("upskill-") && n.ends_with(".json"))
-        })
-        .collect();
-    paths.sort();
+    let paths = crate::upskill::report::all(logs);
     let mut runs: Vec<RunGain> = paths
         .iter()
         .filter_map(|p| {

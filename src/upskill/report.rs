@@ -124,8 +124,15 @@ impl RunReport {
 
 /// The newest `upskill-*.json` under `logs`.
 pub fn latest(logs: &Path) -> Option<PathBuf> {
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(logs)
-        .ok()?
+    all(logs).pop()
+}
+
+/// Every `upskill-*.json` under `logs`, oldest first (their names sort by time).
+pub fn all(logs: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(logs) else {
+        return Vec::new();
+    };
+    let mut reports: Vec<PathBuf> = dir
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -134,7 +141,7 @@ pub fn latest(logs: &Path) -> Option<PathBuf> {
         })
         .collect();
     reports.sort();
-    reports.pop()
+    reports
 }
 
 /// A few lines for a person: the decision, the candidates kept and rejected with their
