@@ -46,6 +46,19 @@ fn server() -> Option<&'static str> {
         .map(|s| s.url.as_str())
 }
 
+/// A config whose student is the model on `own`, text-only, answers capped at
+/// `max_tokens`.
+fn student_on(own: &RealServer, max_tokens: u32) -> gemmaedge_tui::config::Config {
+    let mut c = gemmaedge_tui::config::Config::default();
+    c.student.host = own.url.clone();
+    c.student.model = MODEL.into();
+    c.student.kind = gemmaedge_tui::config::HostKind::Openai;
+    c.student.text_only = true;
+    c.student.timeout_secs = 120;
+    c.student.max_tokens = max_tokens;
+    c
+}
+
 /// A config with both roles on the real server (`kind = "openai"`).
 fn write_config(
     dir: &Path,
@@ -391,7 +404,6 @@ fn upskill_with_a_real_teacher_ends_with_a_decision() {
 #[test]
 fn output_contract_placement_format_share_and_scores_printed() {
     let _one = real_server::serial();
-    use gemmaedge_tui::config::{Config, HostKind};
     use gemmaedge_tui::eval::cases::load_eval_set;
     use gemmaedge_tui::eval::skill_score::score_skill_placed;
     use gemmaedge_tui::event::Role;
@@ -403,15 +415,9 @@ fn output_contract_placement_format_share_and_scores_printed() {
     }
     // One slot of its own: every call decoded alone, the figures reproducible.
     let own = start_server_with(1).unwrap();
-    let mut c = Config::default();
-    c.student.host = own.url.clone();
-    c.student.model = MODEL.into();
-    c.student.kind = HostKind::Openai;
-    c.student.text_only = true;
-    c.student.timeout_secs = 120;
     // Room for a short description and the last line; the default 300 makes this test
     // take most of an hour on a busy 2-core machine (the model rambles to the cap).
-    c.student.max_tokens = 80;
+    let mut c = student_on(&own, 80);
     c.paths.eval = repo().join("eval");
     let skill = std::fs::read_to_string(repo().join("skills/skill.txt")).unwrap();
     let eval = load_eval_set(&c.paths.eval).unwrap();
@@ -472,7 +478,6 @@ fn output_contract_placement_format_share_and_scores_printed() {
 #[test]
 fn watches_with_a_real_student_are_read_and_their_cost_printed() {
     let _one = real_server::serial();
-    use gemmaedge_tui::config::{Config, HostKind};
     use gemmaedge_tui::event::Role;
     use gemmaedge_tui::model::{ChatRequest, ModelClient};
     use gemmaedge_tui::roles::{output_contract, student};
@@ -482,13 +487,7 @@ fn watches_with_a_real_student_are_read_and_their_cost_printed() {
         return;
     }
     let own = start_server_with(1).unwrap();
-    let mut c = Config::default();
-    c.student.host = own.url.clone();
-    c.student.model = MODEL.into();
-    c.student.kind = HostKind::Openai;
-    c.student.text_only = true;
-    c.student.timeout_secs = 120;
-    c.student.max_tokens = 120;
+    let c = student_on(&own, 120);
     let client = ModelClient::new(&c.student, Role::Student).unwrap();
     let skill = std::fs::read_to_string(repo().join("skills/skill.txt")).unwrap();
     let watches = [
