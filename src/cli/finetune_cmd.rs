@@ -14,20 +14,8 @@ pub fn status_text(r: &Readiness) -> String {
     }
     if !r.runs.is_empty() {
         s.push_str("upskill runs (newest last):\n");
-        let mut student = String::new();
-        for run in r.runs.iter().rev().take(10).rev() {
-            let switch = if !student.is_empty() && student != run.student {
-                format!("  (student switched from {student})")
-            } else {
-                String::new()
-            };
-            student = run.student.clone();
-            s.push_str(&format!(
-                "  {}  {:+.3}  {}{switch}\n",
-                run.finished_at.format("%Y-%m-%d %H:%M"),
-                run.gain.unwrap_or(0.0),
-                run.student
-            ));
+        for line in crate::finetune::readiness::run_lines(&r.runs, 10) {
+            s.push_str(&format!("  {line}\n"));
         }
     }
     if !r.weeks.is_empty() {
@@ -185,6 +173,7 @@ mod tests {
             finished_at: format!("2026-12-{day:02}T10:00:00Z").parse().unwrap(),
             student: student.into(),
             gain: Some(gain),
+            skill_switched: false,
         };
         let runs = [
             run(1, "gemma4:e2b", 0.05),
@@ -200,7 +189,7 @@ mod tests {
         assert!(t.contains("  - no teacher verdicts yet\n"), "{t}");
         assert!(
             t.contains(
-                "2026-12-03 10:00  +0.000  gemma-edge-ft  (student switched from gemma4:e2b)"
+                "2026-12-03 10:00  +0.000  skill kept      gemma-edge-ft  (student switched from gemma4:e2b)"
             ),
             "{t}"
         );

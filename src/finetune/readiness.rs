@@ -90,6 +90,37 @@ pub struct RunGain {
     pub student: String,
     /// None when no candidate was scored (counted as no gain).
     pub gain: Option<f64>,
+    /// The run's winner became the skill.
+    pub skill_switched: bool,
+}
+
+/// The last `n` runs for a person, newest last: when, the gain, whether the skill
+/// switched, the student — and where the student model changed from the run before (a
+/// fine-tuned model going live shows here beside the skill switches).
+pub fn run_lines(runs: &[RunGain], n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let skip = runs.len().saturating_sub(n);
+    for (i, run) in runs.iter().enumerate().skip(skip) {
+        let before = i.checked_sub(1).map(|j| &runs[j].student);
+        let switch = match before {
+            Some(b) if !b.is_empty() && *b != run.student => {
+                format!("  (student switched from {b})")
+            }
+            _ => String::new(),
+        };
+        out.push(format!(
+            "{}  {:+.3}  {}  {}{switch}",
+            run.finished_at.format("%Y-%m-%d %H:%M"),
+            run.gain.unwrap_or(0.0),
+            if run.skill_switched {
+                "skill switched"
+            } else {
+                "skill kept    "
+            },
+            run.student
+        ));
+    }
+    out
 }
 
 /// The gain of a run from its report (`logs/upskill-*.json`); None for a run that did not
@@ -121,6 +152,7 @@ pub fn run_gain(report: &serde_json::Value) -> Option<RunGain> {
             100,
         ),
         gain,
+        skill_switched: report["applied"].as_str().is_some_and(|p| !p.is_empty()),
     })
 }
 
@@ -333,7 +365,24 @@ mod tests {
             finished_at: t(day),
             student: "gemma4:e2b".into(),
             gain: Some(gain),
+            skill_switched: false,
         }
+    }
+
+    #[test]
+    fn run_lines_mark_skill_and_student_switches_newest_last() {
+        let mut runs = vec![run(1, 0.05), run(2, 0.01), run(3, 0.0)];
+        runs[1].skill_switched = true;
+        runs[2].student = "gemma-edge-ft".into();
+        let lines = run_lines(&runs, 2);
+        assert_eq!(
+            lines,
+            [
+                "2026-11-02 12:00  +0.010  skill switched  gemma4:e2b",
+                "2026-11-03 12:00  +0.000  skill kept      gemma-edge-ft  (student switched from gemma4:e2b)",
+            ]
+        );
+        assert!(run_lines(&[], 5).is_empty());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub use crate::tui::roles::{short_host, LATENCY_WINDOW};
 /// How long a warning or notice stays in the status bar.
 pub const NOTICE_FOR: Duration = Duration::from_secs(5);
 
+/// Finished upskill runs listed on the upskill screen.
+const PAST_RUNS: usize = 5;
+
 /// A message in the status bar for a few seconds.
 #[derive(Debug, Clone)]
 pub struct Notice {
@@ -105,12 +108,16 @@ impl App {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            upskill: UpskillState {
+            upskill: {
                 // Read once at start; `finetune status` has the details.
-                finetune: crate::finetune::gather::readiness(config)
-                    .ok()
-                    .map(|r| r.verdict),
-                ..UpskillState::new(config.skill_path())
+                let readiness = crate::finetune::gather::readiness(config).ok();
+                UpskillState {
+                    past_runs: readiness.as_ref().map_or_else(Vec::new, |r| {
+                        crate::finetune::readiness::run_lines(&r.runs, PAST_RUNS)
+                    }),
+                    finetune: readiness.map(|r| r.verdict),
+                    ..UpskillState::new(config.skill_path())
+                }
             },
             learn: None,
             watches_popup: None,

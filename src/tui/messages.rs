@@ -71,10 +71,12 @@ impl App {
         self.stopped = false;
         if !self.upskill.running() {
             let finetune = self.upskill.finetune.take();
+            let past_runs = std::mem::take(&mut self.upskill.past_runs);
             self.upskill = crate::tui::screens::upskill::UpskillState::new(std::mem::take(
                 &mut self.upskill.skill_path,
             ));
             self.upskill.finetune = finetune;
+            self.upskill.past_runs = past_runs;
         }
     }
 

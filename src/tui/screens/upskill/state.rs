@@ -88,6 +88,9 @@ pub struct UpskillState {
     /// Whether fine-tuning is worth it yet (`finetune status`'s verdict), when the store
     /// could be read; kept across runs.
     pub finetune: Option<String>,
+    /// The last finished runs, newest last, with skill and student model switches
+    /// (`finetune::readiness::run_lines`); kept across runs.
+    pub past_runs: Vec<String>,
 }
 
 /// What the live feed did while the run went on.
@@ -120,6 +123,7 @@ impl UpskillState {
             report_text: None,
             live: LiveDuringRun::default(),
             finetune: None,
+            past_runs: Vec::new(),
         }
     }
 
@@ -147,8 +151,10 @@ impl UpskillState {
     pub fn begin(&mut self, now: Instant) {
         let path = std::mem::take(&mut self.skill_path);
         let finetune = self.finetune.take();
+        let past_runs = std::mem::take(&mut self.past_runs);
         *self = UpskillState::new(path);
         self.finetune = finetune;
+        self.past_runs = past_runs;
         self.status = RunStatus::Running;
         self.phase = "loading the eval set".into();
         self.started_at = Some(now);
@@ -158,8 +164,10 @@ impl UpskillState {
     pub fn refuse(&mut self, why: impl Into<String>) {
         let path = std::mem::take(&mut self.skill_path);
         let finetune = self.finetune.take();
+        let past_runs = std::mem::take(&mut self.past_runs);
         *self = UpskillState::new(path);
         self.finetune = finetune;
+        self.past_runs = past_runs;
         self.status = RunStatus::Refused(why.into());
     }
 

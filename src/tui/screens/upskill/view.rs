@@ -347,16 +347,28 @@ pub fn draw(f: &mut Frame, st: &UpskillState, t: &Theme, spinner: char, area: Re
             .sum();
         need.min(4) as u16
     };
+    // The last runs, with skill and student model switches, while no run is going.
+    let mut runs: Vec<Line<'static>> = Vec::new();
+    if !st.past_runs.is_empty() && !st.running() {
+        runs.push(Line::styled("past runs (newest last):", t.dim()));
+        for run in &st.past_runs {
+            runs.push(Line::styled(format!("  {}", clean(run, 200)), t.dim()));
+        }
+    }
     let prompt_h = if side.is_some() { 0 } else { 3 };
-    let [phase_a, prog_a, matrix_a, extra_a, prompt_a, keys_a] = Layout::vertical([
+    let [phase_a, prog_a, matrix_a, extra_a, runs_a, prompt_a, keys_a] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(matrix_h),
         Constraint::Length(extra_h),
+        Constraint::Length(runs.len() as u16),
         Constraint::Min(prompt_h),
         Constraint::Length(1),
     ])
     .areas(main);
+    if !runs.is_empty() {
+        f.render_widget(Paragraph::new(runs), runs_a);
+    }
 
     let spin = if st.running() {
         format!("{spinner} ")

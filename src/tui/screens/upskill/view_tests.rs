@@ -260,17 +260,28 @@ fn the_format_warning_and_share_show_when_most_answers_lack_the_line() {
 }
 
 #[test]
-fn the_fine_tune_verdict_shows_when_no_run_is_going() {
+fn the_fine_tune_verdict_and_past_runs_show_when_no_run_is_going() {
     let mut st = finished();
     st.finetune = Some("not yet: 37 distinct labelled frames (want ≥ 100)".into());
+    st.past_runs = vec![
+        "2026-12-02 10:00  +0.061  skill switched  gemma4:e2b".into(),
+        "2026-12-03 10:00  +0.000  skill kept      gemma-edge-ft  (student switched from gemma4:e2b)".into(),
+    ];
     let t = text(&render(&on_screen(st.clone()), 160, 48));
     assert!(
         t.contains("fine-tune: not yet: 37 distinct labelled frames (want ≥ 100)"),
         "{t}"
     );
+    // The run history shows the model switch beside the skill switches.
+    assert!(t.contains("past runs (newest last):"), "{t}");
+    assert!(
+        t.contains("+0.000  skill kept      gemma-edge-ft  (student switched from gemma4:e2b)"),
+        "{t}"
+    );
     // Kept when the next run begins, hidden while it runs.
     st.begin(Instant::now());
-    assert!(st.finetune.is_some());
+    assert!(st.finetune.is_some() && st.past_runs.len() == 2);
     let t = text(&render(&on_screen(st), 160, 48));
     assert!(!t.contains("fine-tune:"), "{t}");
+    assert!(!t.contains("past runs"), "{t}");
 }
