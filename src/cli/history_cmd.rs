@@ -134,31 +134,29 @@ pub fn run(config: &Config, args: &HistoryArgs) -> i32 {
     0
 }
 
+/// An incident's "what" column: open or how long and how many frames, and whether someone
+/// acknowledged it.
+fn incident_what(x: &crate::event::IncidentEvent) -> String {
+    let acked = if x.acked_at.is_some() {
+        ", acknowledged"
+    } else {
+        ""
+    };
+    match x.closed_at {
+        None => format!("incident #{} (open{acked})", x.id),
+        Some(c) => format!(
+            "incident #{} ({} s, {} frames{acked})",
+            x.id,
+            (c - x.opened_at).num_seconds(),
+            x.frames
+        ),
+    }
+}
+
 fn row(i: &Item) -> Vec<String> {
     let t = i.at().format("%Y-%m-%d %H:%M:%S").to_string();
     match i {
-        Item::Incident(x) => vec![
-            t,
-            format!(
-                "incident #{}{}",
-                x.id,
-                match (x.closed_at, x.acked_at) {
-                    (None, _) => " (open)".to_string(),
-                    (Some(c), _) => format!(
-                        " ({} s, {} frames{})",
-                        (c - x.opened_at).num_seconds(),
-                        x.frames,
-                        if x.acked_at.is_some() {
-                            ", acknowledged"
-                        } else {
-                            ""
-                        }
-                    ),
-                }
-            ),
-            x.level.to_string(),
-            x.title.clone(),
-        ],
+        Item::Incident(x) => vec![t, incident_what(x), x.level.to_string(), x.title.clone()],
         Item::Frame(f) => {
             let what = if f.failed.is_some() {
                 "failed".to_string()
@@ -235,6 +233,35 @@ pub fn import(config: &Config, dir: &Path) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incident_says_open_or_how_long_and_whether_acknowledged() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let mut x = crate::event::IncidentEvent {
+            change: crate::event::IncidentChange::Open,
+            id: 3,
+            seq: None,
+            level: 2,
+            title: "Pan smoking".into(),
+            opened_at: at("2026-12-02T12:00:00Z"),
+            last_at: at("2026-12-02T12:01:00Z"),
+            closed_at: None,
+            frames: 7,
+            key_seq: None,
+            acked_at: None,
+            acked_by: None,
+        };
+        assert_eq!(incident_what(&x), "incident #3 (open)");
+        x.acked_at = Some(at("2026-12-02T12:00:30Z"));
+        assert_eq!(incident_what(&x), "incident #3 (open, acknowledged)");
+        x.closed_at = Some(at("2026-12-02T12:03:00Z"));
+        assert_eq!(
+            incident_what(&x),
+            "incident #3 (180 s, 7 frames, acknowledged)"
+        );
+        x.acked_at = None;
+        assert_eq!(incident_what(&x), "incident #3 (180 s, 7 frames)");
+    }
 
     #[test]
     fn times_a_user_types() {
