@@ -231,6 +231,10 @@ async fn fleet_console_over_a_real_broker() {
     let pi1 = s.find("pi1").unwrap();
     assert!(pi2 < pi1, "alerts first:\n{s}");
     assert!(s.contains("offline"), "{s}");
+    // pi2's open incident came over the broker (its retained `incident` topic): level 1,
+    // one incident, not acknowledged.
+    let pi2_row = s.lines().find(|l| l.contains("pi2")).unwrap();
+    assert!(pi2_row.contains("▲1 ×1!"), "pi2's open incident:\n{s}");
     b2.stop().await;
 }
 
