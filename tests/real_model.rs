@@ -59,7 +59,7 @@ fn student_on(own: &RealServer, max_tokens: u32) -> gemmaedge_tui::config::Confi
     c
 }
 
-/// A config with both roles on the real server (`kind = "openai"`).
+/// A config with both roles on the real server, frames at 2 fps, every answer audited.
 fn write_config(
     dir: &Path,
     url: &str,
@@ -67,45 +67,15 @@ fn write_config(
     teacher_extra: &str,
     extra: &str,
 ) -> PathBuf {
-    let skills = dir.join("skills");
-    std::fs::create_dir_all(&skills).unwrap();
-    std::fs::copy(repo().join("skills/skill.txt"), skills.join("skill.txt")).unwrap();
-    let p = dir.join("config.toml");
-    let text = format!(
-        r#"[student]
-host = "{url}"
-model = "{MODEL}"
-kind = "openai"
-timeout_secs = 120
-{student_extra}
-[teacher]
-host = "{url}"
-model = "{MODEL}"
-kind = "openai"
-timeout_secs = 120
-{teacher_extra}
-[source]
-kind = "folder"
-path = "{photos}"
-fps = 2.0
-min_change = 0.0
-[policy]
-audit_every = 1
-[paths]
-skills = "{skills}"
-eval = "{eval}"
-logs = "{logs}"
-[privacy]
-save_frames = false
-{extra}
-"#,
-        photos = repo().join("eval/images").display(),
-        skills = skills.display(),
-        eval = repo().join("eval").display(),
-        logs = dir.join("logs").display(),
-    );
-    std::fs::write(&p, text).unwrap();
-    p
+    real_server::write_config(
+        dir,
+        url,
+        MODEL,
+        2.0,
+        student_extra,
+        teacher_extra,
+        &format!("[policy]\naudit_every = 1\n{extra}"),
+    )
 }
 
 #[test]

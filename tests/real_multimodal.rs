@@ -320,7 +320,7 @@ fn every_image_shape_we_send_decodes_on_the_server() {
     assert!(failed.is_empty(), "{failed:#?}");
 }
 
-/// A config with both roles on the multimodal server (`kind = "openai"`).
+/// A config with both roles on the multimodal server, frames at 4 fps.
 fn write_config(
     dir: &Path,
     url: &str,
@@ -328,43 +328,7 @@ fn write_config(
     teacher_extra: &str,
     extra: &str,
 ) -> PathBuf {
-    let skills = dir.join("skills");
-    std::fs::create_dir_all(&skills).unwrap();
-    std::fs::copy(repo().join("skills/skill.txt"), skills.join("skill.txt")).unwrap();
-    let p = dir.join("config.toml");
-    let text = format!(
-        r#"[student]
-host = "{url}"
-model = "{MODEL}"
-kind = "openai"
-timeout_secs = 120
-{student_extra}
-[teacher]
-host = "{url}"
-model = "{MODEL}"
-kind = "openai"
-timeout_secs = 120
-{teacher_extra}
-[source]
-kind = "folder"
-path = "{photos}"
-fps = 4.0
-min_change = 0.0
-[paths]
-skills = "{skills}"
-eval = "{eval}"
-logs = "{logs}"
-[privacy]
-save_frames = false
-{extra}
-"#,
-        photos = repo().join("eval/images").display(),
-        skills = skills.display(),
-        eval = repo().join("eval").display(),
-        logs = dir.join("logs").display(),
-    );
-    std::fs::write(&p, text).unwrap();
-    p
+    real_server::write_config(dir, url, MODEL, 4.0, student_extra, teacher_extra, extra)
 }
 
 #[test]

@@ -172,3 +172,55 @@ pub fn run(args: &[&str], config: &Path, limit: Duration) -> (Option<i32>, Strin
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A config with both roles on the server at `url` serving `model` (`kind = "openai"`):
+/// the shipped skill copied under `dir`, the sample photos at `fps`, the shipped eval set,
+/// no saved frames; `student_extra` and `teacher_extra` go into their tables, `extra` at the
+/// end.
+pub fn write_config(
+    dir: &Path,
+    url: &str,
+    model: &str,
+    fps: f64,
+    student_extra: &str,
+    teacher_extra: &str,
+    extra: &str,
+) -> PathBuf {
+    let skills = dir.join("skills");
+    std::fs::create_dir_all(&skills).unwrap();
+    std::fs::copy(repo().join("skills/skill.txt"), skills.join("skill.txt")).unwrap();
+    let p = dir.join("config.toml");
+    let text = format!(
+        r#"[student]
+host = "{url}"
+model = "{model}"
+kind = "openai"
+timeout_secs = 120
+{student_extra}
+[teacher]
+host = "{url}"
+model = "{model}"
+kind = "openai"
+timeout_secs = 120
+{teacher_extra}
+[source]
+kind = "folder"
+path = "{photos}"
+fps = {fps:?}
+min_change = 0.0
+[paths]
+skills = "{skills}"
+eval = "{eval}"
+logs = "{logs}"
+[privacy]
+save_frames = false
+{extra}
+"#,
+        photos = repo().join("eval/images").display(),
+        skills = skills.display(),
+        eval = repo().join("eval").display(),
+        logs = dir.join("logs").display(),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
