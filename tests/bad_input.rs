@@ -29,33 +29,7 @@ fn write_config(
     extra: &str,
 ) -> PathBuf {
     let p = dir.join("config.toml");
-    let text = format!(
-        r#"[student]
-host = "{student}"
-model = "{STUDENT}"
-timeout_secs = 5
-[teacher]
-host = "{teacher}"
-model = "{TEACHER}"
-timeout_secs = 5
-[source]
-kind = "folder"
-path = "{source}"
-fps = 20.0
-min_change = 0.0
-[policy]
-audit_every = 0
-[paths]
-skills = "{skills}"
-eval = "{eval}"
-logs = "{logs}"
-{extra}
-"#,
-        source = source.display(),
-        skills = dir.join("skills").display(),
-        eval = eval.display(),
-        logs = dir.join("logs").display(),
-    );
+    let text = support::stand_in_config(dir, student, teacher, source, eval, true, extra);
     std::fs::write(&p, text).unwrap();
     p
 }

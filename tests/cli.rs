@@ -18,31 +18,14 @@ fn repo() -> PathBuf {
 
 fn write_config(dir: &Path, student: &str, teacher: &str, extra: &str) -> PathBuf {
     let p = dir.join("config.toml");
-    let text = format!(
-        r#"[student]
-host = "{student}"
-model = "{STUDENT}"
-timeout_secs = 5
-[teacher]
-host = "{teacher}"
-model = "{TEACHER}"
-timeout_secs = 5
-[source]
-kind = "folder"
-path = "{photos}"
-fps = 20.0
-[policy]
-audit_every = 0
-[paths]
-skills = "{skills}"
-eval = "{eval}"
-logs = "{logs}"
-{extra}
-"#,
-        photos = repo().join("eval/images").display(),
-        skills = dir.join("skills").display(),
-        eval = repo().join("eval").display(),
-        logs = dir.join("logs").display(),
+    let text = support::stand_in_config(
+        dir,
+        student,
+        teacher,
+        &repo().join("eval/images"),
+        &repo().join("eval"),
+        false,
+        extra,
     );
     std::fs::write(&p, text).unwrap();
     p

@@ -65,3 +65,49 @@ pub fn session_log(dir: &Path) -> Vec<serde_json::Value> {
 pub fn of_type<'a>(log: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
     log.iter().filter(|v| v["type"] == t).collect()
 }
+
+/// The config file the stand-in tests run the binary with, as text: both roles on the test
+/// servers at `student` and `teacher` ([`STUDENT`], [`TEACHER`], 5 s timeouts), the folder
+/// `source` at 20 fps (`min_change = 0.0` when `every_frame`: no change gate), no audits,
+/// skills and logs under `dir`, the eval set at `eval`; `extra` at the end.
+pub fn stand_in_config(
+    dir: &Path,
+    student: &str,
+    teacher: &str,
+    source: &Path,
+    eval: &Path,
+    every_frame: bool,
+    extra: &str,
+) -> String {
+    format!(
+        r#"[student]
+host = "{student}"
+model = "{STUDENT}"
+timeout_secs = 5
+[teacher]
+host = "{teacher}"
+model = "{TEACHER}"
+timeout_secs = 5
+[source]
+kind = "folder"
+path = "{source}"
+fps = 20.0
+{gate}[policy]
+audit_every = 0
+[paths]
+skills = "{skills}"
+eval = "{eval}"
+logs = "{logs}"
+{extra}
+"#,
+        gate = if every_frame {
+            "min_change = 0.0\n"
+        } else {
+            ""
+        },
+        source = source.display(),
+        skills = dir.join("skills").display(),
+        eval = eval.display(),
+        logs = dir.join("logs").display(),
+    )
+}

@@ -28,34 +28,14 @@ pub fn write_config(dir: &Path, student: &str, teacher: &str, extra: &str) -> Pa
          [[case]]\nid = \"fire\"\ntext = \"Flames rise from a pan.\"\nexpect = [\"fire\"]\nsafety = true\nsplit = \"holdout\"\n",
     )
     .unwrap();
-    let text = format!(
-        r#"[student]
-host = "{student}"
-model = "{STUDENT}"
-timeout_secs = 5
-[teacher]
-host = "{teacher}"
-model = "{TEACHER}"
-timeout_secs = 5
-[source]
-kind = "folder"
-path = "{photos}"
-fps = 20.0
-min_change = 0.0
-[policy]
-audit_every = 0
-[paths]
-skills = "{skills}"
-eval = "{eval}"
-logs = "{logs}"
-[device]
-name = "testpi"
-{extra}
-"#,
-        photos = repo().join("eval/images").display(),
-        skills = dir.join("skills").display(),
-        eval = eval.display(),
-        logs = dir.join("logs").display(),
+    let text = super::stand_in_config(
+        dir,
+        student,
+        teacher,
+        &repo().join("eval/images"),
+        &eval,
+        true,
+        &format!("[device]\nname = \"testpi\"\n{extra}"),
     );
     std::fs::create_dir_all(dir.join("skills")).unwrap();
     std::fs::write(dir.join("skills/skill.txt"), "Describe the scene.").unwrap();
