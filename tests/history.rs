@@ -15,7 +15,7 @@ use support::ollama_server::{OllamaTestServer, Reply};
 
 // A config against the Ollama test servers, as for the service tests (its own small eval
 // set and skill under the test's directory).
-use support::serve::{file_lines, headless, stop, wait_until, write_config, BIN};
+use support::serve::{file_lines, headless, headless_to_end, stop, wait_until, write_config, BIN};
 use support::{STUDENT, TEACHER};
 
 const SMOKE_VERDICT: &str = r#"{"agrees":true,"safety_relevant":true,"summary":"Smoke rises from a pan on the stove.","missed":[],"wrong":[],"level":1,"title":"Pan smoking on the stove"}"#;
@@ -182,14 +182,8 @@ fn a_garbage_file_is_moved_aside_and_a_newer_store_refused() {
     std::fs::create_dir_all(&logs).unwrap();
     let db = logs.join("history.db");
     std::fs::write(&db, b"garbage, not a database\n".repeat(100)).unwrap();
-    let out = Command::new(BIN)
-        .args(["--headless", "--max-frames", "3", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = headless_to_end(&cfg, &["--max-frames", "3"]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("could not be read (not an SQLite database): moved aside to"),
         "{text}"
@@ -220,14 +214,8 @@ fn a_garbage_file_is_moved_aside_and_a_newer_store_refused() {
         err.contains("schema version 42") && err.contains(&db.display().to_string()),
         "{err}"
     );
-    let out = Command::new(BIN)
-        .args(["--headless", "--max-frames", "2", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = headless_to_end(&cfg, &["--max-frames", "2"]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("history is off (monitoring goes on)"),
         "{text}"

@@ -292,6 +292,15 @@ pub fn stop(child: Child) -> String {
     output(child)
 }
 
+/// Headless with `cfg` and `extra` to its end: its exit code and everything it printed.
+pub fn headless_to_end(cfg: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = headless(cfg, extra).wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// Everything it printed (stdout, then stderr) once it ended.
 pub fn output(child: Child) -> String {
     let out = child.wait_with_output().unwrap();
